@@ -1,0 +1,72 @@
+package contain
+
+import (
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	"kir.dev/kir/internal/action"
+)
+
+// Actions returns this package's actions, as kir's registry and playbooks
+// see them, each with the RBAC rules it needs.
+func Actions() []action.Action {
+	return []action.Action{
+		action.Func[IsolateParams]{
+			Name:    "contain.isolate-pod",
+			Summary: "Cut a pod (or every pod a selector matches) off the network with a quarantine NetworkPolicy that selects only that pod; optionally detach it from its controller and Services.",
+			Rules: []rbacv1.PolicyRule{
+				rule("", []string{"pods"}, "get", "list", "patch"),
+				// Server-side apply creates the policy when it does not exist.
+				rule("networking.k8s.io", []string{"networkpolicies"}, "list", "create", "patch"),
+				// --detach reads the selectors of the pod's controller and Services.
+				rule("", []string{"services"}, "list"),
+				rule("", []string{"replicationcontrollers"}, "get"),
+				rule("apps", []string{"replicasets", "statefulsets", "daemonsets"}, "get"),
+				rule("batch", []string{"jobs"}, "get"),
+				eventRule,
+			},
+			Do: Isolate,
+		},
+		action.Func[CordonParams]{
+			Name:    "contain.cordon-node",
+			Summary: "Cordon nodes and add the kir.dev/quarantine:NoSchedule taint, recording whether kir cordoned each.",
+			Rules:   []rbacv1.PolicyRule{rule("", []string{"nodes"}, "get", "update"), eventRule},
+			Do:      Cordon,
+		},
+		action.Func[DrainParams]{
+			Name:    "contain.drain-node",
+			Summary: "Evict a node's pods through the Eviction API, honouring PodDisruptionBudgets; quarantined pods are never evicted.",
+			Rules: []rbacv1.PolicyRule{
+				rule("", []string{"pods"}, "get", "list"),
+				rule("", []string{"pods/eviction"}, "create"),
+				rule("apps", []string{"daemonsets"}, "get"),
+			},
+			Do: Drain,
+		},
+		action.Func[ReleaseParams]{
+			Name:    "contain.release-pod",
+			Summary: "Undo contain.isolate-pod: delete the quarantine policy and remove kir's label and annotations; optionally reattach or delete the pod.",
+			Rules: []rbacv1.PolicyRule{
+				rule("", []string{"pods"}, "get", "list", "patch", "delete"),
+				rule("networking.k8s.io", []string{"networkpolicies"}, "delete"),
+				eventRule,
+			},
+			Do: Release,
+		},
+		action.Func[ReleaseNodeParams]{
+			Name:    "contain.release-node",
+			Summary: "Remove kir's taint and uncordon the nodes kir cordoned, once no contained pod remains on them.",
+			Rules: []rbacv1.PolicyRule{
+				rule("", []string{"nodes"}, "get", "update"),
+				rule("", []string{"pods"}, "list"),
+				eventRule,
+			},
+			Do: ReleaseNode,
+		},
+	}
+}
+
+func rule(group string, resources []string, verbs ...string) rbacv1.PolicyRule {
+	return rbacv1.PolicyRule{APIGroups: []string{group}, Resources: resources, Verbs: verbs}
+}
+
+var eventRule = rule("", []string{"events"}, "create")

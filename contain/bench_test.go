@@ -1,0 +1,114 @@
+package contain_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kir.dev/kir/internal/cli"
+	"kir.dev/kir/internal/kubetest"
+)
+
+// benchPods creates n bare pods labelled app=bench on the fixture's node
+// and waits until kwok reports them Running.
+func benchPods(b *testing.B, f *fixture, n int) {
+	b.Helper()
+	ctx := b.Context()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 32)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%04d", i), Namespace: f.ns, Labels: map[string]string{"app": "bench"}},
+				Spec: corev1.PodSpec{
+					NodeName:   f.node,
+					Containers: []corev1.Container{{Name: "c", Image: "registry.example/bench:1"}},
+				},
+			}
+			if _, err := cluster.Client.CoreV1().Pods(f.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	err := kubetest.Eventually(ctx, 2*time.Minute, func(ctx context.Context) (bool, error) {
+		list, err := cluster.Client.CoreV1().Pods(f.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bench"})
+		if err != nil {
+			return false, err
+		}
+		running := 0
+		for _, p := range list.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		return running == n, nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+func benchFixture(b *testing.B) *fixture {
+	b.Helper()
+	ns, err := cluster.Namespace(b.Context(), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	node := fmt.Sprintf("kir-bench-node-%d", seq.Add(1))
+	if _, err := cluster.AddNode(b.Context(), node); err != nil {
+		b.Fatal(err)
+	}
+	return &fixture{ns: ns, node: node}
+}
+
+func runKir(b *testing.B, args ...string) {
+	b.Helper()
+	argv := append(append([]string{"kir"}, args...), "--kubeconfig", cluster.Kubeconfig)
+	if code := cli.Run(b.Context(), argv, io.Discard, io.Discard); code != cli.ExitOK {
+		b.Fatalf("kir %v: exit %d", args, code)
+	}
+}
+
+// BenchmarkContainPod times one `kir contain pod NAME -n NS` (isolate,
+// label, cordon and taint, events), in-process, on the loopback API server.
+func BenchmarkContainPod(b *testing.B) {
+	f := benchFixture(b)
+	benchPods(b, f, b.N)
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		runKir(b, "contain", "pod", fmt.Sprintf("bench-%04d", i), "-n", f.ns)
+	}
+	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/contain")
+}
+
+// BenchmarkContain1000Pods times `kir contain pod -l app=bench -n NS` over
+// 1,000 pods of one namespace. Goal: ≤ 5 s.
+func BenchmarkContain1000Pods(b *testing.B) {
+	const n = 1000
+	for range b.N {
+		b.StopTimer()
+		f := benchFixture(b)
+		benchPods(b, f, n)
+		b.StartTimer()
+		start := time.Now()
+		runKir(b, "contain", "pod", "-l", "app=bench", "-n", f.ns)
+		d := time.Since(start)
+		b.ReportMetric(d.Seconds()*1000, "ms/1000pods")
+		b.ReportMetric(n/d.Seconds(), "pods/s")
+	}
+}

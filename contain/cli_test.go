@@ -1,0 +1,215 @@
+package contain_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"kir.dev/kir/contain"
+	"kir.dev/kir/internal/cli"
+)
+
+// cliMu serialises in-process runs: urfave/cli v2 writes to its
+// package-level help flag while parsing, so two apps in one process race.
+// The kir binary runs one app per process.
+var cliMu sync.Mutex
+
+// kir runs the kir command line in-process against kubeconfig and returns
+// its exit code, stdout and stderr.
+func kir(t *testing.T, kubeconfig string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	argv := append(append([]string{"kir"}, args...), "--kubeconfig", kubeconfig)
+	cliMu.Lock()
+	defer cliMu.Unlock()
+	code := cli.Run(t.Context(), argv, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCLIContainAndReleaseWithFlagsAfterNames(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	target := f.pods[0].Name
+	before := snapshot(t, f, target)
+
+	code, out, errOut := kir(t, cluster.Kubeconfig, "contain", "pod", target, "-n", f.ns, "--incident", "inc-cli", "-o", "json")
+	if code != cli.ExitOK {
+		t.Fatalf("contain exit %d, stderr %q", code, errOut)
+	}
+	var rep cli.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("-o json is not a report: %v\n%s", err, out)
+	}
+	if rep.Status != "succeeded" || rep.Incident != "inc-cli" || len(rep.Steps) != 2 || rep.Steps[0].Action != "contain.isolate-pod" || rep.Steps[1].Action != "contain.cordon-node" {
+		t.Errorf("report = status %q incident %q steps %+v", rep.Status, rep.Incident, rep.Steps)
+	}
+	if p := f.pod(t, target); p.Labels[contain.LabelQuarantine] == "" {
+		t.Fatal("pod not labelled after kir contain pod")
+	}
+	if n := f.getNode(t); !n.Spec.Unschedulable {
+		t.Error("node not cordoned after kir contain pod")
+	}
+
+	code, out, errOut = kir(t, cluster.Kubeconfig, "release", "pod", target, "-n", f.ns)
+	if code != cli.ExitOK {
+		t.Fatalf("release exit %d, stderr %q", code, errOut)
+	}
+	if !strings.Contains(out, "released") {
+		t.Errorf("release output does not say released:\n%s", out)
+	}
+	if got := snapshot(t, f, target); !equalState(before, got) {
+		t.Errorf("state after CLI release differs: before %+v after %+v", before, got)
+	}
+
+	// Releasing again: nothing to do, says so, exits 0 (like rm -f).
+	code, out, _ = kir(t, cluster.Kubeconfig, "release", "pod", target, "-n", f.ns)
+	if code != cli.ExitOK || !strings.Contains(out, "not contained by kir") {
+		t.Errorf("second release: exit %d, output %q", code, out)
+	}
+}
+
+func equalState(a, b state) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}
+
+func TestCLIMissingPodIsOneLineAndExit3(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 0)
+	code, out, errOut := kir(t, cluster.Kubeconfig, "contain", "pod", "no-such-pod", "-n", f.ns)
+	if code != cli.ExitNotFound {
+		t.Errorf("exit %d, want %d", code, cli.ExitNotFound)
+	}
+	if strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "no-such-pod") || out != "" {
+		t.Errorf("want one line naming the pod on stderr and nothing on stdout; stderr %q stdout %q", errOut, out)
+	}
+	code, _, _ = kir(t, cluster.Kubeconfig, "contain", "pod", "-l", "app=nothing", "-n", f.ns)
+	if code != cli.ExitNotFound {
+		t.Errorf("selector matching nothing: exit %d, want %d", code, cli.ExitNotFound)
+	}
+}
+
+func TestCLIUnreachableAPIServerExits5(t *testing.T) {
+	t.Parallel()
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := *cluster.Config
+	cfg.Host = "https://127.0.0.1:1" // nothing listens there
+	if err := cluster.WriteKubeconfig(kc, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := kir(t, kc, "contain", "pod", "x", "-n", "default", "--request-timeout", "5s")
+	if code != cli.ExitUnreachable || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("exit %d stderr %q, want %d and one line", code, errOut, cli.ExitUnreachable)
+	}
+}
+
+// TestServiceAccountBoundToDeployRBACCanContainAndRelease proves
+// deploy/rbac.yaml is enough: a ServiceAccount bound to kir-contain alone
+// contains, drains and releases; and it stays least-privilege.
+func TestServiceAccountBoundToDeployRBACCanContainAndRelease(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	ctx := t.Context()
+	raw, err := os.ReadFile("../deploy/rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := cli.RBACManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw, want) {
+		t.Fatal("deploy/rbac.yaml is out of date with the actions' declared rules: run `go run ./cmd/kir rbac > deploy/rbac.yaml`")
+	}
+	var role rbacv1.ClusterRole
+	for _, doc := range strings.Split(string(raw), "\n---\n")[1:] {
+		if err := yaml.UnmarshalStrict([]byte(doc), &role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range role.Rules {
+		for _, s := range append(append([]string{}, r.Resources...), r.Verbs...) {
+			if s == "*" || s == "secrets" || s == "pods/exec" || s == "nodes/proxy" {
+				t.Errorf("kir-contain grants %q: not least privilege", s)
+			}
+		}
+	}
+	role.Name = "kir-contain-" + f.ns // cluster-scoped: one per test
+	if _, err := cluster.Client.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.Client.CoreV1().ServiceAccounts(f.ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "responder", Namespace: f.ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "responder", Namespace: f.ns}},
+	}
+	if _, err := cluster.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	saCfg, err := cluster.ServiceAccountConfig(ctx, f.ns, "responder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := cluster.WriteKubeconfig(kc, saCfg); err != nil {
+		t.Fatal(err)
+	}
+	// RBAC bindings take effect at once, but poll doctor briefly anyway:
+	// the authorizer's cache may lag a fresh binding.
+	var code int
+	var out string
+	for range 50 {
+		if code, out, _ = kir(t, kc, "doctor", "-o", "json"); code == cli.ExitOK {
+			break
+		}
+	}
+	if code != cli.ExitOK {
+		t.Fatalf("kir doctor as the ServiceAccount: exit %d\n%s", code, out)
+	}
+	target := f.pods[0].Name
+	if code, _, errOut := kir(t, kc, "contain", "pod", target, "-n", f.ns, "--detach"); code != cli.ExitOK {
+		t.Fatalf("contain as the ServiceAccount: exit %d: %s", code, errOut)
+	}
+	if p := f.pod(t, target); p.Annotations[contain.AnnotationContainedBy] != "system:serviceaccount:"+f.ns+":responder" {
+		t.Errorf("contained-by = %q, want the ServiceAccount", p.Annotations[contain.AnnotationContainedBy])
+	}
+	if code, _, errOut := kir(t, kc, "contain", "node", f.node, "--drain", "--drain-timeout", "60s"); code != cli.ExitOK {
+		t.Fatalf("contain node --drain as the ServiceAccount: exit %d: %s", code, errOut)
+	}
+	if p := f.pod(t, target); p.DeletionTimestamp != nil {
+		t.Error("drain evicted the quarantined pod")
+	}
+	if _, err := cluster.Client.CoreV1().Pods(f.ns).Get(ctx, f.pods[1].Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("drain left the other pod %s: %v", f.pods[1].Name, err)
+	}
+	if code, _, errOut := kir(t, kc, "release", "pod", target, "-n", f.ns, "--reattach", "--delete"); code != cli.ExitOK {
+		t.Fatalf("release as the ServiceAccount: exit %d: %s", code, errOut)
+	}
+	// Without the binding, the same ServiceAccount is forbidden: exit 4.
+	if err := cluster.Client.RbacV1().ClusterRoleBindings().Delete(ctx, binding.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	others := f.waitPods(t, "app=web", 2)
+	for range 50 {
+		if code, _, _ = kir(t, kc, "contain", "pod", others[0].Name, "-n", f.ns); code != cli.ExitOK {
+			break
+		}
+	}
+	if code != cli.ExitForbidden {
+		t.Errorf("unbound ServiceAccount: exit %d, want %d", code, cli.ExitForbidden)
+	}
+}

@@ -1,0 +1,383 @@
+package contain_test
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kir.dev/kir/contain"
+	"kir.dev/kir/internal/action"
+	"kir.dev/kir/internal/kubetest"
+)
+
+func isolate(t *testing.T, env action.Env, p contain.IsolateParams) (action.Result, contain.IsolateOutput) {
+	t.Helper()
+	res, err := contain.Isolate(t.Context(), env, p)
+	if err != nil {
+		t.Fatalf("Isolate(%+v): %v", p, err)
+	}
+	return res, res.Output.(contain.IsolateOutput)
+}
+
+func cordon(t *testing.T, env action.Env, nodes ...string) action.Result {
+	t.Helper()
+	res, err := contain.Cordon(t.Context(), env, contain.CordonParams{Nodes: nodes})
+	if err != nil {
+		t.Fatalf("Cordon(%v): %v", nodes, err)
+	}
+	return res
+}
+
+func release(t *testing.T, env action.Env, p contain.ReleaseParams) contain.ReleaseOutput {
+	t.Helper()
+	res, err := contain.Release(t.Context(), env, p)
+	if err != nil {
+		t.Fatalf("Release(%+v): %v", p, err)
+	}
+	out := res.Output.(contain.ReleaseOutput)
+	if len(out.Released) > 0 {
+		if _, err := contain.ReleaseNode(t.Context(), env, contain.ReleaseNodeParams{Nodes: out.Nodes, ReleasedPods: out.Released}); err != nil {
+			t.Fatalf("ReleaseNode(%v): %v", out.Nodes, err)
+		}
+	}
+	return out
+}
+
+func TestIsolateSelectsOnlyTheTargetPod(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 3)
+	target := f.pods[0]
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Name: target.Name})
+	cordon(t, f.env(), out.Nodes...)
+
+	got := f.pod(t, target.Name)
+	pols := selectingPolicies(t, got)
+	if len(pols) != 1 {
+		t.Fatalf("target pod is selected by %d policies, want exactly kir's", len(pols))
+	}
+	p := pols[0]
+	if want := contain.PolicyName(string(target.UID)); p.Name != want {
+		t.Errorf("policy name = %q, want %q", p.Name, want)
+	}
+	if diff := cmp.Diff([]networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}, p.Spec.PolicyTypes); diff != "" {
+		t.Errorf("policyTypes (-want +got):\n%s", diff)
+	}
+	if len(p.Spec.Ingress) != 0 || len(p.Spec.Egress) != 0 {
+		t.Errorf("quarantine policy has rules (ingress %v, egress %v), want deny-all", p.Spec.Ingress, p.Spec.Egress)
+	}
+	if diff := cmp.Diff(map[string]string{contain.LabelQuarantine: string(target.UID)}, p.Spec.PodSelector.MatchLabels); diff != "" || len(p.Spec.PodSelector.MatchExpressions) != 0 {
+		t.Errorf("podSelector must be the quarantine label alone (-want +got):\n%s", diff)
+	}
+	if p.Labels[contain.LabelManagedBy] != contain.ManagedByKir {
+		t.Errorf("policy labels = %v, want managed-by kir", p.Labels)
+	}
+	for _, ann := range []string{contain.AnnotationIncident, contain.AnnotationContainedAt, contain.AnnotationContainedBy, contain.AnnotationPolicy, contain.AnnotationPriorLabels} {
+		if got.Annotations[ann] == "" {
+			t.Errorf("pod lacks annotation %s: %v", ann, got.Annotations)
+		}
+	}
+	if got.Annotations[contain.AnnotationIncident] != "inc-test" || got.Annotations[contain.AnnotationContainedBy] != "test-admin" {
+		t.Errorf("pod record = %v", got.Annotations)
+	}
+
+	// The siblings keep serving: no kir policy selects them.
+	for _, sib := range f.pods[1:] {
+		for _, p := range selectingPolicies(t, f.pod(t, sib.Name)) {
+			if p.Labels[contain.LabelManagedBy] == contain.ManagedByKir {
+				t.Errorf("sibling %s is selected by kir policy %s", sib.Name, p.Name)
+			}
+		}
+	}
+
+	node := f.getNode(t)
+	if !node.Spec.Unschedulable || !hasQuarantineTaint(node) {
+		t.Errorf("node unschedulable=%v taints=%v, want cordoned and tainted", node.Spec.Unschedulable, node.Spec.Taints)
+	}
+	if node.Annotations[contain.AnnotationCordoned] != "true" {
+		t.Errorf("node annotations = %v, want kir's cordon recorded", node.Annotations)
+	}
+	events, err := cluster.Client.CoreV1().Events(f.ns).List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + target.Name + ",reason=Quarantined"})
+	if err != nil || len(events.Items) != 1 {
+		t.Errorf("Quarantined events on the pod: %d (err %v), want 1", len(events.Items), err)
+	}
+}
+
+// state is what containment may change, for comparing before and after.
+type state struct {
+	Labels, Annotations map[string]string
+	Policies            []string
+	PolicyVersions      []string
+	Unschedulable       bool
+	Taints              []corev1.Taint
+	NodeAnnotations     map[string]string
+}
+
+func snapshot(t *testing.T, f *fixture, pod string) state {
+	t.Helper()
+	p := f.pod(t, pod)
+	n := f.getNode(t)
+	s := state{Labels: p.Labels, Annotations: p.Annotations, Unschedulable: n.Spec.Unschedulable, NodeAnnotations: kirOnly(n.Annotations)}
+	for _, t := range n.Spec.Taints {
+		// The node lifecycle controller mirrors spec.unschedulable into a
+		// node.kubernetes.io/unschedulable taint, asynchronously: not kir's.
+		if !strings.HasPrefix(t.Key, "node.kubernetes.io/") {
+			s.Taints = append(s.Taints, t)
+		}
+	}
+	list, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pol := range list.Items {
+		s.Policies = append(s.Policies, pol.Name)
+		s.PolicyVersions = append(s.PolicyVersions, pol.ResourceVersion)
+	}
+	return s
+}
+
+func kirOnly(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		if len(k) > len(contain.AnnotationPrefix) && k[:len(contain.AnnotationPrefix)] == contain.AnnotationPrefix {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func TestContainTwiceGivesTheSameState(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	target := f.pods[0].Name
+	p := contain.IsolateParams{Namespace: f.ns, Name: target, Detach: true}
+	_, out := isolate(t, f.env(), p)
+	cordon(t, f.env(), out.Nodes...)
+	first := snapshot(t, f, target)
+
+	later := f.env()
+	later.Now = func() time.Time { return time.Now().Add(time.Hour) } // a rerun must not rewrite the record
+	later.Incident = "inc-other"
+	res, out2 := isolate(t, later, p)
+	cres := cordon(t, later, out2.Nodes...)
+	if res.Changed || cres.Changed {
+		t.Errorf("second containment changed something: isolate %v, cordon %v; writes %+v", res.Changed, cres.Changed, res.Writes)
+	}
+	if !out2.Pods[0].AlreadyContained {
+		t.Errorf("second run did not see the pod as contained: %+v", out2.Pods[0])
+	}
+	if diff := cmp.Diff(first, snapshot(t, f, target)); diff != "" {
+		t.Errorf("state after containing twice differs (-once +twice):\n%s", diff)
+	}
+}
+
+func TestDryRunServerPersistsNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	target := f.pods[0].Name
+	before := snapshot(t, f, target)
+	env := f.env()
+	env.DryRun = action.DryRunServer
+	res, out := isolate(t, env, contain.IsolateParams{Namespace: f.ns, Name: target, Detach: true})
+	if _, err := contain.Cordon(t.Context(), env, contain.CordonParams{Nodes: out.Nodes}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, snapshot(t, f, target)); diff != "" {
+		t.Errorf("server dry run changed the cluster (-before +after):\n%s", diff)
+	}
+	// The server validated and returned the exact objects.
+	var policy *networkingv1.NetworkPolicy
+	for _, w := range res.Writes {
+		if w.Kind == "NetworkPolicy" {
+			policy, _ = w.Body.(*networkingv1.NetworkPolicy)
+		}
+		if !w.Done {
+			t.Errorf("write %s %s/%s not accepted by the server: %s", w.Verb, w.Kind, w.Name, w.Error)
+		}
+	}
+	if policy == nil || policy.Name != contain.PolicyName(string(f.pods[0].UID)) || policy.UID == "" {
+		t.Errorf("server dry run did not return the policy the server would store: %+v", policy)
+	}
+	events, err := cluster.Client.CoreV1().Events(f.ns).List(t.Context(), metav1.ListOptions{FieldSelector: "reason=Quarantined"})
+	if err != nil || len(events.Items) != 0 {
+		t.Errorf("server dry run stored %d events (err %v)", len(events.Items), err)
+	}
+}
+
+func TestReleaseRestoresLabelsAndAnnotationsExactly(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	target := f.pods[0].Name
+	before := snapshot(t, f, target)
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Name: target, AllowDNS: true})
+	cordon(t, f.env(), out.Nodes...)
+
+	rel := release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: target})
+	if rel.Pods[0].NotContained {
+		t.Fatal("release did not see the pod as contained")
+	}
+	if diff := cmp.Diff(before, snapshot(t, f, target)); diff != "" {
+		t.Errorf("release did not restore the prior state (-before +after):\n%s", diff)
+	}
+}
+
+func TestReleaseLeavesAnAdminCordonInPlace(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	ctx := t.Context()
+	n := f.getNode(t)
+	n.Spec.Unschedulable = true // an admin cordoned it before the incident
+	if _, err := cluster.Client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	target := f.pods[0].Name
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Name: target})
+	cordon(t, f.env(), out.Nodes...)
+	if n := f.getNode(t); !hasQuarantineTaint(n) || n.Annotations[contain.AnnotationCordoned] == "true" {
+		t.Fatalf("node after contain: taints %v annotations %v; want tainted and not recorded as cordoned by kir", n.Spec.Taints, n.Annotations)
+	}
+	release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: target})
+	n = f.getNode(t)
+	if !n.Spec.Unschedulable {
+		t.Error("release uncordoned a node an admin had cordoned")
+	}
+	if hasQuarantineTaint(n) || len(kirOnly(n.Annotations)) != 0 {
+		t.Errorf("release left kir's taint or annotations: %v %v", n.Spec.Taints, n.Annotations)
+	}
+}
+
+func TestNodeStaysQuarantinedWhileAContainedPodRemains(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	a, b := f.pods[0].Name, f.pods[1].Name
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Selector: "app=web"})
+	if len(out.Pods) != 2 {
+		t.Fatalf("selector isolated %d pods, want 2", len(out.Pods))
+	}
+	cordon(t, f.env(), out.Nodes...)
+
+	release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: a})
+	if n := f.getNode(t); !n.Spec.Unschedulable || !hasQuarantineTaint(n) {
+		t.Errorf("node released while pod %s is still contained", b)
+	}
+	release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: b})
+	if n := f.getNode(t); n.Spec.Unschedulable || hasQuarantineTaint(n) {
+		t.Errorf("node still quarantined after its last contained pod was released: %v %v", n.Spec.Unschedulable, n.Spec.Taints)
+	}
+}
+
+func TestReleaseOfAPodNeverContainedChangesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	res, err := contain.Release(t.Context(), f.env(), contain.ReleaseParams{Namespace: f.ns, Name: f.pods[0].Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := res.Output.(contain.ReleaseOutput)
+	if !out.Pods[0].NotContained || res.Changed || len(res.Writes) != 0 {
+		t.Errorf("release of an uncontained pod: %+v, changed %v, writes %v", out.Pods[0], res.Changed, res.Writes)
+	}
+}
+
+func TestDetachStartsAReplacementAndReattachRestores(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 3)
+	ctx := t.Context()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: f.ns},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"tier": "frontend"}, Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	if _, err := cluster.Client.CoreV1().Services(f.ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	target := f.pods[0]
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Name: target.Name, Detach: true})
+	removed := out.Pods[0].DetachedLabels
+	for _, k := range []string{"app", "pod-template-hash", "tier"} {
+		if _, ok := removed[k]; !ok {
+			t.Errorf("detach did not remove selector label %q; removed %v", k, removed)
+		}
+	}
+	got := f.pod(t, target.Name)
+	for k := range removed {
+		if _, ok := got.Labels[k]; ok {
+			t.Errorf("pod still has label %q", k)
+		}
+	}
+	var rec map[string]string
+	if err := json.Unmarshal([]byte(got.Annotations[contain.AnnotationDetachedLabels]), &rec); err != nil || !maps.Equal(rec, removed) {
+		t.Errorf("detached-labels annotation = %q, want %v", got.Annotations[contain.AnnotationDetachedLabels], removed)
+	}
+	// The real ReplicaSet controller releases the pod and starts a clean
+	// replacement, while the detached pod stays alive and isolated.
+	f.waitPods(t, "app=web", 3)
+	if err := kubetest.Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		p, err := cluster.Client.CoreV1().Pods(f.ns).Get(ctx, target.Name, metav1.GetOptions{})
+		return err == nil && metav1.GetControllerOf(p) == nil && p.DeletionTimestamp == nil, err
+	}); err != nil {
+		t.Fatalf("the ReplicaSet did not release the detached pod: %v", err)
+	}
+	if pols := selectingPolicies(t, f.pod(t, target.Name)); len(pols) != 1 {
+		t.Errorf("detached pod selected by %d policies, want kir's only", len(pols))
+	}
+
+	// Release without --reattach keeps it detached; with it, labels return.
+	rel := release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: target.Name})
+	if !maps.Equal(rel.Pods[0].StillDetached, removed) {
+		t.Errorf("release reported still detached %v, want %v", rel.Pods[0].StillDetached, removed)
+	}
+	if p := f.pod(t, target.Name); p.Labels["app"] != "" || p.Labels[contain.LabelQuarantine] != "" {
+		t.Errorf("after release without --reattach, labels = %v", p.Labels)
+	}
+	release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: target.Name, Reattach: true})
+	p := f.pod(t, target.Name)
+	if diff := cmp.Diff(target.Labels, p.Labels); diff != "" {
+		t.Errorf("labels after --reattach (-original +now):\n%s", diff)
+	}
+	if len(kirOnly(p.Annotations)) != 0 {
+		t.Errorf("kir annotations left after reattach: %v", p.Annotations)
+	}
+}
+
+func TestWeakeningPoliciesAreReported(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	allow := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "allow-web", Namespace: f.ns},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+		},
+	}
+	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).Create(t.Context(), allow, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Name: f.pods[0].Name})
+	if diff := cmp.Diff([]contain.Weakener{{Name: "allow-web", Allows: []string{"Ingress"}}}, out.Pods[0].OtherPolicies); diff != "" {
+		t.Errorf("other policies (-want +got):\n%s", diff)
+	}
+	if !slices.ContainsFunc(res.Warnings, func(w string) bool { return containsAll(w, "allow-web", "additive") }) {
+		t.Errorf("no warning names allow-web: %v", res.Warnings)
+	}
+	if !slices.Contains(res.Warnings, contain.CNIWarning) {
+		t.Errorf("no CNI warning: %v", res.Warnings)
+	}
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,239 @@
+package contain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	"kir.dev/kir/internal/action"
+)
+
+// IsolateParams are the parameters of Isolate and of contain.isolate-pod.
+type IsolateParams struct {
+	Namespace        string   `json:"namespace" kir:"required" doc:"Namespace of the pod or pods."`
+	Name             string   `json:"name,omitempty" doc:"Name of the pod to isolate. Give this or selector."`
+	Selector         string   `json:"selector,omitempty" doc:"Label selector: isolate every pod it matches, each with its own policy."`
+	AllowDNS         bool     `json:"allowDNS,omitempty" doc:"Allow egress to the cluster DNS pods (kube-system, k8s-app=kube-dns) on port 53."`
+	AllowEgressCIDRs []string `json:"allowEgressCIDRs,omitempty" doc:"Allow egress to these CIDRs. Default: nothing."`
+	Detach           bool     `json:"detach,omitempty" doc:"Remove the labels the pod's controller and Services select on, so a clean replacement starts and traffic stops reaching it; the pod stays alive. The removed labels are recorded."`
+	Parallelism      int      `json:"parallelism,omitempty" doc:"How many pods to isolate at once (default 32)."`
+}
+
+func (p IsolateParams) target() Target {
+	return Target{Namespace: p.Namespace, Name: p.Name, Selector: p.Selector}
+}
+
+func (p IsolateParams) allow() AllowList {
+	return AllowList{DNS: p.AllowDNS, EgressCIDRs: p.AllowEgressCIDRs}
+}
+
+// Validate checks the parameters without I/O.
+func (p IsolateParams) Validate() error {
+	errs := []error{p.target().validate(), p.allow().Validate()}
+	if p.Parallelism < 0 {
+		errs = append(errs, fmt.Errorf("parallelism must not be negative, got %d", p.Parallelism))
+	}
+	return errors.Join(errs...)
+}
+
+// IsolateOutput is the output of Isolate.
+type IsolateOutput struct {
+	// Pods are the outcomes, one per target pod, sorted by name.
+	Pods []PodOutcome `json:"pods"`
+	// Nodes are the distinct nodes running the target pods.
+	Nodes []string `json:"nodes"`
+}
+
+// PodOutcome is what happened to one pod.
+type PodOutcome struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid"`
+	Node      string `json:"node,omitempty"`
+	// Quarantine is the value of the pod's kir.dev/quarantine label.
+	Quarantine string `json:"quarantine"`
+	// Policy is the name of the pod's quarantine NetworkPolicy.
+	Policy string `json:"policy"`
+	// AlreadyContained is true when the pod was contained before this run.
+	AlreadyContained bool `json:"alreadyContained"`
+	// DetachedLabels are the labels removed by --detach.
+	DetachedLabels map[string]string `json:"detachedLabels,omitempty"`
+	// OtherPolicies select the pod too and allow traffic: they weaken the
+	// isolation, since NetworkPolicies are additive.
+	OtherPolicies []Weakener `json:"otherPolicies,omitempty"`
+	// HostNetwork pods are not isolated by any NetworkPolicy.
+	HostNetwork bool `json:"hostNetwork,omitempty"`
+	// Error says what failed for this pod.
+	Error string `json:"error,omitempty"`
+}
+
+// CNIWarning is said with every isolation.
+const CNIWarning = "NetworkPolicies are enforced only by a network plugin (CNI) that implements them; check that this cluster's does"
+
+// Isolate cuts the target pods off the network. For each pod it applies a
+// quarantine NetworkPolicy selecting only that pod (deny all ingress and
+// egress but the allow-list), labels and annotates the pod so the policy
+// selects it, optionally detaches it, and records an Event. It is
+// idempotent: isolating a contained pod changes nothing.
+func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Result, error) {
+	env = env.Defaults()
+	if err := p.Validate(); err != nil {
+		return action.Result{}, err
+	}
+	pods, err := p.target().pods(ctx, env.Kube)
+	if err != nil {
+		return action.Result{}, err
+	}
+	policies, err := env.Kube.NetworkingV1().NetworkPolicies(p.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return action.Result{}, fmt.Errorf("listing NetworkPolicies in %s: %w", p.Namespace, err)
+	}
+	iso := &isolator{env: env, p: p, j: &journal{dry: env.DryRun}, policies: policies.Items, now: env.Now().UTC()}
+	if p.Detach {
+		if iso.detacher, err = newDetacher(ctx, env.Kube, p.Namespace); err != nil {
+			return action.Result{}, err
+		}
+	}
+	out := IsolateOutput{Pods: make([]PodOutcome, len(pods)), Nodes: nodesOf(pods)}
+	changed := make([]bool, len(pods))
+	warnings := make([][]string, len(pods))
+	parallel := p.Parallelism
+	if parallel == 0 {
+		parallel = 32
+	}
+	runErr := forEach(ctx, pods, parallel, func(ctx context.Context, i int, pod *corev1.Pod) error {
+		o, ch, warn, err := iso.pod(ctx, pod)
+		if err != nil {
+			o.Error = err.Error()
+		}
+		out.Pods[i], changed[i], warnings[i] = o, ch, warn
+		return err
+	})
+	res := action.Result{Output: out, Writes: iso.j.done(), Warnings: []string{CNIWarning}}
+	for i := range pods {
+		res.Changed = res.Changed || changed[i]
+		res.Warnings = append(res.Warnings, warnings[i]...)
+	}
+	return res, runErr
+}
+
+type isolator struct {
+	env      action.Env
+	p        IsolateParams
+	j        *journal
+	policies []networkingv1.NetworkPolicy
+	detacher *detacher
+	now      time.Time
+}
+
+// pod isolates one pod.
+func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, changed bool, warnings []string, err error) {
+	env, value := iso.env, QuarantineValue(pod.UID)
+	out = PodOutcome{
+		Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), Node: pod.Spec.NodeName,
+		Quarantine: value, Policy: PolicyName(value),
+		AlreadyContained: pod.Labels[LabelQuarantine] == value,
+		HostNetwork:      pod.Spec.HostNetwork,
+	}
+	id := pod.Namespace + "/" + pod.Name
+
+	// What an earlier containment recorded wins: containing again must not
+	// rewrite when, by whom or for which incident the pod was contained.
+	prior := map[string]string{}
+	for k, v := range pod.Labels {
+		if k != LabelQuarantine {
+			prior[k] = v
+		}
+	}
+	priorJSON, _ := json.Marshal(prior)
+	record := merged(map[string]string{
+		AnnotationIncident:    env.Incident,
+		AnnotationContainedAt: iso.now.Format(time.RFC3339),
+		AnnotationContainedBy: env.Actor,
+		AnnotationPolicy:      out.Policy,
+		AnnotationPriorLabels: string(priorJSON),
+	}, kirAnnotations(pod.Annotations))
+	delete(record, AnnotationDetachedLabels) // written by detach, not by this apply
+
+	// The policy first: it selects nothing until the label lands, and the
+	// label then isolates the pod in one step.
+	policy := quarantinePolicy(pod, iso.p.allow(), map[string]string{
+		AnnotationIncident: record[AnnotationIncident], AnnotationContainedAt: record[AnnotationContainedAt], AnnotationPod: id,
+	})
+	err = iso.j.write(action.Write{Verb: "apply", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: out.Policy, Body: policy}, func() (any, error) {
+		return env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Apply(ctx, policy, applyOpts(env))
+	})
+	if err != nil {
+		return out, false, nil, fmt.Errorf("isolating pod %s: applying NetworkPolicy %s: %w", id, out.Policy, err)
+	}
+
+	stored := pod // the object as the server holds it after this step
+	if !out.AlreadyContained || !maps.Equal(record, subset(pod.Annotations, record)) {
+		apply := corev1ac.Pod(pod.Name, pod.Namespace).
+			WithUID(pod.UID). // never label a new pod that reused the name
+			WithLabels(map[string]string{LabelQuarantine: value}).
+			WithAnnotations(record)
+		err = iso.j.write(action.Write{Verb: "apply", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, Body: apply}, func() (any, error) {
+			got, err := env.Kube.CoreV1().Pods(pod.Namespace).Apply(ctx, apply, applyOpts(env))
+			if err == nil && env.DryRun.Persists() {
+				stored = got
+			}
+			return got, err
+		})
+		if err != nil {
+			return out, false, nil, fmt.Errorf("isolating pod %s: labelling it: %w", id, err)
+		}
+		changed = true
+	}
+
+	podLabels := merged(pod.Labels, map[string]string{LabelQuarantine: value})
+	if iso.detacher != nil {
+		removed, ch, err := iso.detacher.detach(ctx, env, iso.j, stored)
+		out.DetachedLabels = removed
+		if err != nil {
+			return out, changed, nil, fmt.Errorf("detaching pod %s: %w", id, err)
+		}
+		changed = changed || ch
+		for k := range removed {
+			delete(podLabels, k)
+		}
+	}
+
+	if changed {
+		msg := fmt.Sprintf("kir isolated this pod with NetworkPolicy %s (incident %s, by %s)", out.Policy, record[AnnotationIncident], env.Actor)
+		if w := emitEvent(ctx, env, iso.j, podRef(pod), "Quarantined", msg); w != "" {
+			warnings = append(warnings, w)
+		}
+	}
+	out.OtherPolicies = weakeners(iso.policies, podLabels)
+	for _, w := range out.OtherPolicies {
+		warnings = append(warnings, fmt.Sprintf("pod %s: NetworkPolicy %s also selects it and allows %v; policies are additive, so that traffic is still allowed", id, w.Name, w.Allows))
+	}
+	if out.HostNetwork {
+		warnings = append(warnings, fmt.Sprintf("pod %s uses the host network: no NetworkPolicy isolates it; contain its node", id))
+	}
+	return out, changed, warnings, nil
+}
+
+func applyOpts(env action.Env) metav1.ApplyOptions {
+	return metav1.ApplyOptions{FieldManager: FieldManager, Force: true, DryRun: env.DryRun.Opts()}
+}
+
+// subset returns the entries of m whose keys are in keys.
+func subset(m, keys map[string]string) map[string]string {
+	out := map[string]string{}
+	for k := range keys {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}

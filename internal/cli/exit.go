@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/url"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"kir.dev/kir/contain"
+)
+
+// Exit codes, the same for every command. Scripts rely on them.
+const (
+	ExitOK          = 0 // done, or nothing to do
+	ExitFailure     = 1 // unexpected failure
+	ExitUsage       = 2 // bad usage or invalid input
+	ExitNotFound    = 3 // target not found
+	ExitForbidden   = 4 // forbidden (RBAC) or not authenticated
+	ExitUnreachable = 5 // API server unreachable or timed out
+	ExitPartial     = 6 // some steps done: the result lists which; rerunning finishes
+)
+
+// exitCodesHelp documents the codes in --help.
+const exitCodesHelp = `EXIT CODES:
+   0  done, or nothing to do (releasing what kir never contained says so)
+   1  unexpected failure
+   2  bad usage or invalid input
+   3  target not found
+   4  forbidden by RBAC, or not authenticated
+   5  API server unreachable or timed out
+   6  partial: some steps done, the result lists which; rerunning finishes`
+
+// usageError marks bad input.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// partialError marks a failure after some writes were done.
+type partialError struct{ err error }
+
+func (e partialError) Error() string { return e.err.Error() }
+func (e partialError) Unwrap() error { return e.err }
+
+// ExitCode maps an error to kir's exit code.
+func ExitCode(err error) int {
+	var u usageError
+	var p partialError
+	var netErr net.Error
+	var urlErr *url.Error
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &p):
+		return ExitPartial
+	case errors.As(err, &u):
+		return ExitUsage
+	case apierrors.IsNotFound(err), errors.Is(err, contain.ErrNoMatch):
+		return ExitNotFound
+	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), errors.As(err, new(forbiddenError)):
+		return ExitForbidden
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+		return ExitUsage
+	case errors.Is(err, context.DeadlineExceeded), apierrors.IsTimeout(err), apierrors.IsServerTimeout(err),
+		apierrors.IsServiceUnavailable(err), errors.As(err, &netErr), errors.As(err, &urlErr):
+		return ExitUnreachable
+	}
+	return ExitFailure
+}

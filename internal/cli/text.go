@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"kir.dev/kir/contain"
+)
+
+// printText writes the short human summary of a report.
+func printText(w io.Writer, r Report) error {
+	p := &textPrinter{w: w}
+	dry := ""
+	if r.DryRun != "none" && r.DryRun != "" {
+		dry = fmt.Sprintf(" (dry run: %s — nothing persisted)", r.DryRun)
+	}
+	p.line("incident %s, acting as %s%s", r.Incident, r.Actor, dry)
+	for _, s := range r.Steps {
+		switch o := s.Output.(type) {
+		case contain.IsolateOutput:
+			for _, pod := range o.Pods {
+				switch {
+				case pod.Error != "":
+					p.line("pod %s/%s: FAILED: %s", pod.Namespace, pod.Name, pod.Error)
+				case pod.AlreadyContained:
+					p.line("pod %s/%s: already isolated by NetworkPolicy %s", pod.Namespace, pod.Name, pod.Policy)
+				default:
+					p.line("pod %s/%s: isolated: NetworkPolicy %s denies all ingress and egress%s", pod.Namespace, pod.Name, pod.Policy, allowSuffix(s))
+				}
+				if len(pod.DetachedLabels) > 0 {
+					p.line("  detached: removed labels %s (recorded in %s)", labelList(pod.DetachedLabels), contain.AnnotationDetachedLabels)
+				}
+			}
+		case contain.NodesOutput:
+			for _, n := range o.Nodes {
+				p.node(n)
+			}
+		case contain.ReleaseOutput:
+			for _, pod := range o.Pods {
+				p.released(pod)
+			}
+		case contain.DrainOutput:
+			p.line("node %s: drained, %d pod(s) evicted%s", o.Node, len(o.Evicted), listSuffix(o.Evicted))
+		}
+		if s.Status == "failed" && s.Output == nil {
+			p.line("%s: FAILED: %s", s.Name, s.Error)
+		}
+		if s.Status == "skipped" {
+			p.line("%s: skipped: %s", s.Name, s.Error)
+		}
+	}
+	for _, warn := range r.Warnings {
+		p.line("warning: %s", warn)
+	}
+	if r.Status == "partial" {
+		p.line("PARTIAL: some steps were done and some failed (see above); run the same command again to finish")
+	}
+	return p.err
+}
+
+type textPrinter struct {
+	w   io.Writer
+	err error
+}
+
+func (p *textPrinter) line(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format+"\n", args...)
+	}
+}
+
+func (p *textPrinter) node(n contain.NodeOutcome) {
+	switch {
+	case n.Error != "":
+		p.line("node %s: FAILED: %s", n.Name, n.Error)
+	case n.Released:
+		p.line("node %s: released: quarantine taint removed; uncordoned where kir had cordoned it", n.Name)
+	case len(n.ContainedPods) > 0:
+		p.line("node %s: stays quarantined: contained pods remain (%s)", n.Name, strings.Join(n.ContainedPods, ", "))
+	case n.Tainted || n.Cordoned:
+		state := "cordoned and tainted " + contain.TaintKey + ":NoSchedule"
+		if !n.Cordoned {
+			state = "tainted " + contain.TaintKey + ":NoSchedule (it was already cordoned by someone else, and stays so on release)"
+		}
+		if !n.Changed {
+			state = "already " + state
+		}
+		p.line("node %s: %s", n.Name, state)
+	default:
+		p.line("node %s: nothing of kir's to release", n.Name)
+	}
+}
+
+func (p *textPrinter) released(o contain.ReleaseOutcome) {
+	id := o.Namespace + "/" + o.Name
+	switch {
+	case o.Error != "":
+		p.line("pod %s: FAILED: %s", id, o.Error)
+	case o.NotContained:
+		p.line("pod %s: not contained by kir; nothing to do", id)
+	default:
+		p.line("pod %s: released: NetworkPolicy %s deleted, kir's label and annotations removed", id, o.Policy)
+	}
+	if len(o.Reattached) > 0 {
+		p.line("  reattached labels %s: its controller will adopt it again", labelList(o.Reattached))
+	}
+	if len(o.StillDetached) > 0 {
+		p.line("  still detached (labels %s stay removed; --reattach puts them back)", labelList(o.StillDetached))
+	}
+	if o.Deleted {
+		p.line("  deleted")
+	}
+}
+
+func allowSuffix(s StepReport) string {
+	var allowed []string
+	if v, _ := s.Params["allowDNS"].(bool); v {
+		allowed = append(allowed, "DNS")
+	}
+	if v, ok := s.Params["allowEgressCIDRs"].([]any); ok {
+		for _, c := range v {
+			allowed = append(allowed, fmt.Sprint(c))
+		}
+	}
+	if len(allowed) == 0 {
+		return ""
+	}
+	return " except egress to " + strings.Join(allowed, ", ")
+}
+
+func labelList(m map[string]string) string {
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func listSuffix(items []string) string {
+	if len(items) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(items, ", ")
+}
