@@ -29,8 +29,8 @@ type Options struct {
 
 // Defaults used when Options leave them zero.
 const (
-	DefaultQPS     = 500
-	DefaultBurst   = 1000
+	DefaultQPS     = 2000
+	DefaultBurst   = 4000
 	DefaultTimeout = 30 * time.Second
 )
 

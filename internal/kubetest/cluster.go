@@ -80,9 +80,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "kubetest-")
+	dir, err := makeDir()
 	if err != nil {
-		return nil, fmt.Errorf("creating cluster directory: %w", err)
+		return nil, err
 	}
 	c := &Cluster{Dir: dir, noControllerManager: opts.NoControllerManager, launcher: newLauncher()}
 	defer func() {
@@ -133,7 +133,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := run(etcdName, etcdArgs(dir, p)); err != nil {
 		return nil, err
 	}
-	if err := run(apiserverName, apiserverArgs(dir, p, k, opts.APIServerFlags)); err != nil {
+	if err := run(apiserverName, apiserverArgs(p, k, opts.APIServerFlags)); err != nil {
 		return nil, err
 	}
 	if err := c.waitHealthy(ctx, apiserverName, apiserverTimeout, func(ctx context.Context) error {
@@ -160,7 +160,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	if !opts.NoControllerManager {
-		if err := run(controllerManagerName, controllerManagerArgs(dir, p, k, c.Kubeconfig)); err != nil {
+		if err := run(controllerManagerName, controllerManagerArgs(p, k, c.Kubeconfig)); err != nil {
 			return nil, err
 		}
 		checks[controllerManagerName] = p.controllerManager
@@ -170,7 +170,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		if err := os.WriteFile(schedConf, schedulerConfig(c.Kubeconfig), 0o600); err != nil {
 			return nil, fmt.Errorf("writing scheduler config: %w", err)
 		}
-		if err := run(schedulerName, schedulerArgs(dir, p, k, c.Kubeconfig, schedConf)); err != nil {
+		if err := run(schedulerName, schedulerArgs(p, k, schedConf)); err != nil {
 			return nil, err
 		}
 		checks[schedulerName] = p.scheduler
@@ -202,12 +202,12 @@ func (c *Cluster) waitHealthy(ctx context.Context, name string, timeout time.Dur
 		}
 		for _, p := range c.procs {
 			if p.exited() {
-				return fmt.Errorf("%s %s while waiting for %s to be healthy\n%s", p.name, p.exitError(), name, c.Logs())
+				return fmt.Errorf("%s exited (%v) while waiting for %s to be healthy; logs follow (set KIR_TEST_KEEP=1 to keep %s)\n%s", p.name, p.exitError(), name, c.Dir, c.Logs())
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s to be healthy: %w (last check: %v)\n%s", name, ctx.Err(), last, c.Logs())
+			return fmt.Errorf("waiting for %s to be healthy: %w (last check: %v); logs follow (set KIR_TEST_KEEP=1 to keep %s)\n%s", name, ctx.Err(), last, c.Dir, c.Logs())
 		case <-tick.C:
 		}
 	}
@@ -246,9 +246,9 @@ func (c *Cluster) Stop() {
 		stopProcesses(others, stopGrace)
 		stopProcesses(etcd, stopGrace)
 		c.launcher.close()
-		if os.Getenv("KIR_TEST_KEEP") != "1" {
-			// Nothing to report to: a leftover temporary directory is
-			// harmless and visible.
+		if !keep() {
+			// Nothing to report to: a leftover directory is visible, and
+			// the next Start sweeps it.
 			_ = os.RemoveAll(c.Dir)
 		}
 	})

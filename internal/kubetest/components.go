@@ -113,13 +113,12 @@ func etcdArgs(dir string, p ports) []string {
 	}
 }
 
-func apiserverArgs(dir string, p ports, k *pki, extra []string) []string {
+func apiserverArgs(p ports, k *pki, extra []string) []string {
 	args := []string{
 		"--etcd-servers=" + localURL("http", p.etcdClient),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(p.apiserver),
-		"--cert-dir=" + filepath.Join(dir, "apiserver"),
 		"--tls-cert-file=" + k.servingCert,
 		"--tls-private-key-file=" + k.servingKey,
 		"--client-ca-file=" + k.clientCA,
@@ -145,14 +144,16 @@ func apiserverArgs(dir string, p ports, k *pki, extra []string) []string {
 	return append(args, extra...)
 }
 
-func controllerManagerArgs(dir string, p ports, k *pki, kubeconfig string) []string {
+// The controller-manager and the scheduler get no authentication or
+// authorization kubeconfig: their /healthz is open anyway, and with one they
+// look for a request-header CA the apiserver does not have, logging an
+// error for every attempt.
+
+func controllerManagerArgs(p ports, k *pki, kubeconfig string) []string {
 	return []string{
 		"--kubeconfig=" + kubeconfig,
-		"--authentication-kubeconfig=" + kubeconfig,
-		"--authorization-kubeconfig=" + kubeconfig,
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(p.controllerManager),
-		"--cert-dir=" + filepath.Join(dir, "controller-manager"),
 		"--tls-cert-file=" + k.servingCert,
 		"--tls-private-key-file=" + k.servingKey,
 		"--service-account-private-key-file=" + k.saKey,
@@ -184,14 +185,11 @@ leaderElection:
 `, kubeconfig)
 }
 
-func schedulerArgs(dir string, p ports, k *pki, kubeconfig, config string) []string {
+func schedulerArgs(p ports, k *pki, config string) []string {
 	return []string{
 		"--config=" + config,
-		"--authentication-kubeconfig=" + kubeconfig,
-		"--authorization-kubeconfig=" + kubeconfig,
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(p.scheduler),
-		"--cert-dir=" + filepath.Join(dir, "scheduler"),
 		"--tls-cert-file=" + k.servingCert,
 		"--tls-private-key-file=" + k.servingKey,
 		"--profiling=false",

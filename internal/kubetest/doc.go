@@ -39,4 +39,9 @@
 //
 // None of them is sensitive, but a kept Dir is: it holds the admin token,
 // the CA keys and the service account signing key of that cluster.
+//
+// Cluster directories are named kubetest-<pid>-* in the temporary
+// directory. Start removes those whose process is gone (a test binary that
+// was killed or timed out never calls Stop), except the ones created while
+// KIR_TEST_KEEP=1.
 package kubetest

@@ -84,6 +84,12 @@ spec:
 	return m.Run()
 }
 
+// helperReport is what the helper process prints.
+type helperReport struct {
+	PIDs map[string]int
+	Dir  string
+}
+
 // helper runs in a child test binary: see TestKilledParentKillsCluster.
 func helper() int {
 	c, err := Start(context.Background(), Options{})
@@ -91,7 +97,7 @@ func helper() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := json.NewEncoder(os.Stdout).Encode(c.pids()); err != nil {
+	if err := json.NewEncoder(os.Stdout).Encode(helperReport{PIDs: c.pids(), Dir: c.Dir}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -323,10 +329,10 @@ func TestKilledParentKillsCluster(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var pids map[string]int
+	var report helperReport
 	line, err := bufio.NewReader(stdout).ReadBytes('\n')
 	if err == nil {
-		err = json.Unmarshal(line, &pids)
+		err = json.Unmarshal(line, &report)
 	}
 	if err != nil {
 		_ = cmd.Process.Kill()
@@ -337,6 +343,10 @@ func TestKilledParentKillsCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
+	pids := report.PIDs
+	if len(pids) != 5 {
+		t.Errorf("helper started %v, want 5 processes", pids)
+	}
 	err = Eventually(t.Context(), 10*time.Second, func(context.Context) (bool, error) {
 		for _, pid := range pids {
 			if alive(pid) {
@@ -353,6 +363,47 @@ func TestKilledParentKillsCluster(t *testing.T) {
 			}
 		}
 	}
+	// Stop never ran: the next Start sweeps the directory.
+	if _, err := os.Stat(report.Dir); err != nil {
+		t.Fatalf("helper's Dir: %v", err)
+	}
+	sweepStale(filepath.Dir(report.Dir))
+	if _, err := os.Stat(report.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Dir %s of the killed helper not swept: %v", report.Dir, err)
+	}
+}
+
+func TestSweepStale(t *testing.T) {
+	t.Parallel()
+	// A pid no process has any more: that of a child already reaped.
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := gone.Process.Pid
+	tmp := t.TempDir()
+	dirs := map[string]bool{ // name: swept
+		fmt.Sprintf("kubetest-%d-1", dead):        true,
+		fmt.Sprintf("kubetest-%d-2", dead):        false, // kept on purpose
+		fmt.Sprintf("kubetest-%d-3", os.Getpid()): false, // alive
+		"kubetest-logs-4":                         false,
+		fmt.Sprintf("other-%d-5", dead):           false,
+	}
+	for name := range dirs {
+		if err := os.Mkdir(filepath.Join(tmp, name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tmp, fmt.Sprintf("kubetest-%d-2", dead), keepMarker), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sweepStale(tmp)
+	for name, swept := range dirs {
+		_, err := os.Stat(filepath.Join(tmp, name))
+		if gotSwept := errors.Is(err, os.ErrNotExist); gotSwept != swept {
+			t.Errorf("%s: swept %v, want %v (%v)", name, gotSwept, swept, err)
+		}
+	}
 }
 
 func TestStartWithoutBinariesFails(t *testing.T) {
@@ -361,6 +412,24 @@ func TestStartWithoutBinariesFails(t *testing.T) {
 	_, err := Start(t.Context(), Options{})
 	if err == nil || !strings.Contains(err.Error(), "make testbin") || !strings.Contains(err.Error(), filepath.Join(dir, "kube-apiserver")) {
 		t.Errorf("Start without binaries: got %v, want an error naming the missing kube-apiserver and make testbin", err)
+	}
+}
+
+func TestStartReportsEarlyExit(t *testing.T) {
+	t.Parallel()
+	began := time.Now()
+	c, err := Start(t.Context(), Options{APIServerFlags: []string{"--no-such-flag"}})
+	if err == nil {
+		c.Stop()
+		t.Fatal("Start succeeded with a bad apiserver flag")
+	}
+	for _, want := range []string{"kube-apiserver exited (exit status 1)", "unknown flag: --no-such-flag", "----- etcd (", "----- kube-apiserver ("} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not contain %q:\n%v", want, err)
+		}
+	}
+	if d := time.Since(began); d > 15*time.Second {
+		t.Errorf("Start took %s to notice the apiserver exited", d)
 	}
 }
 

@@ -147,16 +147,16 @@ func randomToken() (string, error) {
 // pki holds the files every component is started with, all under one
 // directory.
 type pki struct {
-	servingCA      string // signs every serving certificate; clients trust it
-	servingCAData  []byte
-	servingCert    string // for 127.0.0.1 and the in-cluster names of the apiserver
-	servingKey     string
-	clientCA       string // apiserver --client-ca-file, controller-manager CSR signer
-	clientCAKey    string
-	saKey          string // signs service account tokens
-	saPub          string
-	adminToken     string
-	tokenAuthFile  string
+	servingCA     string // signs every serving certificate; clients trust it
+	servingCAData []byte
+	servingCert   string // for 127.0.0.1 and the in-cluster names of the apiserver
+	servingKey    string
+	clientCA      string // apiserver --client-ca-file, controller-manager CSR signer
+	clientCAKey   string
+	saKey         string // signs service account tokens
+	saPub         string
+	adminToken    string
+	tokenAuthFile string
 }
 
 // writePKI generates the certificates and keys of a cluster into dir.
