@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -65,10 +66,28 @@ type Cluster struct {
 	stopOnce            sync.Once
 }
 
+// errPortTaken is returned by start when a process could not bind its port:
+// free ports are found before the processes bind them, and another process
+// may take one in between.
+var errPortTaken = errors.New("port taken before the component bound it")
+
+// startAttempts bounds the retries of a start that lost a port.
+const startAttempts = 3
+
 // Start starts a cluster and returns once its apiserver is ready and every
 // other component answers its health check. On failure it stops what it
-// started and the error carries the tail of every log.
-func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
+// started and the error carries the tail of every log. ctx bounds the start
+// only: the cluster runs until Stop.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := start(ctx, opts)
+		if err == nil || attempt == startAttempts || !errors.Is(err, errPortTaken) {
+			return c, err
+		}
+	}
+}
+
+func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	names := []string{etcdName, apiserverName, kwokName}
 	if !opts.NoControllerManager {
 		names = append(names, controllerManagerName)
@@ -201,9 +220,14 @@ func (c *Cluster) waitHealthy(ctx context.Context, name string, timeout time.Dur
 			return nil
 		}
 		for _, p := range c.procs {
-			if p.exited() {
-				return fmt.Errorf("%s exited (%v) while waiting for %s to be healthy; logs follow (set KIR_TEST_KEEP=1 to keep %s)\n%s", p.name, p.exitError(), name, c.Dir, c.Logs())
+			if !p.exited() {
+				continue
 			}
+			err := fmt.Errorf("%s exited (%v) while waiting for %s to be healthy; logs follow (set KIR_TEST_KEEP=1 to keep %s)\n%s", p.name, p.exitError(), name, c.Dir, c.Logs())
+			if log, _ := tail(p.logPath, logTailLines); strings.Contains(log, "address already in use") {
+				err = fmt.Errorf("%w: %w", errPortTaken, err)
+			}
+			return err
 		}
 		select {
 		case <-ctx.Done():

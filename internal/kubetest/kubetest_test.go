@@ -433,6 +433,25 @@ func TestStartReportsEarlyExit(t *testing.T) {
 	}
 }
 
+func TestLostPortIsRetried(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	c := &Cluster{Dir: dir, launcher: newLauncher()}
+	defer c.Stop()
+	p, err := startProcess(c.launcher, dir, "fake", "/bin/sh",
+		[]string{"-c", "echo 'listen tcp 127.0.0.1:1: bind: address already in use' >&2; exit 1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.procs = append(c.procs, p)
+	err = c.waitHealthy(t.Context(), "fake", 10*time.Second, func(context.Context) error {
+		return errors.New("not listening")
+	})
+	if !errors.Is(err, errPortTaken) {
+		t.Errorf("got %v, want errPortTaken", err)
+	}
+}
+
 func TestEventually(t *testing.T) {
 	t.Parallel()
 	errBoom := errors.New("boom")

@@ -5,8 +5,8 @@
 //
 // It starts the control plane, adds N kwok nodes (kir-demo-node-1, …),
 // writes an admin kubeconfig to FILE, prints "ready" on stdout and runs
-// until SIGINT or SIGTERM. A second signal kills it at once; its servers die
-// with it.
+// until SIGINT or SIGTERM, or until its parent exits. A second signal kills
+// it at once; its servers die with it.
 package main
 
 import (
@@ -25,7 +25,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, stop, os.Args[1:], os.Stdout, os.Stderr)
+	err := termWithParent()
+	if err == nil {
+		err = run(ctx, stop, os.Args[1:], os.Stdout, os.Stderr)
+	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		os.Exit(2)
@@ -33,6 +36,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "testcluster:", err)
 		os.Exit(1)
 	}
+}
+
+// termWithParent asks the kernel for a SIGTERM when the parent exits: `go
+// run` does not pass on a SIGTERM sent to it, and the cluster must not
+// outlive it.
+func termWithParent() error {
+	const prSetPdeathsig = 1
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetPdeathsig, uintptr(syscall.SIGTERM), 0); errno != 0 {
+		return fmt.Errorf("setting the parent death signal: %w", errno)
+	}
+	return nil
 }
 
 // run starts the cluster and blocks until ctx ends; release is called then,
