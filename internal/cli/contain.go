@@ -31,7 +31,7 @@ func containCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					s, err := connect(c.Context, c)
+					s, err := connect(c.Context, c, true)
 					if err != nil {
 						return err
 					}
@@ -56,7 +56,7 @@ func containCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					s, err := connect(c.Context, c)
+					s, err := connect(c.Context, c, true)
 					if err != nil {
 						return err
 					}

@@ -70,7 +70,9 @@ type session struct {
 // connect builds the client and the action environment from the flags. It
 // asks the API server who kir acts as; that first request also tells an
 // unreachable server or bad credentials apart before anything is changed.
-func connect(ctx context.Context, c *cli.Context) (*session, error) {
+// newIncident says whether to generate an incident id when none is given:
+// containment opens an incident, release belongs to the one on the objects.
+func connect(ctx context.Context, c *cli.Context, newIncident bool) (*session, error) {
 	format := c.String(flagOutput)
 	if format == "" {
 		format = "text"
@@ -103,7 +105,7 @@ func connect(ctx context.Context, c *cli.Context) (*session, error) {
 		return nil, err
 	}
 	incident := c.String(flagIncident)
-	if incident == "" {
+	if incident == "" && newIncident {
 		incident = newIncidentID(time.Now())
 	}
 	return &session{

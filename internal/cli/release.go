@@ -26,7 +26,7 @@ func releaseCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					s, err := connect(c.Context, c)
+					s, err := connect(c.Context, c, false)
 					if err != nil {
 						return err
 					}
@@ -55,7 +55,7 @@ func releaseCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					s, err := connect(c.Context, c)
+					s, err := connect(c.Context, c, false)
 					if err != nil {
 						return err
 					}

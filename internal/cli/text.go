@@ -16,7 +16,11 @@ func printText(w io.Writer, r Report) error {
 	if r.DryRun != "none" && r.DryRun != "" {
 		dry = fmt.Sprintf(" (dry run: %s — nothing persisted)", r.DryRun)
 	}
-	p.line("incident %s, acting as %s%s", r.Incident, r.Actor, dry)
+	if r.Incident != "" {
+		p.line("incident %s, acting as %s%s", r.Incident, r.Actor, dry)
+	} else {
+		p.line("acting as %s%s", r.Actor, dry)
+	}
 	for _, s := range r.Steps {
 		switch o := s.Output.(type) {
 		case contain.IsolateOutput:
