@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	rbacv1 "k8s.io/api/rbac/v1"
 )
 
 type testParams struct {
@@ -87,8 +88,20 @@ func TestEncodeRoundTrips(t *testing.T) {
 
 func TestRegistryRejectsDuplicatesAndMergesRules(t *testing.T) {
 	t.Parallel()
-	a := Func[testParams]{Name: "x.a", Rules: nil}
+	pods := func(verbs ...string) []rbacv1.PolicyRule {
+		return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: verbs}}
+	}
+	a := Func[testParams]{Name: "x.a", Rules: pods("patch", "get")}
+	b := Func[testParams]{Name: "x.b", Rules: pods("get", "list")}
+	other := Func[testParams]{Name: "y.c", Rules: pods("delete")}
 	if _, err := NewRegistry(a, a); err == nil {
 		t.Error("NewRegistry accepted a duplicate name")
+	}
+	r, err := NewRegistry(a, b, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(pods("get", "list", "patch"), r.Rules("x.")); diff != "" {
+		t.Errorf("Rules(x.) (-want +got):\n%s", diff)
 	}
 }
