@@ -42,10 +42,7 @@ func doctorCommand() *cli.Command {
 			outputFlag(),
 		}),
 		Action: func(c *cli.Context) error {
-			kc, err := kube.New(kube.Options{
-				Kubeconfig: c.String(flagKubeconfig), Context: c.String(flagContext),
-				QPS: float32(c.Float64(flagQPS)), Burst: c.Int(flagBurst), Timeout: c.Duration(flagTimeout),
-			})
+			kc, err := kube.New(kubeOptions(c))
 			if err != nil {
 				return usageError{err}
 			}

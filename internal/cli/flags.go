@@ -89,10 +89,7 @@ func connect(ctx context.Context, c *cli.Context, newIncident bool) (*session, e
 			return nil, usageError{err}
 		}
 	}
-	kc, err := kube.New(kube.Options{
-		Kubeconfig: c.String(flagKubeconfig), Context: c.String(flagContext),
-		QPS: float32(c.Float64(flagQPS)), Burst: c.Int(flagBurst), Timeout: c.Duration(flagTimeout),
-	})
+	kc, err := kube.New(kubeOptions(c))
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -120,4 +117,12 @@ func newIncidentID(now time.Time) string {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	return "inc-" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b)
+}
+
+// kubeOptions reads the connection flags of kubeFlags.
+func kubeOptions(c *cli.Context) kube.Options {
+	return kube.Options{
+		Kubeconfig: c.String(flagKubeconfig), Context: c.String(flagContext),
+		QPS: float32(c.Float64(flagQPS)), Burst: c.Int(flagBurst), Timeout: c.Duration(flagTimeout),
+	}
 }
