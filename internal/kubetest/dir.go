@@ -20,10 +20,13 @@ const keepMarker = "KIR_TEST_KEEP"
 // keep reports whether cluster directories are kept for a post-mortem.
 func keep() bool { return os.Getenv("KIR_TEST_KEEP") == "1" }
 
-// makeDir creates the directory of a new cluster in the system's temporary
-// directory, first removing those left behind by dead processes.
+// makeDir creates the directory of a new cluster in memory (/dev/shm) where
+// the machine has it, else in the system's temporary directory, first
+// removing those left behind by dead processes. etcd's write-ahead log on a
+// disk costs the kernel as much CPU as etcd itself; test data need not
+// survive a reboot.
 func makeDir() (string, error) {
-	tmp := os.TempDir()
+	tmp := baseDir()
 	sweepStale(tmp)
 	dir, err := os.MkdirTemp(tmp, fmt.Sprintf("%s%d-", dirPrefix, os.Getpid()))
 	if err != nil {
@@ -36,6 +39,19 @@ func makeDir() (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// baseDir is where cluster directories live: $KIR_TEST_TMPDIR, else
+// /dev/shm when it is a writable directory, else os.TempDir().
+func baseDir() string {
+	if d := os.Getenv("KIR_TEST_TMPDIR"); d != "" {
+		return d
+	}
+	const shm = "/dev/shm"
+	if fi, err := os.Stat(shm); err == nil && fi.IsDir() && syscall.Access(shm, 2 /* W_OK */) == nil {
+		return shm
+	}
+	return os.TempDir()
 }
 
 // sweepStale removes the cluster directories in tmp whose owner died
