@@ -1,0 +1,161 @@
+package journal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+)
+
+// Writer appends records to one journal and holds its lock until Close.
+// Its methods are safe for concurrent use.
+type Writer struct {
+	id  string
+	now func() time.Time
+
+	mu   sync.Mutex
+	f    *os.File // nil once closed
+	seq  int      // of the last record
+	prev string   // hash of the last line
+	// err stops every later Append once a write or fsync failed: the file
+	// may then end in a partial line, and after a failed fsync Linux may
+	// have dropped the dirty pages and cleared the error, so appending more
+	// would bury a hole in the chain. Close and Reopen to go on.
+	err error
+}
+
+// Create starts journal id and returns its writer. It returns ErrExists if
+// the journal exists. The file is created exclusively and the directory
+// fsynced, so the journal survives a crash even before its first record.
+func (s *Store) Create(id string) (*Writer, error) {
+	path, err := s.path(id)
+	if err != nil {
+		return nil, fmt.Errorf("creating journal: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("creating journal %s: %w", id, ErrExists)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating journal %s: %w", id, err)
+	}
+	// A Reopen can only win this race in the instant between the create and
+	// the lock; the file is then its journal, so leave it be.
+	if err := tryLock(f, true); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("creating journal %s: %w", id, err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("creating journal %s: %w", id, err)
+	}
+	return &Writer{id: id, now: s.now, f: f}, nil
+}
+
+// Reopen opens journal id to append more records, as when resuming a run,
+// and returns its writer with the records already in it. It returns
+// ErrLocked if another writer holds the journal and ErrNotFound if there is
+// none. A torn last line is truncated away, durably, before any append.
+func (s *Store) Reopen(id string) (*Writer, []Record, error) {
+	path, err := s.path(id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reopening journal: %w", err)
+	}
+	f, err := openJournal(path, os.O_RDWR|os.O_APPEND)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reopening journal %s: %w", id, err)
+	}
+	w, recs, err := reopen(f, path)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("reopening journal %s: %w", id, err)
+	}
+	w.id, w.now = id, s.now
+	return w, recs, nil
+}
+
+func reopen(f *os.File, path string) (*Writer, []Record, error) {
+	// Lock before reading, so that no other writer appends behind our back.
+	if err := tryLock(f, true); err != nil {
+		return nil, nil, err
+	}
+	sc, err := scan(f, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sc.Torn {
+		if err := f.Truncate(sc.end); err != nil {
+			return nil, nil, fmt.Errorf("truncating torn last line: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return nil, nil, fmt.Errorf("truncating torn last line: %w", err)
+		}
+	}
+	w := &Writer{f: f, seq: len(sc.Records)}
+	if n := len(sc.Records); n > 0 {
+		w.prev = sc.Records[n-1].Hash()
+	}
+	return w, sc.Records, nil
+}
+
+// Append adds a record of type typ with data encoded as JSON (none if data
+// is nil), and returns it once it is on disk. If Append fails, the record
+// may or may not be in the journal, and the Writer refuses further appends.
+func (w *Writer) Append(typ string, data any) (Record, error) {
+	if typ == "" {
+		return Record{}, fmt.Errorf("appending to journal %s: empty record type", w.id)
+	}
+	var raw json.RawMessage
+	if data != nil {
+		var err error
+		if raw, err = json.Marshal(data); err != nil {
+			return Record{}, fmt.Errorf("appending to journal %s: encoding %s data: %w", w.id, typ, err)
+		}
+	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return Record{}, fmt.Errorf("appending to journal %s: %w", w.id, os.ErrClosed)
+	}
+	if w.err != nil {
+		return Record{}, w.err
+	}
+	rec := Record{Seq: w.seq + 1, Time: w.now().UTC(), Type: typ, Data: raw, Prev: w.prev}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		return Record{}, fmt.Errorf("appending to journal %s: %w", w.id, err)
+	}
+	// One write of the whole line, newline included, so that a crash tears
+	// at most this line and never leaves a complete line without its end.
+	if _, err := w.f.Write(append(line, '\n')); err != nil {
+		w.err = fmt.Errorf("appending to journal %s: %w", w.id, err)
+		return Record{}, w.err
+	}
+	if err := w.f.Sync(); err != nil {
+		w.err = fmt.Errorf("appending to journal %s: %w", w.id, err)
+		return Record{}, w.err
+	}
+	rec.line = line
+	w.seq, w.prev = rec.Seq, hashLine(line)
+	return rec, nil
+}
+
+// Close releases the journal. Later calls do nothing.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close() // closing drops the lock
+	w.f = nil
+	if err != nil {
+		return fmt.Errorf("closing journal %s: %w", w.id, err)
+	}
+	return nil
+}

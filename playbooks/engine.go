@@ -1,0 +1,277 @@
+package playbooks
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"kir.dev/kir/internal/action"
+	"kir.dev/kir/internal/journal"
+)
+
+// Engine runs playbooks: it binds their parameters, evaluates each step's
+// condition and parameters, runs its action, and records every step in a
+// journal before the next one starts.
+type Engine struct {
+	// Actions are the actions steps can name.
+	Actions action.Registry
+	// Journal records runs; nil records nothing. Dry runs are never
+	// recorded: they change nothing.
+	Journal *journal.Store
+	// Log receives progress; nil logs nothing.
+	Log *slog.Logger
+	// Version is kir's version, recorded in each run.
+	Version string
+	// Observe, when set, is called after each journal record is durable.
+	Observe func(journal.Record)
+}
+
+// Request asks for one run of a playbook.
+type Request struct {
+	Playbook *Playbook
+	// Params are the given parameters; Bind checks and completes them.
+	Params map[string]any
+	// Alert is the event that triggered the run, visible to expressions as
+	// alert; nil when a person started it.
+	Alert map[string]any
+	// Env is what the actions run with: the client, dry-run mode,
+	// incident and actor.
+	Env action.Env
+	// ID names the run; empty means a new, time-ordered id.
+	ID string
+}
+
+// Start runs a playbook from its first step. The error is for what stops a
+// run from starting (bad parameters, an unwritable journal); step failures
+// are in the Run (Status, Err).
+func (e *Engine) Start(ctx context.Context, req Request) (*Run, error) {
+	env := req.Env.Defaults()
+	pb := req.Playbook
+	params, err := Bind(pb, req.Params)
+	if err != nil {
+		return nil, err
+	}
+	id := req.ID
+	if id == "" {
+		id = NewRunID(env.Now())
+	}
+	run := &Run{
+		ID: id, Playbook: pb.Name, Source: pb.Source, Params: params,
+		Incident: env.Incident, Actor: env.Actor, DryRun: env.DryRun,
+		Status: RunInterrupted, Started: env.Now().UTC(), Steps: pendingSteps(pb),
+	}
+	x := &execution{engine: e, pb: pb, run: run, env: env, alert: req.Alert, scope: map[string]any{}}
+	if e.Journal != nil && env.DryRun.Persists() {
+		w, err := e.Journal.Create(id)
+		if err != nil {
+			return nil, fmt.Errorf("starting run %s: %w", id, err)
+		}
+		defer w.Close()
+		x.w, run.Journaled = w, true
+		if err := x.record(recRunStarted, runStarted{
+			ID: id, Playbook: pb.Name, Source: pb.Source, Digest: digest(pb.Data), YAML: string(pb.Data),
+			Params: params, Alert: req.Alert, Incident: env.Incident, Actor: env.Actor,
+			DryRun: env.DryRun, Version: e.Version,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return run, x.from(ctx, 0)
+}
+
+// execution is one run in progress.
+type execution struct {
+	engine *Engine
+	pb     *Playbook
+	run    *Run
+	env    action.Env
+	alert  map[string]any
+	w      *journal.Writer // nil: not journaled
+	// scope holds the finished steps' results as expressions see them.
+	scope map[string]any
+}
+
+// from runs the steps from index start on. It returns an error only when
+// the journal cannot be written: the run's outcome is then unknown, and
+// resuming it re-runs the step.
+func (x *execution) from(ctx context.Context, start int) error {
+	for i := start; i < len(x.pb.Steps); i++ {
+		if ctx.Err() != nil {
+			return nil // interrupted: the journal says where to resume
+		}
+		abort, err := x.step(ctx, i)
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if abort {
+			break
+		}
+	}
+	x.run.settle()
+	x.run.Finished = x.env.Now().UTC()
+	return x.record(recRunFinished, runFinished{Status: x.run.Status, Error: x.run.Error})
+}
+
+// step runs step i and reports whether the run must stop.
+func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
+	s, sr := x.pb.Steps[i], &x.run.Steps[i]
+	log := x.engine.log().With("run", x.run.ID, "step", s.Name, "action", s.Action)
+	vars := x.vars()
+	fail := func(err error) (bool, error) {
+		sr.Status, sr.Error, sr.err = StepFailed, err.Error(), err
+		x.scope[s.Name] = stepScope(sr)
+		log.Warn("step failed", "err", err)
+		rerr := x.record(recStepFinished, finishedOf(i, sr))
+		return s.OnError != OnErrorContinue, rerr
+	}
+	if s.When != nil {
+		sr.Condition = s.When.Source
+		v, err := s.When.eval(ctx, vars)
+		if err != nil {
+			return fail(fmt.Errorf("step %s: condition: %w", s.Name, err))
+		}
+		holds, ok := v.(bool)
+		if !ok {
+			return fail(fmt.Errorf("step %s: condition %q gave %s, not a bool", s.Name, s.When.Source, describe(v)))
+		}
+		sr.Holds = &holds
+		if !holds {
+			sr.Status = StepSkipped
+			x.scope[s.Name] = stepScope(sr)
+			log.Info("step skipped: condition does not hold", "condition", s.When.Source)
+			return false, x.record(recStepSkipped, stepSkipped{Index: i, Name: s.Name, Condition: s.When.Source})
+		}
+	}
+	params := action.Params{}
+	for _, k := range sortedKeys(s.With) {
+		v, err := s.With[k].eval(ctx, vars)
+		if err != nil {
+			return fail(fmt.Errorf("step %s: parameter %s: %w", s.Name, k, err))
+		}
+		params[k] = v
+	}
+	sr.Params = params
+	a, ok := x.engine.Actions.Get(s.Action)
+	if !ok {
+		return fail(fmt.Errorf("step %s: unknown action %q", s.Name, s.Action))
+	}
+	if err := a.Validate(params); err != nil {
+		return fail(&StepParamError{Step: s.Name, Err: err})
+	}
+	sr.Attempts++
+	sr.Started = x.env.Now().UTC()
+	if err := x.record(recStepStarted, stepStarted{Index: i, Name: s.Name, Action: s.Action, Params: params, Attempt: sr.Attempts}); err != nil {
+		return true, err
+	}
+	timeout := s.Timeout
+	if timeout == 0 {
+		timeout = DefaultStepTimeout
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	log.Info("step started")
+	res, runErr := a.Run(sctx, x.env, params)
+	cancel()
+	if ctx.Err() != nil {
+		// Interrupted: the outcome is unknown, so no finish is recorded
+		// and resuming runs the step again.
+		sr.Status, sr.Error = StepPending, "interrupted"
+		return true, nil
+	}
+	out, err := plain(res.Output)
+	if err != nil {
+		out = nil
+	}
+	sr.Finished = x.env.Now().UTC()
+	sr.Changed, sr.Output, sr.Warnings, sr.Writes = res.Changed, out, res.Warnings, res.Writes
+	x.run.addWarnings(res.Warnings)
+	if runErr != nil {
+		if errors.Is(runErr, context.DeadlineExceeded) {
+			runErr = fmt.Errorf("step %s timed out after %s: %w", s.Name, timeout, runErr)
+		}
+		return fail(runErr)
+	}
+	sr.Status = StepSucceeded
+	x.scope[s.Name] = stepScope(sr)
+	log.Info("step succeeded", "changed", res.Changed)
+	return false, x.record(recStepFinished, finishedOf(i, sr))
+}
+
+// vars are what expressions see.
+func (x *execution) vars() map[string]any {
+	alert := x.alert
+	if alert == nil {
+		alert = map[string]any{}
+	}
+	return map[string]any{
+		varParams: x.run.Params,
+		varSteps:  x.scope,
+		varRun: map[string]any{
+			"id": x.run.ID, "incident": x.run.Incident, "actor": x.run.Actor, "dryRun": string(x.run.DryRun),
+		},
+		varAlert: alert,
+	}
+}
+
+// stepScope is a step's result as expressions see it. The output of a step
+// that produced none is an empty map, so has(steps.x.output.y) is false
+// rather than an error.
+func stepScope(sr *StepRun) map[string]any {
+	out := sr.Output
+	if out == nil {
+		out = map[string]any{}
+	}
+	return map[string]any{"status": sr.Status, "changed": sr.Changed, "output": out, "error": sr.Error}
+}
+
+func (x *execution) record(typ string, data any) error {
+	if x.w == nil {
+		return nil
+	}
+	rec, err := x.w.Append(typ, data)
+	if err != nil {
+		return fmt.Errorf("recording run %s in its journal: %w", x.run.ID, err)
+	}
+	if x.engine.Observe != nil {
+		x.engine.Observe(rec)
+	}
+	return nil
+}
+
+func (e *Engine) log() *slog.Logger {
+	if e.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Log
+}
+
+func pendingSteps(pb *Playbook) []StepRun {
+	out := make([]StepRun, len(pb.Steps))
+	for i, s := range pb.Steps {
+		out[i] = StepRun{Name: s.Name, Action: s.Action, Status: StepPending}
+	}
+	return out
+}
+
+// StepParamError is a step whose parameters its action rejects: a mistake
+// in the playbook or in the parameters given to it.
+type StepParamError struct {
+	Step string
+	Err  error
+}
+
+func (e *StepParamError) Error() string { return fmt.Sprintf("step %s: %v", e.Step, e.Err) }
+func (e *StepParamError) Unwrap() error { return e.Err }
+
+// NewRunID makes a run id that sorts by time: run-20261125-214512-3f9a1c.
+func NewRunID(now time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return "run-" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b)
+}

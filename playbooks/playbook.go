@@ -1,0 +1,82 @@
+package playbooks
+
+import (
+	"time"
+)
+
+// The format's identifiers.
+const (
+	APIVersion = "kir.dev/v1alpha1"
+	Kind       = "Playbook"
+)
+
+// The values of a step's onError.
+const (
+	OnErrorAbort    = "abort"    // stop the run (the default)
+	OnErrorContinue = "continue" // record the failure and go on
+)
+
+// DefaultStepTimeout bounds a step that sets no timeout.
+const DefaultStepTimeout = 10 * time.Minute
+
+// Playbook is a loaded, validated playbook.
+type Playbook struct {
+	// Name is metadata.name: what `kir playbook run NAME` and routing rules
+	// refer to.
+	Name        string
+	Description string
+	Parameters  []Parameter
+	Steps       []Step
+	// Source says where the playbook came from: a file path, or
+	// builtin:NAME.yaml for one shipped inside kir.
+	Source string
+	// Data is the file as loaded; a run's journal keeps it, so that a
+	// resumed run follows the playbook it started with.
+	Data []byte
+}
+
+// Parameter is one input of a playbook.
+type Parameter struct {
+	Name string
+	// Type is string, bool, int, duration or []string, as in an action's
+	// parameters.
+	Type        string
+	Required    bool
+	Default     any
+	Description string
+	pos         Pos
+}
+
+// Step is one action a playbook runs.
+type Step struct {
+	Name   string
+	Action string
+	// With holds the action's parameters, literal or computed.
+	With map[string]*Value
+	// When, if set, is a condition: the step runs only when it holds.
+	When *Expr
+	// OnError is OnErrorAbort or OnErrorContinue.
+	OnError string
+	Timeout time.Duration
+	pos     Pos
+}
+
+// Param returns the named parameter.
+func (pb *Playbook) Param(name string) (Parameter, bool) {
+	for _, p := range pb.Parameters {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Parameter{}, false
+}
+
+// StepIndex returns the index of the named step, or -1.
+func (pb *Playbook) StepIndex(name string) int {
+	for i, s := range pb.Steps {
+		if s.Name == name {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,233 @@
+package playbooks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"kir.dev/kir/internal/action"
+	"kir.dev/kir/internal/journal"
+)
+
+// StepUnknown is the status of a step that started but whose outcome the
+// journal does not hold (the process died): resuming runs it again, which
+// is safe because actions are idempotent.
+const StepUnknown = "unknown"
+
+// ErrNoJournal is returned when the engine has no journal to read runs from.
+var ErrNoJournal = errors.New("no journal: runs are not recorded")
+
+// Load reads a run back from its journal.
+func (e *Engine) Load(id string) (*Run, error) {
+	if e.Journal == nil {
+		return nil, ErrNoJournal
+	}
+	rr, err := e.Journal.Read(id)
+	if err != nil {
+		return nil, err
+	}
+	r, err := e.replay(id, rr.Records)
+	if err != nil {
+		return nil, err
+	}
+	if r.run.Status == RunInterrupted {
+		if active, err := e.Journal.Active(id); err == nil && active {
+			r.run.Status = "running"
+		}
+	}
+	return r.run, nil
+}
+
+// List reads every recorded run, newest first. A journal that cannot be
+// read is reported as a run with Status "unreadable" and the error.
+func (e *Engine) List() ([]*Run, error) {
+	if e.Journal == nil {
+		return nil, ErrNoJournal
+	}
+	ids, err := e.Journal.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Run, 0, len(ids))
+	for i := len(ids) - 1; i >= 0; i-- {
+		r, err := e.Load(ids[i])
+		if err != nil {
+			r = &Run{ID: ids[i], Status: "unreadable", Error: err.Error()}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ErrFinished is returned when resuming a run that already succeeded.
+var ErrFinished = errors.New("the run already succeeded: nothing to resume")
+
+// Resume continues a recorded run: steps that succeeded (or were skipped)
+// are not run again; from the first step that did not succeed — never
+// started, started without a recorded outcome, or failed — every step runs
+// as it would have. The incident is the run's; env gives the client and
+// the identity acting now. Resuming a run that another live process is
+// running fails with journal.ErrLocked.
+func (e *Engine) Resume(ctx context.Context, id string, env action.Env) (*Run, error) {
+	if e.Journal == nil {
+		return nil, ErrNoJournal
+	}
+	w, recs, err := e.Journal.Reopen(id)
+	if err != nil {
+		return nil, fmt.Errorf("resuming run %s: %w", id, err)
+	}
+	defer w.Close()
+	r, err := e.replay(id, recs)
+	if err != nil {
+		return nil, fmt.Errorf("resuming run %s: %w", id, err)
+	}
+	run := r.run
+	if run.Status == RunSucceeded {
+		return run, ErrFinished
+	}
+	start := 0
+	for start < len(run.Steps) && (run.Steps[start].Status == StepSucceeded || run.Steps[start].Status == StepSkipped) {
+		start++
+	}
+	scope := map[string]any{}
+	for i := range run.Steps {
+		if i < start {
+			scope[run.Steps[i].Name] = stepScope(&run.Steps[i])
+			continue
+		}
+		attempts := run.Steps[i].Attempts
+		run.Steps[i] = StepRun{Name: run.Steps[i].Name, Action: run.Steps[i].Action, Status: StepPending, Attempts: attempts}
+	}
+	aenv := env.Defaults()
+	aenv.Incident, aenv.DryRun = run.Incident, run.DryRun
+	run.Status, run.Error, run.Finished, run.Resumes = RunInterrupted, "", time.Time{}, run.Resumes+1
+	x := &execution{engine: e, pb: r.pb, run: run, env: aenv, alert: r.alert, scope: scope, w: w}
+	from := ""
+	if start < len(run.Steps) {
+		from = run.Steps[start].Name
+	}
+	if err := x.record(recRunResumed, runResumed{Actor: aenv.Actor, Version: e.Version, From: from}); err != nil {
+		return nil, err
+	}
+	return run, x.from(ctx, start)
+}
+
+// replayed is a run rebuilt from its journal.
+type replayed struct {
+	run   *Run
+	pb    *Playbook
+	alert map[string]any
+}
+
+func (e *Engine) replay(id string, recs []journal.Record) (*replayed, error) {
+	if len(recs) == 0 || recs[0].Type != recRunStarted {
+		return nil, fmt.Errorf("journal of run %s does not start with %s", id, recRunStarted)
+	}
+	var st runStarted
+	if err := decodeData(recs[0], &st); err != nil {
+		return nil, err
+	}
+	pb, err := Load(st.Source, []byte(st.YAML), e.Actions)
+	if err != nil {
+		return nil, fmt.Errorf("the playbook run %s started with no longer loads with this kir: %w", id, err)
+	}
+	run := &Run{
+		ID: id, Playbook: st.Playbook, Source: st.Source, Params: st.Params, Incident: st.Incident,
+		Actor: st.Actor, DryRun: st.DryRun, Journaled: true, Status: RunInterrupted,
+		Started: recs[0].Time, Steps: pendingSteps(pb),
+	}
+	stepAt := func(i int, name string) (*StepRun, error) {
+		if i < 0 || i >= len(run.Steps) || run.Steps[i].Name != name {
+			return nil, fmt.Errorf("journal of run %s names step %d %q, which its playbook does not have", id, i, name)
+		}
+		return &run.Steps[i], nil
+	}
+	for _, rec := range recs[1:] {
+		switch rec.Type {
+		case recRunResumed:
+			run.Resumes++
+			run.Status, run.Error, run.Finished = RunInterrupted, "", time.Time{}
+		case recStepStarted:
+			var d stepStarted
+			if err := decodeData(rec, &d); err != nil {
+				return nil, err
+			}
+			sr, err := stepAt(d.Index, d.Name)
+			if err != nil {
+				return nil, err
+			}
+			*sr = StepRun{Name: sr.Name, Action: sr.Action, Status: StepUnknown, Params: d.Params, Started: rec.Time, Attempts: d.Attempt}
+		case recStepSkipped:
+			var d stepSkipped
+			if err := decodeData(rec, &d); err != nil {
+				return nil, err
+			}
+			sr, err := stepAt(d.Index, d.Name)
+			if err != nil {
+				return nil, err
+			}
+			holds := false
+			sr.Status, sr.Condition, sr.Holds = StepSkipped, d.Condition, &holds
+		case recStepFinished:
+			var d stepFinished
+			if err := decodeData(rec, &d); err != nil {
+				return nil, err
+			}
+			sr, err := stepAt(d.Index, d.Name)
+			if err != nil {
+				return nil, err
+			}
+			sr.Status, sr.Params, sr.Changed, sr.Output = d.Status, d.Params, d.Changed, d.Output
+			sr.Warnings, sr.Writes, sr.Error, sr.Finished = d.Warnings, d.Writes, d.Error, rec.Time
+			if sr.Condition == "" && e.condition(pb, d.Index) != "" {
+				holds := true
+				sr.Condition, sr.Holds = e.condition(pb, d.Index), &holds
+			}
+			run.addWarnings(d.Warnings)
+		case recRunFinished:
+			var d runFinished
+			if err := decodeData(rec, &d); err != nil {
+				return nil, err
+			}
+			run.Status, run.Error, run.Finished = d.Status, d.Error, rec.Time
+		default:
+			return nil, fmt.Errorf("journal of run %s: record %d has unknown type %q", id, rec.Seq, rec.Type)
+		}
+	}
+	return &replayed{run: run, pb: pb, alert: st.Alert}, nil
+}
+
+func (e *Engine) condition(pb *Playbook, i int) string {
+	if i < len(pb.Steps) && pb.Steps[i].When != nil {
+		return pb.Steps[i].When.Source
+	}
+	return ""
+}
+
+// decodeData decodes a record's data with numbers as expressions see them.
+func decodeData(rec journal.Record, into any) error {
+	dec := json.NewDecoder(bytes.NewReader(rec.Data))
+	dec.UseNumber()
+	if err := dec.Decode(into); err != nil {
+		return fmt.Errorf("journal record %d (%s): %w", rec.Seq, rec.Type, err)
+	}
+	normalize(into)
+	return nil
+}
+
+// normalize turns the json.Numbers of decoded records into int64 or float64.
+func normalize(v any) {
+	switch v := v.(type) {
+	case *runStarted:
+		numbers(map[string]any(v.Params))
+		numbers(v.Alert)
+	case *stepStarted:
+		numbers(map[string]any(v.Params))
+	case *stepFinished:
+		numbers(map[string]any(v.Params))
+		v.Output = numbers(v.Output)
+	}
+}

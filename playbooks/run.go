@@ -1,0 +1,148 @@
+package playbooks
+
+import (
+	"errors"
+	"time"
+
+	"kir.dev/kir/internal/action"
+)
+
+// The statuses of a run.
+const (
+	RunSucceeded   = "succeeded"   // every step succeeded or was skipped
+	RunFailed      = "failed"      // a step failed before anything was changed
+	RunPartial     = "partial"     // a step failed after others changed something: resume or rerun to finish
+	RunInterrupted = "interrupted" // stopped (signal, kill) before the end: resume to finish
+)
+
+// The statuses of a step.
+const (
+	StepSucceeded = "succeeded"
+	StepFailed    = "failed"
+	StepSkipped   = "skipped" // its condition did not hold
+	StepPending   = "pending" // not run: the run stopped before it
+)
+
+// Run is the record of one playbook run, as the engine reports it and as
+// its journal holds it.
+type Run struct {
+	// ID names the run: `kir runs show ID`, `kir runs resume ID`.
+	ID       string         `json:"id"`
+	Playbook string         `json:"playbook"`
+	Source   string         `json:"source"`
+	Params   map[string]any `json:"params"`
+	Incident string         `json:"incident,omitempty"`
+	// Actor is the identity the run acts as.
+	Actor  string        `json:"actor,omitempty"`
+	DryRun action.DryRun `json:"dryRun"`
+	// Journaled is false for dry runs, which leave no record.
+	Journaled bool      `json:"journaled"`
+	Status    string    `json:"status"`
+	Error     string    `json:"error,omitempty"`
+	Started   time.Time `json:"started"`
+	Finished  time.Time `json:"finished,omitzero"`
+	// Resumes counts the times the run was resumed.
+	Resumes int       `json:"resumes,omitempty"`
+	Steps   []StepRun `json:"steps"`
+	// Warnings gathers the steps' warnings, without repeats.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// StepRun is what happened to one step.
+type StepRun struct {
+	Name   string `json:"name"`
+	Action string `json:"action"`
+	Status string `json:"status"`
+	// Condition is the step's when: expression, if any, and Holds its
+	// value when it was evaluated.
+	Condition string `json:"condition,omitempty"`
+	Holds     *bool  `json:"holds,omitempty"`
+	// Params are the resolved parameters the action ran with.
+	Params   action.Params  `json:"params,omitempty"`
+	Changed  bool           `json:"changed"`
+	Output   any            `json:"output,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
+	Writes   []action.Write `json:"writes,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Started  time.Time      `json:"started,omitzero"`
+	Finished time.Time      `json:"finished,omitzero"`
+	// Attempts counts how often the step was started: more than one when
+	// a run was resumed after the step's outcome was lost.
+	Attempts int `json:"attempts,omitempty"`
+
+	err error // the action's error, when it ran in this process
+}
+
+// Err returns the errors of the failed steps, joined; the errors of steps
+// run in this process keep their type (for exit codes).
+func (r *Run) Err() error {
+	var errs []error
+	for _, s := range r.Steps {
+		if s.Status != StepFailed {
+			continue
+		}
+		if s.err != nil {
+			errs = append(errs, s.err)
+		} else {
+			errs = append(errs, errors.New(s.Error))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// AnyDone reports whether any write took effect.
+func (r *Run) AnyDone() bool {
+	if !r.DryRun.Persists() {
+		return false
+	}
+	for _, s := range r.Steps {
+		for _, w := range s.Writes {
+			if w.Done {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Step returns the named step's record.
+func (r *Run) Step(name string) *StepRun {
+	for i := range r.Steps {
+		if r.Steps[i].Name == name {
+			return &r.Steps[i]
+		}
+	}
+	return nil
+}
+
+func (r *Run) settle() {
+	failed := false
+	for _, s := range r.Steps {
+		if s.Status == StepFailed {
+			failed = true
+		}
+	}
+	switch {
+	case !failed:
+		r.Status, r.Error = RunSucceeded, ""
+	case r.AnyDone():
+		r.Status, r.Error = RunPartial, r.Err().Error()
+	default:
+		r.Status, r.Error = RunFailed, r.Err().Error()
+	}
+}
+
+func (r *Run) addWarnings(ws []string) {
+	for _, w := range ws {
+		dup := false
+		for _, have := range r.Warnings {
+			if have == w {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			r.Warnings = append(r.Warnings, w)
+		}
+	}
+}
