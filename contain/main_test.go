@@ -31,7 +31,14 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var err error
+	// kir's run journals go to a directory of this test binary's own.
+	state, err := os.MkdirTemp("", "kir-state-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(state)
+	os.Setenv("KIR_STATE_DIR", state)
 	cluster, err = kubetest.Start(ctx, kubetest.Options{})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting the test control plane: %v\n", err)

@@ -165,7 +165,7 @@ func containedPodsOn(ctx context.Context, env action.Env, node string, except []
 // records an Event on each node it changes.
 func eachNode(ctx context.Context, env action.Env, j *journal, names []string,
 	mutate func(*corev1.Node, *NodeOutcome) (bool, error), reason, message string) (action.Result, error) {
-	out := NodesOutput{}
+	out := NodesOutput{Nodes: []NodeOutcome{}}
 	res := action.Result{}
 	var errs []error
 	for _, name := range names {

@@ -71,7 +71,7 @@ func Release(ctx context.Context, env action.Env, p ReleaseParams) (action.Resul
 		return action.Result{}, err
 	}
 	j := &journal{dry: env.DryRun}
-	out := ReleaseOutput{Pods: make([]ReleaseOutcome, len(pods)), Nodes: nodesOf(pods)}
+	out := ReleaseOutput{Pods: make([]ReleaseOutcome, len(pods)), Nodes: nodesOf(pods), Released: []string{}}
 	changed := make([]bool, len(pods))
 	warnings := make([]string, len(pods))
 	parallel := p.Parallelism

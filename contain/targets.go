@@ -90,7 +90,7 @@ func forEach(ctx context.Context, pods []corev1.Pod, parallel int, f func(ctx co
 // nodesOf returns the distinct, sorted node names of the pods.
 func nodesOf(pods []corev1.Pod) []string {
 	seen := map[string]bool{}
-	var out []string
+	out := []string{} // [] in JSON, never null: playbooks take its size
 	for _, p := range pods {
 		if n := p.Spec.NodeName; n != "" && !seen[n] {
 			seen[n] = true

@@ -21,10 +21,14 @@ func New(out, errOut io.Writer) *cli.App {
 		Writer:    out,
 		ErrWriter: errOut,
 		Description: "kir contains compromised pods and nodes and undoes exactly what it did.\n" +
+			"Every response is a playbook run, recorded in a journal: kir runs list.\n" +
 			"Flags may follow arguments, as in kubectl: kir contain pod web-7f9c -n shop.\n\n" + exitCodesHelp,
 		Commands: []*cli.Command{
 			containCommand(),
 			releaseCommand(),
+			playbookCommand(),
+			runsCommand(),
+			actionsCommand(),
 			doctorCommand(),
 			rbacCommand(),
 		},

@@ -1,13 +1,9 @@
 package cli
 
 import (
-	"context"
 	"errors"
 
 	"github.com/urfave/cli/v2"
-
-	"kir.dev/kir/contain"
-	"kir.dev/kir/internal/action"
 )
 
 func containCommand() *cli.Command {
@@ -19,7 +15,7 @@ func containCommand() *cli.Command {
 				Name:      "pod",
 				Usage:     "isolate a pod with a quarantine NetworkPolicy that selects only it, and cordon and taint its node",
 				ArgsUsage: "NAME | -l SELECTOR",
-				Flags: flagsOf(kubeFlags(), writeFlags(), []cli.Flag{
+				Flags: flagsOf(kubeFlags(), writeFlags(), playbookFlags(), []cli.Flag{
 					namespaceFlag(), selectorFlag(),
 					&cli.BoolFlag{Name: "detach", Usage: "remove the labels its controller and Services select on: a clean replacement starts, traffic stops, the pod stays alive"},
 					&cli.BoolFlag{Name: "allow-dns", Usage: "allow egress to the cluster DNS"},
@@ -35,18 +31,18 @@ func containCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					p := contain.IsolateParams{
-						Namespace: s.namespace, Name: name, Selector: c.String(flagSelector),
-						Detach: c.Bool("detach"), AllowDNS: c.Bool("allow-dns"), AllowEgressCIDRs: c.StringSlice("allow-egress-cidr"),
-					}
-					return s.finish(c, containPod(c.Context, s, p, !c.Bool("no-cordon")))
+					return runPlaybook(c, s, "contain pod", "contain-pod", given(map[string]any{
+						"namespace": s.namespace, "name": name, "selector": c.String(flagSelector),
+						"detach": c.Bool("detach"), "allowDNS": c.Bool("allow-dns"), "allowEgressCIDRs": c.StringSlice("allow-egress-cidr"),
+						"cordon": !c.Bool("no-cordon"),
+					}))
 				},
 			},
 			{
 				Name:      "node",
 				Usage:     "cordon and taint a node, and with --drain evict its other pods",
 				ArgsUsage: "NAME",
-				Flags: flagsOf(kubeFlags(), writeFlags(), []cli.Flag{
+				Flags: flagsOf(kubeFlags(), writeFlags(), playbookFlags(), []cli.Flag{
 					&cli.BoolFlag{Name: "drain", Usage: "evict the node's pods through the Eviction API (honours PodDisruptionBudgets; never evicts a quarantined pod)"},
 					&cli.BoolFlag{Name: "force", Usage: "with --drain, also evict pods no controller manages"},
 					&cli.DurationFlag{Name: "drain-timeout", Usage: "with --drain, how long to wait for evictions (default 5m)"},
@@ -60,37 +56,15 @@ func containCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					r := newRunner("contain node", s.env)
-					if _, err := r.run(c.Context, "cordon", "contain.cordon-node", action.Encode(contain.CordonParams{Nodes: []string{node}})); err == nil && c.Bool("drain") {
-						r.run(c.Context, "drain", "contain.drain-node", action.Encode(contain.DrainParams{
-							Node: node, Force: c.Bool("force"), Timeout: action.Duration(c.Duration("drain-timeout")),
-						}))
+					params := given(map[string]any{"node": node, "drain": c.Bool("drain"), "force": c.Bool("force")})
+					if c.IsSet("drain-timeout") {
+						params["drainTimeout"] = c.Duration("drain-timeout").String()
 					}
-					return s.finish(c, r)
+					return runPlaybook(c, s, "contain node", "contain-node", params)
 				},
 			},
 		},
 	}
-}
-
-// containPod isolates, then cordons the nodes of the isolated pods.
-func containPod(ctx context.Context, s *session, p contain.IsolateParams, cordon bool) *runner {
-	r := newRunner("contain pod", s.env)
-	res, _ := r.run(ctx, "isolate", "contain.isolate-pod", action.Encode(p))
-	out, ok := res.Output.(contain.IsolateOutput)
-	switch {
-	case !ok:
-		return r // nothing was isolated: the error says why
-	case !cordon:
-		r.skip("cordon", "contain.cordon-node", "--no-cordon")
-	case len(out.Nodes) == 0:
-		r.skip("cordon", "contain.cordon-node", "the pods are not scheduled on any node")
-	default:
-		// Cordon even when some pods failed: the isolated ones' nodes still
-		// need it, and a rerun finishes the rest.
-		r.run(ctx, "cordon", "contain.cordon-node", action.Encode(contain.CordonParams{Nodes: out.Nodes}))
-	}
-	return r
 }
 
 // oneNameOrSelector returns the pod name argument, or "" with -l.
@@ -121,11 +95,26 @@ func flagsOf(sets ...[]cli.Flag) []cli.Flag {
 	return out
 }
 
-// finish prints the report and returns the command's error.
-func (s *session) finish(c *cli.Context, r *runner) error {
-	err := r.finish()
-	if perr := r.print(c.App.Writer, s.format); perr != nil && err == nil {
-		err = perr
+// given drops the parameters a command's flags leave at their zero value,
+// so that the playbook's defaults apply and a user's playbook overriding a
+// built-in one need only declare the parameters its users set. cordon is
+// true unless --no-cordon, and so kept only when false.
+func given(params map[string]any) map[string]any {
+	for k, v := range params {
+		switch v := v.(type) {
+		case string:
+			if v == "" {
+				delete(params, k)
+			}
+		case bool:
+			if !v && k != "cordon" || v && k == "cordon" {
+				delete(params, k)
+			}
+		case []string:
+			if len(v) == 0 {
+				delete(params, k)
+			}
+		}
 	}
-	return err
+	return params
 }

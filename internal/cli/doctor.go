@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -132,10 +131,8 @@ func missingRules(ctx context.Context, c kubernetes.Interface, spec action.Spec,
 }
 
 func printDiagnosis(w io.Writer, format string, d Diagnosis) error {
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(d)
+	if format == "json" || format == "yaml" {
+		return printStructured(w, format, d)
 	}
 	p := &textPrinter{w: w}
 	p.line("API server  %s (%s): reachable", d.Server, d.Version)

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"kir.dev/kir/contain"
+	"kir.dev/kir/playbooks"
 )
 
 // Exit codes, the same for every command. Scripts rely on them.
@@ -55,9 +56,10 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &p):
 		return ExitPartial
-	case errors.As(err, &u):
+	case errors.As(err, &u), errors.As(err, new(*playbooks.ParamError)), errors.As(err, new(*playbooks.StepParamError)),
+		errors.As(err, new(*playbooks.LoadError)):
 		return ExitUsage
-	case apierrors.IsNotFound(err), errors.Is(err, contain.ErrNoMatch):
+	case apierrors.IsNotFound(err), errors.Is(err, contain.ErrNoMatch), errors.Is(err, ErrRunNotFound):
 		return ExitNotFound
 	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), errors.As(err, new(forbiddenError)):
 		return ExitForbidden

@@ -2,9 +2,6 @@ package cli
 
 import (
 	"github.com/urfave/cli/v2"
-
-	"kir.dev/kir/contain"
-	"kir.dev/kir/internal/action"
 )
 
 func releaseCommand() *cli.Command {
@@ -16,7 +13,7 @@ func releaseCommand() *cli.Command {
 				Name:      "pod",
 				Usage:     "delete a pod's quarantine policy, restore its labels and annotations, and release its node once no contained pod remains there",
 				ArgsUsage: "NAME | -l SELECTOR",
-				Flags: flagsOf(kubeFlags(), writeFlags(), []cli.Flag{
+				Flags: flagsOf(kubeFlags(), writeFlags(), playbookFlags(), []cli.Flag{
 					namespaceFlag(), selectorFlag(),
 					&cli.BoolFlag{Name: "reattach", Usage: "put back the labels --detach removed (its controller then re-adopts it and may delete a surplus replica)"},
 					&cli.BoolFlag{Name: "delete", Usage: "delete the pod once released"},
@@ -30,24 +27,17 @@ func releaseCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					r := newRunner("release pod", s.env)
-					res, err := r.run(c.Context, "release", "contain.release-pod", action.Encode(contain.ReleaseParams{
-						Namespace: s.namespace, Name: name, Selector: c.String(flagSelector),
-						Reattach: c.Bool("reattach"), Delete: c.Bool("delete"),
+					return runPlaybook(c, s, "release pod", "release-pod", given(map[string]any{
+						"namespace": s.namespace, "name": name, "selector": c.String(flagSelector),
+						"reattach": c.Bool("reattach"), "delete": c.Bool("delete"),
 					}))
-					if out, ok := res.Output.(contain.ReleaseOutput); ok && err == nil && len(out.Released) > 0 && len(out.Nodes) > 0 {
-						r.run(c.Context, "release-node", "contain.release-node", action.Encode(contain.ReleaseNodeParams{
-							Nodes: out.Nodes, ReleasedPods: out.Released,
-						}))
-					}
-					return s.finish(c, r)
 				},
 			},
 			{
 				Name:      "node",
 				Usage:     "remove kir's taint and uncordon the node if kir cordoned it",
 				ArgsUsage: "NAME",
-				Flags: flagsOf(kubeFlags(), writeFlags(), []cli.Flag{
+				Flags: flagsOf(kubeFlags(), writeFlags(), playbookFlags(), []cli.Flag{
 					&cli.BoolFlag{Name: "force", Usage: "release the node even while contained pods remain on it"},
 				}),
 				Action: func(c *cli.Context) error {
@@ -59,11 +49,7 @@ func releaseCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					r := newRunner("release node", s.env)
-					r.run(c.Context, "release-node", "contain.release-node", action.Encode(contain.ReleaseNodeParams{
-						Nodes: []string{node}, Force: c.Bool("force"),
-					}))
-					return s.finish(c, r)
+					return runPlaybook(c, s, "release node", "release-node", given(map[string]any{"node": node, "force": c.Bool("force")}))
 				},
 			},
 		},

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"io"
 	"sort"
 	"strings"
 
 	"kir.dev/kir/contain"
+	"kir.dev/kir/playbooks"
 )
 
 // printText writes the short human summary of a report.
@@ -22,7 +25,10 @@ func printText(w io.Writer, r Report) error {
 		p.line("acting as %s%s", r.Actor, dry)
 	}
 	for _, s := range r.Steps {
-		switch o := s.Output.(type) {
+		if r.DryRun != "none" && r.DryRun != "" {
+			p.plan(s)
+		}
+		switch o := typedOutput(s.Action, s.Output).(type) {
 		case contain.IsolateOutput:
 			for _, pod := range o.Pods {
 				switch {
@@ -48,18 +54,34 @@ func printText(w io.Writer, r Report) error {
 		case contain.DrainOutput:
 			p.line("node %s: drained, %d pod(s) evicted%s", o.Node, len(o.Evicted), listSuffix(o.Evicted))
 		}
-		if s.Status == "failed" && s.Output == nil {
-			p.line("%s: FAILED: %s", s.Name, s.Error)
-		}
-		if s.Status == "skipped" {
-			p.line("%s: skipped: %s", s.Name, s.Error)
+		switch s.Status {
+		case playbooks.StepFailed:
+			if s.Output == nil {
+				p.line("%s: FAILED: %s", s.Name, s.Error)
+			}
+		case playbooks.StepSkipped:
+			p.line("%s: skipped: its condition does not hold: %s", s.Name, s.Condition)
+		case playbooks.StepUnknown:
+			p.line("%s: started, outcome unknown (the run was interrupted); resuming runs it again", s.Name)
+		case playbooks.StepPending:
+			if r.Status != playbooks.RunSucceeded {
+				p.line("%s: not run", s.Name)
+			}
 		}
 	}
 	for _, warn := range r.Warnings {
 		p.line("warning: %s", warn)
 	}
-	if r.Status == "partial" {
+	switch {
+	case r.Status == playbooks.RunPartial && r.Run != "":
+		p.line("PARTIAL: some steps were done and some failed (see above); run the same command again, or kir runs resume %s, to finish", r.Run)
+	case r.Status == playbooks.RunPartial:
 		p.line("PARTIAL: some steps were done and some failed (see above); run the same command again to finish")
+	case r.Status == playbooks.RunInterrupted && r.Run != "":
+		p.line("INTERRUPTED: finish with kir runs resume %s", r.Run)
+	}
+	if r.Run != "" {
+		p.line("recorded as run %s (kir runs show %s)", r.Run, r.Run)
 	}
 	return p.err
 }
@@ -118,7 +140,60 @@ func (p *textPrinter) released(o contain.ReleaseOutcome) {
 	}
 }
 
-func allowSuffix(s StepReport) string {
+// plan prints a step of a dry run: whether its condition holds, the
+// parameters it resolved to and the writes it sent or would send.
+func (p *textPrinter) plan(s playbooks.StepRun) {
+	p.line("step %s (%s): %s", s.Name, s.Action, s.Status)
+	if s.Condition != "" && s.Holds != nil {
+		p.line("  when %s: %v", s.Condition, *s.Holds)
+	}
+	if len(s.Params) > 0 {
+		b, _ := json.Marshal(s.Params)
+		p.line("  with %s", b)
+	}
+	for _, w := range s.Writes {
+		id := w.Name
+		if w.Namespace != "" {
+			id = w.Namespace + "/" + w.Name
+		}
+		state := "would be sent"
+		if w.Done {
+			state = "accepted by the server, not persisted"
+		}
+		if w.Error != "" {
+			state = "REJECTED: " + w.Error
+		}
+		p.line("  %s %s %s: %s", w.Verb, w.Kind, id, state)
+	}
+}
+
+// typedOutput returns an action's output as its Go type, whether it comes
+// from this process or, as plain JSON values, from a journal.
+func typedOutput(actionName string, out any) any {
+	var typed any
+	switch actionName {
+	case "contain.isolate-pod":
+		typed = &contain.IsolateOutput{}
+	case "contain.cordon-node", "contain.release-node":
+		typed = &contain.NodesOutput{}
+	case "contain.release-pod":
+		typed = &contain.ReleaseOutput{}
+	case "contain.drain-node":
+		typed = &contain.DrainOutput{}
+	default:
+		return out
+	}
+	if out == nil {
+		return nil
+	}
+	b, err := json.Marshal(out)
+	if err != nil || json.Unmarshal(b, typed) != nil {
+		return out
+	}
+	return reflect.ValueOf(typed).Elem().Interface()
+}
+
+func allowSuffix(s playbooks.StepRun) string {
 	var allowed []string
 	if v, _ := s.Params["allowDNS"].(bool); v {
 		allowed = append(allowed, "DNS")

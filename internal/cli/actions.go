@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"kir.dev/kir/internal/action"
+	"kir.dev/kir/internal/catalog"
+)
+
+func actionsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "actions",
+		Usage: "list every action playbooks can use, with its parameters and the RBAC it needs",
+		Flags: []cli.Flag{outputFlag()},
+		Action: func(c *cli.Context) error {
+			reg := catalog.Registry()
+			var specs []action.Spec
+			for _, name := range reg.Names() {
+				a, _ := reg.Get(name)
+				specs = append(specs, a.Spec())
+			}
+			if f := c.String(flagOutput); f == "json" || f == "yaml" {
+				return printStructured(c.App.Writer, f, specs)
+			}
+			p := &textPrinter{w: c.App.Writer}
+			for i, s := range specs {
+				if i > 0 {
+					p.line("")
+				}
+				p.line("%s", s.Name)
+				p.line("  %s", s.Summary)
+				for _, param := range s.Params {
+					req := ""
+					if param.Required {
+						req = ", required"
+					}
+					p.line("  %s (%s%s): %s", param.Name, param.Type, req, param.Description)
+				}
+				for _, r := range s.Rules {
+					p.line("  needs %s %s", strings.Join(r.Verbs, ","), resources(r.APIGroups, r.Resources))
+				}
+			}
+			return p.err
+		},
+	}
+}
+
+func resources(groups, res []string) string {
+	var out []string
+	for _, g := range groups {
+		for _, r := range res {
+			if g == "" {
+				out = append(out, r)
+			} else {
+				out = append(out, fmt.Sprintf("%s.%s", r, g))
+			}
+		}
+	}
+	return strings.Join(out, " ")
+}

@@ -1,0 +1,36 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"syscall"
+
+	"kir.dev/kir/internal/journal"
+)
+
+// killEnv names a testing hook: KIR_TEST_KILL_AFTER=TYPE:STEP makes kir
+// SIGKILL itself right after it durably records that journal record (e.g.
+// step-finished:isolate), so that tests can prove a killed run resumes
+// correctly. Never set it outside tests.
+const killEnv = "KIR_TEST_KILL_AFTER"
+
+func testHook() func(journal.Record) {
+	target := os.Getenv(killEnv)
+	if target == "" {
+		return nil
+	}
+	typ, step, _ := strings.Cut(target, ":")
+	return func(rec journal.Record) {
+		if rec.Type != typ {
+			return
+		}
+		var d struct {
+			Name string `json:"name"`
+		}
+		if step != "" && (json.Unmarshal(rec.Data, &d) != nil || d.Name != step) {
+			return
+		}
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+}
