@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"kir.dev/kir/contain"
+	"kir.dev/kir/internal/cli"
 	"kir.dev/kir/internal/action"
 	"kir.dev/kir/internal/kubetest"
 )
@@ -25,8 +26,16 @@ import (
 var cluster *kubetest.Cluster
 
 func TestMain(m *testing.M) {
+	if os.Getenv(asKirEnv) == "1" {
+		// The test binary as the kir binary, for tests that must kill a
+		// real kir process.
+		os.Exit(cli.Run(context.Background(), append([]string{"kir"}, os.Args[1:]...), os.Stdout, os.Stderr))
+	}
 	os.Exit(run(m))
 }
+
+// asKirEnv makes the test binary run kir's command line.
+const asKirEnv = "KIR_TEST_AS_KIR"
 
 func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -1,0 +1,200 @@
+package contain_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kir.dev/kir/contain"
+	"kir.dev/kir/internal/cli"
+	"kir.dev/kir/playbooks"
+)
+
+// kirProcess runs kir as a real child process (this test binary, as kir)
+// with a state directory and extra environment, and returns its exit error
+// and output.
+func kirProcess(t *testing.T, state string, env []string, args ...string) (error, string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), self, append(args, "--kubeconfig", cluster.Kubeconfig, "--state-dir", state)...)
+	cmd.Env = append(append(os.Environ(), asKirEnv+"=1"), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	return err, out.String()
+}
+
+// containedState is what a contain-pod run leaves on the cluster, with
+// names and times made comparable across fixtures: the pod's kir labels
+// and annotations, its policy, its node's cordon and taint, and how many
+// Events kir emitted on each (each side effect must happen once).
+func containedState(t *testing.T, f *fixture, pod string) string {
+	t.Helper()
+	ctx := t.Context()
+	p, err := cluster.Client.CoreV1().Pods(f.ns).Get(ctx, pod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	value := contain.QuarantineValue(p.UID)
+	for k, v := range p.Labels {
+		if strings.HasPrefix(k, "kir.dev/") {
+			lines = append(lines, fmt.Sprintf("pod label %s=%s", k, strings.ReplaceAll(v, value, "<uid>")))
+		}
+	}
+	for k, v := range p.Annotations {
+		switch k {
+		case contain.AnnotationContainedAt:
+			v = "<time>"
+		case contain.AnnotationPolicy:
+			v = strings.ReplaceAll(v, value, "<uid>")
+		case contain.AnnotationPriorLabels:
+			v = strings.ReplaceAll(v, p.Labels["pod-template-hash"], "<hash>")
+		}
+		if strings.HasPrefix(k, "kir.dev/") {
+			lines = append(lines, fmt.Sprintf("pod annotation %s=%s", k, v))
+		}
+	}
+	pol, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).Get(ctx, contain.PolicyName(value), metav1.GetOptions{})
+	if err != nil {
+		lines = append(lines, "policy: "+err.Error())
+	} else {
+		spec, _ := json.Marshal(pol.Spec)
+		lines = append(lines, "policy spec "+strings.ReplaceAll(string(spec), value, "<uid>"))
+	}
+	n, err := cluster.Client.CoreV1().Nodes().Get(ctx, f.node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, fmt.Sprintf("node unschedulable=%v", n.Spec.Unschedulable))
+	for _, taint := range n.Spec.Taints {
+		lines = append(lines, fmt.Sprintf("node taint %s:%s", taint.Key, taint.Effect))
+	}
+	for k, v := range n.Annotations {
+		if k == contain.AnnotationContainedAt {
+			v = "<time>"
+		}
+		if strings.HasPrefix(k, "kir.dev/") {
+			lines = append(lines, fmt.Sprintf("node annotation %s=%s", k, v))
+		}
+	}
+	events, err := cluster.Client.CoreV1().Events(f.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		if e.Source.Component == "kir" || e.ReportingController == "kir.dev/kir" || strings.HasPrefix(e.Message, "kir ") {
+			lines = append(lines, fmt.Sprintf("event on %s: %s", e.InvolvedObject.Kind, e.Reason))
+		}
+	}
+	nodeEvents, err := cluster.Client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + f.node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range nodeEvents.Items {
+		lines = append(lines, fmt.Sprintf("event on %s: %s", e.InvolvedObject.Kind, e.Reason))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// TestKilledRunResumes proves the journal on the real control plane: a
+// real kir process running contain-pod is SIGKILLed right after each
+// journal record in turn; `kir runs resume` then finishes the run. The
+// cluster ends exactly as after an uninterrupted run, every side effect
+// (the Events kir emits once per change) happened once, and no step that
+// had finished ran again.
+func TestKilledRunResumes(t *testing.T) {
+	t.Parallel()
+	ref := newFixture(t, 2)
+	refState := t.TempDir()
+	if err, out := kirProcess(t, refState, nil, "contain", "pod", ref.pods[0].Name, "-n", ref.ns, "--incident", "inc-resume"); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+	want := containedState(t, ref, ref.pods[0].Name)
+
+	for _, point := range []string{
+		"run-started",
+		"step-started:isolate",
+		"step-finished:isolate",
+		"step-started:cordon",
+		"step-finished:cordon",
+	} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, 2)
+			state := t.TempDir()
+			err, out := kirProcess(t, state, []string{"KIR_TEST_KILL_AFTER=" + point},
+				"contain", "pod", f.pods[0].Name, "-n", f.ns, "--incident", "inc-resume")
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("want kir killed by SIGKILL after %s, got %v\n%s", point, err, out)
+			}
+			run := onlyRun(t, state)
+			if run.Status != playbooks.RunInterrupted {
+				t.Fatalf("killed run's status %q, want interrupted", run.Status)
+			}
+			finishedBefore := map[string]bool{}
+			for _, s := range run.Steps {
+				finishedBefore[s.Name] = s.Status == playbooks.StepSucceeded
+			}
+
+			if err, out := kirProcess(t, state, nil, "runs", "resume", run.ID); err != nil {
+				t.Fatalf("resume: %v\n%s", err, out)
+			}
+			if diff := cmp.Diff(want, containedState(t, f, f.pods[0].Name)); diff != "" {
+				t.Errorf("after kill at %s and resume, the cluster differs from an uninterrupted run (-want +got):\n%s", point, diff)
+			}
+			resumed := onlyRun(t, state)
+			if resumed.Status != playbooks.RunSucceeded || resumed.Resumes != 1 {
+				t.Errorf("resumed run: status %s, resumes %d", resumed.Status, resumed.Resumes)
+			}
+			for _, s := range resumed.Steps {
+				if s.Status != playbooks.StepSucceeded {
+					t.Errorf("step %s: %s", s.Name, s.Status)
+				}
+				if finishedBefore[s.Name] && s.Attempts != 1 {
+					t.Errorf("step %s had finished before the kill but was started %d times", s.Name, s.Attempts)
+				}
+			}
+			// The second pod, a sibling, is untouched.
+			if got := containedState(t, f, f.pods[1].Name); strings.Contains(got, "pod label") {
+				t.Errorf("sibling pod changed:\n%s", got)
+			}
+		})
+	}
+}
+
+// onlyRun returns the one run recorded in state.
+func onlyRun(t *testing.T, state string) *playbooks.Run {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cliMu.Lock()
+	code := cli.Run(context.Background(), []string{"kir", "runs", "list", "-o", "json", "--state-dir", state}, &out, &errOut)
+	cliMu.Unlock()
+	if code != 0 {
+		t.Fatalf("runs list: exit %d: %s", code, errOut.String())
+	}
+	var runs []*playbooks.Run
+	if err := json.Unmarshal(out.Bytes(), &runs); err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 {
+		t.Fatalf("want one run, got %d", len(runs))
+	}
+	return runs[0]
+}
