@@ -6,7 +6,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X kir.dev/kir/internal/cli.Version=$(VERSION)
 
-.PHONY: build test testbin demo lint bench fmt clean
+.PHONY: build test testbin demo lint bench docs fuzz fmt clean
 
 build: ## build bin/kir
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/kir ./cmd/kir
@@ -14,8 +14,16 @@ build: ## build bin/kir
 testbin: ## build etcd, kube-apiserver, controller-manager, scheduler and kwok into the cache (once)
 	@internal/kubetest/tools/build.sh >/dev/null
 
-test: testbin ## run every test against the real control plane
+test: testbin ## run every test against the real control plane, then fuzz the playbook loader briefly
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=15s
+
+FUZZTIME ?= 1m
+fuzz: ## fuzz the playbook loader (FUZZTIME=1m)
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./playbooks/
+
+docs: ## regenerate docs/actions.md and docs/playbooks.md from the source
+	$(GO) test ./internal/refdocs -run TestGenerated -update
 
 demo: build testbin ## contain one replica of a demo app on a local control plane, then release it
 	@docs/demo.sh

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -211,5 +212,65 @@ func TestServiceAccountBoundToDeployRBACCanContainAndRelease(t *testing.T) {
 	}
 	if code != cli.ExitForbidden {
 		t.Errorf("unbound ServiceAccount: exit %d, want %d", code, cli.ExitForbidden)
+	}
+}
+
+// TestPlaybookRunPlan: --dry-run=client prints the plan — every step, its
+// resolved parameters and whether its condition holds — and changes
+// nothing; --dry-run=server -o yaml shows the exact objects the server
+// would persist.
+func TestPlaybookRunPlan(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	target := f.pods[0].Name
+	before := snapshot(t, f, target)
+	code, out, errOut := kir(t, cluster.Kubeconfig, "playbook", "run", "contain-pod", "--set", "namespace="+f.ns, "--set", "name="+target,
+		"--set", "allowEgressCIDRs=10.0.0.0/8,192.168.0.0/16", "--dry-run=client")
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"step isolate (contain.isolate-pod): succeeded",
+		`"allowEgressCIDRs":["10.0.0.0/8","192.168.0.0/16"]`,
+		`"name":"` + target + `"`,
+		"apply NetworkPolicy " + f.ns + "/kir-quarantine-",
+		"step cordon (contain.cordon-node): succeeded",
+		"when params.cordon && has(steps.isolate.output.nodes) && size(steps.isolate.output.nodes) > 0: true",
+		`with {"nodes":["` + f.node + `"]}`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "recorded as run") {
+		t.Errorf("a dry run was recorded:\n%s", out)
+	}
+	if diff := cmp.Diff(before, snapshot(t, f, target)); diff != "" {
+		t.Errorf("a client dry run changed the cluster (-before +after):\n%s", diff)
+	}
+
+	code, out, errOut = kir(t, cluster.Kubeconfig, "playbook", "run", "contain-pod", "--set", "namespace="+f.ns, "--set", "name="+target, "--set", "cordon=false", "--dry-run=server", "-o", "yaml")
+	if code != cli.ExitOK {
+		t.Fatalf("server dry run: exit %d: %s", code, errOut)
+	}
+	var rep cli.Report
+	if err := yaml.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Steps) != 2 || rep.Steps[1].Status != "skipped" || len(rep.Steps[0].Writes) < 2 {
+		t.Fatalf("server dry run report: %s", out)
+	}
+	policy, _ := json.Marshal(rep.Steps[0].Writes[0].Body)
+	if !strings.Contains(string(policy), `"uid"`) || !strings.Contains(string(policy), `"policyTypes":["Ingress","Egress"]`) {
+		t.Errorf("the first write is not the server's NetworkPolicy object: %s", policy)
+	}
+	if diff := cmp.Diff(before, snapshot(t, f, target)); diff != "" {
+		t.Errorf("a server dry run changed the cluster (-before +after):\n%s", diff)
+	}
+
+	// Bad parameters are found before connecting.
+	code, _, errOut = kir(t, cluster.Kubeconfig, "playbook", "run", "contain-pod", "--set", "namespace="+f.ns, "--set", "nmae=x", "--set", "cordon=maybe")
+	if code != cli.ExitUsage || !strings.Contains(errOut, `no parameter "nmae"`) || !strings.Contains(errOut, `parameter "cordon" wants true or false, got "maybe"`) {
+		t.Errorf("bad --set: exit %d, %q", code, errOut)
 	}
 }

@@ -16,8 +16,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"kir.dev/kir/contain"
-	"kir.dev/kir/internal/cli"
 	"kir.dev/kir/internal/action"
+	"kir.dev/kir/internal/cli"
 	"kir.dev/kir/internal/kubetest"
 )
 

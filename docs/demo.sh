@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 kir=$PWD/bin/kir
 work=$(mktemp -d)
 export KUBECONFIG=$work/kubeconfig
+export KIR_STATE_DIR=$work/state # the demo's run journals go with it
 
 cleanup() {
 	[ -n "${cluster_pid:-}" ] && kill "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null
@@ -52,3 +53,6 @@ run "$kir" release pod "$target" -n shop
 
 say "After release"
 go run ./internal/kubetest/cmd/demoapp --namespace shop --show
+
+say "Every response was a playbook run, recorded in a journal"
+run "$kir" runs list

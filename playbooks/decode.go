@@ -333,9 +333,10 @@ func (d *decoder) value(n *yaml.Node) *Value {
 	return nil
 }
 
-// mapping walks a mapping node, calling the handler of each known key and
-// reporting unknown and repeated keys.
+// mapping walks a mapping node of the named Format section, calling the
+// handler of each known key and reporting unknown and repeated keys.
 func (d *decoder) mapping(n *yaml.Node, what string, fields map[string]func(*yaml.Node)) {
+	checkHandlers(section(what), fields)
 	if n.Kind != yaml.MappingNode {
 		d.at(n, "%s must be a mapping, not %s", what, kindName(n))
 		return

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"kir.dev/kir/internal/action"
@@ -52,13 +53,16 @@ func (e *Engine) List() ([]*Run, error) {
 		return nil, err
 	}
 	out := make([]*Run, 0, len(ids))
-	for i := len(ids) - 1; i >= 0; i-- {
-		r, err := e.Load(ids[i])
+	for _, id := range ids {
+		r, err := e.Load(id)
 		if err != nil {
-			r = &Run{ID: ids[i], Status: "unreadable", Error: err.Error()}
+			r = &Run{ID: id, Status: "unreadable", Error: err.Error()}
 		}
 		out = append(out, r)
 	}
+	// Ids sort by the second a run started; its first record, by the
+	// nanosecond.
+	slices.SortStableFunc(out, func(a, b *Run) int { return b.Started.Compare(a.Started) })
 	return out, nil
 }
 

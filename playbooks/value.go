@@ -13,8 +13,8 @@ import (
 // exactly one ${{ expression }} takes the expression's value and type;
 // anywhere else in a string, results are spliced in as text.
 type Value struct {
-	literal any     // a scalar without expressions
-	parts   []part  // a string with expressions
+	literal any    // a scalar without expressions
+	parts   []part // a string with expressions
 	list    []*Value
 	keys    []string // a map's keys, in order
 	fields  map[string]*Value

@@ -35,6 +35,9 @@ func New(out, errOut io.Writer) *cli.App {
 		// Errors are printed once, by Run, and mapped to exit codes there.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,
+		// --set name=a,b hands the playbook a list; repeatable flags
+		// are repeated, never comma-split.
+		DisableSliceFlagSeparator: true,
 	}
 	setUsageHandler(app.Commands)
 	return app

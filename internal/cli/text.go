@@ -3,8 +3,8 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"io"
+	"reflect"
 	"sort"
 	"strings"
 
