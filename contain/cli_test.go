@@ -268,6 +268,13 @@ func TestPlaybookRunPlan(t *testing.T) {
 		t.Errorf("a server dry run changed the cluster (-before +after):\n%s", diff)
 	}
 
+	_, out, _ = kir(t, cluster.Kubeconfig, "playbook", "run", "contain-pod", "--set", "namespace="+f.ns, "--set", "name="+target, "--dry-run=server")
+	for _, want := range []string{"accepted by the server, not persisted", "      kir.dev/quarantine: " + contain.QuarantineValue(f.pods[0].UID), "    - Egress"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("server dry run text lacks %q:\n%s", want, out)
+		}
+	}
+
 	// Bad parameters are found before connecting.
 	code, _, errOut = kir(t, cluster.Kubeconfig, "playbook", "run", "contain-pod", "--set", "namespace="+f.ns, "--set", "nmae=x", "--set", "cordon=maybe")
 	if code != cli.ExitUsage || !strings.Contains(errOut, `no parameter "nmae"`) || !strings.Contains(errOut, `parameter "cordon" wants true or false, got "maybe"`) {

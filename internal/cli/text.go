@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"sigs.k8s.io/yaml"
+
 	"kir.dev/kir/contain"
 	"kir.dev/kir/playbooks"
 )
@@ -164,6 +166,11 @@ func (p *textPrinter) plan(s playbooks.StepRun) {
 			state = "REJECTED: " + w.Error
 		}
 		p.line("  %s %s %s: %s", w.Verb, w.Kind, id, state)
+		if w.Done && w.Body != nil { // a server dry run: the exact object
+			if b, err := yaml.Marshal(w.Body); err == nil {
+				p.line("    %s", strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n    "))
+			}
+		}
 	}
 }
 
