@@ -214,6 +214,7 @@ func (x *execution) vars() map[string]any {
 		varSteps:  x.scope,
 		varRun: map[string]any{
 			"id": x.run.ID, "incident": x.run.Incident, "actor": x.run.Actor, "dryRun": string(x.run.DryRun),
+			"journal": x.journalPath(),
 		},
 		varAlert: alert,
 	}
@@ -228,6 +229,16 @@ func stepScope(sr *StepRun) map[string]any {
 		out = map[string]any{}
 	}
 	return map[string]any{"status": sr.Status, "changed": sr.Changed, "output": out, "error": sr.Error}
+}
+
+// journalPath is the file of the run's journal, or "" when not journaled:
+// evidence bundles carry a copy.
+func (x *execution) journalPath() string {
+	if x.w == nil {
+		return ""
+	}
+	p, _ := x.engine.Journal.Path(x.run.ID) // the id was valid to create it
+	return p
 }
 
 func (x *execution) record(typ string, data any) error {

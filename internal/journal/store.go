@@ -124,6 +124,10 @@ func (s *Store) Active(id string) (bool, error) {
 	return false, nil
 }
 
+// Path returns the file of journal id, for readers that copy it (an
+// evidence bundle carries its run's journal).
+func (s *Store) Path(id string) (string, error) { return s.path(id) }
+
 func (s *Store) path(id string) (string, error) {
 	if !idPattern.MatchString(id) {
 		return "", fmt.Errorf("%w %q: want %s", ErrInvalidID, id, idPattern)

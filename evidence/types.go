@@ -1,0 +1,70 @@
+package evidence
+
+import (
+	"io"
+	"time"
+)
+
+// Source says where a file of evidence came from.
+type Source struct {
+	// Kind is what the file holds: log, manifest, events, image,
+	// checkpoint, journal, note.
+	Kind string `json:"kind"`
+	// Cluster is the API server's URL.
+	Cluster   string `json:"cluster,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	UID       string `json:"uid,omitempty"`
+	Container string `json:"container,omitempty"`
+	Node      string `json:"node,omitempty"`
+	// Image is the image reference by digest (repo@sha256:…).
+	Image string `json:"image,omitempty"`
+	// Object names the Kubernetes object of a manifest: kind/namespace/name.
+	Object string `json:"object,omitempty"`
+	// AuditID is the API server's Audit-Id of the request that read it.
+	AuditID string `json:"auditID,omitempty"`
+	// Collected is when it was read, UTC; the writer sets it when zero.
+	Collected time.Time `json:"collected"`
+	// Truncated is set when a size bound cut the content; Note says how.
+	Truncated bool   `json:"truncated,omitempty"`
+	Note      string `json:"note,omitempty"`
+	// Sensitive marks content an auditor must handle with care (process
+	// memory of a checkpoint).
+	Sensitive bool `json:"sensitive,omitempty"`
+}
+
+// File is one file of a bundle, as manifest.json lists it.
+type File struct {
+	// Path is slash-separated, relative to the bundle's root.
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"` // hex
+	Size   int64  `json:"size"`
+	Source Source `json:"source"`
+}
+
+// Sink receives the files of a bundle. *Bundle implements it.
+type Sink interface {
+	// Put writes the file name (slash-separated, inside the bundle) with
+	// the content of r: created exclusively under a temporary name, hashed
+	// while written, synced, renamed into place and made read-only. It
+	// fails if name exists or is not a clean relative path.
+	Put(name string, r io.Reader, src Source) (File, error)
+	// Custody appends an entry to the bundle's custody log.
+	Custody(e Entry) error
+}
+
+// Entry is one line of custody.log: something done to or for the
+// evidence, by whom and when.
+type Entry struct {
+	// Action says what was done: collect, contain, run-step, seal,
+	// release, export, push, verify, note.
+	Action string `json:"action"`
+	// Detail is free text or structured data about it; never a secret.
+	Detail any `json:"detail,omitempty"`
+	// Actor is the identity the API server knows kir as; OSUser the user
+	// kir ran as on its machine. The writer fills OSUser and the version.
+	Actor  string `json:"actor,omitempty"`
+	OSUser string `json:"osUser,omitempty"`
+	// Version is kir's version.
+	Version string `json:"version,omitempty"`
+}
