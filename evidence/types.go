@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"encoding/json"
 	"io"
 	"time"
 )
@@ -56,15 +57,32 @@ type Sink interface {
 // Entry is one line of custody.log: something done to or for the
 // evidence, by whom and when.
 type Entry struct {
-	// Action says what was done: collect, contain, run-step, seal,
-	// release, export, push, verify, note.
+	// Action says what was done: create, collect, contain, run-step,
+	// seal, release, export, push, verify, note. Required.
 	Action string `json:"action"`
 	// Detail is free text or structured data about it; never a secret.
 	Detail any `json:"detail,omitempty"`
 	// Actor is the identity the API server knows kir as; OSUser the user
-	// kir ran as on its machine. The writer fills OSUser and the version.
+	// kir ran as on its machine. A Bundle fills the actor, OSUser, Host and
+	// the version when empty; AppendCustody fills OSUser and Host.
 	Actor  string `json:"actor,omitempty"`
 	OSUser string `json:"osUser,omitempty"`
+	// Host is the name of the machine kir ran on; the writer fills it.
+	Host string `json:"host,omitempty"`
 	// Version is kir's version.
 	Version string `json:"version,omitempty"`
+}
+
+// collectedLayout is RFC 3339 with all nine digits of nanoseconds, so that
+// the manifest shows the full precision and its times sort as text.
+const collectedLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// MarshalJSON writes Collected in UTC with nanoseconds
+// ("2026-01-02T03:04:05.120000000Z"); it decodes as any RFC 3339 time.
+func (s Source) MarshalJSON() ([]byte, error) {
+	type plain Source // without this method
+	return json.Marshal(struct {
+		plain
+		Collected string `json:"collected"`
+	}{plain(s), s.Collected.UTC().Format(collectedLayout)})
 }

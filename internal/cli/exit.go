@@ -21,6 +21,9 @@ const (
 	ExitForbidden   = 4 // forbidden (RBAC) or not authenticated
 	ExitUnreachable = 5 // API server unreachable or timed out
 	ExitPartial     = 6 // some steps done: the result lists which; rerunning finishes
+	// kir evidence verify:
+	ExitUnverified = 7 // the evidence does not verify: a file changed, missing or added, custody broken, bad signature
+	ExitUnsigned   = 8 // hashes and custody hold, but no --key was given: the signature was not checked
 )
 
 // exitCodesHelp documents the codes in --help.
@@ -31,7 +34,9 @@ const exitCodesHelp = `EXIT CODES:
    3  target not found
    4  forbidden by RBAC, or not authenticated
    5  API server unreachable or timed out
-   6  partial: some steps done, the result lists which; rerunning finishes`
+   6  partial: some steps done, the result lists which; rerunning finishes
+   7  kir evidence verify: the evidence does not verify (changed, missing or added files, broken custody, bad signature)
+   8  kir evidence verify: hashes and custody hold, but the signature was not checked (no --key)`
 
 // usageError marks bad input.
 type usageError struct{ err error }

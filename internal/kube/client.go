@@ -66,6 +66,8 @@ func New(o Options) (*Client, error) {
 		cfg.Timeout = DefaultTimeout
 	}
 	cfg.UserAgent = "kir"
+	// Evidence cites the Audit-Id of the request that read it.
+	cfg.Wrap(AuditIDTransport)
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("building the Kubernetes client: %w", err)

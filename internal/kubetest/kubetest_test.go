@@ -35,6 +35,10 @@ var cluster *Cluster
 // through the ClusterLogs document given as Options.ExtraKwokConfig.
 const podLog = "hello from kwok"
 
+// previousPodLog is what kwok serves as the log of the previous instance
+// of every container (?previous=true).
+const previousPodLog = "goodbye from kwok"
+
 // helperEnv makes the test binary a helper process that starts a cluster,
 // prints its pids and waits to be killed.
 const helperEnv = "KUBETEST_HELPER"
@@ -61,6 +65,12 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	previousFile := filepath.Join(logDir, "pod.previous.log")
+	line = "2026-01-02T03:00:00.000000000Z stderr F " + previousPodLog + "\n"
+	if err := os.WriteFile(previousFile, []byte(line), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	clusterLogs := fmt.Appendf(nil, `apiVersion: kwok.x-k8s.io/v1alpha1
 kind: ClusterLogs
 metadata:
@@ -68,10 +78,16 @@ metadata:
 spec:
   logs:
   - logsFile: %q
-`, logFile)
+    previousLogsFile: %q
+`, logFile, previousFile)
+	imageIDStages, err := ImageIDStages()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 
 	start := time.Now()
-	c, err := Start(ctx, Options{ExtraKwokConfig: [][]byte{clusterLogs}})
+	c, err := Start(ctx, Options{ExtraKwokConfig: append(imageIDStages, clusterLogs)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the test cluster:", err)
 		return 1

@@ -1,0 +1,146 @@
+package evidence_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"kir.dev/kir/evidence"
+)
+
+// timelineEntry is a custody entry as the timeline shows it.
+type timelineEntry struct {
+	Seq    int
+	Action string
+	Time   string
+}
+
+var (
+	domEntry  = regexp.MustCompile(`<li id="entry-(\d+)" class="entry[^"]*" data-action="([^"]*)">\s*<time datetime="([^"]*)">`)
+	domChange = regexp.MustCompile(`<tr id="change-(\d+)">`)
+	// loadingAttr finds an attribute, in a tag, that loads or runs
+	// something; escaped text has no "<" to match.
+	loadingAttr = regexp.MustCompile(`<[a-z][^>]*\s(src|href|action|on[a-z]+)=`)
+)
+
+// TestReportInChromium renders report.html in a real browser and reads the
+// incident timeline back from the DOM it built.
+func TestReportInChromium(t *testing.T) {
+	t.Parallel()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not on PATH: this test renders report.html in headless Chromium. " +
+			".ci/run installs it (apt-get install chromium); install it the same way to run the tests.")
+	}
+	signer, _ := newKey(t, evidence.AlgEd25519)
+	dir := makeBundle(t, signer)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
+		"--user-data-dir="+t.TempDir(), "--dump-dom", "file://"+filepath.Join(dir, evidence.ReportFile))
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	dom, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.Bytes())
+	}
+
+	// The custody log says what the timeline must show.
+	var want []timelineEntry
+	var wantChanges []int
+	f, err := os.Open(filepath.Join(dir, evidence.CustodyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var rec struct {
+			Seq  int    `json:"seq"`
+			Time string `json:"time"`
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, timelineEntry{rec.Seq, rec.Type, rec.Time})
+		if rec.Type == "contain" || rec.Type == "run-step" {
+			wantChanges = append(wantChanges, rec.Seq)
+		}
+	}
+
+	var got []timelineEntry
+	for _, m := range domEntry.FindAllSubmatch(dom, -1) {
+		seq, _ := strconv.Atoi(string(m[1]))
+		got = append(got, timelineEntry{seq, string(m[2]), string(m[3])})
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("timeline in the rendered DOM (-want +got):\n%s\nDOM:\n%s", diff, dom)
+	}
+	var gotChanges []int
+	for _, m := range domChange.FindAllSubmatch(dom, -1) {
+		seq, _ := strconv.Atoi(string(m[1]))
+		gotChanges = append(gotChanges, seq)
+	}
+	if diff := cmp.Diff(wantChanges, gotChanges); diff != "" {
+		t.Errorf("changes in the rendered DOM (-want +got):\n%s", diff)
+	}
+	var m evidence.Manifest
+	readJSON(t, filepath.Join(dir, evidence.ManifestFile), &m)
+	for _, f := range m.Files {
+		if f.Path != evidence.ReportFile && !bytes.Contains(dom, []byte(f.SHA256)) {
+			t.Errorf("the rendered DOM lacks %s's hash %s", f.Path, f.SHA256)
+		}
+	}
+	for _, s := range []string{"kir-quarantine-1234", `"step": "cordon"`, signer.KeyID()} {
+		if !bytes.Contains(dom, []byte(s)) {
+			t.Errorf("the rendered DOM lacks %q", s)
+		}
+	}
+}
+
+// TestReportSelfContained: the page loads nothing and runs nothing, and
+// what came from the cluster cannot inject markup.
+func TestReportSelfContained(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "b")
+	b, err := evidence.Create(dir, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := `</pre><script>alert(1)</script><img src=x onerror=alert(2)>`
+	if _, err := b.Put("logs/<img src=x>.log", strings.NewReader("x"), evidence.Source{Kind: "log", Pod: hostile}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Custody(evidence.Entry{Action: "contain", Detail: map[string]string{"pod": hostile}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Seal(nil); err != nil {
+		t.Fatal(err)
+	}
+	html := strings.ToLower(string(readFile(t, filepath.Join(dir, evidence.ReportFile))))
+	for _, bad := range []string{"<script", "<img", "<link", "<iframe", "<object", "<embed", "url(", "@import"} {
+		if strings.Contains(html, bad) {
+			t.Errorf("report.html contains %q", bad)
+		}
+	}
+	if m := loadingAttr.FindString(html); m != "" {
+		t.Errorf("report.html has a tag that loads or runs something: %s", m)
+	}
+	if !strings.Contains(html, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Error("report.html does not show the hostile detail, escaped")
+	}
+}
