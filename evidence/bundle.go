@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"kir.dev/kir/internal/durable"
 	"kir.dev/kir/internal/journal"
 )
 
@@ -134,7 +135,7 @@ func makeBundleDir(dir string) error {
 	}
 	err := os.Mkdir(dir, 0o700)
 	if err == nil {
-		return syncDir(filepath.Dir(filepath.Clean(dir)))
+		return durable.SyncDir(filepath.Dir(filepath.Clean(dir)))
 	}
 	if !errors.Is(err, fs.ErrExist) {
 		return err
@@ -253,7 +254,7 @@ func (b *Bundle) writeOnce(name string, r io.Reader) (sum string, size int64, er
 	if err = os.Rename(tmp, final); err != nil {
 		return "", 0, err
 	}
-	if err := syncDir(parent); err != nil {
+	if err := durable.SyncDir(parent); err != nil {
 		return "", 0, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), size, nil
@@ -285,7 +286,7 @@ func (b *Bundle) mkdirs(dir string) error {
 		err := os.Mkdir(next, 0o700)
 		switch {
 		case err == nil:
-			if err := syncDir(cur); err != nil {
+			if err := durable.SyncDir(cur); err != nil {
 				return err
 			}
 		case errors.Is(err, fs.ErrExist):
@@ -386,19 +387,6 @@ func isOwnFile(name string) bool {
 		return true
 	}
 	return false
-}
-
-// syncDir fsyncs a directory, making the entries created in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return d.Close()
 }
 
 // custodyData is the data of a custody record: the Entry but its action,

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"kir.dev/kir/internal/durable"
 )
 
 // Key algorithms Keygen knows.
@@ -129,7 +131,7 @@ func Keygen(dir, alg string) error {
 		os.Remove(pubPath)
 		return fmt.Errorf("writing private key: %w", err)
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 // writeNew creates path exclusively with mode perm and writes b, durably.

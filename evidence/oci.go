@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"kir.dev/kir/internal/durable"
 )
 
 // Media types of a bundle pushed to a registry.
@@ -245,7 +247,7 @@ func pull(ref name.Reference, outDir string, opts []remote.Option) error {
 		return err
 	}
 	ok = true
-	return syncDir(filepath.Dir(filepath.Clean(outDir)))
+	return durable.SyncDir(filepath.Dir(filepath.Clean(outDir)))
 }
 
 type countingReader struct {

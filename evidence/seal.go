@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"kir.dev/kir/internal/durable"
 	"kir.dev/kir/internal/journal"
 )
 
@@ -206,7 +207,7 @@ func (b *Bundle) seal(signer Signer) error {
 	if err := os.Chmod(custodyPath, 0o444); err != nil {
 		return err
 	}
-	return syncDir(b.dir)
+	return durable.SyncDir(b.dir)
 }
 
 // sealLog describes log, whose records are recs, as sealed now.

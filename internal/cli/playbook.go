@@ -39,13 +39,9 @@ func playbookCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					lib, err := library(c)
+					e, err := findPlaybook(c, name)
 					if err != nil {
 						return err
-					}
-					e, ok := lib.Get(name)
-					if !ok {
-						return usageError{fmt.Errorf("no playbook named %s (have: %s)", name, strings.Join(lib.Names(), ", "))}
 					}
 					fmt.Fprintf(c.App.Writer, "# source: %s\n", e.Source)
 					for _, o := range e.Overrides {
@@ -97,13 +93,9 @@ func playbookCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					lib, err := library(c)
+					e, err := findPlaybook(c, name)
 					if err != nil {
 						return err
-					}
-					e, ok := lib.Get(name)
-					if !ok {
-						return usageError{fmt.Errorf("no playbook named %s (have: %s)", name, strings.Join(lib.Names(), ", "))}
 					}
 					params, err := playbooks.ParseSets(e.Playbook, c.StringSlice("set"))
 					if err != nil {

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -59,6 +61,19 @@ func stateDir(c *cli.Context) (string, error) {
 	return filepath.Join(home, ".local", "state", "kir"), nil
 }
 
+// findPlaybook returns the named playbook of the library.
+func findPlaybook(c *cli.Context, name string) (*playbooks.Entry, error) {
+	lib, err := library(c)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := lib.Get(name)
+	if !ok {
+		return nil, usageError{fmt.Errorf("no playbook named %s (have: %s)", name, strings.Join(lib.Names(), ", "))}
+	}
+	return e, nil
+}
+
 // newEngine returns the playbook engine with the run journal.
 func newEngine(c *cli.Context) (*playbooks.Engine, error) {
 	dir, err := stateDir(c)
@@ -75,13 +90,9 @@ func newEngine(c *cli.Context) (*playbooks.Engine, error) {
 // runPlaybook runs the named playbook with params, prints the report and
 // returns the command's error.
 func runPlaybook(c *cli.Context, s *session, command, name string, params map[string]any) error {
-	lib, err := library(c)
+	pb, err := findPlaybook(c, name)
 	if err != nil {
 		return err
-	}
-	pb, ok := lib.Get(name)
-	if !ok {
-		return usageError{errors.New("no playbook named " + name)}
 	}
 	eng, err := newEngine(c)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"kir.dev/kir/internal/durable"
 )
 
 // Journals outside a Store: an evidence bundle keeps its custody log in the
@@ -33,7 +35,7 @@ func CreateFile(path string, opts ...Option) (*Writer, error) {
 		f.Close()
 		return nil, fmt.Errorf("creating journal %s: %w", path, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(path)); err != nil {
 		f.Close()
 		os.Remove(path)
 		return nil, fmt.Errorf("creating journal %s: %w", path, err)

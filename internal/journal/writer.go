@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"kir.dev/kir/internal/durable"
 )
 
 // Writer appends records to one journal and holds its lock until Close.
@@ -48,7 +50,7 @@ func (s *Store) Create(id string) (*Writer, error) {
 		f.Close()
 		return nil, fmt.Errorf("creating journal %s: %w", id, err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := durable.SyncDir(s.dir); err != nil {
 		f.Close()
 		os.Remove(path)
 		return nil, fmt.Errorf("creating journal %s: %w", id, err)
