@@ -82,6 +82,9 @@ type Bundle struct {
 	state    state
 	custody  *journal.Writer
 	inflight sync.WaitGroup // Puts between reservation and record
+
+	indexMu sync.Mutex      // serializes appends to the index
+	index   *journal.Writer // IndexFile; nil once sealed
 }
 
 type state int
@@ -99,17 +102,9 @@ var _ Sink = (*Bundle)(nil)
 // created if missing) or be an empty directory, and records a "create"
 // entry in its custody log.
 func Create(dir string, opts Options) (*Bundle, error) {
-	if opts.Incident == "" {
-		return nil, errors.New("creating bundle: Options.Incident is empty")
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.OSUser == "" {
-		opts.OSUser = osUser()
-	}
-	if opts.Host == "" {
-		opts.Host, _ = os.Hostname()
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("creating bundle: %w", err)
 	}
 	if err := makeBundleDir(dir); err != nil {
 		return nil, fmt.Errorf("creating bundle: %w", err)
@@ -119,8 +114,12 @@ func Create(dir string, opts Options) (*Bundle, error) {
 		return nil, fmt.Errorf("creating bundle: %w", err)
 	}
 	b := &Bundle{dir: dir, opts: opts, created: opts.Now().UTC(), names: map[string]bool{}, custody: w}
-	if err := b.Custody(Entry{Action: "create", Detail: map[string]string{"incident": opts.Incident}}); err != nil {
+	if b.index, err = journal.CreateFile(filepath.Join(dir, IndexFile), journal.WithClock(opts.Now)); err != nil {
 		w.Close()
+		return nil, fmt.Errorf("creating bundle: %w", err)
+	}
+	if err := b.Custody(Entry{Action: "create", Detail: map[string]string{"incident": opts.Incident}}); err != nil {
+		b.closeLogs()
 		return nil, fmt.Errorf("creating bundle: %w", err)
 	}
 	return b, nil
@@ -185,6 +184,9 @@ func (b *Bundle) Put(name string, r io.Reader, src Source) (File, error) {
 	defer b.inflight.Done()
 
 	f, err := b.put(name, r, src)
+	if err == nil {
+		err = b.record(f)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err != nil {
@@ -361,7 +363,7 @@ func (b *Bundle) Close() error {
 	}
 	b.mu.Unlock()
 	b.inflight.Wait()
-	return b.custody.Close()
+	return b.closeLogs()
 }
 
 // checkName accepts clean relative slash paths only: no "..", no "." or
@@ -383,7 +385,7 @@ func checkName(name string) error {
 // isOwnFile reports whether name is one of the files the bundle writes.
 func isOwnFile(name string) bool {
 	switch name {
-	case ManifestFile, CustodyFile, StatementFile, EnvelopeFile, ReportFile:
+	case ManifestFile, CustodyFile, StatementFile, EnvelopeFile, ReportFile, IndexFile:
 		return true
 	}
 	return false

@@ -115,7 +115,7 @@ func (b *Bundle) Seal(signer Signer) error {
 	b.mu.Unlock()
 	b.inflight.Wait() // no Put is between reservation and record now
 	if err := b.seal(signer); err != nil {
-		b.custody.Close()
+		b.closeLogs()
 		return fmt.Errorf("sealing %s: %w", b.dir, err)
 	}
 	b.mu.Lock()
@@ -201,6 +201,13 @@ func (b *Bundle) seal(signer Signer) error {
 		if _, _, err := b.writeOnce(EnvelopeFile, bytes.NewReader(env)); err != nil {
 			return err
 		}
+	}
+	// manifest.json lists the files now; the index was for reopening.
+	if err := b.index.Close(); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(b.dir, IndexFile)); err != nil {
+		return err
 	}
 	// The log keeps growing by AppendCustody, which lifts this for the
 	// length of an append.

@@ -63,7 +63,7 @@ func Show(path string) (*Summary, error) {
 		}
 	} else {
 		for name, d := range t.files {
-			if !isMeta(name) {
+			if !isMeta(name) && name != IndexFile {
 				s.Files = append(s.Files, File{Path: name, Size: d.Size})
 			}
 		}
