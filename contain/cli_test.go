@@ -3,6 +3,7 @@ package contain_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"kir.dev/kir/contain"
 	"kir.dev/kir/internal/cli"
+	"kir.dev/kir/playbooks"
 )
 
 // cliMu serialises in-process runs: urfave/cli v2 writes to its
@@ -51,7 +53,13 @@ func TestCLIContainAndReleaseWithFlagsAfterNames(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("-o json is not a report: %v\n%s", err, out)
 	}
-	if rep.Status != "succeeded" || rep.Incident != "inc-cli" || len(rep.Steps) != 2 || rep.Steps[0].Action != "contain.isolate-pod" || rep.Steps[1].Action != "contain.cordon-node" {
+	var actions []string
+	for _, s := range rep.Steps {
+		if s.Status == "succeeded" {
+			actions = append(actions, s.Action)
+		}
+	}
+	if rep.Status != "succeeded" || rep.Incident != "inc-cli" || strings.Join(actions, " ") != "collect.snapshot-pod contain.isolate-pod contain.cordon-node collect.pod collect.seal" {
 		t.Errorf("report = status %q incident %q steps %+v", rep.Status, rep.Incident, rep.Steps)
 	}
 	if p := f.pod(t, target); p.Labels[contain.LabelQuarantine] == "" {
@@ -116,8 +124,9 @@ func TestCLIUnreachableAPIServerExits5(t *testing.T) {
 }
 
 // TestServiceAccountBoundToDeployRBACCanContainAndRelease proves
-// deploy/rbac.yaml is enough: a ServiceAccount bound to kir-contain alone
-// contains, drains and releases; and it stays least-privilege.
+// deploy/rbac.yaml is enough: a ServiceAccount bound to kir-contain and
+// kir-collect contains (collecting evidence), drains and releases; and
+// both roles stay least-privilege.
 func TestServiceAccountBoundToDeployRBACCanContainAndRelease(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 2)
@@ -133,33 +142,42 @@ func TestServiceAccountBoundToDeployRBACCanContainAndRelease(t *testing.T) {
 	if !bytes.Equal(raw, want) {
 		t.Fatal("deploy/rbac.yaml is out of date with the actions' declared rules: run `go run ./cmd/kir rbac > deploy/rbac.yaml`")
 	}
-	var role rbacv1.ClusterRole
+	roles := map[string]rbacv1.ClusterRole{}
 	for _, doc := range strings.Split(string(raw), "\n---\n")[1:] {
+		var role rbacv1.ClusterRole
 		if err := yaml.UnmarshalStrict([]byte(doc), &role); err != nil {
 			t.Fatal(err)
 		}
-	}
-	for _, r := range role.Rules {
-		for _, s := range append(append([]string{}, r.Resources...), r.Verbs...) {
-			if s == "*" || s == "secrets" || s == "pods/exec" || s == "nodes/proxy" {
-				t.Errorf("kir-contain grants %q: not least privilege", s)
-			}
-		}
-	}
-	role.Name = "kir-contain-" + f.ns // cluster-scoped: one per test
-	if _, err := cluster.Client.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		roles[role.Name] = role
 	}
 	if _, err := cluster.Client.CoreV1().ServiceAccounts(f.ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "responder", Namespace: f.ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "responder", Namespace: f.ns}},
-	}
-	if _, err := cluster.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	// A responder's roles: containment and evidence, not the opt-in ones.
+	for _, name := range []string{"kir-contain", "kir-collect"} {
+		role, ok := roles[name]
+		if !ok {
+			t.Fatalf("deploy/rbac.yaml has no %s", name)
+		}
+		for _, r := range role.Rules {
+			for _, s := range append(append([]string{}, r.Resources...), r.Verbs...) {
+				if s == "*" || s == "secrets" || s == "pods/exec" || s == "nodes/proxy" {
+					t.Errorf("%s grants %q: not least privilege", name, s)
+				}
+			}
+		}
+		role.Name = name + "-" + f.ns // cluster-scoped: one per test
+		if _, err := cluster.Client.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		binding := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "responder", Namespace: f.ns}},
+		}
+		if _, err := cluster.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	saCfg, err := cluster.ServiceAccountConfig(ctx, f.ns, "responder")
 	if err != nil {
@@ -201,7 +219,7 @@ func TestServiceAccountBoundToDeployRBACCanContainAndRelease(t *testing.T) {
 		t.Fatalf("release as the ServiceAccount: exit %d: %s", code, errOut)
 	}
 	// Without the binding, the same ServiceAccount is forbidden: exit 4.
-	if err := cluster.Client.RbacV1().ClusterRoleBindings().Delete(ctx, binding.Name, metav1.DeleteOptions{}); err != nil {
+	if err := cluster.Client.RbacV1().ClusterRoleBindings().Delete(ctx, "kir-contain-"+f.ns, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	others := f.waitPods(t, "app=web", 2)
@@ -257,10 +275,17 @@ func TestPlaybookRunPlan(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Steps) != 2 || rep.Steps[1].Status != "skipped" || len(rep.Steps[0].Writes) < 2 {
+	steps := map[string]playbooks.StepRun{}
+	for _, s := range rep.Steps {
+		steps[s.Name] = s
+	}
+	if steps["cordon"].Status != "skipped" || len(steps["isolate"].Writes) < 2 || steps["seal"].Status != "succeeded" {
 		t.Fatalf("server dry run report: %s", out)
 	}
-	policy, _ := json.Marshal(rep.Steps[0].Writes[0].Body)
+	if _, err := os.Stat(steps["seal"].Params["bundle"].(string)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dry run wrote the evidence bundle: %v", err)
+	}
+	policy, _ := json.Marshal(steps["isolate"].Writes[0].Body)
 	if !strings.Contains(string(policy), `"uid"`) || !strings.Contains(string(policy), `"policyTypes":["Ingress","Egress"]`) {
 		t.Errorf("the first write is not the server's NetworkPolicy object: %s", policy)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"os/exec"
 	"sort"
 	"strings"
@@ -14,9 +15,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"kir.dev/kir/collect"
 	"kir.dev/kir/contain"
+	"kir.dev/kir/evidence"
 	"kir.dev/kir/internal/cli"
 	"kir.dev/kir/playbooks"
 )
@@ -134,19 +138,33 @@ func TestKilledRunResumes(t *testing.T) {
 		}
 	}
 
+	keys := t.TempDir()
+	if err := evidence.Keygen(keys, "ed25519"); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := evidence.LoadPublicKey(filepath.Join(keys, evidence.PublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(keys, evidence.PrivateKeyFile)
+
 	for _, point := range []string{
 		"run-started",
+		"step-finished:snapshot",
 		"step-started:isolate",
 		"step-finished:isolate",
 		"step-started:cordon",
 		"step-finished:cordon",
+		"step-started:collect",
+		"step-finished:collect",
+		"step-started:seal",
 	} {
 		t.Run(point, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, 2)
 			state := t.TempDir()
 			err, out := kirProcess(t, state, []string{"KIR_TEST_KILL_AFTER=" + point},
-				"contain", "pod", f.pods[0].Name, "-n", f.ns, "--incident", "inc-resume")
+				"contain", "pod", f.pods[0].Name, "-n", f.ns, "--incident", "inc-resume", "--key", key)
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 				t.Fatalf("want kir killed by SIGKILL after %s, got %v\n%s", point, err, out)
@@ -177,6 +195,27 @@ func TestKilledRunResumes(t *testing.T) {
 				if finishedBefore[s.Name] && s.Attempts != 1 {
 					t.Errorf("step %s had finished before the kill but was started %d times", s.Name, s.Attempts)
 				}
+			}
+			// The evidence: sealed, signed, whole, and the pod as it was
+			// before isolation, whichever step the kill interrupted.
+			bundle := filepath.Join(state, "evidence", run.ID)
+			rep, err := evidence.Verify(bundle, pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Outcome() != evidence.Verified {
+				t.Errorf("bundle after resume: %s: %v", rep.Outcome(), rep.Problems)
+			}
+			raw, err := os.ReadFile(filepath.Join(bundle, collect.PodDir(f.ns, f.pods[0].Name), "pod.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var recorded corev1.Pod
+			if err := json.Unmarshal(raw, &recorded); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := recorded.Labels[contain.LabelQuarantine]; ok || recorded.UID != f.pods[0].UID {
+				t.Errorf("pod.json was recorded after isolation, not before: labels %v", recorded.Labels)
 			}
 			// The second pod, a sibling, is untouched.
 			if got := containedState(t, f, f.pods[1].Name); strings.Contains(got, "pod label") {

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"kir.dev/kir/internal/durable"
 )
 
 // ErrUnsafeArchive is returned when unpacking an archive with an entry that
@@ -32,14 +34,19 @@ func Pack(dir, out string) (err error) {
 	if inside(dir, out) {
 		return fmt.Errorf("packing %s: %s is inside the bundle", dir, out)
 	}
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if _, err := os.Lstat(out); err == nil {
+		return fmt.Errorf("packing %s: %s: %w", dir, out, fs.ErrExist)
+	}
+	// Written under a temporary name and renamed: an archive under its
+	// name is always whole.
+	f, err := os.CreateTemp(filepath.Dir(out), tmpPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("packing %s: %w", dir, err)
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(out)
+			os.Remove(f.Name())
 		}
 	}()
 	if err := pack(dir, f, nil); err != nil {
@@ -51,7 +58,13 @@ func Pack(dir, out string) (err error) {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("packing %s: %w", dir, err)
 	}
-	return nil
+	if _, err := os.Lstat(out); err == nil {
+		return fmt.Errorf("packing %s: %s: %w", dir, out, fs.ErrExist)
+	}
+	if err := os.Rename(f.Name(), out); err != nil {
+		return fmt.Errorf("packing %s: %w", dir, err)
+	}
+	return durable.SyncDir(filepath.Dir(out))
 }
 
 // inside reports whether path is dir or lies in it.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"kir.dev/kir/internal/action"
@@ -26,6 +27,10 @@ type Engine struct {
 	Log *slog.Logger
 	// Version is kir's version, recorded in each run.
 	Version string
+	// Evidence is the folder where runs keep their evidence bundles by
+	// default, one per run: expressions see Evidence/<run id> as
+	// run.evidence ("" when Evidence is).
+	Evidence string
 	// Observe, when set, is called after each journal record is durable.
 	Observe func(journal.Record)
 }
@@ -214,7 +219,7 @@ func (x *execution) vars() map[string]any {
 		varSteps:  x.scope,
 		varRun: map[string]any{
 			"id": x.run.ID, "incident": x.run.Incident, "actor": x.run.Actor, "dryRun": string(x.run.DryRun),
-			"journal": x.journalPath(),
+			"journal": x.journalPath(), "evidence": x.evidencePath(),
 		},
 		varAlert: alert,
 	}
@@ -229,6 +234,14 @@ func stepScope(sr *StepRun) map[string]any {
 		out = map[string]any{}
 	}
 	return map[string]any{"status": sr.Status, "changed": sr.Changed, "output": out, "error": sr.Error}
+}
+
+// evidencePath is the run's default evidence bundle.
+func (x *execution) evidencePath() string {
+	if x.engine.Evidence == "" {
+		return ""
+	}
+	return filepath.Join(x.engine.Evidence, x.run.ID)
 }
 
 // journalPath is the file of the run's journal, or "" when not journaled:

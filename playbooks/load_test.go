@@ -74,3 +74,15 @@ func TestLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestBuiltins loads the playbooks kir ships against kir's actions.
+func TestBuiltins(t *testing.T) {
+	lib, err := playbooks.NewLibrary(catalog.Registry(), playbooks.Sources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"collect-pod", "contain-node", "contain-pod", "release-node", "release-pod"}
+	if diff := cmp.Diff(want, lib.Names()); diff != "" {
+		t.Errorf("built-in playbooks (-want +got):\n%s", diff)
+	}
+}

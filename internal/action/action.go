@@ -3,6 +3,7 @@ package action
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -84,6 +85,12 @@ type Env struct {
 	Incident string
 	// Actor is the identity kir acts as, as the API server reports it.
 	Actor string
+	// Cluster is the API server's URL, recorded with evidence.
+	Cluster string
+	// Version is kir's version, recorded with evidence.
+	Version string
+	// Progress, when set, receives progress bars (a terminal's stderr).
+	Progress io.Writer
 	// Log receives progress; never nil once Defaults has run.
 	Log *slog.Logger
 	// Now is the clock; never nil once Defaults has run.

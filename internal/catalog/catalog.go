@@ -2,17 +2,19 @@ package catalog
 
 import (
 	"fmt"
+	"slices"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"kir.dev/kir/collect"
 	"kir.dev/kir/contain"
 	"kir.dev/kir/internal/action"
 )
 
 // Registry returns every action kir ships.
 func Registry() action.Registry {
-	r, err := action.NewRegistry(contain.Actions()...)
+	r, err := action.NewRegistry(append(contain.Actions(), collect.Actions()...)...)
 	if err != nil {
 		panic(fmt.Sprintf("kir's action list is inconsistent: %v", err)) // a programming error, caught by every test
 	}
@@ -23,8 +25,12 @@ func Registry() action.Registry {
 type Capability struct {
 	// Name is the capability, e.g. "contain"; its role is kir-<name>.
 	Name string
-	// Prefix selects the actions, e.g. "contain.".
+	// Prefix selects the actions, e.g. "contain.", whose rules the role
+	// grants; empty selects none.
 	Prefix string
+	// Rules are granted besides the actions': an opt-in role's, which no
+	// action asks for unless a parameter says so.
+	Rules []rbacv1.PolicyRule
 	// Description goes into the role's annotation.
 	Description string
 }
@@ -33,6 +39,16 @@ type Capability struct {
 // role; none widens another.
 var Capabilities = []Capability{
 	{Name: "contain", Prefix: "contain.", Description: "Isolate, detach, cordon, drain and release. No secrets, no exec, no nodes/proxy."},
+	{Name: "collect", Prefix: "collect.", Description: "Read pods, their logs, events and the objects around them, for evidence. Read-only; never reads Secrets."},
+	{Name: "collect-pull-secrets", Rules: collect.PullSecretRules(), Description: "Opt-in, with kir-collect: read Secrets, to use a pod's imagePullSecrets when pulling its images (--pull-secrets)."},
+	{Name: "collect-checkpoint", Rules: collect.CheckpointRules(), Description: "Opt-in, with kir-collect: the kubelet checkpoint API through nodes/proxy, which also reaches exec: grant it only to who needs memory (--checkpoint)."},
+}
+
+func rulesOf(r action.Registry, prefix string) []rbacv1.PolicyRule {
+	if prefix == "" {
+		return nil
+	}
+	return r.Rules(prefix)
 }
 
 // baseRules are what every kir command needs: to learn who it acts as, and
@@ -54,7 +70,7 @@ func ClusterRoles(r action.Registry) []rbacv1.ClusterRole {
 				Labels:      map[string]string{contain.LabelManagedBy: contain.ManagedByKir},
 				Annotations: map[string]string{"kir.dev/description": c.Description},
 			},
-			Rules: append(append([]rbacv1.PolicyRule{}, baseRules...), r.Rules(c.Prefix)...),
+			Rules: slices.Concat(baseRules, rulesOf(r, c.Prefix), c.Rules),
 		})
 	}
 	return out

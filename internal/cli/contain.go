@@ -15,8 +15,9 @@ func containCommand() *cli.Command {
 				Name:      "pod",
 				Usage:     "isolate a pod with a quarantine NetworkPolicy that selects only it, and cordon and taint its node",
 				ArgsUsage: "NAME | -l SELECTOR",
-				Flags: flagsOf(kubeFlags(), writeFlags(), playbookFlags(), []cli.Flag{
+				Flags: flagsOf(kubeFlags(), writeFlags(), playbookFlags(), evidenceFlags(), []cli.Flag{
 					namespaceFlag(), selectorFlag(),
+					&cli.BoolFlag{Name: flagNoEvidence, Usage: "collect no evidence (by default the pod is recorded before anything changes, the rest collected once it is isolated)"},
 					&cli.BoolFlag{Name: "detach", Usage: "remove the labels its controller and Services select on: a clean replacement starts, traffic stops, the pod stays alive"},
 					&cli.BoolFlag{Name: "allow-dns", Usage: "allow egress to the cluster DNS"},
 					&cli.StringSliceFlag{Name: "allow-egress-cidr", Usage: "allow egress to this CIDR (repeatable)"},
@@ -31,11 +32,17 @@ func containCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return runPlaybook(c, s, "contain pod", "contain-pod", given(map[string]any{
+					params := evidenceParams(c, map[string]any{
 						"namespace": s.namespace, "name": name, "selector": c.String(flagSelector),
 						"detach": c.Bool("detach"), "allowDNS": c.Bool("allow-dns"), "allowEgressCIDRs": c.StringSlice("allow-egress-cidr"),
-						"cordon": !c.Bool("no-cordon"),
-					}))
+					})
+					if c.Bool("no-cordon") {
+						params["cordon"] = false
+					}
+					if c.Bool(flagNoEvidence) {
+						params["evidence"] = false
+					}
+					return runPlaybook(c, s, "contain pod", "contain-pod", given(params))
 				},
 			},
 			{
@@ -97,8 +104,9 @@ func flagsOf(sets ...[]cli.Flag) []cli.Flag {
 
 // given drops the parameters a command's flags leave at their zero value,
 // so that the playbook's defaults apply and a user's playbook overriding a
-// built-in one need only declare the parameters its users set. cordon is
-// true unless --no-cordon, and so kept only when false.
+// built-in one need only declare the parameters its users set. A parameter
+// whose default is true (cordon, evidence, images) is set by a --no-…
+// flag, as false: the caller adds it only when that flag is given.
 func given(params map[string]any) map[string]any {
 	for k, v := range params {
 		switch v := v.(type) {
@@ -107,7 +115,7 @@ func given(params map[string]any) map[string]any {
 				delete(params, k)
 			}
 		case bool:
-			if !v && k != "cordon" || v && k == "cordon" {
+			if !v && !defaultTrue[k] {
 				delete(params, k)
 			}
 		case []string:
@@ -118,3 +126,6 @@ func given(params map[string]any) map[string]any {
 	}
 	return params
 }
+
+// defaultTrue are the built-in playbooks' parameters that default to true.
+var defaultTrue = map[string]bool{"cordon": true, "evidence": true, "images": true}

@@ -107,7 +107,10 @@ func connect(ctx context.Context, c *cli.Context, newIncident bool) (*session, e
 	}
 	return &session{
 		client: kc, namespace: ns, format: format,
-		env: action.Env{Kube: kc.Interface, DryRun: dry, Incident: incident, Actor: who.Username},
+		env: action.Env{
+			Kube: kc.Interface, DryRun: dry, Incident: incident, Actor: who.Username,
+			Cluster: kc.Config.Host, Version: Version, Progress: c.App.ErrWriter,
+		},
 	}, nil
 }
 

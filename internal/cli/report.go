@@ -71,19 +71,19 @@ func runError(run *playbooks.Run) error {
 }
 
 // printReport writes the report in the requested format. In text, a run
-// that failed at its first step before doing anything prints nothing: the
-// error line says it all.
+// that failed at one step and did nothing prints nothing: the error line
+// says it all.
 func printReport(w io.Writer, format string, r Report) error {
 	if format == "json" || format == "yaml" {
 		return printStructured(w, format, r)
 	}
-	ran := 0
+	failed := 0
 	for _, s := range r.Steps {
-		if s.Status == playbooks.StepSucceeded || s.Status == playbooks.StepFailed {
-			ran++
+		if s.Status == playbooks.StepFailed {
+			failed++
 		}
 	}
-	if r.Status == playbooks.RunFailed && ran <= 1 && !anyChanged(r) {
+	if r.Status == playbooks.RunFailed && failed <= 1 && !anyChanged(r) {
 		return nil
 	}
 	return printText(w, r)
@@ -91,6 +91,9 @@ func printReport(w io.Writer, format string, r Report) error {
 
 func anyChanged(r Report) bool {
 	for _, s := range r.Steps {
+		if s.Changed {
+			return true
+		}
 		for _, w := range s.Writes {
 			if w.Done {
 				return true

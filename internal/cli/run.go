@@ -84,7 +84,10 @@ func newEngine(c *cli.Context) (*playbooks.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &playbooks.Engine{Actions: catalog.Registry(), Journal: store, Version: Version, Observe: testHook()}, nil
+	return &playbooks.Engine{
+		Actions: catalog.Registry(), Journal: store, Evidence: filepath.Join(dir, "evidence"),
+		Version: Version, Observe: testHook(),
+	}, nil
 }
 
 // runPlaybook runs the named playbook with params, prints the report and

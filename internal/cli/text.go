@@ -10,6 +10,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"kir.dev/kir/collect"
 	"kir.dev/kir/contain"
 	"kir.dev/kir/playbooks"
 )
@@ -55,10 +56,18 @@ func printText(w io.Writer, r Report) error {
 			}
 		case contain.DrainOutput:
 			p.line("node %s: drained, %d pod(s) evicted%s", o.Node, len(o.Evicted), listSuffix(o.Evicted))
+		case collect.SnapshotOutput:
+			if len(o.Files) > 0 {
+				p.line("evidence: recorded %s before any change, in %s", strings.Join(o.Pods, ", "), o.Bundle)
+			}
+		case collect.PodOutput:
+			p.line("evidence: collected %d file(s), %s%s", o.Files, humanBytes(o.Bytes), imagesSuffix(o.Images))
+		case collect.SealOutput:
+			p.sealed(o)
 		}
 		switch s.Status {
 		case playbooks.StepFailed:
-			if s.Output == nil {
+			if s.Output == nil || strings.HasPrefix(s.Action, "collect.") {
 				p.line("%s: FAILED: %s", s.Name, s.Error)
 			}
 		case playbooks.StepSkipped:
@@ -187,6 +196,12 @@ func typedOutput(actionName string, out any) any {
 		typed = &contain.ReleaseOutput{}
 	case "contain.drain-node":
 		typed = &contain.DrainOutput{}
+	case "collect.snapshot-pod":
+		typed = &collect.SnapshotOutput{}
+	case "collect.pod":
+		typed = &collect.PodOutput{}
+	case "collect.seal":
+		typed = &collect.SealOutput{}
 	default:
 		return out
 	}
@@ -198,6 +213,52 @@ func typedOutput(actionName string, out any) any {
 		return out
 	}
 	return reflect.ValueOf(typed).Elem().Interface()
+}
+
+func (p *textPrinter) sealed(o collect.SealOutput) {
+	signed := "unsigned (no --key)"
+	if o.Signed {
+		signed = "signed by key " + o.KeyID
+	}
+	p.line("evidence: sealed %s: %d file(s), %s, %s", o.Bundle, o.Files, humanBytes(o.Bytes), signed)
+	if o.Archive != "" {
+		p.line("evidence: packed into %s", o.Archive)
+	}
+	verify := o.Bundle
+	if o.Archive != "" {
+		verify = o.Archive
+	}
+	p.line("  check it: kir evidence verify %s --key PUBFILE", verify)
+}
+
+func imagesSuffix(images []collect.Image) string {
+	if len(images) == 0 {
+		return ""
+	}
+	var refs []string
+	for _, im := range images {
+		if im.Error == "" {
+			refs = append(refs, im.Reference)
+		}
+	}
+	if len(refs) == 0 {
+		return ", no image stored"
+	}
+	return ", images " + strings.Join(refs, ", ")
+}
+
+// humanBytes is n in B, KiB, MiB or GiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 2; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMG"[exp])
 }
 
 func allowSuffix(s playbooks.StepRun) string {

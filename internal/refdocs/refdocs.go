@@ -80,6 +80,7 @@ func Playbooks(lib *playbooks.Library) string {
 		"| `steps.NAME.error` | why it failed |\n" +
 		"| `run.id`, `run.incident`, `run.actor`, `run.dryRun` | the run |\n" +
 		"| `run.journal` | the path of the run's journal file (`\"\"` for a dry run), for evidence bundles to carry |\n" +
+		"| `run.evidence` | the run's default evidence bundle, `STATE/evidence/<run id>` |\n" +
 		"| `alert` | the Falco alert that triggered the run (`kir serve`); `{}` otherwise |\n\n")
 	b.WriteString("## Runs and the journal\n\n" +
 		"Each run has an id and a journal: `STATE_DIR/runs/RUN.jsonl` (`--state-dir`, `KIR_STATE_DIR`, default `$XDG_STATE_HOME/kir` or " +
