@@ -58,7 +58,7 @@ func printText(w io.Writer, r Report) error {
 			p.line("node %s: drained, %d pod(s) evicted%s", o.Node, len(o.Evicted), listSuffix(o.Evicted))
 		case collect.SnapshotOutput:
 			if len(o.Files) > 0 {
-				p.line("evidence: recorded %s before any change, in %s", strings.Join(o.Pods, ", "), o.Bundle)
+				p.line("evidence: recorded %s as found, in %s", strings.Join(o.Pods, ", "), o.Bundle)
 			}
 		case collect.PodOutput:
 			p.line("evidence: collected %d file(s), %s%s", o.Files, humanBytes(o.Bytes), imagesSuffix(o.Images))
