@@ -22,6 +22,9 @@ var (
 	// of custody.log no longer matches manifest.json: kir does not extend
 	// a log that was tampered with.
 	ErrCustodyChanged = errors.New("custody.log changed since sealing")
+	// ErrWrongKey is returned by AppendCustody for a signer other than the
+	// one the bundle was sealed with: verify would reject its entry.
+	ErrWrongKey = errors.New("wrong signing key")
 )
 
 // AppendCustody appends e to the custody log of the sealed bundle in dir,
@@ -99,6 +102,9 @@ func AppendCustody(dir string, e Entry, signer Signer) (err error) {
 		return ErrCustodyChanged
 	}
 	if signer != nil {
+		if want := sealKeyID(recs); want != "" && signer.KeyID() != want {
+			return fmt.Errorf("%w: the bundle was sealed with key %s, not %s", ErrWrongKey, want, signer.KeyID())
+		}
 		next := journal.Record{Seq: len(recs) + 1, Time: now, Type: e.Action}
 		if len(recs) > 0 {
 			next.Prev = recs[len(recs)-1].Hash()

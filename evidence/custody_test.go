@@ -134,11 +134,17 @@ func TestAppendCustodyTampered(t *testing.T) {
 			want: []problem{{evidence.ProblemSignature, evidence.CustodyFile, n + 1}},
 		},
 		{
+			// AppendCustody refuses another key (ErrWrongKey): sign with
+			// the right one, then claim the other's key id.
 			name: "entry appended with another key",
 			tamper: func(t *testing.T, dir string) {
-				if err := evidence.AppendCustody(dir, evidence.Entry{Action: "note"}, other); err != nil {
+				if err := evidence.AppendCustody(dir, evidence.Entry{Action: "note"}, signer); err != nil {
 					t.Fatal(err)
 				}
+				rewrite(t, filepath.Join(dir, evidence.CustodyFile), func(b []byte) []byte {
+					i := bytes.LastIndexByte(b[:len(b)-1], '\n') + 1
+					return append(b[:i:i], bytes.ReplaceAll(b[i:], []byte(signer.KeyID()), []byte(other.KeyID()))...)
+				})
 			},
 			want: []problem{{evidence.ProblemSignature, evidence.CustodyFile, n + 1}},
 		},
@@ -240,5 +246,27 @@ func rechained(i int) func(t *testing.T, dir string) {
 			}
 			return append(bytes.Join(lines, []byte("\n")), '\n')
 		})
+	}
+}
+
+// TestAppendCustodyWrongKey: an entry signed by another key than the
+// seal's is refused, and the log stays as it was.
+func TestAppendCustodyWrongKey(t *testing.T) {
+	signer, _ := newKey(t, evidence.AlgEd25519)
+	other, _ := newKey(t, evidence.AlgEd25519)
+	dir := makeBundle(t, signer)
+	before, err := os.ReadFile(filepath.Join(dir, evidence.CustodyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := evidence.AppendCustody(dir, evidence.Entry{Action: "release"}, other); !errors.Is(err, evidence.ErrWrongKey) {
+		t.Fatalf("AppendCustody with another key: want ErrWrongKey, got %v", err)
+	}
+	after, err := os.ReadFile(filepath.Join(dir, evidence.CustodyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Error("custody.log changed")
 	}
 }

@@ -25,12 +25,14 @@ func New(out, errOut io.Writer) *cli.App {
 			"Flags may follow arguments, as in kubectl: kir contain pod web-7f9c -n shop.\n\n" + exitCodesHelp,
 		Commands: []*cli.Command{
 			containCommand(),
+			collectCommand(),
 			releaseCommand(),
 			playbookCommand(),
 			runsCommand(),
 			actionsCommand(),
 			doctorCommand(),
 			rbacCommand(),
+			evidenceCommand(),
 		},
 		// Errors are printed once, by Run, and mapped to exit codes there.
 		ExitErrHandler: func(*cli.Context, error) {},

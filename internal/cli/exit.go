@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -56,9 +58,12 @@ func ExitCode(err error) int {
 	var p partialError
 	var netErr net.Error
 	var urlErr *url.Error
+	var codeErr exitError
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &codeErr):
+		return codeErr.code
 	case errors.As(err, &p):
 		return ExitPartial
 	case errors.As(err, &u), errors.As(err, new(*playbooks.ParamError)), errors.As(err, new(*playbooks.StepParamError)),
@@ -70,6 +75,10 @@ func ExitCode(err error) int {
 		return ExitForbidden
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
 		return ExitUsage
+	case errors.As(err, new(*fs.PathError)), errors.As(err, new(*os.LinkError)):
+		// A file's error, before the network cases: syscall.Errno
+		// satisfies net.Error.
+		return ExitFailure
 	case errors.Is(err, context.DeadlineExceeded), apierrors.IsTimeout(err), apierrors.IsServerTimeout(err),
 		apierrors.IsServiceUnavailable(err), errors.As(err, &netErr), errors.As(err, &urlErr):
 		return ExitUnreachable

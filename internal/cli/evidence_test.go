@@ -1,0 +1,424 @@
+package cli_test
+
+import (
+	"crypto/ecdsa"
+	"encoding/json"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+
+	"kir.dev/kir/evidence"
+	"kir.dev/kir/internal/cli"
+)
+
+// evidenceKey is a key pair written by Keygen, as responders have it.
+type evidenceKey struct {
+	priv, pub string
+	signer    evidence.Signer
+}
+
+func newEvidenceKey(t *testing.T) evidenceKey {
+	t.Helper()
+	dir := t.TempDir()
+	if err := evidence.Keygen(dir, evidence.AlgEd25519); err != nil {
+		t.Fatal(err)
+	}
+	k := evidenceKey{priv: filepath.Join(dir, evidence.PrivateKeyFile), pub: filepath.Join(dir, evidence.PublicKeyFile)}
+	s, err := evidence.LoadSigner(k.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.signer = s
+	return k
+}
+
+// sealedBundle creates a bundle for incident inc-42 with two files and a
+// contain entry, sealed with signer (nil: unsigned).
+func sealedBundle(t *testing.T, signer evidence.Signer) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bundle")
+	b, err := evidence.Create(dir, evidence.Options{Incident: "inc-42", Actor: "system:serviceaccount:ir:kir", Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"logs/app.log": "GET /\nGET /etc/passwd\n",
+		"pod.json":     `{"kind":"Pod"}` + "\n",
+	} {
+		if _, err := b.Put(name, strings.NewReader(content), evidence.Source{Kind: "log", Namespace: "shop", Pod: "web"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Custody(evidence.Entry{Action: "contain", Detail: map[string]string{"pod": "shop/web"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Seal(signer); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// flipByte changes the first byte of a sealed (read-only) file.
+func flipByte(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 1
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func packed(t *testing.T, dir string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "inc-42.tar.gz")
+	if err := evidence.Pack(dir, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func verifyJSON(t *testing.T, args ...string) (int, *evidence.Report) {
+	t.Helper()
+	code, out, errOut := kir(t, append([]string{"evidence", "verify", "-o", "json"}, args...)...)
+	var r evidence.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("verify -o json %q: exit %d, %v: %q %q", args, code, err, out, errOut)
+	}
+	return code, &r
+}
+
+func TestEvidenceKeygen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	code, out, errOut := kir(t, "evidence", "keygen", "--out", dir)
+	if code != cli.ExitOK {
+		t.Fatalf("keygen: exit %d: %s", code, errOut)
+	}
+	keyPath, pubPath := filepath.Join(dir, evidence.PrivateKeyFile), filepath.Join(dir, evidence.PublicKeyFile)
+	for path, want := range map[string]os.FileMode{keyPath: 0o600, pubPath: 0o644} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The umask may take bits from the public key, never add any.
+		if got := fi.Mode().Perm(); got != want && (path == keyPath || got&^want != 0 || got&0o400 == 0) {
+			t.Errorf("%s: mode %o, want %o", path, got, want)
+		}
+	}
+	pub, err := evidence.LoadPublicKey(pubPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := evidence.KeyID(pub)
+	if _, err := evidence.LoadSigner(keyPath); err != nil {
+		t.Errorf("the private key does not load: %v", err)
+	}
+	for _, want := range []string{"key id:      " + id + " (ed25519)", keyPath, pubPath} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+
+	before := mustRead(t, keyPath) + mustRead(t, pubPath)
+	code, _, errOut = kir(t, "evidence", "keygen", "--out", dir, "--alg", "ecdsa-p256")
+	if code != cli.ExitUsage || !strings.Contains(errOut, "never overwrites") {
+		t.Errorf("keygen over a key: exit %d, %q; want %d, refusing", code, errOut, cli.ExitUsage)
+	}
+	if after := mustRead(t, keyPath) + mustRead(t, pubPath); after != before {
+		t.Error("keygen over a key changed the key files")
+	}
+
+	ecDir := filepath.Join(t.TempDir(), "ec")
+	if code, _, errOut := kir(t, "evidence", "keygen", "--alg", "ecdsa-p256", "--out", ecDir); code != cli.ExitOK {
+		t.Fatalf("keygen --alg ecdsa-p256: exit %d: %s", code, errOut)
+	}
+	if pub, err := evidence.LoadPublicKey(filepath.Join(ecDir, evidence.PublicKeyFile)); err != nil {
+		t.Error(err)
+	} else if _, ok := pub.(*ecdsa.PublicKey); !ok {
+		t.Errorf("--alg ecdsa-p256 wrote a %T", pub)
+	}
+
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--out", t.TempDir(), "--alg", "rsa"}, `invalid --alg "rsa"`},
+		{nil, "give --out DIR"},
+		{[]string{"--out", t.TempDir(), "extra"}, "keygen takes no arguments"},
+	} {
+		code, _, errOut := kir(t, append([]string{"evidence", "keygen"}, tt.args...)...)
+		if code != cli.ExitUsage || !strings.Contains(errOut, tt.want) {
+			t.Errorf("keygen %q: exit %d, %q; want %d and %q", tt.args, code, errOut, cli.ExitUsage, tt.want)
+		}
+	}
+}
+
+func TestEvidenceVerify(t *testing.T) {
+	key, other := newEvidenceKey(t), newEvidenceKey(t)
+	signed := sealedBundle(t, key.signer)
+	tampered := sealedBundle(t, key.signer)
+	flipByte(t, filepath.Join(tampered, "logs", "app.log"))
+
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   []string
+		stderr   string
+		problems []string // paths the problems name, with -o json
+	}{
+		{"signed, with the key", []string{signed, "--key", key.pub}, cli.ExitOK, []string{"VERIFIED", "incident inc-42"}, "", nil},
+		{"signed, without a key", []string{signed}, cli.ExitUnsigned, []string{"SIGNATURE NOT CHECKED", "no --key was given", "--key kir.pub " + signed}, "signature was not checked", nil},
+		{"another key", []string{signed, "--key", other.pub}, cli.ExitUnverified, []string{"statement.dsse.json: signature: not signed by key", "FAILED"}, "does not verify", []string{"statement.dsse.json"}},
+		{"a byte flipped, with the key", []string{tampered, "--key", key.pub}, cli.ExitUnverified, []string{"logs/app.log: changed: sha256", "FAILED: 1 problem(s)"}, "1 problem(s)", []string{"logs/app.log"}},
+		{"a byte flipped, without a key", []string{tampered}, cli.ExitUnverified, []string{"logs/app.log: changed"}, "", []string{"logs/app.log"}},
+		{"archive, with the key", []string{packed(t, signed), "--key", key.pub}, cli.ExitOK, []string{"VERIFIED"}, "", nil},
+		{"archive, without a key", []string{packed(t, signed)}, cli.ExitUnsigned, []string{"SIGNATURE NOT CHECKED"}, "", nil},
+		{"archive of a changed bundle", []string{packed(t, tampered), "--key", key.pub}, cli.ExitUnverified, []string{"logs/app.log: changed"}, "", []string{"logs/app.log"}},
+		{"unsigned bundle", []string{sealedBundle(t, nil)}, cli.ExitUnsigned, []string{"the bundle is not signed"}, "the bundle is not signed", nil},
+		{"unsigned bundle, with a key", []string{sealedBundle(t, nil), "--key", key.pub}, cli.ExitUnverified, []string{"statement.dsse.json: missing"}, "", []string{"statement.dsse.json"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := kir(t, append([]string{"evidence", "verify"}, tt.args...)...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr: %s", code, tt.code, out, errOut)
+			}
+			for _, want := range tt.stdout {
+				if !strings.Contains(out, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out)
+				}
+			}
+			if !strings.Contains(errOut, tt.stderr) || (tt.code == cli.ExitOK) != (errOut == "") {
+				t.Errorf("stderr %q, want it to hold %q (and be empty only on success)", errOut, tt.stderr)
+			}
+
+			code, rep := verifyJSON(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("-o json: exit %d, want %d", code, tt.code)
+			}
+			var paths []string
+			for _, p := range rep.Problems {
+				paths = append(paths, p.Path)
+			}
+			if !slices.Equal(paths, tt.problems) {
+				t.Errorf("-o json: problems %v, want problems naming %q", rep.Problems, tt.problems)
+			}
+			if rep.Problems == nil {
+				t.Error(`-o json: "problems" is null, want []`)
+			}
+		})
+	}
+}
+
+// TestEvidenceVerifyReadOnly: verify changes nothing in a bundle, not even
+// by recording itself in its custody log.
+func TestEvidenceVerifyReadOnly(t *testing.T) {
+	key := newEvidenceKey(t)
+	dir := sealedBundle(t, key.signer)
+	before := mustRead(t, filepath.Join(dir, evidence.CustodyFile))
+	if code, _, errOut := kir(t, "evidence", "verify", dir, "--key", key.pub); code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if after := mustRead(t, filepath.Join(dir, evidence.CustodyFile)); after != before {
+		t.Errorf("verify changed custody.log:\n%s", after)
+	}
+}
+
+func TestEvidenceUsage(t *testing.T) {
+	dir := sealedBundle(t, nil)
+	unsealed := filepath.Join(t.TempDir(), "unsealed")
+	b, err := evidence.Create(unsealed, evidence.Options{Incident: "inc-42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"verify"}, cli.ExitUsage, "verify takes DIR|FILE.tar.gz; got 0"},
+		{[]string{"verify", dir, dir}, cli.ExitUsage, "got 2"},
+		{[]string{"verify", dir, "-o", "xml"}, cli.ExitUsage, `invalid --output "xml"`},
+		{[]string{"verify", dir, "--key", filepath.Join(dir, "pod.json")}, cli.ExitUsage, "no PKIX PEM block"},
+		{[]string{"verify", filepath.Join(dir, "pod.json")}, cli.ExitUsage, "neither a directory nor a .tar.gz"},
+		{[]string{"verify", filepath.Join(dir, "nope")}, cli.ExitNotFound, "no bundle at"},
+		{[]string{"show"}, cli.ExitUsage, "show takes DIR|FILE.tar.gz"},
+		{[]string{"show", filepath.Join(dir, "nope")}, cli.ExitNotFound, "no bundle at"},
+		{[]string{"show", filepath.Join(dir, "pod.json")}, cli.ExitUsage, "neither a directory nor a .tar.gz"},
+		{[]string{"push", unsealed, "127.0.0.1:1/x:y"}, cli.ExitUsage, "bundle is not sealed: seal it first"},
+		{[]string{"push", dir}, cli.ExitUsage, "push takes DIR REF; got 1"},
+		{[]string{"push", dir, "Not A Ref"}, cli.ExitUsage, "parsing reference"},
+		{[]string{"push", dir, "127.0.0.1:1/x:y", "--key", filepath.Join(dir, "pod.json")}, cli.ExitUsage, "loading private key"},
+		{[]string{"pull", "127.0.0.1:1/x:y"}, cli.ExitUsage, "give --out DIR"},
+		{[]string{"pull", "--out", t.TempDir()}, cli.ExitUsage, "pull takes REF; got 0"},
+	} {
+		code, _, errOut := kir(t, append([]string{"evidence"}, tt.args...)...)
+		if code != tt.code || !strings.Contains(errOut, tt.want) {
+			t.Errorf("evidence %q: exit %d, %q; want %d and %q", tt.args, code, errOut, tt.code, tt.want)
+		}
+	}
+}
+
+func TestEvidenceShow(t *testing.T) {
+	key := newEvidenceKey(t)
+	dir := sealedBundle(t, key.signer)
+	for _, path := range []string{dir, packed(t, dir)} {
+		code, out, errOut := kir(t, "evidence", "show", path)
+		if code != cli.ExitOK {
+			t.Fatalf("show %s: exit %d: %s", path, code, errOut)
+		}
+		for _, re := range []string{
+			`(?m)^incident: +inc-42$`,
+			`(?m)^signed: +yes, by key ` + key.signer.KeyID() + `$`,
+			`(?m)^files: +3, \d+ bytes$`, // two files and report.html
+			`(?m)^custody \(3 entries\):$`,
+			`(?m)^  1 +\S+ +create +system:serviceaccount:ir:kir +\{"incident":"inc-42"\}$`,
+			`(?m)^  2 +\S+ +contain +system:serviceaccount:ir:kir +\{"pod":"shop/web"\}$`,
+			`(?m)^  3 +\S+ +seal +`,
+		} {
+			if !regexp.MustCompile(re).MatchString(out) {
+				t.Errorf("show %s: stdout does not match %s:\n%s", path, re, out)
+			}
+		}
+	}
+
+	code, out, _ := kir(t, "evidence", "show", dir, "-o", "json")
+	var s evidence.Summary
+	if err := json.Unmarshal([]byte(out), &s); err != nil || code != cli.ExitOK {
+		t.Fatalf("show -o json: exit %d, %v: %s", code, err, out)
+	}
+	var actions []string
+	for _, e := range s.Custody {
+		actions = append(actions, e.Action)
+	}
+	if s.Incident != "inc-42" || !slices.Equal(actions, []string{"create", "contain", "seal"}) || len(s.Files) != 3 {
+		t.Errorf("show -o json: incident %q, actions %v, %d files", s.Incident, actions, len(s.Files))
+	}
+}
+
+// TestEvidencePushPull pushes bundles to a registry on 127.0.0.1 and pulls
+// them back, as responders ship evidence off a compromised network.
+func TestEvidencePushPull(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	key, other := newEvidenceKey(t), newEvidenceKey(t)
+	dir := sealedBundle(t, key.signer)
+	custody := filepath.Join(dir, evidence.CustodyFile)
+	sealedLog := mustRead(t, custody)
+
+	// Another key than the bundle's: refused before anything is sent.
+	code, _, errOut := kir(t, "evidence", "push", dir, host+"/evidence/inc-42:wrong", "--key", other.priv)
+	if code != cli.ExitUsage || !strings.Contains(errOut, "was signed by key "+key.signer.KeyID()) {
+		t.Errorf("push with another key: exit %d, %q; want %d", code, errOut, cli.ExitUsage)
+	}
+	if mustRead(t, custody) != sealedLog {
+		t.Error("push with another key changed custody.log")
+	}
+	if code, _, errOut := kir(t, "evidence", "pull", host+"/evidence/inc-42:wrong", "--out", filepath.Join(t.TempDir(), "x")); code != cli.ExitNotFound {
+		t.Errorf("pull of what was refused: exit %d, %q; want %d", code, errOut, cli.ExitNotFound)
+	}
+
+	// With the key: pushed, then recorded in the local bundle only.
+	code, out, errOut := kir(t, "evidence", "push", dir, host+"/evidence/inc-42:v1", "--key", key.priv)
+	if code != cli.ExitOK {
+		t.Fatalf("push: exit %d: %s", code, errOut)
+	}
+	digestRef := strings.TrimSpace(out)
+	if !regexp.MustCompile(`^` + regexp.QuoteMeta(host) + `/evidence/inc-42@sha256:[0-9a-f]{64}$`).MatchString(digestRef) {
+		t.Fatalf("push printed %q, want the digest reference", out)
+	}
+	code, rep := verifyJSON(t, dir, "--key", key.pub)
+	if code != cli.ExitOK || rep.PostSeal != 1 || !rep.SignatureVerified {
+		t.Errorf("local bundle after push: exit %d, %d entries after sealing, signature verified %v: %v", code, rep.PostSeal, rep.SignatureVerified, rep.Problems)
+	}
+	s, err := evidence.Show(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := s.Custody[len(s.Custody)-1]
+	detail, _ := json.Marshal(last.Detail)
+	digest := digestRef[strings.Index(digestRef, "@")+1:]
+	if last.Action != "push" || !last.PostSeal || last.KeyID != key.signer.KeyID() ||
+		string(detail) != `{"digest":"`+digest+`","ref":"`+host+`/evidence/inc-42:v1"}` {
+		t.Errorf("last custody entry: %+v, detail %s", last, detail)
+	}
+	if _, out, _ := kir(t, "evidence", "show", dir); !strings.Contains(out, "(after sealing, signed by key "+key.signer.KeyID()[:12]) {
+		t.Errorf("show does not mark the push as appended after sealing:\n%s", out)
+	}
+
+	// Pulled by digest, the bundle is the sealed one: it verifies with
+	// the key and has no push entry.
+	pulled := filepath.Join(t.TempDir(), "pulled")
+	code, out, errOut = kir(t, "evidence", "pull", digestRef, "--out", pulled)
+	if code != cli.ExitOK || !strings.Contains(out, "pulled "+digestRef+" into "+pulled) || !strings.Contains(out, "SIGNATURE NOT CHECKED") {
+		t.Fatalf("pull: exit %d\nstdout:\n%s\nstderr: %s", code, out, errOut)
+	}
+	code, rep = verifyJSON(t, pulled, "--key", key.pub)
+	if code != cli.ExitOK || rep.PostSeal != 0 || rep.Incident != "inc-42" {
+		t.Errorf("pulled bundle: exit %d, %d entries after sealing, incident %q: %v", code, rep.PostSeal, rep.Incident, rep.Problems)
+	}
+	if got := mustRead(t, filepath.Join(pulled, evidence.CustodyFile)); got != sealedLog {
+		t.Errorf("pulled custody.log is not the sealed one:\n%s", got)
+	}
+	if code, _, errOut := kir(t, "evidence", "pull", digestRef, "--out", pulled); code != cli.ExitUsage || !strings.Contains(errOut, "not empty") {
+		t.Errorf("pull into a full directory: exit %d, %q", code, errOut)
+	}
+
+	// KIR_SIGNING_KEY stands for --key; a second push is a second entry.
+	t.Setenv("KIR_SIGNING_KEY", key.priv)
+	if code, _, errOut := kir(t, "evidence", "push", dir, host+"/evidence/inc-42:v2"); code != cli.ExitOK {
+		t.Fatalf("push with KIR_SIGNING_KEY: exit %d: %s", code, errOut)
+	}
+	if code, rep := verifyJSON(t, dir, "--key", key.pub); code != cli.ExitOK || rep.PostSeal != 2 {
+		t.Errorf("after a second push: exit %d, %d entries after sealing: %v", code, rep.PostSeal, rep.Problems)
+	}
+	t.Setenv("KIR_SIGNING_KEY", "")
+
+	// Without a key, the push is not recorded.
+	before := mustRead(t, custody)
+	code, _, errOut = kir(t, "evidence", "push", dir, host+"/evidence/inc-42:v3")
+	if code != cli.ExitOK || !strings.Contains(errOut, "not recorded") {
+		t.Errorf("push without a key: exit %d, %q", code, errOut)
+	}
+	if mustRead(t, custody) != before {
+		t.Error("push without a key changed custody.log")
+	}
+
+	// A bundle changed after sealing is pushed as it is; pull says it
+	// does not verify.
+	tampered := sealedBundle(t, key.signer)
+	flipByte(t, filepath.Join(tampered, "pod.json"))
+	if code, _, errOut := kir(t, "evidence", "push", tampered, host+"/evidence/inc-43:v1"); code != cli.ExitOK {
+		t.Fatalf("push: exit %d: %s", code, errOut)
+	}
+	code, out, errOut = kir(t, "evidence", "pull", host+"/evidence/inc-43:v1", "--out", filepath.Join(t.TempDir(), "t"))
+	if code != cli.ExitUnverified || !strings.Contains(out, "pod.json: changed") || !strings.Contains(errOut, "does not verify") {
+		t.Errorf("pull of a changed bundle: exit %d, want %d\nstdout:\n%s\nstderr: %s", code, cli.ExitUnverified, out, errOut)
+	}
+}
+
+func TestEvidencePushArchive(t *testing.T) {
+	archive := packed(t, sealedBundle(t, nil))
+	code, _, errOut := kir(t, "evidence", "push", archive, "127.0.0.1:1/evidence/x:y")
+	if code != cli.ExitUsage || !strings.Contains(errOut, "not a directory") {
+		t.Errorf("push of an archive: exit %d, %q", code, errOut)
+	}
+}
