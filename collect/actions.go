@@ -50,6 +50,11 @@ func Actions() []action.Action {
 			Summary: "Add the run's journal to the evidence bundle, then seal it: manifest, in-toto statement, report and, with a key, a DSSE signature; optionally pack it as a .tar.gz.",
 			Do:      seal,
 		},
+		action.Func[CustodyParams]{
+			Name:    "collect.custody",
+			Summary: "Append a signed entry to a sealed evidence bundle's custody log, recording what was done after sealing (a release, say), without touching the sealed files.",
+			Do:      appendCustody,
+		},
 	}
 }
 
@@ -408,4 +413,67 @@ func pick(d map[string]any, keys ...string) map[string]any {
 		}
 	}
 	return out
+}
+
+// CustodyParams are collect.custody's parameters.
+type CustodyParams struct {
+	Bundle string   `json:"bundle" kir:"required" doc:"Sealed evidence bundle directory."`
+	Key    string   `json:"key" doc:"Private key the bundle was sealed with; required when it was signed."`
+	Entry  string   `json:"entry" kir:"required" doc:"What was done: release, export, …"`
+	Run    string   `json:"run" doc:"The run that did it (run.id): a rerun does not append its entry twice."`
+	Pods   []string `json:"pods" doc:"The pods it concerns, namespace/name."`
+	Note   string   `json:"note" doc:"Anything else the auditor should read."`
+}
+
+// Validate accepts any parameters.
+func (p CustodyParams) Validate() error { return nil }
+
+// CustodyOutput is collect.custody's output.
+type CustodyOutput struct {
+	Bundle string `json:"bundle"`
+	Entry  string `json:"entry"`
+	// Already is set when this run had appended the entry before.
+	Already bool `json:"already,omitempty"`
+}
+
+type custodyDetail struct {
+	Run      string   `json:"run,omitempty"`
+	Incident string   `json:"incident,omitempty"`
+	Pods     []string `json:"pods,omitempty"`
+	Note     string   `json:"note,omitempty"`
+}
+
+func appendCustody(ctx context.Context, env action.Env, p CustodyParams) (action.Result, error) {
+	out := CustodyOutput{Bundle: p.Bundle, Entry: p.Entry}
+	var signer evidence.Signer
+	if p.Key != "" {
+		var err error
+		if signer, err = evidence.LoadSigner(p.Key); err != nil {
+			return action.Result{}, err
+		}
+	}
+	s, err := evidence.Show(p.Bundle)
+	if err != nil {
+		return action.Result{}, err
+	}
+	if p.Run != "" {
+		for _, c := range s.Custody {
+			var d custodyDetail
+			if raw, ok := c.Detail.(json.RawMessage); ok && c.PostSeal && c.Action == p.Entry && json.Unmarshal(raw, &d) == nil && d.Run == p.Run {
+				out.Already = true
+				return action.Result{Output: out}, nil
+			}
+		}
+	}
+	if !env.DryRun.Persists() {
+		return action.Result{Changed: true, Output: out}, nil
+	}
+	e := evidence.Entry{
+		Action: p.Entry, Actor: env.Actor, Version: env.Version,
+		Detail: custodyDetail{Run: p.Run, Incident: env.Incident, Pods: p.Pods, Note: p.Note},
+	}
+	if err := evidence.AppendCustody(p.Bundle, e, signer); err != nil {
+		return action.Result{}, err
+	}
+	return action.Result{Changed: true, Output: out}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"kir.dev/kir/contain"
+	"kir.dev/kir/evidence"
 	"kir.dev/kir/internal/cli"
 	"kir.dev/kir/playbooks"
 )
@@ -44,8 +46,14 @@ func TestCLIContainAndReleaseWithFlagsAfterNames(t *testing.T) {
 	f := newFixture(t, 2)
 	target := f.pods[0].Name
 	before := snapshot(t, f, target)
+	keys := t.TempDir()
+	if err := evidence.Keygen(keys, evidence.AlgEd25519); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(keys, evidence.PrivateKeyFile)
+	bundle := filepath.Join(t.TempDir(), "evidence")
 
-	code, out, errOut := kir(t, cluster.Kubeconfig, "contain", "pod", target, "-n", f.ns, "--incident", "inc-cli", "-o", "json")
+	code, out, errOut := kir(t, cluster.Kubeconfig, "contain", "pod", target, "-n", f.ns, "--incident", "inc-cli", "-o", "json", "--key", key, "--out", bundle)
 	if code != cli.ExitOK {
 		t.Fatalf("contain exit %d, stderr %q", code, errOut)
 	}
@@ -69,9 +77,25 @@ func TestCLIContainAndReleaseWithFlagsAfterNames(t *testing.T) {
 		t.Error("node not cordoned after kir contain pod")
 	}
 
-	code, out, errOut = kir(t, cluster.Kubeconfig, "release", "pod", target, "-n", f.ns)
+	code, out, errOut = kir(t, cluster.Kubeconfig, "release", "pod", target, "-n", f.ns, "--evidence", bundle, "--key", key)
 	if code != cli.ExitOK {
 		t.Fatalf("release exit %d, stderr %q", code, errOut)
+	}
+	// The release is in the containment's custody log, signed after the
+	// seal, and the bundle still verifies.
+	pub, err := evidence.LoadPublicKey(filepath.Join(keys, evidence.PublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := evidence.Verify(bundle, pub); err != nil || rep.Outcome() != evidence.Verified {
+		t.Errorf("verify after release: %v %+v", err, rep)
+	}
+	sum, err := evidence.Show(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := sum.Custody[len(sum.Custody)-1]; last.Action != "release" || !last.PostSeal || !strings.Contains(fmt.Sprintf("%s", last.Detail), target) {
+		t.Errorf("last custody entry %+v, want a post-seal release naming the pod", last)
 	}
 	if !strings.Contains(out, "released") {
 		t.Errorf("release output does not say released:\n%s", out)

@@ -17,6 +17,8 @@ func releaseCommand() *cli.Command {
 					namespaceFlag(), selectorFlag(),
 					&cli.BoolFlag{Name: "reattach", Usage: "put back the labels --detach removed (its controller then re-adopts it and may delete a surplus replica)"},
 					&cli.BoolFlag{Name: "delete", Usage: "delete the pod once released"},
+					&cli.StringFlag{Name: "evidence", Usage: "the containment's sealed evidence bundle (a directory): the release is appended, signed, to its custody log"},
+					&cli.StringFlag{Name: flagKey, Usage: "private key the bundle was sealed with", EnvVars: []string{"KIR_SIGNING_KEY"}},
 				}),
 				Action: func(c *cli.Context) error {
 					name, err := oneNameOrSelector(c)
@@ -30,6 +32,7 @@ func releaseCommand() *cli.Command {
 					return runPlaybook(c, s, "release pod", "release-pod", given(map[string]any{
 						"namespace": s.namespace, "name": name, "selector": c.String(flagSelector),
 						"reattach": c.Bool("reattach"), "delete": c.Bool("delete"),
+						"evidence": absPath(c.String("evidence")), "key": absPath(c.String(flagKey)),
 					}))
 				},
 			},

@@ -64,6 +64,12 @@ func printText(w io.Writer, r Report) error {
 			p.line("evidence: collected %d file(s), %s%s", o.Files, humanBytes(o.Bytes), imagesSuffix(o.Images))
 		case collect.SealOutput:
 			p.sealed(o)
+		case collect.CustodyOutput:
+			if o.Already {
+				p.line("evidence: the %s was already recorded in %s", o.Entry, o.Bundle)
+			} else {
+				p.line("evidence: %s recorded in the custody log of %s", o.Entry, o.Bundle)
+			}
 		}
 		switch s.Status {
 		case playbooks.StepFailed:
@@ -202,6 +208,8 @@ func typedOutput(actionName string, out any) any {
 		typed = &collect.PodOutput{}
 	case "collect.seal":
 		typed = &collect.SealOutput{}
+	case "collect.custody":
+		typed = &collect.CustodyOutput{}
 	default:
 		return out
 	}
