@@ -98,24 +98,37 @@
 // proving when the signature was made; the seal time is kir's word, backed
 // by the key.
 //
-// Because the envelope is plain DSSE over an in-toto statement, cosign can
-// check any sealed file against it without kir:
+// Because the envelope is plain DSSE over an in-toto statement, stock
+// cosign checks any sealed file against it without kir and without a
+// network (cosign_test.go runs this with cosign v2.6.5 and both kinds of
+// key):
 //
-//	cosign verify-blob-attestation --key kir.pub --signature statement.dsse.json \
+//	SIGSTORE_REKOR_PUBLIC_KEY=/dev/null cosign verify-blob-attestation \
+//	    --key kir.pub --signature statement.dsse.json \
 //	    --type https://kir.dev/evidence/v1 --insecure-ignore-tlog logs/app.log
 //
-// Caveats: cosign could not be run where this was written, so this command
-// follows cosign v2's source, untested. cosign checks the signature and that
-// the file's sha256 is one of the subjects' — not the subject's name, not
-// manifest.json, not the custody chain, not files missing or added: that is
-// `kir evidence verify`. For custody.log after entries were appended, check
-// its sealed part: head -c <custody.size from manifest.json> custody.log >
-// custody.sealed, then pass custody.sealed. cosign refuses blobs over 128
-// MiB unless COSIGN_MAX_ATTACHMENT_SIZE is raised, which large image layers
-// need; newer releases also take --digest <sha256> --digestAlg sha256 in
-// place of the file, which avoids both (the digests are in manifest.json).
-// A cosign release that expects Sigstore bundles by default may need
-// --new-bundle-format=false.
+// It prints "Verified OK" and exits 0, or exits 1: for a changed file, "no
+// matching subject digest found"; for another key, "accepted signatures do
+// not match threshold". --insecure-ignore-tlog because there is no Rekor
+// entry to check (cosign warns that this is insecure: here it is the
+// design). SIGSTORE_REKOR_PUBLIC_KEY, set to any path, because otherwise
+// cosign v2 first fetches Sigstore's trusted root from
+// tuf-repo-cdn.sigstore.dev, even with --key: offline it warns and goes
+// on, but an air-gapped network sees a DNS query and an HTTPS connection
+// try to leave it. With --insecure-ignore-tlog and --key, the variable is
+// never read.
+//
+// Caveats: cosign checks the signature and that the file's sha256 is one of
+// the subjects' — not the subject's name, not manifest.json, not the
+// custody chain, not files missing or added: that is `kir evidence verify`.
+// For custody.log after entries were appended, check its sealed part:
+// head -c <custody.size from manifest.json> custody.log > custody.sealed,
+// then pass custody.sealed. cosign refuses files over 128 MiB unless
+// COSIGN_MAX_ATTACHMENT_SIZE is raised (e.g. 4GiB), which large image layers
+// need; --digest <sha256> --digestAlg sha256 in place of the file avoids
+// both (the digests are in manifest.json). cosign v3, which expects
+// Sigstore bundles by default, may need --new-bundle-format=false (not
+// tested).
 //
 // # Verifying
 //

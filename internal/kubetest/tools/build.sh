@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real control plane the tests run against (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok) from the Go module proxy, once,
-# into a cache directory outside the clone. Each binary lives in a directory
+# kube-controller-manager, kube-scheduler, kwok), and cosign, the independent
+# verifier of signed evidence bundles, from the Go module proxy, once, into a
+# cache directory outside the clone. Each binary lives in a directory
 # keyed by the hash of the tools module that pins it, so a version bump
 # rebuilds and an unchanged module is never rebuilt.
 #
@@ -38,10 +39,11 @@ build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8sver"
 build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8sver"
 build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8sver"
+build cosign cosign github.com/sigstore/cosign/v2/cmd/cosign
 
 bin="$cache/bin"
 mkdir -p "$bin"
-for pair in etcd:etcd kwok:kwok kube:kube-apiserver kube:kube-controller-manager kube:kube-scheduler; do
+for pair in etcd:etcd kwok:kwok kube:kube-apiserver kube:kube-controller-manager kube:kube-scheduler cosign:cosign; do
 	mod=${pair%%:*} name=${pair#*:}
 	ln -sf "$cache/$mod-$(key "$mod")/$name" "$bin/$name"
 done
