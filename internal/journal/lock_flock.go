@@ -40,3 +40,12 @@ func tryLock(f *os.File, exclusive bool) error {
 	}
 	return nil
 }
+
+// unlock drops the lock before the file is closed: a child forked in
+// between (os/exec) holds the descriptor until it execs, and with it a
+// lock that closing alone would leave behind for that moment.
+func unlock(f *os.File) {
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _ = syscall.Flock(int(fd), syscall.LOCK_UN) })
+	}
+}

@@ -12,3 +12,5 @@ import (
 func tryLock(f *os.File, exclusive bool) error {
 	return &os.PathError{Op: "flock", Path: f.Name(), Err: errors.ErrUnsupported}
 }
+
+func unlock(*os.File) {}

@@ -154,7 +154,8 @@ func (w *Writer) Close() error {
 	if w.f == nil {
 		return nil
 	}
-	err := w.f.Close() // closing drops the lock
+	unlock(w.f)
+	err := w.f.Close()
 	w.f = nil
 	if err != nil {
 		return fmt.Errorf("closing journal %s: %w", w.id, err)
