@@ -14,13 +14,14 @@ build: ## build bin/kir
 testbin: ## build etcd, kube-apiserver, controller-manager, scheduler, kwok and cosign into the cache (once)
 	@internal/kubetest/tools/build.sh >/dev/null
 
-test: testbin ## run every test against the real control plane, then fuzz the playbook loader briefly
+test: testbin ## run every test against the real control plane, then fuzz the playbook loader and the alert decoder briefly
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=15s
 
 FUZZTIME ?= 1m
-fuzz: ## fuzz the playbook loader (FUZZTIME=1m)
+fuzz: ## fuzz the playbook loader and the Falco alert decoder (FUZZTIME=1m each)
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./playbooks/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./falco/
 
 docs: ## regenerate docs/actions.md and docs/playbooks.md from the source
 	$(GO) test ./internal/refdocs -run TestGenerated -update

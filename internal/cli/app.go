@@ -33,6 +33,7 @@ func New(out, errOut io.Writer) *cli.App {
 			doctorCommand(),
 			rbacCommand(),
 			evidenceCommand(),
+			serveCommand(),
 		},
 		// Errors are printed once, by Run, and mapped to exit codes there.
 		ExitErrHandler: func(*cli.Context, error) {},

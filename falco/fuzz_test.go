@@ -1,0 +1,90 @@
+package falco_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"kir.dev/kir/falco"
+)
+
+// FuzzDecode feeds Decode arbitrary bytes, seeded with the sample alerts:
+// it must never panic; what it accepts must have a valid priority, no
+// "<NA>" field, a Vars that encodes as JSON, and route without panicking;
+// what it refuses it must explain in one line.
+func FuzzDecode(f *testing.F) {
+	seeds, _ := filepath.Glob("../testdata/falco/*.json")
+	if len(seeds) == 0 {
+		f.Fatal("no sample alerts in testdata/falco")
+	}
+	for _, path := range seeds {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"rule":"R","priority":"info","output_fields":{"a":[{"b":null}],"n":-0.5e-3}}`))
+	c := falco.DefaultConfig()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := falco.Decode(b)
+		if err != nil {
+			if a != nil {
+				t.Fatalf("an alert with the error %v", err)
+			}
+			if msg := err.Error(); msg == "" || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q is not one line", msg)
+			}
+			return
+		}
+		if !a.Priority.Valid() {
+			t.Fatalf("decoded priority %d is not valid", a.Priority)
+		}
+		if a.Rule == "" || a.Fields == nil {
+			t.Fatalf("decoded alert without a rule or fields: %+v", a)
+		}
+		for k, v := range a.Fields {
+			if v == "<NA>" {
+				t.Fatalf("field %q is <NA>", k)
+			}
+		}
+		if _, err := json.Marshal(a.Vars()); err != nil {
+			t.Fatalf("encoding Vars: %v", err)
+		}
+		c.Route(a)
+	})
+}
+
+// FuzzParseConfig feeds ParseConfig arbitrary bytes, seeded with the
+// routing configs in testdata: it must never panic, and must either parse
+// or explain why with positioned problems.
+func FuzzParseConfig(f *testing.F) {
+	seeds, _ := filepath.Glob("../testdata/routing/*.yaml")
+	for _, path := range seeds {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	a := &falco.Alert{Rule: "R", Priority: falco.PriorityCritical, Fields: map[string]string{"k8s.ns.name": "ns", "k8s.pod.name": "pod"}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := falco.ParseConfig("fuzz.yaml", b)
+		if err != nil {
+			var ce *falco.ConfigError
+			if !errors.As(err, &ce) || len(ce.Problems) == 0 {
+				t.Fatalf("want a *ConfigError with problems, got %T %v", err, err)
+			}
+			return
+		}
+		for _, r := range c.Rules {
+			if r.Name == "" || r.Playbook == "" {
+				t.Fatalf("parsed a rule without a name or playbook: %+v", r)
+			}
+		}
+		c.Route(a)
+	})
+}

@@ -1,0 +1,179 @@
+package serve
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The headers of the optional HMAC signature: Falcosidekick's webhook
+// output can send custom headers, and a proxy in front of Falco can sign.
+const (
+	// HeaderSignature is "sha256=" and the hex HMAC-SHA256 over
+	// timestamp + "." + body, keyed with the shared secret.
+	HeaderSignature = "X-Kir-Signature"
+	// HeaderTimestamp is the Unix time in seconds the sender signed at.
+	HeaderTimestamp = "X-Kir-Timestamp"
+)
+
+// Auth decides who may post alerts. At least one of Token and ClientCAs
+// must be set; HMAC is checked on top of either.
+type Auth struct {
+	// Token is the bearer token Falcosidekick sends in an Authorization
+	// header (webhook.customheaders); compared in constant time.
+	Token []byte
+	// ClientCAs verify client certificates (mutual TLS: what Falco's own
+	// http_output can do, since it sends no custom headers). A request
+	// with a verified certificate needs no token.
+	ClientCAs *x509.CertPool
+	// HMACSecret, when set, requires HeaderSignature and HeaderTimestamp.
+	HMACSecret []byte
+	// HMACWindow bounds the timestamp's age (and future skew); a signature
+	// seen within it is a replay. 0 means 5 minutes.
+	HMACWindow time.Duration
+
+	seenMu sync.Mutex
+	seen   map[string]time.Time // signatures accepted within the window
+}
+
+// errUnauthorized is what a request without valid credentials gets; the
+// reason is logged, not sent.
+var errUnauthorized = errors.New("unauthorized")
+
+// ReadSecretFile reads a token or HMAC secret file: surrounding
+// whitespace (a trailing newline) is dropped; an empty secret is refused.
+// Errors name the file, never its content.
+func ReadSecretFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	if len(b) < 16 {
+		return nil, fmt.Errorf("%s: a secret shorter than 16 bytes is too easy to guess", path)
+	}
+	return b, nil
+}
+
+// authenticate checks the credentials a request carries before its body
+// is read. It returns why it refused, for the log.
+func (a *Auth) authenticate(r *http.Request) (who string, err error) {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return "cert:" + r.TLS.VerifiedChains[0][0].Subject.CommonName, nil
+	}
+	if a.Token != nil {
+		h := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return "", fmt.Errorf("%w: no bearer token", errUnauthorized)
+		}
+		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), a.Token) != 1 {
+			return "", fmt.Errorf("%w: wrong bearer token", errUnauthorized)
+		}
+		return "token", nil
+	}
+	return "", fmt.Errorf("%w: no client certificate", errUnauthorized)
+}
+
+// verifyHMAC checks the signature over the bounded body, before the body
+// is parsed, and refuses replays within the window.
+func (a *Auth) verifyHMAC(r *http.Request, body []byte, now time.Time) error {
+	if a.HMACSecret == nil {
+		return nil
+	}
+	window := a.HMACWindow
+	if window <= 0 {
+		window = 5 * time.Minute
+	}
+	ts, sig := r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature)
+	if ts == "" || sig == "" {
+		return fmt.Errorf("%w: %s and %s are required", errUnauthorized, HeaderSignature, HeaderTimestamp)
+	}
+	secs, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: %s is not Unix seconds", errUnauthorized, HeaderTimestamp)
+	}
+	if age := now.Sub(time.Unix(secs, 0)); age > window || age < -window {
+		return fmt.Errorf("%w: timestamp outside the %s window", errUnauthorized, window)
+	}
+	got, ok := strings.CutPrefix(sig, "sha256=")
+	gotRaw, err := hex.DecodeString(got)
+	if !ok || err != nil {
+		return fmt.Errorf("%w: %s is not sha256=<hex>", errUnauthorized, HeaderSignature)
+	}
+	if !hmac.Equal(gotRaw, Sign(a.HMACSecret, ts, body)) {
+		return fmt.Errorf("%w: bad signature", errUnauthorized)
+	}
+	a.seenMu.Lock()
+	defer a.seenMu.Unlock()
+	if a.seen == nil {
+		a.seen = map[string]time.Time{}
+	}
+	for s, t := range a.seen {
+		if now.Sub(t) > 2*window {
+			delete(a.seen, s)
+		}
+	}
+	if _, dup := a.seen[got]; dup {
+		return fmt.Errorf("%w: replayed signature", errUnauthorized)
+	}
+	a.seen[got] = now
+	return nil
+}
+
+// Sign is the HMAC a sender puts in HeaderSignature (hex, after
+// "sha256="): HMAC-SHA256(secret, timestamp + "." + body).
+func Sign(secret []byte, timestamp string, body []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(timestamp))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// TLSConfig is the server's TLS: TLS 1.2 or later, its certificate, and
+// when clientCAs is set, client certificates verified against it if given
+// (a request without one must then carry the token).
+func TLSConfig(certFile, keyFile string, clientCAs *x509.CertPool, requireCert bool) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading the server certificate: %w", err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if clientCAs != nil {
+		cfg.ClientCAs = clientCAs
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		if requireCert {
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+	return cfg, nil
+}
+
+// LoadCAs reads a PEM bundle of CA certificates.
+func LoadCAs(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}

@@ -1,0 +1,68 @@
+package serve
+
+import (
+	"sync"
+	"time"
+)
+
+// keyTable deduplicates within this process: one run per key at a time,
+// the key's other alerts waiting for it, and none after it until its
+// window ends.
+type keyTable struct {
+	mu sync.Mutex
+	m  map[string]*keyState
+}
+
+type keyState struct {
+	busy    bool      // a task of the key is claiming or running
+	until   time.Time // after a run: its alerts are duplicates until then
+	waiters []*task   // arrived while busy: resolved when the run ends
+}
+
+func newKeyTable() *keyTable { return &keyTable{m: map[string]*keyState{}} }
+
+// enter says what to do with t: run it (the key is free), or nothing now
+// because a run covers it — duplicate says the run has finished (resolve
+// t at once); otherwise t waits for the running one.
+func (k *keyTable) enter(key string, t *task, now time.Time) (run, duplicate bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	st := k.m[key]
+	if st == nil {
+		st = &keyState{}
+		k.m[key] = st
+	}
+	switch {
+	case st.busy:
+		st.waiters = append(st.waiters, t)
+		return false, false
+	case now.Before(st.until):
+		return false, true
+	}
+	st.busy = true
+	return true, false
+}
+
+// finish ends the key's run: its alerts are duplicates until now+window.
+// It returns the tasks that waited.
+func (k *keyTable) finish(key string, now time.Time, window time.Duration) []*task {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	st := k.m[key]
+	if st == nil {
+		st = &keyState{}
+		k.m[key] = st
+	}
+	st.busy = false
+	st.until = now.Add(window)
+	w := st.waiters
+	st.waiters = nil
+	if len(k.m) > 4096 {
+		for key, st := range k.m {
+			if !st.busy && now.After(st.until) {
+				delete(k.m, key)
+			}
+		}
+	}
+	return w
+}

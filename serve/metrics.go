@@ -1,0 +1,55 @@
+package serve
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are what /metrics serves.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Received     prometheus.Counter
+	Accepted     prometheus.Counter
+	Deduplicated prometheus.Counter
+	Rejected     *prometheus.CounterVec // by reason
+	Unrouted     prometheus.Counter
+	Runs         *prometheus.CounterVec // by playbook and result
+	Queue        prometheus.Gauge
+	// AcceptLatency is from a request's arrival to its 202: the durable
+	// write included.
+	AcceptLatency prometheus.Histogram
+	// StartLatency and RunLatency are from an alert's arrival to its run's
+	// start and end.
+	StartLatency *prometheus.HistogramVec
+	RunLatency   *prometheus.HistogramVec
+}
+
+// NewMetrics registers kir serve's metrics, with the Go runtime's and the
+// process's, in a new registry.
+func NewMetrics() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buckets := []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30, 60}
+	m := &Metrics{
+		Registry:     r,
+		Received:     prometheus.NewCounter(prometheus.CounterOpts{Name: "kir_alerts_received_total", Help: "Alert requests received."}),
+		Accepted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "kir_alerts_accepted_total", Help: "Alerts accepted: durable before the 202."}),
+		Deduplicated: prometheus.NewCounter(prometheus.CounterOpts{Name: "kir_alerts_deduplicated_total", Help: "Routed alerts that a run for the same key already covers."}),
+		Rejected:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kir_alerts_rejected_total", Help: "Alert requests refused, by reason."}, []string{"reason"}),
+		Unrouted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "kir_alerts_unrouted_total", Help: "Accepted alerts that no routing rule acts on."}),
+		Runs:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kir_runs_total", Help: "Playbook runs finished, by playbook and result."}, []string{"playbook", "result"}),
+		Queue:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "kir_queue_depth", Help: "Routed alerts waiting for a worker."}),
+		AcceptLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kir_alert_accept_seconds", Help: "From an alert's arrival to its 202, the durable write included.", Buckets: buckets,
+		}),
+		StartLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kir_run_start_seconds", Help: "From an alert's arrival to its run's start.", Buckets: buckets,
+		}, []string{"playbook"}),
+		RunLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kir_run_seconds", Help: "From an alert's arrival to its run's end.", Buckets: buckets,
+		}, []string{"playbook"}),
+	}
+	r.MustRegister(m.Received, m.Accepted, m.Deduplicated, m.Rejected, m.Unrouted, m.Runs, m.Queue, m.AcceptLatency, m.StartLatency, m.RunLatency)
+	return m
+}

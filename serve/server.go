@@ -1,0 +1,309 @@
+package serve
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"kir.dev/kir/falco"
+	"kir.dev/kir/internal/action"
+	"kir.dev/kir/internal/spool"
+	"kir.dev/kir/playbooks"
+)
+
+// Defaults used when Options leave them zero.
+const (
+	DefaultBodyLimit = 1 << 20
+	DefaultWorkers   = 16
+	DefaultQueue     = 4096
+	DefaultLease     = 15 * time.Second
+)
+
+// Options configure a Server.
+type Options struct {
+	// Auth is required: kir serve refuses unauthenticated intake.
+	Auth *Auth
+	// Routing maps alerts to playbooks.
+	Routing *falco.Config
+	// Library holds the playbooks routes name; Engine runs and journals
+	// them; Env is what they run with (client, actor, version); each run
+	// gets its own incident.
+	Library *playbooks.Library
+	Engine  *playbooks.Engine
+	Env     action.Env
+	// Spool is the durable intake; Pending are the items it returned on
+	// opening, resumed by Start.
+	Spool   *spool.Spool
+	Pending []spool.Item
+	// Claims give each key to one replica; nil deduplicates within this
+	// process only.
+	Claims *Claims
+	// Workers run playbooks; Queue bounds the routed alerts waiting for
+	// one (a full queue answers 503).
+	Workers, Queue int
+	// Key, when set, is given as the key parameter (signing the evidence)
+	// to the routed playbooks that take one and whose route sets none.
+	Key string
+	// BodyLimit bounds a request's body (413 above it).
+	BodyLimit int64
+	Metrics   *Metrics
+	Log       *slog.Logger
+	Now       func() time.Time
+}
+
+// Server receives alerts, keeps them durably, routes and deduplicates
+// them, and runs their playbooks with a bounded pool of workers.
+type Server struct {
+	o       Options
+	tasks   chan *task
+	queued  atomic.Int64 // tasks accepted and not yet taken by a worker
+	ready   atomic.Bool
+	wg      sync.WaitGroup
+	keys    *keyTable
+	items   sync.Map // spool id → *item
+	// draining stops workers from taking tasks; active counts runs.
+	draining chan struct{}
+	drainMu  sync.Once
+	active   sync.WaitGroup
+}
+
+// record is what the spool keeps of an accepted alert: enough to run it
+// again after a restart whatever the routing then says.
+type record struct {
+	Received time.Time     `json:"received"`
+	Alert    json.RawMessage `json:"alert"`
+	Matches  []falco.Match `json:"matches"`
+}
+
+// item is an accepted alert whose matches are being worked on.
+type item struct {
+	id       uint64
+	received time.Time
+	alert    *falco.Alert
+	left     atomic.Int32 // matches not yet resolved
+	mu       sync.Mutex
+	outcomes []string
+}
+
+// task is one match of one alert.
+type task struct {
+	item  *item
+	index int
+	match falco.Match
+}
+
+// New checks the options and returns a server; Start starts its workers.
+func New(o Options) (*Server, error) {
+	switch {
+	case o.Auth == nil || (o.Auth.Token == nil && o.Auth.ClientCAs == nil):
+		return nil, errors.New("kir serve needs a bearer token or client certificate authority: unauthenticated intake would let anyone contain pods")
+	case o.Routing == nil, o.Library == nil, o.Engine == nil, o.Spool == nil:
+		return nil, errors.New("serve: Routing, Library, Engine and Spool are required")
+	}
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.Queue <= 0 {
+		o.Queue = DefaultQueue
+	}
+	if o.BodyLimit <= 0 {
+		o.BodyLimit = DefaultBodyLimit
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	for _, m := range o.Routing.Playbooks() {
+		if _, ok := o.Library.Get(m); !ok {
+			return nil, fmt.Errorf("routing names playbook %q, which does not exist (have: %v)", m, o.Library.Names())
+		}
+	}
+	return &Server{o: o, tasks: make(chan *task, o.Queue), keys: newKeyTable(), draining: make(chan struct{})}, nil
+}
+
+// Handler serves POST / and /falco (alerts), /healthz, /readyz and
+// /metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", s.intake)
+	mux.HandleFunc("/falco", s.intake)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "starting: resuming queued alerts", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.o.Metrics.Registry, promhttp.HandlerOpts{}))
+	return recoverer(s.o.Log, s.o.Metrics, mux)
+}
+
+// recoverer turns a panic in one request into a 500 for that request.
+func recoverer(log *slog.Logger, m *Metrics, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				m.Rejected.WithLabelValues("panic").Inc()
+				log.Error("panic serving a request", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				http.Error(w, "internal error", http.StatusInternalServerError)
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Response is the 202's body.
+type Response struct {
+	ID      uint64        `json:"id"`
+	UUID    string        `json:"uuid,omitempty"`
+	Matches []MatchStatus `json:"matches"`
+	Skipped []falco.Skip  `json:"skipped,omitempty"`
+}
+
+// MatchStatus says what became of one routing match.
+type MatchStatus struct {
+	Rule     string `json:"rule"`
+	Playbook string `json:"playbook"`
+	Key      string `json:"key"`
+	DryRun   bool   `json:"dryRun,omitempty"`
+}
+
+func (s *Server) reject(w http.ResponseWriter, code int, reason, msg string) {
+	s.o.Metrics.Rejected.WithLabelValues(reason).Inc()
+	http.Error(w, msg, code)
+}
+
+func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
+	began := s.o.Now()
+	s.o.Metrics.Received.Inc()
+	if r.URL.Path != "/" && r.URL.Path != "/falco" {
+		s.reject(w, http.StatusNotFound, "path", "not found: post alerts to / or /falco")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.reject(w, http.StatusMethodNotAllowed, "method", "POST alerts here")
+		return
+	}
+	// Credentials first: an unauthenticated body is never read.
+	who, err := s.o.Auth.authenticate(r)
+	if err != nil {
+		s.o.Log.Warn("alert refused", "reason", err.Error(), "remote", r.RemoteAddr)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kir"`)
+		s.reject(w, http.StatusUnauthorized, "unauthorized", "unauthorized")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.o.BodyLimit))
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		s.reject(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("body over %d bytes", s.o.BodyLimit))
+		return
+	}
+	if err != nil {
+		s.reject(w, http.StatusBadRequest, "read", "reading the body: "+err.Error())
+		return
+	}
+	if err := s.o.Auth.verifyHMAC(r, body, began); err != nil {
+		s.o.Log.Warn("alert refused", "reason", err.Error(), "remote", r.RemoteAddr)
+		s.reject(w, http.StatusUnauthorized, "unauthorized", "unauthorized")
+		return
+	}
+	alert, err := falco.Decode(body)
+	if err != nil {
+		s.reject(w, http.StatusBadRequest, "malformed", "not a Falco alert: "+err.Error())
+		return
+	}
+	matches, skipped := s.o.Routing.Route(alert)
+	// Room in the queue is reserved before the alert is made durable: a
+	// 503 accepts nothing, a 202 is never dropped.
+	n := int64(len(matches))
+	if s.queued.Add(n) > int64(s.o.Queue) {
+		s.queued.Add(-n)
+		w.Header().Set("Retry-After", "1")
+		s.reject(w, http.StatusServiceUnavailable, "queue-full", "queue full, retry later")
+		return
+	}
+	raw, err := json.Marshal(record{Received: began.UTC(), Alert: body, Matches: matches})
+	if err != nil {
+		s.queued.Add(-n)
+		s.reject(w, http.StatusInternalServerError, "encode", "encoding the alert")
+		return
+	}
+	it, err := s.o.Spool.Add(r.Context(), raw)
+	if err != nil {
+		s.queued.Add(-n)
+		s.o.Log.Error("storing an alert", "err", err)
+		s.reject(w, http.StatusServiceUnavailable, "store", "could not store the alert, retry later")
+		return
+	}
+	s.o.Metrics.Accepted.Inc()
+	log := s.o.Log.With("alert", it.ID, "uuid", alert.UUID, "rule", alert.Rule, "from", who)
+	for _, sk := range skipped {
+		log.Info("routing rule not applied", "routingRule", sk.Rule, "reason", sk.Reason)
+	}
+	resp := Response{ID: it.ID, UUID: alert.UUID, Matches: []MatchStatus{}, Skipped: skipped}
+	for _, m := range matches {
+		resp.Matches = append(resp.Matches, MatchStatus{Rule: m.Rule, Playbook: m.Playbook, Key: m.Key, DryRun: m.DryRun})
+	}
+	s.enqueue(&item{id: it.ID, received: began, alert: alert}, matches, log)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	json.NewEncoder(w).Encode(resp)
+	s.o.Metrics.AcceptLatency.Observe(s.o.Now().Sub(began).Seconds())
+}
+
+// enqueue hands an accepted alert's matches to the workers; queue room is
+// already reserved for them. An alert nothing acts on is done at once.
+func (s *Server) enqueue(it *item, matches []falco.Match, log *slog.Logger) {
+	if len(matches) == 0 {
+		s.o.Metrics.Unrouted.Inc()
+		log.Info("alert recorded; no routing rule acts on it")
+		s.done(it, "unrouted")
+		return
+	}
+	it.left.Store(int32(len(matches)))
+	s.items.Store(it.id, it)
+	for i, m := range matches {
+		s.tasks <- &task{item: it, index: i, match: m}
+		s.o.Metrics.Queue.Inc()
+	}
+}
+
+// done records an alert as handled in the spool.
+func (s *Server) done(it *item, outcome string) {
+	s.items.Delete(it.id)
+	if err := s.o.Spool.Done(it.id, []byte(outcome)); err != nil {
+		s.o.Log.Error("recording an alert as handled; it will be replayed after a restart", "alert", it.id, "err", err)
+	}
+}
+
+// resolve records the outcome of one match; the alert is done when all
+// are.
+func (s *Server) resolve(t *task, outcome string) {
+	t.item.mu.Lock()
+	t.item.outcomes = append(t.item.outcomes, fmt.Sprintf("%d:%s", t.index, outcome))
+	t.item.mu.Unlock()
+	if t.item.left.Add(-1) == 0 {
+		t.item.mu.Lock()
+		out, _ := json.Marshal(t.item.outcomes)
+		t.item.mu.Unlock()
+		s.done(t.item, string(out))
+	}
+}

@@ -1,0 +1,341 @@
+package serve
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+
+	"kir.dev/kir/falco"
+	"kir.dev/kir/internal/action"
+	"kir.dev/kir/internal/journal"
+	"kir.dev/kir/playbooks"
+)
+
+// Start resumes the alerts the spool kept from before a restart, starts
+// the workers and the sweeper of expired claims, and returns. The server
+// is ready (/readyz) once every kept alert is queued again. Workers stop
+// taking alerts when ctx ends; Wait waits for them.
+func (s *Server) Start(ctx context.Context) {
+	for range s.o.Workers {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-s.draining:
+					return
+				case t := <-s.tasks:
+					s.queued.Add(-1)
+					s.o.Metrics.Queue.Dec()
+					s.active.Add(1)
+					s.handle(ctx, t)
+					s.active.Done()
+				}
+			}
+		}()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.resumePending()
+		s.ready.Store(true)
+		if s.o.Claims != nil {
+			s.sweep(ctx)
+		}
+	}()
+}
+
+// Drain stops the workers from taking alerts and waits, until ctx ends,
+// for the runs in progress. What is left stays in the spool.
+func (s *Server) Drain(ctx context.Context) {
+	s.drainMu.Do(func() { close(s.draining) })
+	done := make(chan struct{})
+	go func() { s.active.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// Wait waits for the workers once Start's context has ended. Alerts still
+// queued or running stay in the spool and the journal: the next start
+// resumes them.
+func (s *Server) Wait() { s.wg.Wait() }
+
+// resumePending queues again what the spool kept.
+func (s *Server) resumePending() {
+	for _, p := range s.o.Pending {
+		var rec record
+		if err := json.Unmarshal(p.Data, &rec); err != nil {
+			s.o.Log.Error("a kept alert cannot be read; it is left in the spool", "alert", p.ID, "err", err)
+			continue
+		}
+		alert, err := falco.Decode(rec.Alert)
+		if err != nil {
+			s.o.Log.Error("a kept alert cannot be decoded; it is left in the spool", "alert", p.ID, "err", err)
+			continue
+		}
+		s.queued.Add(int64(len(rec.Matches)))
+		log := s.o.Log.With("alert", p.ID, "uuid", alert.UUID, "rule", alert.Rule)
+		log.Info("resuming an alert accepted before the restart")
+		s.enqueue(&item{id: p.ID, received: rec.Received, alert: alert}, rec.Matches, log)
+	}
+	s.o.Pending = nil
+}
+
+func (s *Server) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.o.Claims.Sweep(ctx, s.o.Claims.Duration); err != nil {
+				s.o.Log.Warn("sweeping expired claims", "err", err)
+			} else if n > 0 {
+				s.o.Log.Info("swept expired claims", "count", n)
+			}
+		}
+	}
+}
+
+// runID names the run of match index of spool item id: the same after a
+// restart, so that a replayed alert finds its run in the journal.
+func runID(id uint64, index int) string { return fmt.Sprintf("alert-%d-%d", id, index) }
+
+// handle works on one match: a run that already exists (a replay) is
+// finished or resumed; otherwise the key is claimed, here and across
+// replicas, and the playbook run; alerts for a key being handled wait
+// for that run and then count as its duplicates.
+func (s *Server) handle(ctx context.Context, t *task) {
+	m := t.match
+	id := runID(t.item.id, t.index)
+	log := s.o.Log.With("alert", t.item.id, "uuid", t.item.alert.UUID, "run", id, "playbook", m.Playbook, "key", m.Key)
+	if m.DryRun {
+		s.dryRun(ctx, t, log)
+		return
+	}
+	run, err := s.o.Engine.Load(id)
+	switch {
+	case err == nil && run.Status != playbooks.RunInterrupted:
+		log.Info("the alert's run finished before the restart", "status", run.Status)
+		s.finishKey(m.Key, "duplicate of "+id, m.Window)
+		s.resolve(t, "ran:"+id+":"+run.Status)
+		return
+	case err != nil && !errors.Is(err, journal.ErrNotFound):
+		log.Error("reading the alert's run", "err", err)
+	}
+	if run, duplicate := s.keys.enter(m.Key, t, s.o.Now()); !run {
+		if duplicate {
+			s.o.Metrics.Deduplicated.Inc()
+			s.resolve(t, "duplicate")
+		}
+		return // waits for the key's run
+	}
+	s.claimAndRun(ctx, t, run, log)
+}
+
+// claimAndRun claims t's key across replicas and runs (or resumes) its
+// playbook.
+func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.Run, log *slog.Logger) {
+	m := t.match
+	var claim Claim
+	if s.o.Claims != nil {
+		var err error
+		claim, err = s.o.Claims.Claim(ctx, m.Key, m.Window)
+		switch {
+		case ctx.Err() != nil:
+			return // shutting down: the spool keeps it
+		case err != nil:
+			log.Error("claiming the key; retrying", "err", err)
+			s.retry(ctx, t, time.Second)
+			return
+		case claim.State == Finished:
+			log.Info("duplicate: another replica ran this key", "holder", claim.Holder, "holderRun", claim.Run)
+			s.o.Metrics.Deduplicated.Inc()
+			s.finishKey(m.Key, "duplicate of "+claim.Run, m.Window)
+			s.resolve(t, "duplicate of "+claim.Run)
+			return
+		case claim.State == Held:
+			// Another replica runs it. Should it die, its claim lapses
+			// and this one takes over: ask again then.
+			wait := max(time.Until(claim.Expires), 0) + 200*time.Millisecond
+			log.Info("another replica is running this key; waiting for it", "holder", claim.Holder, "recheck", wait)
+			s.retry(ctx, t, wait)
+			return
+		}
+	}
+	s.run(ctx, t, existing, claim, log)
+}
+
+// retry tries a task's key again after d, keeping its place as the key's
+// first task.
+func (s *Server) retry(ctx context.Context, t *task, d time.Duration) {
+	time.AfterFunc(d, func() {
+		if ctx.Err() != nil {
+			return
+		}
+		s.claimAndRun(ctx, t, nil, s.o.Log.With("alert", t.item.id, "run", runID(t.item.id, t.index), "key", t.match.Key))
+	})
+}
+
+func (s *Server) run(ctx context.Context, t *task, existing *playbooks.Run, claim Claim, log *slog.Logger) {
+	m := t.match
+	id := runID(t.item.id, t.index)
+	entry, ok := s.o.Library.Get(m.Playbook)
+	if !ok {
+		log.Error("the routed playbook does not exist")
+		s.finishKey(m.Key, "no playbook", 0)
+		s.resolve(t, "error:no playbook "+m.Playbook)
+		return
+	}
+	stopRenew := s.renew(ctx, &claim, id, log)
+	env := s.o.Env
+	env.Incident = newIncident(s.o.Now(), t.item.id)
+	env.Log = log
+	s.o.Metrics.StartLatency.WithLabelValues(m.Playbook).Observe(s.o.Now().Sub(t.item.received).Seconds())
+	var run *playbooks.Run
+	var err error
+	if existing != nil {
+		log.Info("resuming the alert's run")
+		run, err = s.o.Engine.Resume(ctx, id, env)
+	} else {
+		log.Info("running playbook", "incident", env.Incident)
+		run, err = s.o.Engine.Start(ctx, playbooks.Request{
+			Playbook: entry.Playbook, Params: s.params(entry.Playbook, m.Params), Alert: t.item.alert.Vars(), Env: env, ID: id,
+		})
+	}
+	lease := stopRenew()
+	if ctx.Err() != nil {
+		log.Info("stopped with the server; the next start resumes it")
+		return
+	}
+	status := "error"
+	if err != nil {
+		log.Error("the playbook could not run", "err", err)
+	} else {
+		status = run.Status
+		log.Info("playbook run finished", "status", run.Status, "error", run.Error)
+	}
+	s.o.Metrics.Runs.WithLabelValues(m.Playbook, status).Inc()
+	s.o.Metrics.RunLatency.WithLabelValues(m.Playbook).Observe(s.o.Now().Sub(t.item.received).Seconds())
+	if lease != nil {
+		if _, err := s.o.Claims.Finish(context.WithoutCancel(ctx), lease, id, status); err != nil {
+			log.Warn("recording the run on its claim", "err", err)
+		}
+	}
+	s.finishKey(m.Key, "duplicate of "+id, m.Window)
+	s.resolve(t, "ran:"+id+":"+status)
+}
+
+// params are a match's parameters, with the signing key added for a
+// playbook that takes one when the route gives none.
+func (s *Server) params(pb *playbooks.Playbook, given map[string]any) map[string]any {
+	if s.o.Key == "" {
+		return given
+	}
+	if _, set := given["key"]; set || !slices.ContainsFunc(pb.Parameters, func(p playbooks.Parameter) bool { return p.Name == "key" }) {
+		return given
+	}
+	out := maps.Clone(given)
+	if out == nil {
+		out = map[string]any{}
+	}
+	out["key"] = s.o.Key
+	return out
+}
+
+// renew keeps a won claim alive while its run goes on; the returned
+// function stops it and gives the claim's latest Lease.
+func (s *Server) renew(ctx context.Context, claim *Claim, run string, log *slog.Logger) func() *coordinationv1.Lease {
+	if claim.Lease == nil {
+		return func() *coordinationv1.Lease { return nil }
+	}
+	var mu sync.Mutex
+	lease := claim.Lease
+	if l, err := s.o.Claims.Begin(ctx, lease, run); err == nil {
+		lease = l
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(s.o.Claims.Duration / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				mu.Lock()
+				l, err := s.o.Claims.Renew(ctx, lease)
+				if err == nil {
+					lease = l
+				} else if ctx.Err() == nil {
+					log.Warn("renewing the claim", "err", err)
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() *coordinationv1.Lease {
+		close(stop)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return lease
+	}
+}
+
+// finishKey ends a key's run here: the alerts that waited for it are its
+// duplicates, and so are the key's alerts until window ends.
+func (s *Server) finishKey(key, outcome string, window time.Duration) {
+	for _, w := range s.keys.finish(key, s.o.Now(), window) {
+		s.o.Metrics.Deduplicated.Inc()
+		s.resolve(w, outcome)
+	}
+}
+
+// dryRun plans a match's run without acting, and logs it.
+func (s *Server) dryRun(ctx context.Context, t *task, log *slog.Logger) {
+	entry, ok := s.o.Library.Get(t.match.Playbook)
+	if !ok {
+		s.resolve(t, "error:no playbook "+t.match.Playbook)
+		return
+	}
+	env := s.o.Env
+	env.DryRun = action.DryRunClient
+	env.Incident = newIncident(s.o.Now(), t.item.id)
+	run, err := s.o.Engine.Start(ctx, playbooks.Request{Playbook: entry.Playbook, Params: t.match.Params, Alert: t.item.alert.Vars(), Env: env})
+	if err != nil {
+		log.Info("dry run: the playbook would not start", "err", err)
+		s.resolve(t, "dry-run:error")
+		return
+	}
+	for _, st := range run.Steps {
+		log.Info("dry run: would run step", "step", st.Name, "action", st.Action, "status", st.Status, "params", st.Params)
+	}
+	s.resolve(t, "dry-run:"+run.Status)
+}
+
+// newIncident names the incident an alert opens.
+func newIncident(now time.Time, id uint64) string {
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("inc-%s-a%d-%s", now.UTC().Format("20060102-150405"), id, hex.EncodeToString(b))
+}
