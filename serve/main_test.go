@@ -278,4 +278,3 @@ func runsIn(t testing.TB, state string) []*playbooks.Run {
 	}
 	return runs
 }
-

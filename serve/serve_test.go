@@ -111,4 +111,3 @@ func waitFor(t testing.TB, within time.Duration, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-

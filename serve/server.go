@@ -63,13 +63,13 @@ type Options struct {
 // Server receives alerts, keeps them durably, routes and deduplicates
 // them, and runs their playbooks with a bounded pool of workers.
 type Server struct {
-	o       Options
-	tasks   chan *task
-	queued  atomic.Int64 // tasks accepted and not yet taken by a worker
-	ready   atomic.Bool
-	wg      sync.WaitGroup
-	keys    *keyTable
-	items   sync.Map // spool id → *item
+	o      Options
+	tasks  chan *task
+	queued atomic.Int64 // tasks accepted and not yet taken by a worker
+	ready  atomic.Bool
+	wg     sync.WaitGroup
+	keys   *keyTable
+	items  sync.Map // spool id → *item
 	// draining stops workers from taking tasks; active counts runs.
 	draining chan struct{}
 	drainMu  sync.Once
@@ -79,9 +79,9 @@ type Server struct {
 // record is what the spool keeps of an accepted alert: enough to run it
 // again after a restart whatever the routing then says.
 type record struct {
-	Received time.Time     `json:"received"`
+	Received time.Time       `json:"received"`
 	Alert    json.RawMessage `json:"alert"`
-	Matches  []falco.Match `json:"matches"`
+	Matches  []falco.Match   `json:"matches"`
 }
 
 // item is an accepted alert whose matches are being worked on.

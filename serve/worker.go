@@ -2,14 +2,14 @@ package serve
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
