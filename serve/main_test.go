@@ -220,7 +220,13 @@ func (r *receiver) close() {
 // post sends an alert with the token and returns the status and body.
 func (r *receiver) post(t testing.TB, body []byte) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, r.URL+"/falco", bytes.NewReader(body))
+	return postTo(t, r.URL, body)
+}
+
+// postTo posts an alert to the receiver at url with the token.
+func postTo(t testing.TB, url string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url+"/falco", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

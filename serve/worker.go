@@ -173,7 +173,7 @@ func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.R
 			// Another replica runs it. Should it die, its claim lapses
 			// and this one takes over: ask again then.
 			wait := max(time.Until(claim.Expires), 0) + 200*time.Millisecond
-			log.Info("another replica is running this key; waiting for it", "holder", claim.Holder, "recheck", wait)
+			log.Info("another replica is running this key; waiting for it", "holder", claim.Holder, "recheck", wait.String())
 			s.retry(ctx, t, wait)
 			return
 		}
