@@ -35,6 +35,16 @@ type Playbook struct {
 	Data []byte
 }
 
+// Takes reports whether the playbook has a parameter named name.
+func (pb *Playbook) Takes(name string) bool {
+	for _, p := range pb.Parameters {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // Parameter is one input of a playbook.
 type Parameter struct {
 	Name string

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -247,7 +246,7 @@ func (s *Server) params(pb *playbooks.Playbook, given map[string]any) map[string
 	if s.o.Key == "" {
 		return given
 	}
-	if _, set := given["key"]; set || !slices.ContainsFunc(pb.Parameters, func(p playbooks.Parameter) bool { return p.Name == "key" }) {
+	if _, set := given["key"]; set || !pb.Takes("key") {
 		return given
 	}
 	out := maps.Clone(given)

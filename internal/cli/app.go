@@ -34,6 +34,7 @@ func New(out, errOut io.Writer) *cli.App {
 			rbacCommand(),
 			evidenceCommand(),
 			serveCommand(),
+			falcoCommand(),
 		},
 		// Errors are printed once, by Run, and mapped to exit codes there.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -238,7 +237,7 @@ func checkRoutes(routing *falco.Config, lib *playbooks.Library) error {
 		}
 		var unknown []string
 		for _, name := range r.ParamNames() {
-			if !slices.ContainsFunc(e.Playbook.Parameters, func(p playbooks.Parameter) bool { return p.Name == name }) {
+			if !e.Playbook.Takes(name) {
 				unknown = append(unknown, name)
 			}
 		}
