@@ -2,6 +2,10 @@
 // place of kubectl, which this machine does not have:
 //
 //	demoapp --namespace NS --replicas N   create NS, Deployment web and Service web; wait for N Running pods
+//	        [--registry HOST:PORT]        first push a small random image to HOST:PORT/NS/web:1.0
+//	                                      (plain HTTP), run it and print its digest reference; the pods
+//	                                      ask kwok to report that as their imageID (testcluster's
+//	                                      registry and stages)
 //	demoapp --namespace NS --list         print "POD NODE" per Running pod
 //	demoapp --namespace NS --show         per pod: kir's label, the policies that select it (evaluated
 //	                                      as a CNI would), and each node's cordon and taints
@@ -19,6 +23,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -46,6 +53,7 @@ func run(ctx context.Context) error {
 	replicas := flag.Int("replicas", 0, "create the app with this many replicas")
 	list := flag.Bool("list", false, "list the Running pods")
 	show := flag.Bool("show", false, "show kir's marks on pods, policies and nodes")
+	registry := flag.String("registry", "", "with --replicas: push the app's image to this registry (`HOST:PORT`, plain HTTP) and run it from there")
 	flag.Parse()
 	kc, err := kube.New(kube.Options{})
 	if err != nil {
@@ -54,7 +62,17 @@ func run(ctx context.Context) error {
 	c := kc.Interface
 	switch {
 	case *replicas > 0:
-		return create(ctx, c, *ns, int32(*replicas))
+		app := image{ref: "nginx:1.27"}
+		if *registry != "" {
+			app.ref = *registry + "/" + *ns + "/web:1.0"
+			digest, err := pushImage(ctx, app.ref)
+			if err != nil {
+				return err
+			}
+			app.id = digest.String()
+			fmt.Println("image", app.id)
+		}
+		return create(ctx, c, *ns, int32(*replicas), app)
 	case *list:
 		pods, err := running(ctx, c, *ns)
 		for _, p := range pods {
@@ -68,7 +86,37 @@ func run(ctx context.Context) error {
 	return nil
 }
 
-func create(ctx context.Context, c kubernetes.Interface, ns string, replicas int32) error {
+// image is the image the app runs.
+type image struct {
+	// ref is the container's image.
+	ref string
+	// id, if set, is what kwok reports as the container's imageID, as a
+	// kubelet would: the image by digest.
+	id string
+}
+
+// pushImage pushes a small random image (two layers of a few KB) as ref and
+// returns its reference by digest.
+func pushImage(ctx context.Context, ref string) (name.Digest, error) {
+	tag, err := name.NewTag(ref, name.Insecure)
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("parsing image reference %q: %w", ref, err)
+	}
+	img, err := random.Image(4096, 2)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	if err := remote.Write(tag, img, remote.WithContext(ctx)); err != nil {
+		return name.Digest{}, fmt.Errorf("pushing %s: %w", tag, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return name.Digest{}, err
+	}
+	return tag.Context().Digest(d.String()), nil
+}
+
+func create(ctx context.Context, c kubernetes.Interface, ns string, replicas int32, app image) error {
 	_, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
@@ -80,14 +128,18 @@ func create(ctx context.Context, c kubernetes.Interface, ns string, replicas int
 		return fmt.Errorf("waiting for the default ServiceAccount: %w", err)
 	}
 	lbls := map[string]string{"app": "web"}
+	var annotations map[string]string
+	if app.id != "" {
+		annotations = map[string]string{kubetest.ImageIDAnnotation: app.id}
+	}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: lbls},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: lbls},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1.27"}}},
+				ObjectMeta: metav1.ObjectMeta{Labels: lbls, Annotations: annotations},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: app.ref}}},
 			},
 		},
 	}
