@@ -75,12 +75,13 @@ func LeaseName(key string) string {
 	return leasePrefix + hex.EncodeToString(sum[:12])
 }
 
-// Claim tries to take key for window.
-func (c *Claims) Claim(ctx context.Context, key string, window time.Duration) (Claim, error) {
+// Claim tries to take key for window, for the run named run (recorded on
+// the claim, so that a replica that takes it over can say whose it was).
+func (c *Claims) Claim(ctx context.Context, key string, window time.Duration, run string) (Claim, error) {
 	leases := c.Client.CoordinationV1().Leases(c.Namespace)
 	for range 8 {
 		now := c.Now().UTC()
-		created, err := leases.Create(ctx, c.newLease(key, window, now), metav1.CreateOptions{})
+		created, err := leases.Create(ctx, c.newLease(key, window, now, run), metav1.CreateOptions{})
 		if err == nil {
 			return Claim{State: Won, Lease: created, Holder: c.Identity}, nil
 		}
@@ -107,7 +108,7 @@ func (c *Claims) Claim(ctx context.Context, key string, window time.Duration) (C
 		// Lapsed: its holder died before finishing, or its window is
 		// over and this is a new incident. Take it, unless another
 		// replica was faster (a conflict: read again).
-		fresh := c.newLease(key, window, now)
+		fresh := c.newLease(key, window, now, run)
 		if now.Before(until) {
 			fresh.Annotations[AnnotationUntil] = l.Annotations[AnnotationUntil] // same incident, same window
 		}
@@ -124,7 +125,7 @@ func (c *Claims) Claim(ctx context.Context, key string, window time.Duration) (C
 	return Claim{}, fmt.Errorf("claiming %q: too many concurrent changes", key)
 }
 
-func (c *Claims) newLease(key string, window time.Duration, now time.Time) *coordinationv1.Lease {
+func (c *Claims) newLease(key string, window time.Duration, now time.Time, run string) *coordinationv1.Lease {
 	t := metav1.NewMicroTime(now)
 	return &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{
@@ -133,6 +134,7 @@ func (c *Claims) newLease(key string, window time.Duration, now time.Time) *coor
 			Annotations: map[string]string{
 				AnnotationKey:   truncate(key, 1024),
 				AnnotationUntil: now.Add(window).Format(time.RFC3339Nano),
+				AnnotationRun:   run,
 			},
 		},
 		Spec: coordinationv1.LeaseSpec{
@@ -184,11 +186,6 @@ func (c *Claims) Renew(ctx context.Context, l *coordinationv1.Lease) (*coordinat
 		t := metav1.NewMicroTime(c.Now().UTC())
 		l.Spec.RenewTime = &t
 	})
-}
-
-// Begin records the run a claim runs.
-func (c *Claims) Begin(ctx context.Context, l *coordinationv1.Lease, run string) (*coordinationv1.Lease, error) {
-	return c.update(ctx, l, func(l *coordinationv1.Lease) { l.Annotations[AnnotationRun] = run })
 }
 
 // Finish marks a claim's run finished: alerts for the key are duplicates

@@ -154,7 +154,7 @@ func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.R
 	var claim Claim
 	if s.o.Claims != nil {
 		var err error
-		claim, err = s.o.Claims.Claim(ctx, m.Key, m.Window)
+		claim, err = s.o.Claims.Claim(ctx, m.Key, m.Window, runID(t.item.id, t.index))
 		switch {
 		case ctx.Err() != nil:
 			return // shutting down: the spool keeps it
@@ -201,7 +201,7 @@ func (s *Server) run(ctx context.Context, t *task, existing *playbooks.Run, clai
 		s.resolve(t, "error:no playbook "+m.Playbook)
 		return
 	}
-	stopRenew := s.renew(ctx, &claim, id, log)
+	stopRenew := s.renew(ctx, &claim, log)
 	env := s.o.Env
 	env.Incident = newIncident(s.o.Now(), t.item.id)
 	env.Log = log
@@ -259,15 +259,12 @@ func (s *Server) params(pb *playbooks.Playbook, given map[string]any) map[string
 
 // renew keeps a won claim alive while its run goes on; the returned
 // function stops it and gives the claim's latest Lease.
-func (s *Server) renew(ctx context.Context, claim *Claim, run string, log *slog.Logger) func() *coordinationv1.Lease {
+func (s *Server) renew(ctx context.Context, claim *Claim, log *slog.Logger) func() *coordinationv1.Lease {
 	if claim.Lease == nil {
 		return func() *coordinationv1.Lease { return nil }
 	}
 	var mu sync.Mutex
 	lease := claim.Lease
-	if l, err := s.o.Claims.Begin(ctx, lease, run); err == nil {
-		lease = l
-	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {

@@ -1,0 +1,222 @@
+package serve_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"kir.dev/kir/contain"
+)
+
+// policyWatch records when each NetworkPolicy of a namespace is ADDED, as
+// the API server reports it to a watcher.
+type policyWatch struct {
+	mu    sync.Mutex
+	added map[string]time.Time
+	stop  func()
+}
+
+func watchPolicies(b *testing.B, ns string) *policyWatch {
+	b.Helper()
+	w, err := cluster.Client.NetworkingV1().NetworkPolicies(ns).Watch(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pw := &policyWatch{added: map[string]time.Time{}, stop: w.Stop}
+	go func() {
+		for ev := range w.ResultChan() {
+			if ev.Type != watch.Added {
+				continue
+			}
+			now := time.Now()
+			p := ev.Object.(*networkingv1.NetworkPolicy)
+			pw.mu.Lock()
+			pw.added[p.Name] = now
+			pw.mu.Unlock()
+		}
+	}()
+	b.Cleanup(w.Stop)
+	return pw
+}
+
+// wait waits for the policy name and returns when the watch saw it added
+// (polling does not move that time).
+func (pw *policyWatch) wait(b *testing.B, name string) time.Time {
+	b.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		pw.mu.Lock()
+		t, ok := pw.added[name]
+		pw.mu.Unlock()
+		if ok {
+			return t
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("policy %s not added within 60s", name)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func percentiles(d []time.Duration) (p50, p90, p99 time.Duration) {
+	slices.Sort(d)
+	at := func(q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))] }
+	return at(.50), at(.90), at(.99)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkAlertToPolicy times, on the loopback control plane, a real kir
+// serve process from the POST of a Critical alert to its pod's quarantine
+// NetworkPolicy being stored (the watch's ADDED event): alerts paced (each
+// after the last policy) and back to back (all at once), next to a bare
+// client-go Create of the same policy timed the same way: the floor.
+// Run with -benchtime 1x; it makes its own 60 pods per mode.
+func BenchmarkAlertToPolicy(b *testing.B) {
+	const n = 60
+	for range b.N {
+		// The floor: client-go creates the policy kir would, one by one.
+		fw := newWorld(b, 0)
+		floorWatch := watchPolicies(b, fw.ns)
+		var floor []time.Duration
+		for i := range n {
+			pol := &networkingv1.NetworkPolicy{
+				ObjectMeta: metav1.ObjectMeta{Name: contain.PolicyName(fmt.Sprintf("floor-%d", i))},
+				Spec: networkingv1.NetworkPolicySpec{
+					PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{contain.LabelQuarantine: fmt.Sprintf("floor-%d", i)}},
+					PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+				},
+			}
+			start := time.Now()
+			if _, err := cluster.Client.NetworkingV1().NetworkPolicies(fw.ns).Create(context.Background(), pol, metav1.CreateOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			floor = append(floor, floorWatch.wait(b, pol.Name).Sub(start))
+		}
+
+		for _, mode := range []string{"paced", "back-to-back"} {
+			w := newWorld(b, n)
+			pw := watchPolicies(b, w.ns)
+			p := startServe(b, b.TempDir(), "bench-"+mode)
+			lat := make([]time.Duration, n)
+			send := func(i int, pod corev1.Pod) {
+				start := time.Now()
+				if code, body := postTo(b, p.url, alert(b, w.ns, pod.Name, fmt.Sprintf("lat-%s-%d", mode, i))); code != 202 {
+					b.Errorf("POST: %d %s", code, body)
+					return
+				}
+				lat[i] = pw.wait(b, contain.PolicyName(contain.QuarantineValue(pod.UID))).Sub(start)
+			}
+			if mode == "paced" {
+				for i, pod := range w.pods {
+					send(i, pod)
+				}
+			} else {
+				var wg sync.WaitGroup
+				for i, pod := range w.pods {
+					wg.Go(func() { send(i, pod) })
+				}
+				wg.Wait()
+			}
+			p50, p90, p99 := percentiles(lat)
+			b.ReportMetric(ms(p50), mode+"-p50-ms")
+			b.ReportMetric(ms(p90), mode+"-p90-ms")
+			b.ReportMetric(ms(p99), mode+"-p99-ms")
+		}
+		f50, f90, f99 := percentiles(floor)
+		b.ReportMetric(ms(f50), "floor-p50-ms")
+		b.ReportMetric(ms(f90), "floor-p90-ms")
+		b.ReportMetric(ms(f99), "floor-p99-ms")
+	}
+}
+
+// BenchmarkAlertStorm: 10,000 alerts on 100 pods (100 identical alerts per
+// pod) from 16 concurrent senders to a real kir serve process. Reports
+// alerts accepted per second (each durable before its 202), the time until
+// all 100 pods are isolated, containments (must be exactly 100) and the
+// server's peak RSS.
+func BenchmarkAlertStorm(b *testing.B) {
+	const pods, per, senders = 100, 100, 16
+	for range b.N {
+		w := newWorld(b, pods)
+		pw := watchPolicies(b, w.ns)
+		state := b.TempDir()
+		p := startServe(b, state, "bench-storm")
+		bodies := make([][]byte, pods)
+		for i, pod := range w.pods {
+			bodies[i] = alert(b, w.ns, pod.Name, "storm-"+pod.Name)
+		}
+		var next atomic.Int64
+		var rejected atomic.Int64
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range senders {
+			wg.Go(func() {
+				for {
+					i := next.Add(1) - 1
+					if i >= pods*per {
+						return
+					}
+					// Interleaved: alert i is about pod i%pods, so every
+					// pod's storm starts at once.
+					req, _ := http.NewRequest(http.MethodPost, p.url+"/falco", bytes.NewReader(bodies[i%pods]))
+					req.Header.Set("Authorization", "Bearer "+token)
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					resp.Body.Close()
+					if resp.StatusCode != 202 {
+						rejected.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		accepted := time.Since(start)
+		var last time.Time
+		for _, pod := range w.pods {
+			if t := pw.wait(b, contain.PolicyName(contain.QuarantineValue(pod.UID))); t.After(last) {
+				last = t
+			}
+		}
+		runs := finishedRuns(b, state, pods, 5*time.Minute)
+		b.ReportMetric(float64(pods*per-int(rejected.Load()))/accepted.Seconds(), "alerts/s")
+		b.ReportMetric(float64(rejected.Load()), "rejected")
+		b.ReportMetric(ms(last.Sub(start)), "all-isolated-ms")
+		b.ReportMetric(float64(len(runs)), "containments")
+		b.ReportMetric(float64(peakRSS(b, p.cmd.Process.Pid))/(1<<20), "peak-RSS-MiB")
+	}
+}
+
+// peakRSS is a process's peak resident set (VmHWM), in bytes.
+func peakRSS(b *testing.B, pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmHWM")
+	return 0
+}
