@@ -236,7 +236,9 @@ func (b *Bundle) writeOnce(name string, r io.Reader) (sum string, size int64, er
 		}
 	}()
 	h := sha256.New()
-	buf := make([]byte, bufSize)
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
 	if size, err = io.CopyBuffer(io.MultiWriter(f, h), onlyReader{r}, buf); err != nil {
 		return "", 0, err
 	}
@@ -265,6 +267,10 @@ func (b *Bundle) writeOnce(name string, r io.Reader) (sum string, size int64, er
 // bufSize is the buffer for copying and hashing: large reads keep the
 // syscalls per byte, and so the overhead, small.
 const bufSize = 1 << 20
+
+// copyBuffers are writeOnce's buffers: a run collecting many small files
+// at once must not hold a fresh MiB for each.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 // onlyReader hides a reader's WriterTo, so that io.CopyBuffer uses the
 // buffer given rather than a 32 KiB one of its own.

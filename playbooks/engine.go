@@ -31,6 +31,11 @@ type Engine struct {
 	// default, one per run: expressions see Evidence/<run id> as
 	// run.evidence ("" when Evidence is).
 	Evidence string
+	// Gate, when set, is called before each step's action runs, and the
+	// function it returns after: kir serve holds evidence collection to a
+	// few at once with it, so that isolating the next pod never waits on
+	// collecting the last one's images. An error fails the step (ctx ended).
+	Gate func(ctx context.Context, action string) (release func(), err error)
 	// Observe, when set, is called after each journal record is durable.
 	Observe func(journal.Record)
 }
@@ -179,10 +184,18 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 	if timeout == 0 {
 		timeout = DefaultStepTimeout
 	}
+	release := func() {}
+	if x.engine.Gate != nil {
+		if release, err = x.engine.Gate(ctx, s.Action); err != nil {
+			sr.Status, sr.Error = StepPending, "interrupted"
+			return true, nil
+		}
+	}
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	log.Info("step started")
 	res, runErr := a.Run(sctx, x.env, params)
 	cancel()
+	release()
 	if ctx.Err() != nil {
 		// Interrupted: the outcome is unknown, so no finish is recorded
 		// and resuming runs the step again.

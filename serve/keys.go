@@ -34,6 +34,7 @@ func (k *keyTable) enter(key string, t *task, now time.Time) (run, duplicate boo
 	}
 	switch {
 	case st.busy:
+		t.alert = nil // only the key's running task needs it
 		st.waiters = append(st.waiters, t)
 		return false, false
 	case now.Before(st.until):

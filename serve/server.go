@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,10 +23,11 @@ import (
 
 // Defaults used when Options leave them zero.
 const (
-	DefaultBodyLimit = 1 << 20
-	DefaultWorkers   = 16
-	DefaultQueue     = 4096
-	DefaultLease     = 15 * time.Second
+	DefaultBodyLimit  = 1 << 20
+	DefaultWorkers    = 64
+	DefaultCollectors = 2
+	DefaultQueue      = 4096
+	DefaultLease      = 15 * time.Second
 )
 
 // Options configure a Server.
@@ -50,6 +52,11 @@ type Options struct {
 	// Workers run playbooks; Queue bounds the routed alerts waiting for
 	// one (a full queue answers 503).
 	Workers, Queue int
+	// Collectors bounds the evidence-collection steps (collect.pod,
+	// collect.seal) running at once across all runs: isolation comes
+	// first, and on a small machine collecting one pod's images must not
+	// delay isolating the next. 0 means DefaultCollectors.
+	Collectors int
 	// Key, when set, is given as the key parameter (signing the evidence)
 	// to the routed playbooks that take one and whose route sets none.
 	Key string
@@ -88,17 +95,21 @@ type record struct {
 type item struct {
 	id       uint64
 	received time.Time
-	alert    *falco.Alert
 	left     atomic.Int32 // matches not yet resolved
 	mu       sync.Mutex
 	outcomes []string
 }
 
-// task is one match of one alert.
+// task is one match of one alert. A task that waits for another of its
+// key's run drops its alert: in a storm, thousands of them wait.
 type task struct {
 	item  *item
 	index int
 	match falco.Match
+	uuid  string
+	alert *falco.Alert
+	// entered says the key table already took the task in (at intake).
+	entered bool
 }
 
 // New checks the options and returns a server; Start starts its workers.
@@ -114,6 +125,12 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Queue <= 0 {
 		o.Queue = DefaultQueue
+	}
+	if o.Collectors <= 0 {
+		o.Collectors = DefaultCollectors
+	}
+	if o.Engine.Gate == nil {
+		o.Engine.Gate = collectGate(o.Collectors)
 	}
 	if o.BodyLimit <= 0 {
 		o.BodyLimit = DefaultBodyLimit
@@ -151,6 +168,24 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.o.Metrics.Registry, promhttp.HandlerOpts{}))
 	return recoverer(s.o.Log, s.o.Metrics, mux)
+}
+
+// collectGate lets n evidence-collection steps run at once; every other
+// step runs at once.
+func collectGate(n int) func(ctx context.Context, action string) (func(), error) {
+	slots := make(chan struct{}, n)
+	return func(ctx context.Context, action string) (func(), error) {
+		if action != "collect.pod" && action != "collect.seal" {
+			return func() {}, nil
+		}
+		releaseWorker(ctx) // waiting here must not hold up other alerts
+		select {
+		case slots <- struct{}{}:
+			return func() { <-slots }, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // recoverer turns a panic in one request into a 500 for that request.
@@ -262,7 +297,7 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 	for _, m := range matches {
 		resp.Matches = append(resp.Matches, MatchStatus{Rule: m.Rule, Playbook: m.Playbook, Key: m.Key, DryRun: m.DryRun})
 	}
-	s.enqueue(&item{id: it.ID, received: began, alert: alert}, matches, log)
+	s.enqueue(&item{id: it.ID, received: began}, alert, matches, true, log)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	json.NewEncoder(w).Encode(resp)
@@ -270,8 +305,11 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 }
 
 // enqueue hands an accepted alert's matches to the workers; queue room is
-// already reserved for them. An alert nothing acts on is done at once.
-func (s *Server) enqueue(it *item, matches []falco.Match, log *slog.Logger) {
+// already reserved for them. At intake (fresh), a match whose key a run
+// already covers is settled here, without a worker: the storm Falco makes
+// of one shell costs one run and a few microseconds per duplicate. An
+// alert nothing acts on is done at once.
+func (s *Server) enqueue(it *item, alert *falco.Alert, matches []falco.Match, fresh bool, log *slog.Logger) {
 	if len(matches) == 0 {
 		s.o.Metrics.Unrouted.Inc()
 		log.Info("alert recorded; no routing rule acts on it")
@@ -281,7 +319,20 @@ func (s *Server) enqueue(it *item, matches []falco.Match, log *slog.Logger) {
 	it.left.Store(int32(len(matches)))
 	s.items.Store(it.id, it)
 	for i, m := range matches {
-		s.tasks <- &task{item: it, index: i, match: m}
+		t := &task{item: it, index: i, match: m, uuid: alert.UUID, alert: alert}
+		if fresh && !m.DryRun {
+			run, duplicate := s.keys.enter(m.Key, t, s.o.Now())
+			t.entered = true
+			if !run {
+				s.queued.Add(-1)
+				if duplicate {
+					s.o.Metrics.Deduplicated.Inc()
+					s.resolve(t, "duplicate")
+				}
+				continue // or it waits for the key's run
+			}
+		}
+		s.tasks <- t
 		s.o.Metrics.Queue.Inc()
 	}
 }

@@ -25,26 +25,11 @@ import (
 // is ready (/readyz) once every kept alert is queued again. Workers stop
 // taking alerts when ctx ends; Wait waits for them.
 func (s *Server) Start(ctx context.Context) {
-	for range s.o.Workers {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-s.draining:
-					return
-				case t := <-s.tasks:
-					s.queued.Add(-1)
-					s.o.Metrics.Queue.Dec()
-					s.active.Add(1)
-					s.handle(ctx, t)
-					s.active.Done()
-				}
-			}
-		}()
-	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.dispatch(ctx)
+	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -54,6 +39,50 @@ func (s *Server) Start(ctx context.Context) {
 			s.sweep(ctx)
 		}
 	}()
+}
+
+// dispatch hands each task to a worker: at most Workers tasks are being
+// handled at once, except that a run waiting to collect evidence gives its
+// worker back (see collectGate), so that the next alert's isolation never
+// waits for the last one's evidence.
+func (s *Server) dispatch(ctx context.Context) {
+	slots := make(chan struct{}, s.o.Workers)
+	for {
+		var t *task
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.draining:
+			return
+		case t = <-s.tasks:
+		}
+		s.queued.Add(-1)
+		s.o.Metrics.Queue.Dec()
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		var once sync.Once
+		release := func() { once.Do(func() { <-slots }) }
+		s.active.Add(1)
+		go func() {
+			defer s.active.Done()
+			defer release()
+			s.handle(context.WithValue(ctx, workerKey{}, release), t)
+		}()
+	}
+}
+
+// workerKey holds, in a task's context, the function that gives its
+// worker back.
+type workerKey struct{}
+
+// releaseWorker gives the worker of the task running with ctx back, once.
+func releaseWorker(ctx context.Context) {
+	if release, ok := ctx.Value(workerKey{}).(func()); ok {
+		release()
+	}
 }
 
 // Drain stops the workers from taking alerts and waits, until ctx ends,
@@ -89,7 +118,7 @@ func (s *Server) resumePending() {
 		s.queued.Add(int64(len(rec.Matches)))
 		log := s.o.Log.With("alert", p.ID, "uuid", alert.UUID, "rule", alert.Rule)
 		log.Info("resuming an alert accepted before the restart")
-		s.enqueue(&item{id: p.ID, received: rec.Received, alert: alert}, rec.Matches, log)
+		s.enqueue(&item{id: p.ID, received: rec.Received}, alert, rec.Matches, false, log)
 	}
 	s.o.Pending = nil
 }
@@ -122,7 +151,7 @@ func runID(id uint64, index int) string { return fmt.Sprintf("alert-%d-%d", id, 
 func (s *Server) handle(ctx context.Context, t *task) {
 	m := t.match
 	id := runID(t.item.id, t.index)
-	log := s.o.Log.With("alert", t.item.id, "uuid", t.item.alert.UUID, "run", id, "playbook", m.Playbook, "key", m.Key)
+	log := s.o.Log.With("alert", t.item.id, "uuid", t.uuid, "run", id, "playbook", m.Playbook, "key", m.Key)
 	if m.DryRun {
 		s.dryRun(ctx, t, log)
 		return
@@ -137,12 +166,14 @@ func (s *Server) handle(ctx context.Context, t *task) {
 	case err != nil && !errors.Is(err, journal.ErrNotFound):
 		log.Error("reading the alert's run", "err", err)
 	}
-	if run, duplicate := s.keys.enter(m.Key, t, s.o.Now()); !run {
-		if duplicate {
-			s.o.Metrics.Deduplicated.Inc()
-			s.resolve(t, "duplicate")
+	if !t.entered {
+		if run, duplicate := s.keys.enter(m.Key, t, s.o.Now()); !run {
+			if duplicate {
+				s.o.Metrics.Deduplicated.Inc()
+				s.resolve(t, "duplicate")
+			}
+			return // waits for the key's run
 		}
-		return // waits for the key's run
 	}
 	s.claimAndRun(ctx, t, run, log)
 }
@@ -214,7 +245,7 @@ func (s *Server) run(ctx context.Context, t *task, existing *playbooks.Run, clai
 	} else {
 		log.Info("running playbook", "incident", env.Incident)
 		run, err = s.o.Engine.Start(ctx, playbooks.Request{
-			Playbook: entry.Playbook, Params: s.params(entry.Playbook, m.Params), Alert: t.item.alert.Vars(), Env: env, ID: id,
+			Playbook: entry.Playbook, Params: s.params(entry.Playbook, m.Params), Alert: t.alert.Vars(), Env: env, ID: id,
 		})
 	}
 	lease := stopRenew()
@@ -317,7 +348,7 @@ func (s *Server) dryRun(ctx context.Context, t *task, log *slog.Logger) {
 	env := s.o.Env
 	env.DryRun = action.DryRunClient
 	env.Incident = newIncident(s.o.Now(), t.item.id)
-	run, err := s.o.Engine.Start(ctx, playbooks.Request{Playbook: entry.Playbook, Params: t.match.Params, Alert: t.item.alert.Vars(), Env: env})
+	run, err := s.o.Engine.Start(ctx, playbooks.Request{Playbook: entry.Playbook, Params: t.match.Params, Alert: t.alert.Vars(), Env: env})
 	if err != nil {
 		log.Info("dry run: the playbook would not start", "err", err)
 		s.resolve(t, "dry-run:error")

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ const (
 	flagConfig       = "config"
 	flagWorkers      = "workers"
 	flagQueue        = "queue"
+	flagCollectors   = "collectors"
 	flagBodyLimit    = "body-limit"
 	flagIdentity     = "identity"
 	flagLeaseNS      = "lease-namespace"
@@ -62,6 +64,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: flagKey, Usage: "private key that signs the evidence of the runs (passed as the playbooks' key parameter)", EnvVars: []string{"KIR_SIGNING_KEY"}},
 			&cli.IntFlag{Name: flagWorkers, Value: serve.DefaultWorkers, Usage: "playbook runs at once"},
 			&cli.IntFlag{Name: flagQueue, Value: serve.DefaultQueue, Usage: "routed alerts that may wait for a worker before 503"},
+			&cli.IntFlag{Name: flagCollectors, Value: serve.DefaultCollectors, Usage: "evidence collections at once across all runs (isolation never waits for them)"},
 			&cli.Int64Flag{Name: flagBodyLimit, Value: serve.DefaultBodyLimit, Usage: "largest request body, in bytes (413 above)"},
 			&cli.StringFlag{Name: flagIdentity, Usage: "this replica's name in claims (default: the host name; in Kubernetes, the pod's)", EnvVars: []string{"KIR_IDENTITY", "POD_NAME"}},
 			&cli.StringFlag{Name: flagLeaseNS, Usage: "namespace of the claim Leases (default: the kubeconfig's namespace)", EnvVars: []string{"POD_NAMESPACE"}},
@@ -73,11 +76,20 @@ func serveCommand() *cli.Command {
 	}
 }
 
+// serveMemoryLimit is kir serve's soft memory limit unless GOMEMLIMIT
+// sets one.
+const serveMemoryLimit = 80 << 20
+
 func runServe(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usageError{fmt.Errorf("kir serve takes no arguments, got %q", c.Args().First())}
 	}
 	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil))
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit: the garbage collector works harder near it, so
+		// that an alert storm does not balloon the receiver.
+		debug.SetMemoryLimit(serveMemoryLimit)
+	}
 	auth, tlsCfg, err := serveAuth(c)
 	if err != nil {
 		return err
@@ -130,7 +142,7 @@ func runServe(c *cli.Context) error {
 	srv, err := serve.New(serve.Options{
 		Auth: auth, Routing: routing, Library: lib, Engine: eng, Env: env,
 		Spool: sp, Pending: pending, Claims: claims, Key: absPath(c.String(flagKey)),
-		Workers: c.Int(flagWorkers), Queue: c.Int(flagQueue), BodyLimit: c.Int64(flagBodyLimit),
+		Workers: c.Int(flagWorkers), Queue: c.Int(flagQueue), Collectors: c.Int(flagCollectors), BodyLimit: c.Int64(flagBodyLimit),
 		Log: log,
 	})
 	if err != nil {
