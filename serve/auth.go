@@ -76,7 +76,8 @@ func (a *Auth) authenticate(r *http.Request) (who string, err error) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		return "cert:" + r.TLS.VerifiedChains[0][0].Subject.CommonName, nil
 	}
-	if a.Token != nil {
+	// An empty token would match an empty bearer: it counts as no token.
+	if len(a.Token) > 0 {
 		h := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
@@ -91,10 +92,13 @@ func (a *Auth) authenticate(r *http.Request) (who string, err error) {
 }
 
 // verifyHMAC checks the signature over the bounded body, before the body
-// is parsed, and refuses replays within the window.
-func (a *Auth) verifyHMAC(r *http.Request, body []byte, now time.Time) error {
+// is parsed, and refuses replays within the window. The signature counts
+// as seen from then on; forget undoes that for a request the server then
+// turns away (503: retry later), so that its retry is no replay.
+func (a *Auth) verifyHMAC(r *http.Request, body []byte, now time.Time) (forget func(), err error) {
+	forget = func() {}
 	if a.HMACSecret == nil {
-		return nil
+		return forget, nil
 	}
 	window := a.HMACWindow
 	if window <= 0 {
@@ -102,23 +106,26 @@ func (a *Auth) verifyHMAC(r *http.Request, body []byte, now time.Time) error {
 	}
 	ts, sig := r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature)
 	if ts == "" || sig == "" {
-		return fmt.Errorf("%w: %s and %s are required", errUnauthorized, HeaderSignature, HeaderTimestamp)
+		return forget, fmt.Errorf("%w: %s and %s are required", errUnauthorized, HeaderSignature, HeaderTimestamp)
 	}
 	secs, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return fmt.Errorf("%w: %s is not Unix seconds", errUnauthorized, HeaderTimestamp)
+		return forget, fmt.Errorf("%w: %s is not Unix seconds", errUnauthorized, HeaderTimestamp)
 	}
 	if age := now.Sub(time.Unix(secs, 0)); age > window || age < -window {
-		return fmt.Errorf("%w: timestamp outside the %s window", errUnauthorized, window)
+		return forget, fmt.Errorf("%w: timestamp outside the %s window", errUnauthorized, window)
 	}
 	got, ok := strings.CutPrefix(sig, "sha256=")
 	gotRaw, err := hex.DecodeString(got)
 	if !ok || err != nil {
-		return fmt.Errorf("%w: %s is not sha256=<hex>", errUnauthorized, HeaderSignature)
+		return forget, fmt.Errorf("%w: %s is not sha256=<hex>", errUnauthorized, HeaderSignature)
 	}
 	if !hmac.Equal(gotRaw, Sign(a.HMACSecret, ts, body)) {
-		return fmt.Errorf("%w: bad signature", errUnauthorized)
+		return forget, fmt.Errorf("%w: bad signature", errUnauthorized)
 	}
+	// Replays are known by the decoded signature: hex decodes either
+	// case, and the same signature in upper case must not pass as new.
+	key := string(gotRaw)
 	a.seenMu.Lock()
 	defer a.seenMu.Unlock()
 	if a.seen == nil {
@@ -129,11 +136,15 @@ func (a *Auth) verifyHMAC(r *http.Request, body []byte, now time.Time) error {
 			delete(a.seen, s)
 		}
 	}
-	if _, dup := a.seen[got]; dup {
-		return fmt.Errorf("%w: replayed signature", errUnauthorized)
+	if _, dup := a.seen[key]; dup {
+		return forget, fmt.Errorf("%w: replayed signature", errUnauthorized)
 	}
-	a.seen[got] = now
-	return nil
+	a.seen[key] = now
+	return func() {
+		a.seenMu.Lock()
+		defer a.seenMu.Unlock()
+		delete(a.seen, key)
+	}, nil
 }
 
 // Sign is the HMAC a sender puts in HeaderSignature (hex, after
@@ -148,8 +159,13 @@ func Sign(secret []byte, timestamp string, body []byte) []byte {
 
 // TLSConfig is the server's TLS: TLS 1.2 or later, its certificate, and
 // when clientCAs is set, client certificates verified against it if given
-// (a request without one must then carry the token).
+// (a request without one must then carry the token). requireCert without
+// clientCAs is an error: there would be nothing to require a certificate
+// from, and the requirement would silently not hold.
 func TLSConfig(certFile, keyFile string, clientCAs *x509.CertPool, requireCert bool) (*tls.Config, error) {
+	if requireCert && clientCAs == nil {
+		return nil, errors.New("requiring a client certificate needs the client certificate authorities to verify it")
+	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("loading the server certificate: %w", err)

@@ -24,7 +24,7 @@ type serveProc struct {
 
 // startServe runs kir serve on a free loopback port with state, claiming
 // keys as identity, and waits until it is ready.
-func startServe(t *testing.T, state, identity string, extra ...string) *serveProc {
+func startServe(t testing.TB, state, identity string, extra ...string) *serveProc {
 	t.Helper()
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
@@ -82,7 +82,7 @@ func (p *serveProc) kill() {
 	}
 }
 
-func (p *serveProc) post(t *testing.T, body []byte) int {
+func (p *serveProc) post(t testing.TB, body []byte) int {
 	t.Helper()
 	code, _ := postTo(t, p.url, body)
 	return code
@@ -90,7 +90,7 @@ func (p *serveProc) post(t *testing.T, body []byte) int {
 
 // finishedRuns waits until the state holds n runs, none interrupted, and
 // returns them.
-func finishedRuns(t *testing.T, state string, n int, within time.Duration) []*playbooks.Run {
+func finishedRuns(t testing.TB, state string, n int, within time.Duration) []*playbooks.Run {
 	t.Helper()
 	var runs []*playbooks.Run
 	deadline := time.Now().Add(within)

@@ -115,7 +115,7 @@ type task struct {
 // New checks the options and returns a server; Start starts its workers.
 func New(o Options) (*Server, error) {
 	switch {
-	case o.Auth == nil || (o.Auth.Token == nil && o.Auth.ClientCAs == nil):
+	case o.Auth == nil || (len(o.Auth.Token) == 0 && o.Auth.ClientCAs == nil):
 		return nil, errors.New("kir serve needs a bearer token or client certificate authority: unauthenticated intake would let anyone contain pods")
 	case o.Routing == nil, o.Library == nil, o.Engine == nil, o.Spool == nil:
 		return nil, errors.New("serve: Routing, Library, Engine and Spool are required")
@@ -255,7 +255,8 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, http.StatusBadRequest, "read", "reading the body: "+err.Error())
 		return
 	}
-	if err := s.o.Auth.verifyHMAC(r, body, began); err != nil {
+	forget, err := s.o.Auth.verifyHMAC(r, body, began)
+	if err != nil {
 		s.o.Log.Warn("alert refused", "reason", err.Error(), "remote", r.RemoteAddr)
 		s.reject(w, http.StatusUnauthorized, "unauthorized", "unauthorized")
 		return
@@ -271,6 +272,7 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 	n := int64(len(matches))
 	if s.queued.Add(n) > int64(s.o.Queue) {
 		s.queued.Add(-n)
+		forget()
 		w.Header().Set("Retry-After", "1")
 		s.reject(w, http.StatusServiceUnavailable, "queue-full", "queue full, retry later")
 		return
@@ -284,6 +286,7 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 	it, err := s.o.Spool.Add(r.Context(), raw)
 	if err != nil {
 		s.queued.Add(-n)
+		forget()
 		s.o.Log.Error("storing an alert", "err", err)
 		s.reject(w, http.StatusServiceUnavailable, "store", "could not store the alert, retry later")
 		return

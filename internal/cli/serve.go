@@ -219,8 +219,10 @@ func serveAuth(c *cli.Context) (*serve.Auth, *tls.Config, error) {
 	switch {
 	case (cert == "") != (key == ""):
 		return nil, nil, usageError{errors.New("give both --tls-cert and --tls-key")}
-	case auth.ClientCAs != nil && cert == "":
-		return nil, nil, usageError{errors.New("--client-ca needs --tls-cert and --tls-key")}
+	case (auth.ClientCAs != nil || c.Bool(flagRequireCert)) && cert == "":
+		return nil, nil, usageError{errors.New("--client-ca and --require-client-cert need --tls-cert and --tls-key")}
+	case c.Bool(flagRequireCert) && auth.ClientCAs == nil:
+		return nil, nil, usageError{errors.New("--require-client-cert needs --client-ca to verify the certificates")}
 	case auth.Token == nil && auth.ClientCAs == nil:
 		return nil, nil, usageError{errors.New("give --token-file or --client-ca: kir serve never accepts alerts without authentication")}
 	}
