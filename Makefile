@@ -26,7 +26,8 @@ fuzz: ## fuzz the playbook loader and the Falco alert decoder (FUZZTIME=1m each)
 docs: ## regenerate docs/actions.md and docs/playbooks.md from the source
 	$(GO) test ./internal/refdocs -run TestGenerated -update
 
-demo: build testbin ## contain one replica of a demo app on a local control plane, then release it
+demo: build ## contain one replica of a demo app on a local control plane (evidence signed and verified), then release it
+	@internal/kubetest/tools/build.sh --control-plane >/dev/null
 	@docs/demo.sh
 
 lint: ## go vet and gofmt

@@ -27,8 +27,12 @@ build() {
 	mkdir -p "$dir"
 	echo "building $bin ($pkg) into $dir" >&2
 	local start=$SECONDS
-	(cd "$here/$mod" && go build -trimpath -ldflags "-s -w $ldflags" -o "$dir/$bin.tmp" "$pkg")
-	mv "$dir/$bin.tmp" "$dir/$bin"
+	# A temporary name of this build's own: two builds at once (make demo
+	# beside make test) each rename a whole binary into place.
+	local tmp
+	tmp=$(mktemp "$dir/.$bin.XXXXXX")
+	(cd "$here/$mod" && go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg")
+	mv -f "$tmp" "$dir/$bin"
 	echo "built $bin in $((SECONDS - start))s" >&2
 }
 
@@ -39,11 +43,16 @@ build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8sver"
 build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8sver"
 build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8sver"
-build cosign cosign github.com/sigstore/cosign/v2/cmd/cosign
+pairs="etcd:etcd kwok:kwok kube:kube-apiserver kube:kube-controller-manager kube:kube-scheduler"
+# --control-plane: what make demo needs, without the test-only cosign.
+if [ "${1:-}" != --control-plane ]; then
+	build cosign cosign github.com/sigstore/cosign/v2/cmd/cosign
+	pairs="$pairs cosign:cosign"
+fi
 
 bin="$cache/bin"
 mkdir -p "$bin"
-for pair in etcd:etcd kwok:kwok kube:kube-apiserver kube:kube-controller-manager kube:kube-scheduler cosign:cosign; do
+for pair in $pairs; do
 	mod=${pair%%:*} name=${pair#*:}
 	ln -sf "$cache/$mod-$(key "$mod")/$name" "$bin/$name"
 done
