@@ -293,6 +293,9 @@ type SealOutput struct {
 	Bytes   int64  `json:"bytes"`
 	Signed  bool   `json:"signed"`
 	KeyID   string `json:"keyID,omitempty"`
+	// PublicKey is the public key next to the private one (kir.pub beside
+	// kir.key), when there is one: what verifiers need.
+	PublicKey string `json:"publicKey,omitempty"`
 }
 
 func seal(ctx context.Context, env action.Env, p SealParams) (action.Result, error) {
@@ -306,6 +309,10 @@ func seal(ctx context.Context, env action.Env, p SealParams) (action.Result, err
 	out := SealOutput{Bundle: p.Bundle, Archive: p.Archive, Signed: signer != nil}
 	if signer != nil {
 		out.KeyID = signer.KeyID()
+		pub := strings.TrimSuffix(p.Key, filepath.Ext(p.Key)) + ".pub"
+		if _, err := os.Stat(pub); err == nil {
+			out.PublicKey = pub
+		}
 	}
 	if !env.DryRun.Persists() {
 		return action.Result{Output: out}, nil

@@ -77,7 +77,12 @@ func printText(w io.Writer, r Report) error {
 				p.line("%s: FAILED: %s", s.Name, s.Error)
 			}
 		case playbooks.StepSkipped:
-			p.line("%s: skipped: its condition does not hold: %s", s.Name, s.Condition)
+			// A step the responder's flags turned off (--no-cordon,
+			// --no-evidence, no --evidence) is no news; the plan and -o
+			// json show every condition.
+			if dry != "" {
+				p.line("%s: skipped: its condition does not hold: %s", s.Name, s.Condition)
+			}
 		case playbooks.StepUnknown:
 			p.line("%s: started, outcome unknown (the run was interrupted); resuming runs it again", s.Name)
 		case playbooks.StepPending:
@@ -236,7 +241,11 @@ func (p *textPrinter) sealed(o collect.SealOutput) {
 	if o.Archive != "" {
 		verify = o.Archive
 	}
-	p.line("  check it: kir evidence verify %s --key PUBFILE", verify)
+	pub := o.PublicKey
+	if pub == "" {
+		pub = "PUBFILE"
+	}
+	p.line("  check it: kir evidence verify %s --key %s", verify, pub)
 }
 
 func imagesSuffix(images []collect.Image) string {
