@@ -330,3 +330,29 @@ func TestPlaybookRunPlan(t *testing.T) {
 		t.Errorf("bad --set: exit %d, %q", code, errOut)
 	}
 }
+
+// TestEvidenceFailureNeverStopsIsolation: when evidence cannot be written
+// (the bundle's directory cannot be created), the pod is isolated and its
+// node cordoned all the same; kir says what failed and exits 6 (partial).
+func TestEvidenceFailureNeverStopsIsolation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	target := f.pods[0].Name
+	blocker := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := kir(t, cluster.Kubeconfig, "contain", "pod", target, "-n", f.ns, "--out", filepath.Join(blocker, "bundle"))
+	if code != cli.ExitPartial {
+		t.Errorf("exit %d, want %d (partial)\n%s\n%s", code, cli.ExitPartial, out, errOut)
+	}
+	if !strings.Contains(out, "snapshot: FAILED") || !strings.Contains(out, "isolated") {
+		t.Errorf("output does not say the snapshot failed and the pod was isolated:\n%s", out)
+	}
+	if p := f.pod(t, target); p.Labels[contain.LabelQuarantine] == "" {
+		t.Error("a failed evidence step stopped the isolation")
+	}
+	if n := f.getNode(t); !n.Spec.Unschedulable {
+		t.Error("a failed evidence step stopped the cordon")
+	}
+}
