@@ -43,22 +43,39 @@ func Open(dir string, opts Options) (*Bundle, error) {
 		b.closeLogs()
 		return nil, fmt.Errorf("opening bundle %s: %w", dir, err)
 	}
-	if len(recs) == 0 || recs[0].Type != "create" {
-		return fail(errors.New("custody.log does not start with a create entry"))
+	indexPath := filepath.Join(dir, IndexFile)
+	if len(recs) == 0 {
+		// Create stopped before its first entry: finish creating.
+		b.created = opts.Now().UTC()
+		if err := b.Custody(Entry{Action: "create", Detail: map[string]string{"incident": opts.Incident}}); err != nil {
+			return fail(err)
+		}
+	} else {
+		if recs[0].Type != "create" {
+			return fail(errors.New("custody.log does not start with a create entry"))
+		}
+		b.created = recs[0].Time.UTC()
+		d, err := decodeData(recs[0].Data)
+		if err != nil {
+			return fail(err)
+		}
+		if inc := incidentOf(d); inc != opts.Incident {
+			return fail(fmt.Errorf("it belongs to incident %q, not %q", inc, opts.Incident))
+		}
 	}
-	b.created = recs[0].Time.UTC()
-	d, err := decodeData(recs[0].Data)
-	if err != nil {
-		return fail(err)
+	var irecs []journal.Record
+	if _, err := os.Lstat(indexPath); errors.Is(err, fs.ErrNotExist) {
+		// Create stopped before the index: nothing was put yet.
+		b.index, err = journal.CreateFile(indexPath, journal.WithClock(opts.Now))
+		if err != nil {
+			return fail(err)
+		}
+	} else {
+		b.index, irecs, err = journal.ReopenFile(indexPath, journal.WithClock(opts.Now))
+		if err != nil {
+			return fail(err)
+		}
 	}
-	if inc := incidentOf(d); inc != opts.Incident {
-		return fail(fmt.Errorf("it belongs to incident %q, not %q", inc, opts.Incident))
-	}
-	index, irecs, err := journal.ReopenFile(filepath.Join(dir, IndexFile), journal.WithClock(opts.Now))
-	if err != nil {
-		return fail(err)
-	}
-	b.index = index
 	for _, r := range irecs {
 		var f File
 		if err := json.Unmarshal(r.Data, &f); err != nil {

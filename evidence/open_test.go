@@ -120,3 +120,38 @@ func TestOpen(t *testing.T) {
 		t.Errorf("Open of a sealed bundle: want ErrSealed, got %v", err)
 	}
 }
+
+// TestOpenInterruptedCreate: a bundle whose creation stopped after its
+// custody log was created but before the first entry (and the index) is
+// finished by Open, and seals and verifies.
+func TestOpenInterruptedCreate(t *testing.T) {
+	for _, withIndex := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "bundle")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		files := []string{evidence.CustodyFile}
+		if withIndex {
+			files = append(files, evidence.IndexFile)
+		}
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := evidence.Open(dir, testOptions())
+		if err != nil {
+			t.Fatalf("index %v: %v", withIndex, err)
+		}
+		if _, err := b.Put("pod.json", strings.NewReader("{}"), evidence.Source{Kind: "manifest"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Seal(nil); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := evidence.Verify(dir, nil)
+		if err != nil || rep.Outcome() != evidence.NotChecked {
+			t.Errorf("index %v: verify %v %+v", withIndex, err, rep)
+		}
+	}
+}
