@@ -45,18 +45,9 @@ func falcoReplay(c *cli.Context) error {
 	if err != nil {
 		return usageError{fmt.Errorf("%s: %w", path, err)}
 	}
-	routing := falco.DefaultConfig()
-	if cfg := c.String(flagConfig); cfg != "" {
-		if routing, err = falco.LoadConfig(cfg); err != nil {
-			return usageError{err}
-		}
-	}
-	lib, err := library(c)
+	routing, lib, err := loadRouting(c)
 	if err != nil {
 		return err
-	}
-	if err := checkRoutes(routing, lib); err != nil {
-		return usageError{err}
 	}
 	matches, skipped := routing.Route(alert)
 	for _, sk := range skipped {

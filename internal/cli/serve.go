@@ -94,18 +94,9 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	routing := falco.DefaultConfig()
-	if path := c.String(flagConfig); path != "" {
-		if routing, err = falco.LoadConfig(path); err != nil {
-			return usageError{err}
-		}
-	}
-	lib, err := library(c)
+	routing, lib, err := loadRouting(c)
 	if err != nil {
 		return err
-	}
-	if err := checkRoutes(routing, lib); err != nil {
-		return usageError{err}
 	}
 	s, err := connect(c.Context, c, false)
 	if err != nil {
@@ -239,6 +230,27 @@ func serveAuth(c *cli.Context) (*serve.Auth, *tls.Config, error) {
 func isLoopback(a net.Addr) bool {
 	tcp, ok := a.(*net.TCPAddr)
 	return ok && tcp.IP.IsLoopback()
+}
+
+// loadRouting loads the routing rules (--config, else the built-in
+// routing) and the playbook library, and checks that every rule names a
+// playbook that takes its parameters.
+func loadRouting(c *cli.Context) (*falco.Config, *playbooks.Library, error) {
+	routing := falco.DefaultConfig()
+	if path := c.String(flagConfig); path != "" {
+		var err error
+		if routing, err = falco.LoadConfig(path); err != nil {
+			return nil, nil, usageError{err}
+		}
+	}
+	lib, err := library(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkRoutes(routing, lib); err != nil {
+		return nil, nil, usageError{err}
+	}
+	return routing, lib, nil
 }
 
 // checkRoutes reports, at the routing config's positions, every rule
