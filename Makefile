@@ -20,7 +20,7 @@ test: testbin ## run every test against the real control plane, then fuzz the pl
 
 FUZZTIME ?= 1m
 fuzz: ## fuzz the playbook loader and the Falco alert decoder (FUZZTIME=1m each)
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./playbooks/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./playbooks/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./falco/
 
 docs: ## regenerate docs/actions.md and docs/playbooks.md from the source
