@@ -74,7 +74,7 @@ type Bundle struct {
 	opts    Options
 	created time.Time
 
-	dirMu sync.Mutex // serializes directory creation, so each is synced before use
+	dirMu sync.Mutex // serializes directory creation
 
 	mu       sync.Mutex
 	names    map[string]bool // every name reserved by Put, written or being written
@@ -85,6 +85,9 @@ type Bundle struct {
 
 	indexMu sync.Mutex      // serializes appends to the index
 	index   *journal.Writer // IndexFile; nil once sealed
+
+	dirtyMu sync.Mutex
+	dirty   []string // files and directories written since the last sync
 }
 
 type state int
@@ -109,12 +112,12 @@ func Create(dir string, opts Options) (*Bundle, error) {
 	if err := makeBundleDir(dir); err != nil {
 		return nil, fmt.Errorf("creating bundle: %w", err)
 	}
-	w, err := journal.CreateFile(filepath.Join(dir, CustodyFile), journal.WithClock(opts.Now))
+	w, err := journal.CreateFile(filepath.Join(dir, CustodyFile), journal.WithClock(opts.Now), journal.Lazy())
 	if err != nil {
 		return nil, fmt.Errorf("creating bundle: %w", err)
 	}
 	b := &Bundle{dir: dir, opts: opts, created: opts.Now().UTC(), names: map[string]bool{}, custody: w}
-	if b.index, err = journal.CreateFile(filepath.Join(dir, IndexFile), journal.WithClock(opts.Now)); err != nil {
+	if b.index, err = journal.CreateFile(filepath.Join(dir, IndexFile), journal.WithClock(opts.Now), journal.Lazy()); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("creating bundle: %w", err)
 	}
@@ -212,8 +215,8 @@ func (b *Bundle) put(name string, r io.Reader, src Source) (File, error) {
 }
 
 // writeOnce writes the file name: created exclusively under a temporary
-// name in its directory, hashed while written, made read-only and fsynced,
-// renamed into place and its directory fsynced. The bundle's name
+// name in its directory, hashed while written, made read-only and renamed
+// into place; sync makes it durable. The bundle's name
 // reservation, not the rename, keeps two writers off one name; a name on
 // disk that no reservation explains is refused all the same.
 func (b *Bundle) writeOnce(name string, r io.Reader) (sum string, size int64, err error) {
@@ -246,9 +249,6 @@ func (b *Bundle) writeOnce(name string, r io.Reader) (sum string, size int64, er
 	if err = f.Chmod(0o444); err != nil {
 		return "", 0, err
 	}
-	if err = f.Sync(); err != nil {
-		return "", 0, err
-	}
 	if err = f.Close(); err != nil {
 		return "", 0, err
 	}
@@ -258,9 +258,7 @@ func (b *Bundle) writeOnce(name string, r io.Reader) (sum string, size int64, er
 	if err = os.Rename(tmp, final); err != nil {
 		return "", 0, err
 	}
-	if err := durable.SyncDir(parent); err != nil {
-		return "", 0, err
-	}
+	b.touched(final, parent)
 	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
@@ -280,8 +278,7 @@ type onlyReader struct{ io.Reader }
 type onlyWriter struct{ io.Writer }
 
 // mkdirs creates the directories of dir (slash-separated, relative to the
-// bundle) that are missing, fsyncing each one's parent, so that a file
-// fsynced in them cannot be lost with its directory.
+// bundle) that are missing; sync makes them durable with the files.
 func (b *Bundle) mkdirs(dir string) error {
 	if dir == "." {
 		return nil
@@ -294,9 +291,7 @@ func (b *Bundle) mkdirs(dir string) error {
 		err := os.Mkdir(next, 0o700)
 		switch {
 		case err == nil:
-			if err := durable.SyncDir(cur); err != nil {
-				return err
-			}
+			b.touched(cur, next)
 		case errors.Is(err, fs.ErrExist):
 			fi, err := os.Lstat(next)
 			if err != nil {
@@ -359,17 +354,62 @@ func sortFiles(files []File) {
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 }
 
-// Close releases the custody log of a bundle that will not be sealed;
-// Put and Custody fail afterwards. Seal closes it itself. Later calls do
+// Close makes what was written durable and releases the custody log of
+// a bundle that is not sealed now (a later step may Open it again); Put
+// and Custody fail afterwards. Seal does the same itself. Later calls do
 // nothing.
 func (b *Bundle) Close() error {
 	b.mu.Lock()
-	if b.state == open {
+	wasOpen := b.state == open
+	if wasOpen {
 		b.state = closed
 	}
 	b.mu.Unlock()
 	b.inflight.Wait()
-	return b.closeLogs()
+	var err error
+	if wasOpen {
+		err = b.sync()
+	}
+	return errors.Join(err, b.closeLogs())
+}
+
+// touched records files and directories written since the last sync.
+func (b *Bundle) touched(paths ...string) {
+	b.dirtyMu.Lock()
+	b.dirty = append(b.dirty, paths...)
+	b.dirtyMu.Unlock()
+}
+
+// sync makes everything written to the bundle since the last sync
+// durable: files, their names and directories, the custody log and the
+// index. Files are written without an fsync each; one syncfs(2) at the end
+// of a step costs one file-system journal commit instead of one per file.
+// Where there is no syncfs, each is fsynced.
+func (b *Bundle) sync() error {
+	b.dirtyMu.Lock()
+	dirty := b.dirty
+	b.dirty = nil
+	b.dirtyMu.Unlock()
+	err := durable.SyncFS(b.dir)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	paths := append(dirty, filepath.Join(b.dir, CustodyFile), filepath.Join(b.dir, IndexFile), b.dir)
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the index, once sealed
+		}
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("syncing %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // checkName accepts clean relative slash paths only: no "..", no "." or

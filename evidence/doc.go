@@ -16,9 +16,15 @@
 // Collectors write through Sink (Put, Custody); *Bundle implements it.
 // Files are written once: created exclusively (O_EXCL) under a temporary
 // name (.kir-tmp-…) in their directory, hashed while written, made
-// read-only (0444), fsynced, renamed into place, and the directory fsynced;
-// new directories (0700: evidence holds personal data) are fsynced into
-// their parents. Names are clean relative slash paths, never a bundle's own
+// read-only (0444) and renamed into place; new directories are 0700
+// (evidence holds personal data). Nothing is fsynced file by file: Close
+// and Seal make everything written durable with one syncfs(2) (an fsync of
+// each file and directory where there is none), so a step's files cost one
+// file-system commit, and a playbook step that returned has its evidence
+// on disk. A killed process loses nothing written; a machine that loses
+// power mid-step loses at most that step's files, which Open then finds
+// missing from the index or torn, removes, and the resumed step collects
+// again. Names are clean relative slash paths, never a bundle's own
 // file, never twice. Put is safe for concurrent use. Files stay plain: a
 // bundle is compressed whole, never member by member, so each file's hash is
 // the hash of what an auditor opens.
@@ -36,7 +42,7 @@
 // # custody.log
 //
 // The journal format of kir's run journals (internal/journal), one record a
-// line, each fsynced before the call returns:
+// line, durable with the bundle's files (Close, Seal):
 //
 //	{"seq":2,"time":"…","type":"contain","data":{"detail":{…},"actor":"…","osUser":"…","host":"…","version":"…"},"prev":"<sha256 of line 1>"}
 //

@@ -34,7 +34,7 @@ func Open(dir string, opts Options) (*Bundle, error) {
 	if _, err := os.Lstat(filepath.Join(dir, ManifestFile)); err == nil {
 		return nil, fmt.Errorf("opening bundle %s: %w", dir, ErrSealed)
 	}
-	custody, recs, err := journal.ReopenFile(filepath.Join(dir, CustodyFile), journal.WithClock(opts.Now))
+	custody, recs, err := journal.ReopenFile(filepath.Join(dir, CustodyFile), journal.WithClock(opts.Now), journal.Lazy())
 	if err != nil {
 		return nil, fmt.Errorf("opening bundle: %w", err)
 	}
@@ -66,31 +66,51 @@ func Open(dir string, opts Options) (*Bundle, error) {
 	var irecs []journal.Record
 	if _, err := os.Lstat(indexPath); errors.Is(err, fs.ErrNotExist) {
 		// Create stopped before the index: nothing was put yet.
-		b.index, err = journal.CreateFile(indexPath, journal.WithClock(opts.Now))
+		b.index, err = journal.CreateFile(indexPath, journal.WithClock(opts.Now), journal.Lazy())
 		if err != nil {
 			return fail(err)
 		}
 	} else {
-		b.index, irecs, err = journal.ReopenFile(indexPath, journal.WithClock(opts.Now))
+		b.index, irecs, err = journal.ReopenFile(indexPath, journal.WithClock(opts.Now), journal.Lazy())
 		if err != nil {
 			return fail(err)
 		}
 	}
+	at := map[string]int{} // path → its entry in b.files: a later record wins
 	for _, r := range irecs {
 		var f File
 		if err := json.Unmarshal(r.Data, &f); err != nil {
 			return fail(fmt.Errorf("%s:%d: %w", IndexFile, r.Seq, err))
 		}
+		if i, ok := at[f.Path]; ok {
+			b.files[i] = f
+			continue
+		}
+		at[f.Path] = len(b.files)
 		b.files = append(b.files, f)
+	}
+	// A machine that lost power mid-step may keep an index line whose file
+	// did not reach the disk whole: such a file is collected again.
+	var lost []string
+	kept := b.files[:0]
+	for _, f := range b.files {
+		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(f.Path)))
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() != f.Size {
+			lost = append(lost, f.Path)
+			continue
+		}
+		kept = append(kept, f)
 		b.names[f.Path] = true
 	}
+	b.files = kept
 	removed, err := b.removeUnrecorded()
 	if err != nil {
 		return fail(err)
 	}
-	if len(removed) > 0 {
+	if len(removed) > 0 || len(lost) > 0 {
 		if err := b.Custody(Entry{Action: "note", Detail: map[string]any{
-			"part": "reopen", "note": "removed files written but not recorded when kir stopped; they are collected again", "removed": removed,
+			"part": "reopen", "note": "removed files written but not recorded, or recorded but not whole, when kir stopped; they are collected again",
+			"removed": removed, "lost": lost,
 		}}); err != nil {
 			return fail(err)
 		}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"kir.dev/kir/internal/durable"
 	"kir.dev/kir/internal/journal"
 )
 
@@ -214,7 +213,7 @@ func (b *Bundle) seal(signer Signer) error {
 	if err := os.Chmod(custodyPath, 0o444); err != nil {
 		return err
 	}
-	return durable.SyncDir(b.dir)
+	return b.sync()
 }
 
 // sealLog describes log, whose records are recs, as sealed now.

@@ -47,7 +47,7 @@ type File struct {
 type Sink interface {
 	// Put writes the file name (slash-separated, inside the bundle) with
 	// the content of r: created exclusively under a temporary name, hashed
-	// while written, synced, renamed into place and made read-only. It
+	// while written, made read-only and renamed into place. It
 	// fails if name exists or is not a clean relative path.
 	Put(name string, r io.Reader, src Source) (File, error)
 	// Custody appends an entry to the bundle's custody log.

@@ -20,10 +20,10 @@ import (
 // last lines skipped by readers and truncated by ReopenFile.
 
 // CreateFile starts a journal in the file path, which must not exist, and
-// returns its writer. Of opts, only WithClock applies. The file (mode 0600)
-// is created exclusively and its directory fsynced.
+// returns its writer. Of opts, WithClock and Lazy apply. The file (mode
+// 0600) is created exclusively and, unless Lazy, its directory fsynced.
 func CreateFile(path string, opts ...Option) (*Writer, error) {
-	now := clockOf(opts)
+	o := optionsOf(opts)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("creating journal %s: %w", path, ErrExists)
@@ -35,17 +35,19 @@ func CreateFile(path string, opts ...Option) (*Writer, error) {
 		f.Close()
 		return nil, fmt.Errorf("creating journal %s: %w", path, err)
 	}
-	if err := durable.SyncDir(filepath.Dir(path)); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("creating journal %s: %w", path, err)
+	if !o.lazy {
+		if err := durable.SyncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			os.Remove(path)
+			return nil, fmt.Errorf("creating journal %s: %w", path, err)
+		}
 	}
-	return &Writer{id: path, now: now, f: f}, nil
+	return &Writer{id: path, now: o.now, lazy: o.lazy, f: f}, nil
 }
 
 // ReopenFile opens the journal in the file path to append more records, as
 // Store.Reopen does, and returns its writer with the records already in
-// it. Of opts, only WithClock applies.
+// it. Of opts, WithClock and Lazy apply.
 func ReopenFile(path string, opts ...Option) (*Writer, []Record, error) {
 	f, err := openJournal(path, os.O_RDWR|os.O_APPEND)
 	if err != nil {
@@ -56,7 +58,8 @@ func ReopenFile(path string, opts ...Option) (*Writer, []Record, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("reopening journal %s: %w", path, err)
 	}
-	w.id, w.now = path, clockOf(opts)
+	o := optionsOf(opts)
+	w.id, w.now, w.lazy = path, o.now, o.lazy
 	return w, recs, nil
 }
 
@@ -91,10 +94,11 @@ func ReadFrom(r io.Reader, name string) (ReadResult, error) {
 	}
 }
 
-func clockOf(opts []Option) func() time.Time {
+// optionsOf applies opts to a Store's defaults, for the file journals.
+func optionsOf(opts []Option) *Store {
 	s := &Store{now: time.Now}
 	for _, opt := range opts {
 		opt(s)
 	}
-	return s.now
+	return s
 }

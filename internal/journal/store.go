@@ -37,8 +37,9 @@ const ext = ".jsonl"
 
 // Store is a directory of journals. Its methods are safe for concurrent use.
 type Store struct {
-	dir string
-	now func() time.Time
+	dir  string
+	now  func() time.Time
+	lazy bool
 }
 
 // Option configures a Store.
@@ -48,6 +49,15 @@ type Option func(*Store)
 // time.Now, so that tests can write predictable journals.
 func WithClock(now func() time.Time) Option {
 	return func(s *Store) { s.now = now }
+}
+
+// Lazy makes writers leave each record in the page cache rather than
+// fsync it: the caller calls Writer.Sync before it relies on what was
+// written (an evidence bundle does so at the end of every step). A killed
+// process loses nothing; a machine that loses power may lose what was
+// appended since the last Sync, at most tearing the last line.
+func Lazy() Option {
+	return func(s *Store) { s.lazy = true }
 }
 
 // Open returns the Store in dir, creating dir (mode 0700) if needed.

@@ -15,8 +15,9 @@ import (
 // Writer appends records to one journal and holds its lock until Close.
 // Its methods are safe for concurrent use.
 type Writer struct {
-	id  string
-	now func() time.Time
+	id   string
+	now  func() time.Time
+	lazy bool // no fsync per record: see Lazy
 
 	mu   sync.Mutex
 	f    *os.File // nil once closed
@@ -55,7 +56,7 @@ func (s *Store) Create(id string) (*Writer, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("creating journal %s: %w", id, err)
 	}
-	return &Writer{id: id, now: s.now, f: f}, nil
+	return &Writer{id: id, now: s.now, lazy: s.lazy, f: f}, nil
 }
 
 // Reopen opens journal id to append more records, as when resuming a run,
@@ -76,7 +77,7 @@ func (s *Store) Reopen(id string) (*Writer, []Record, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("reopening journal %s: %w", id, err)
 	}
-	w.id, w.now = id, s.now
+	w.id, w.now, w.lazy = id, s.now, s.lazy
 	return w, recs, nil
 }
 
@@ -138,13 +139,33 @@ func (w *Writer) Append(typ string, data any) (Record, error) {
 		w.err = fmt.Errorf("appending to journal %s: %w", w.id, err)
 		return Record{}, w.err
 	}
-	if err := w.f.Sync(); err != nil {
-		w.err = fmt.Errorf("appending to journal %s: %w", w.id, err)
-		return Record{}, w.err
+	if !w.lazy {
+		if err := w.f.Sync(); err != nil {
+			w.err = fmt.Errorf("appending to journal %s: %w", w.id, err)
+			return Record{}, w.err
+		}
 	}
 	rec.line = line
 	w.seq, w.prev = rec.Seq, hashLine(line)
 	return rec, nil
+}
+
+// Sync makes every record appended so far durable; a Lazy writer's
+// caller calls it before relying on them.
+func (w *Writer) Sync() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return fmt.Errorf("syncing journal %s: %w", w.id, os.ErrClosed)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.f.Sync(); err != nil {
+		w.err = fmt.Errorf("syncing journal %s: %w", w.id, err)
+		return w.err
+	}
+	return nil
 }
 
 // Close releases the journal. Later calls do nothing.
