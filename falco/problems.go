@@ -1,10 +1,7 @@
 package falco
 
 import (
-	"cmp"
-	"fmt"
-	"slices"
-	"strings"
+	"kir.dev/kir/internal/strictyaml"
 )
 
 // Pos is a position in a routing config file, 1-based; Line 0 stands for
@@ -16,15 +13,7 @@ type Pos struct {
 }
 
 // String returns file:line:col, leaving out what is unknown.
-func (p Pos) String() string {
-	switch {
-	case p.Line == 0:
-		return p.File
-	case p.Col == 0:
-		return fmt.Sprintf("%s:%d", p.File, p.Line)
-	}
-	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
-}
+func (p Pos) String() string { return strictyaml.Position(p.File, p.Line, p.Col) }
 
 // Problem is one thing wrong with a routing config, where it is.
 type Problem struct {
@@ -42,32 +31,27 @@ type ConfigError struct {
 }
 
 // Error returns the problems, one a line.
-func (e *ConfigError) Error() string {
-	lines := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		lines[i] = p.String()
-	}
-	return strings.Join(lines, "\n")
-}
+func (e *ConfigError) Error() string { return strictyaml.Lines(e.Problems) }
 
 // problems collects Problems while a config is decoded and checked.
 type problems struct {
 	file string
-	list []Problem
+	strictyaml.Problems
 }
 
 func (ps *problems) add(line, col int, format string, args ...any) {
-	ps.list = append(ps.list, Problem{Pos: Pos{File: ps.file, Line: line, Col: col}, Msg: fmt.Sprintf(format, args...)})
+	ps.Add(line, col, format, args...)
 }
 
 // err returns a *ConfigError, or nil when nothing was found.
 func (ps *problems) err() error {
-	if len(ps.list) == 0 {
+	list := ps.Sorted()
+	if len(list) == 0 {
 		return nil
 	}
-	list := slices.Clone(ps.list)
-	slices.SortStableFunc(list, func(a, b Problem) int {
-		return cmp.Or(cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
-	})
-	return &ConfigError{Problems: list}
+	out := make([]Problem, len(list))
+	for i, p := range list {
+		out[i] = Problem{Pos: Pos{File: ps.file, Line: p.Line, Col: p.Col}, Msg: p.Msg}
+	}
+	return &ConfigError{Problems: out}
 }

@@ -2,9 +2,9 @@ package playbooks
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
-	"strings"
+
+	"kir.dev/kir/internal/strictyaml"
 )
 
 // Pos is a position in a playbook file, 1-based.
@@ -14,15 +14,7 @@ type Pos struct {
 	Col  int
 }
 
-func (p Pos) String() string {
-	switch {
-	case p.Line == 0:
-		return p.File
-	case p.Col == 0:
-		return fmt.Sprintf("%s:%d", p.File, p.Line)
-	}
-	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
-}
+func (p Pos) String() string { return strictyaml.Position(p.File, p.Line, p.Col) }
 
 // Problem is one thing wrong with a playbook, where it is.
 type Problem struct {
@@ -38,32 +30,32 @@ type LoadError struct {
 	Problems []Problem
 }
 
-func (e *LoadError) Error() string {
-	lines := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		lines[i] = p.String()
-	}
-	return strings.Join(lines, "\n")
-}
+func (e *LoadError) Error() string { return strictyaml.Lines(e.Problems) }
 
 // problems collects Problems while a playbook is decoded and checked.
 type problems struct {
 	file string
-	list []Problem
+	strictyaml.Problems
 }
 
 func (ps *problems) add(line, col int, format string, args ...any) {
-	ps.list = append(ps.list, Problem{Pos: Pos{File: ps.file, Line: line, Col: col}, Msg: fmt.Sprintf(format, args...)})
+	ps.Add(line, col, format, args...)
 }
 
 // err returns a *LoadError, or nil when nothing was found.
 func (ps *problems) err() error {
-	if len(ps.list) == 0 {
+	list := ps.Sorted()
+	if len(list) == 0 {
 		return nil
 	}
-	return newLoadError(ps.list)
+	out := make([]Problem, len(list))
+	for i, p := range list {
+		out[i] = Problem{Pos: Pos{File: ps.file, Line: p.Line, Col: p.Col}, Msg: p.Msg}
+	}
+	return &LoadError{Problems: out}
 }
 
+// newLoadError sorts the problems of several files into a *LoadError.
 func newLoadError(list []Problem) *LoadError {
 	list = slices.Clone(list)
 	slices.SortStableFunc(list, func(a, b Problem) int {

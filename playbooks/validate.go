@@ -99,7 +99,7 @@ func badRef(r reference, params map[string]Parameter, steps map[string]int, i in
 // checkWith checks a step's parameters against what its action takes, and
 // reports whether they passed.
 func checkWith(s Step, spec action.Spec, params map[string]Parameter, ps *problems) bool {
-	before := len(ps.list)
+	before := ps.Len()
 	takes := map[string]action.Param{}
 	for _, p := range spec.Params {
 		takes[p.Name] = p
@@ -131,7 +131,7 @@ func checkWith(s Step, spec action.Spec, params map[string]Parameter, ps *proble
 			}
 		}
 	}
-	return len(ps.list) == before
+	return ps.Len() == before
 }
 
 // staticParams returns the step's parameters when none holds an
