@@ -88,6 +88,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // Run with -benchtime 1x; it makes its own 60 pods per mode.
 func BenchmarkAlertToPolicy(b *testing.B) {
 	const n = 60
+	buildKir(b)
 	for range b.N {
 		// The floor: client-go creates the policy kir would, one by one.
 		fw := newWorld(b, 0)
@@ -151,6 +152,7 @@ func BenchmarkAlertToPolicy(b *testing.B) {
 // server's peak RSS.
 func BenchmarkAlertStorm(b *testing.B) {
 	const pods, per, senders = 100, 100, 16
+	buildKir(b)
 	for range b.N {
 		w := newWorld(b, pods)
 		pw := watchPolicies(b, w.ns)

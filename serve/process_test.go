@@ -15,7 +15,27 @@ import (
 	"kir.dev/kir/playbooks"
 )
 
-// serveProc is a real `kir serve` process: the test binary run as kir.
+// kirBinary, when set, is the kir binary startServe runs instead of the
+// test binary as kir: benchmarks that measure the process (its RSS) use
+// the real one.
+var kirBinary string
+
+// buildKir builds cmd/kir once into a temporary directory and makes
+// startServe run it.
+func buildKir(b *testing.B) {
+	b.Helper()
+	if kirBinary != "" {
+		return
+	}
+	out := filepath.Join(os.TempDir(), fmt.Sprintf("kir-bench-%d", os.Getpid()))
+	if msg, err := exec.Command("go", "build", "-o", out, "kir.dev/kir/cmd/kir").CombinedOutput(); err != nil {
+		b.Fatalf("building kir: %v\n%s", err, msg)
+	}
+	kirBinary = out
+}
+
+// serveProc is a real `kir serve` process: the test binary run as kir, or
+// kirBinary.
 type serveProc struct {
 	cmd  *exec.Cmd
 	url  string
@@ -44,8 +64,12 @@ func startServe(t testing.TB, state, identity string, extra ...string) *servePro
 	defer logFile.Close()
 	args := append([]string{"serve", "--listen", addr, "--token-file", tokenFile, "--state-dir", state,
 		"--kubeconfig", cluster.Kubeconfig, "--identity", identity, "--lease-namespace", "default", "--lease-duration", "3s"}, extra...)
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), asKirEnv+"=1")
+	bin, env := os.Args[0], append(os.Environ(), asKirEnv+"=1")
+	if kirBinary != "" {
+		bin = kirBinary
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
