@@ -107,10 +107,10 @@ func snapshot(ctx context.Context, env action.Env, p SnapshotParams) (action.Res
 		}
 	}
 	out := SnapshotOutput{Bundle: p.Bundle, Pods: []string{}, Files: []string{}}
-	for _, n := range names {
-		out.Pods = append(out.Pods, p.Namespace+"/"+n)
-	}
 	if !env.DryRun.Persists() {
+		for _, n := range names {
+			out.Pods = append(out.Pods, p.Namespace+"/"+n)
+		}
 		return action.Result{Output: out}, nil
 	}
 	// The bundle is created with the first pod recorded: a pod that does
@@ -118,7 +118,6 @@ func snapshot(ctx context.Context, env action.Env, p SnapshotParams) (action.Res
 	b := &lazyBundle{dir: p.Bundle, env: env}
 	defer b.Close()
 	var errs []error
-	out.Pods = out.Pods[:0]
 	for _, n := range names {
 		dir := PodDir(p.Namespace, n)
 		if _, ok := b.has(path.Join(dir, "pod.json")); ok {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"runtime/debug"
 	"sync"
@@ -76,7 +77,6 @@ type Server struct {
 	ready  atomic.Bool
 	wg     sync.WaitGroup
 	keys   *keyTable
-	items  sync.Map // spool id → *item
 	// draining stops workers from taking tasks; active counts runs.
 	draining chan struct{}
 	drainMu  sync.Once
@@ -320,7 +320,6 @@ func (s *Server) enqueue(it *item, alert *falco.Alert, matches []falco.Match, fr
 		return
 	}
 	it.left.Store(int32(len(matches)))
-	s.items.Store(it.id, it)
 	for i, m := range matches {
 		t := &task{item: it, index: i, match: m, uuid: alert.UUID, alert: alert}
 		if fresh && !m.DryRun {
@@ -342,7 +341,6 @@ func (s *Server) enqueue(it *item, alert *falco.Alert, matches []falco.Match, fr
 
 // done records an alert as handled in the spool.
 func (s *Server) done(it *item, outcome string) {
-	s.items.Delete(it.id)
 	if err := s.o.Spool.Done(it.id, []byte(outcome)); err != nil {
 		s.o.Log.Error("recording an alert as handled; it will be replayed after a restart", "alert", it.id, "err", err)
 	}
@@ -360,4 +358,22 @@ func (s *Server) resolve(t *task, outcome string) {
 		t.item.mu.Unlock()
 		s.done(t.item, string(out))
 	}
+}
+
+// WithKey gives a routed playbook's parameters the signing key of the
+// evidence, when the playbook takes a key and the route sets none.
+// kir serve and kir falco replay run alerts the same way.
+func WithKey(pb *playbooks.Playbook, given map[string]any, key string) map[string]any {
+	if key == "" || !pb.Takes("key") {
+		return given
+	}
+	if _, set := given["key"]; set {
+		return given
+	}
+	out := maps.Clone(given)
+	if out == nil {
+		out = map[string]any{}
+	}
+	out["key"] = key
+	return out
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sync"
 	"time"
 
@@ -245,7 +244,7 @@ func (s *Server) run(ctx context.Context, t *task, existing *playbooks.Run, clai
 	} else {
 		log.Info("running playbook", "incident", env.Incident)
 		run, err = s.o.Engine.Start(ctx, playbooks.Request{
-			Playbook: entry.Playbook, Params: s.params(entry.Playbook, m.Params), Alert: t.alert.Vars(), Env: env, ID: id,
+			Playbook: entry.Playbook, Params: WithKey(entry.Playbook, m.Params, s.o.Key), Alert: t.alert.Vars(), Env: env, ID: id,
 		})
 	}
 	lease := stopRenew()
@@ -269,23 +268,6 @@ func (s *Server) run(ctx context.Context, t *task, existing *playbooks.Run, clai
 	}
 	s.finishKey(m.Key, "duplicate of "+id, m.Window)
 	s.resolve(t, "ran:"+id+":"+status)
-}
-
-// params are a match's parameters, with the signing key added for a
-// playbook that takes one when the route gives none.
-func (s *Server) params(pb *playbooks.Playbook, given map[string]any) map[string]any {
-	if s.o.Key == "" {
-		return given
-	}
-	if _, set := given["key"]; set || !pb.Takes("key") {
-		return given
-	}
-	out := maps.Clone(given)
-	if out == nil {
-		out = map[string]any{}
-	}
-	out["key"] = s.o.Key
-	return out
 }
 
 // renew keeps a won claim alive while its run goes on; the returned

@@ -10,6 +10,7 @@ import (
 	"kir.dev/kir/falco"
 	"kir.dev/kir/internal/action"
 	"kir.dev/kir/playbooks"
+	"kir.dev/kir/serve"
 )
 
 func falcoCommand() *cli.Command {
@@ -74,12 +75,7 @@ func falcoReplay(c *cli.Context) error {
 			env.DryRun = action.DryRunClient
 			fmt.Fprintf(c.App.ErrWriter, "kir: routing rule %s is dryRun: planning only\n", m.Rule)
 		}
-		params := m.Params
-		if key := absPath(c.String(flagKey)); key != "" && e.Playbook.Takes("key") {
-			if _, set := params["key"]; !set {
-				params["key"] = key
-			}
-		}
+		params := serve.WithKey(e.Playbook, m.Params, absPath(c.String(flagKey)))
 		run, err := eng.Start(c.Context, playbooks.Request{Playbook: e.Playbook, Params: params, Alert: alert.Vars(), Env: env})
 		if err != nil {
 			errs = append(errs, err)
