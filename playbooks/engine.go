@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"kir.dev/kir/internal/action"
@@ -193,7 +196,7 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	log.Info("step started")
-	res, runErr := a.Run(sctx, x.env, params)
+	res, runErr := a.Run(sctx, x.stepEnv(i, sr), params)
 	cancel()
 	release()
 	if ctx.Err() != nil {
@@ -219,6 +222,31 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 	x.scope[s.Name] = stepScope(sr)
 	log.Info("step succeeded", "changed", res.Changed)
 	return false, x.record(recStepFinished, finishedOf(i, sr))
+}
+
+// stepEnv is the env step i's action runs with: the run's, with the notes
+// of the step's earlier attempts and a Note that journals new ones.
+func (x *execution) stepEnv(i int, sr *StepRun) action.Env {
+	env := x.env
+	env.Notes = slices.Clone(sr.Notes)
+	env.Note = nil
+	if x.w != nil {
+		var mu sync.Mutex
+		env.Note = func(data any) error {
+			b, err := json.Marshal(data)
+			if err != nil {
+				return fmt.Errorf("noting step %s: %w", sr.Name, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err := x.record(recStepNote, stepNote{Index: i, Name: sr.Name, Data: b}); err != nil {
+				return err
+			}
+			sr.Notes = append(sr.Notes, b)
+			return nil
+		}
+	}
+	return env
 }
 
 // vars are what expressions see.

@@ -3,6 +3,7 @@ package playbooks
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"time"
 
 	"kir.dev/kir/internal/action"
@@ -16,6 +17,7 @@ const (
 	recRunResumed   = "run-resumed"
 	recStepStarted  = "step-started"
 	recStepSkipped  = "step-skipped"
+	recStepNote     = "step-note"
 	recStepFinished = "step-finished"
 	recRunFinished  = "run-finished"
 )
@@ -46,6 +48,13 @@ type stepStarted struct {
 	Action  string        `json:"action"`
 	Params  action.Params `json:"params"`
 	Attempt int           `json:"attempt"`
+}
+
+// stepNote is what an action noted mid-step (action.Env.Note).
+type stepNote struct {
+	Index int             `json:"index"`
+	Name  string          `json:"name"`
+	Data  json.RawMessage `json:"data"`
 }
 
 type stepSkipped struct {

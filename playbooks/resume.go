@@ -102,8 +102,8 @@ func (e *Engine) Resume(ctx context.Context, id string, env action.Env) (*Run, e
 			scope[run.Steps[i].Name] = stepScope(&run.Steps[i])
 			continue
 		}
-		attempts := run.Steps[i].Attempts
-		run.Steps[i] = StepRun{Name: run.Steps[i].Name, Action: run.Steps[i].Action, Status: StepPending, Attempts: attempts}
+		attempts, notes := run.Steps[i].Attempts, run.Steps[i].Notes
+		run.Steps[i] = StepRun{Name: run.Steps[i].Name, Action: run.Steps[i].Action, Status: StepPending, Attempts: attempts, Notes: notes}
 	}
 	aenv := env.Defaults()
 	aenv.Incident, aenv.DryRun = run.Incident, run.DryRun
@@ -163,7 +163,17 @@ func (e *Engine) replay(id string, recs []journal.Record) (*replayed, error) {
 			if err != nil {
 				return nil, err
 			}
-			*sr = StepRun{Name: sr.Name, Action: sr.Action, Status: StepUnknown, Params: d.Params, Started: rec.Time, Attempts: d.Attempt}
+			*sr = StepRun{Name: sr.Name, Action: sr.Action, Status: StepUnknown, Params: d.Params, Started: rec.Time, Attempts: d.Attempt, Notes: sr.Notes}
+		case recStepNote:
+			var d stepNote
+			if err := json.Unmarshal(rec.Data, &d); err != nil {
+				return nil, fmt.Errorf("journal record %d (%s): %w", rec.Seq, rec.Type, err)
+			}
+			sr, err := stepAt(d.Index, d.Name)
+			if err != nil {
+				return nil, err
+			}
+			sr.Notes = append(sr.Notes, d.Data)
 		case recStepSkipped:
 			var d stepSkipped
 			if err := decodeData(rec, &d); err != nil {

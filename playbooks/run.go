@@ -1,6 +1,7 @@
 package playbooks
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -69,6 +70,9 @@ type StepRun struct {
 	// Attempts counts how often the step was started: more than one when
 	// a run was resumed after the step's outcome was lost.
 	Attempts int `json:"attempts,omitempty"`
+	// Notes are what the action recorded mid-step, over every attempt
+	// (action.Env.Note): versions and hashes, never secret values.
+	Notes []json.RawMessage `json:"notes,omitempty"`
 
 	err error // the action's error, when it ran in this process
 }

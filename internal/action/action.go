@@ -2,6 +2,7 @@ package action
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,6 +88,9 @@ type Env struct {
 	Actor string
 	// Cluster is the API server's URL, recorded with evidence.
 	Cluster string
+	// ClusterCA is the PEM bundle that verifies the API server, for the
+	// kubeconfigs kir issues; empty when the system roots do.
+	ClusterCA []byte
 	// Version is kir's version, recorded with evidence.
 	Version string
 	// Progress, when set, receives progress bars (a terminal's stderr).
@@ -95,6 +99,14 @@ type Env struct {
 	Log *slog.Logger
 	// Now is the clock; never nil once Defaults has run.
 	Now func() time.Time
+	// Note, when set, records data durably in the run's journal before the
+	// action goes on: what the action must know if it is killed and run
+	// again, such as a version it read or the hash of a value it is about
+	// to write. Never a secret value. Nil when the run is not journaled.
+	Note func(data any) error
+	// Notes are the data earlier attempts of this step noted, oldest
+	// first: a resumed action reads them to learn what it had done.
+	Notes []json.RawMessage
 }
 
 // Defaults fills unset optional fields.

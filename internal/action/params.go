@@ -47,10 +47,19 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 // `kir:"required"` makes it required. The struct is the one source of truth
 // for decoding, validation and documentation.
 func ParamsOf[P any]() []Param {
-	t := reflect.TypeFor[P]()
+	return paramsOf(reflect.TypeFor[P]())
+}
+
+// paramsOf lists a struct type's parameters; an embedded struct without a
+// json name contributes its own, as encoding/json decodes them.
+func paramsOf(t reflect.Type) []Param {
 	out := make([]Param, 0, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("json") == "" {
+			out = append(out, paramsOf(f.Type)...)
+			continue
+		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "" || name == "-" {
 			continue

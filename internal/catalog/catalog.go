@@ -10,11 +10,12 @@ import (
 	"kir.dev/kir/collect"
 	"kir.dev/kir/contain"
 	"kir.dev/kir/internal/action"
+	"kir.dev/kir/rotate"
 )
 
 // Registry returns every action kir ships.
 func Registry() action.Registry {
-	r, err := action.NewRegistry(append(contain.Actions(), collect.Actions()...)...)
+	r, err := action.NewRegistry(slices.Concat(contain.Actions(), collect.Actions(), rotate.Actions())...)
 	if err != nil {
 		panic(fmt.Sprintf("kir's action list is inconsistent: %v", err)) // a programming error, caught by every test
 	}
@@ -41,6 +42,7 @@ var Capabilities = []Capability{
 	{Name: "contain", Prefix: "contain.", Description: "Isolate, detach, cordon, drain and release. No secrets, no exec, no nodes/proxy."},
 	{Name: "collect", Prefix: "collect.", Description: "Read pods, their logs, events and the objects around them, for evidence. Read-only; never reads Secrets."},
 	{Name: "collect-pull-secrets", Rules: collect.PullSecretRules(), Description: "Opt-in, with kir-collect: read Secrets, to use a pod's imagePullSecrets when pulling its images (--pull-secrets)."},
+	{Name: "rotate", Prefix: "rotate.", Rules: rotate.PlanRules(), Description: "Rotate credentials: list what a pod could read (never Secret data), issue kubeconfig tokens, delete a ServiceAccount's legacy token Secrets, recreate it (revoking its bound tokens) and restart the workloads that run as it. Secret stores authorise their own writes."},
 	{Name: "collect-checkpoint", Rules: collect.CheckpointRules(), Description: "Opt-in, with kir-collect: the kubelet checkpoint API through nodes/proxy, which also reaches exec: grant it only to who needs memory (--checkpoint)."},
 }
 

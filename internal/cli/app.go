@@ -33,6 +33,7 @@ func New(out, errOut io.Writer) *cli.App {
 			doctorCommand(),
 			rbacCommand(),
 			evidenceCommand(),
+			rotateCommand(),
 			serveCommand(),
 			falcoCommand(),
 		},

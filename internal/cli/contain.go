@@ -122,10 +122,14 @@ func given(params map[string]any) map[string]any {
 			if len(v) == 0 {
 				delete(params, k)
 			}
+		case int:
+			if v == 0 {
+				delete(params, k)
+			}
 		}
 	}
 	return params
 }
 
 // defaultTrue are the built-in playbooks' parameters that default to true.
-var defaultTrue = map[string]bool{"cordon": true, "evidence": true, "images": true}
+var defaultTrue = map[string]bool{"cordon": true, "evidence": true, "images": true, "restart": true}

@@ -12,6 +12,7 @@ import (
 
 	"kir.dev/kir/contain"
 	"kir.dev/kir/playbooks"
+	"kir.dev/kir/rotate"
 )
 
 // Exit codes, the same for every command. Scripts rely on them.
@@ -26,6 +27,8 @@ const (
 	// kir evidence verify:
 	ExitUnverified = 7 // the evidence does not verify: a file changed, missing or added, custody broken, bad signature
 	ExitUnsigned   = 8 // hashes and custody hold, but no --key was given: the signature was not checked
+	// kir rotate:
+	ExitConflict = 9 // someone else changed the secret meanwhile: nothing was overwritten
 )
 
 // exitCodesHelp documents the codes in --help.
@@ -38,7 +41,8 @@ const exitCodesHelp = `EXIT CODES:
    5  API server unreachable or timed out
    6  partial: some steps done, the result lists which; rerunning finishes
    7  kir evidence verify: the evidence does not verify (changed, missing or added files, broken custody, bad signature)
-   8  kir evidence verify: hashes and custody hold, but the signature was not checked (no --key)`
+   8  kir evidence verify: hashes and custody hold, but the signature was not checked (no --key)
+   9  kir rotate: someone else wrote the secret meanwhile; kir stopped and overwrote nothing`
 
 // usageError marks bad input.
 type usageError struct{ err error }
@@ -69,7 +73,9 @@ func ExitCode(err error) int {
 	case errors.As(err, &u), errors.As(err, new(*playbooks.ParamError)), errors.As(err, new(*playbooks.StepParamError)),
 		errors.As(err, new(*playbooks.LoadError)):
 		return ExitUsage
-	case apierrors.IsNotFound(err), errors.Is(err, contain.ErrNoMatch), errors.Is(err, ErrRunNotFound):
+	case errors.Is(err, rotate.ErrConcurrentWrite):
+		return ExitConflict
+	case apierrors.IsNotFound(err), errors.Is(err, contain.ErrNoMatch), errors.Is(err, ErrRunNotFound), errors.Is(err, rotate.ErrNotFound):
 		return ExitNotFound
 	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), errors.As(err, new(forbiddenError)):
 		return ExitForbidden

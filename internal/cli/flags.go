@@ -73,6 +73,31 @@ type session struct {
 // newIncident says whether to generate an incident id when none is given:
 // containment opens an incident, release belongs to the one on the objects.
 func connect(ctx context.Context, c *cli.Context, newIncident bool) (*session, error) {
+	s, err := offline(c, newIncident)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := kube.New(kubeOptions(c))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	s.namespace = c.String(flagNamespace)
+	if s.namespace == "" {
+		s.namespace = kc.Namespace
+	}
+	who, err := kube.WhoAmI(ctx, kc.Interface)
+	if err != nil {
+		return nil, err
+	}
+	s.client = kc
+	s.env.Kube, s.env.Actor, s.env.Cluster, s.env.ClusterCA = kc.Interface, who.Username, kc.Config.Host, kc.CA()
+	return s, nil
+}
+
+// offline is the session of a command that needs no cluster, such as the
+// rotation of a secret in Vault: the output format, dry-run mode and
+// incident, and no client.
+func offline(c *cli.Context, newIncident bool) (*session, error) {
 	format := c.String(flagOutput)
 	if format == "" {
 		format = "text"
@@ -89,28 +114,13 @@ func connect(ctx context.Context, c *cli.Context, newIncident bool) (*session, e
 			return nil, usageError{err}
 		}
 	}
-	kc, err := kube.New(kubeOptions(c))
-	if err != nil {
-		return nil, usageError{err}
-	}
-	ns := c.String(flagNamespace)
-	if ns == "" {
-		ns = kc.Namespace
-	}
-	who, err := kube.WhoAmI(ctx, kc.Interface)
-	if err != nil {
-		return nil, err
-	}
 	incident := c.String(flagIncident)
 	if incident == "" && newIncident {
 		incident = newIncidentID(time.Now())
 	}
 	return &session{
-		client: kc, namespace: ns, format: format,
-		env: action.Env{
-			Kube: kc.Interface, DryRun: dry, Incident: incident, Actor: who.Username,
-			Cluster: kc.Config.Host, Version: Version, Progress: c.App.ErrWriter,
-		},
+		format: format,
+		env:    action.Env{DryRun: dry, Incident: incident, Version: Version, Progress: c.App.ErrWriter},
 	}, nil
 }
 

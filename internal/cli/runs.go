@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"kir.dev/kir/internal/action"
 	"kir.dev/kir/internal/journal"
 	"kir.dev/kir/playbooks"
 )
@@ -83,14 +84,20 @@ func runsCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					if _, err := eng.Load(id); err != nil {
+					run, err := eng.Load(id)
+					if err != nil {
 						return notFoundRun(id, err)
 					}
-					s, err := connect(c.Context, c, false)
+					// A run whose actions need no Kubernetes permission
+					// (a secret's rotation) resumes without a cluster.
+					s, err := offline(c, false)
+					if needsCluster(eng.Actions, run) {
+						s, err = connect(c.Context, c, false)
+					}
 					if err != nil {
 						return err
 					}
-					run, err := eng.Resume(c.Context, id, s.env)
+					run, err = eng.Resume(c.Context, id, s.env)
 					if errors.Is(err, playbooks.ErrFinished) {
 						fmt.Fprintf(c.App.ErrWriter, "kir: run %s already succeeded; nothing to resume\n", id)
 						return nil
@@ -103,6 +110,18 @@ func runsCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// needsCluster reports whether any step of a run calls an action that
+// declares Kubernetes permissions.
+func needsCluster(actions action.Registry, run *playbooks.Run) bool {
+	for _, st := range run.Steps {
+		a, ok := actions.Get(st.Action)
+		if !ok || len(a.Spec().Rules) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrRunNotFound is returned for a run id the journal does not hold.

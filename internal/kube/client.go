@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
@@ -73,6 +74,20 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("building the Kubernetes client: %w", err)
 	}
 	return &Client{Config: cfg, Interface: cs, Namespace: ns}, nil
+}
+
+// CA returns the PEM bundle the client verifies the API server with, or
+// nil when it uses the system roots.
+func (c *Client) CA() []byte {
+	if len(c.Config.CAData) > 0 {
+		return c.Config.CAData
+	}
+	if c.Config.CAFile != "" {
+		if b, err := os.ReadFile(c.Config.CAFile); err == nil {
+			return b
+		}
+	}
+	return nil
 }
 
 // WhoAmI returns the user name the API server authenticates kir as, with a

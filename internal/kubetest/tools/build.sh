@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real control plane the tests run against (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok), and cosign, the independent
-# verifier of signed evidence bundles, from the Go module proxy, once, into a
+# kube-controller-manager, kube-scheduler, kwok), cosign, the independent
+# verifier of signed evidence bundles, and Vault, the secret store rotation is
+# proven against, from the Go module proxy, once, into a
 # cache directory outside the clone. Each binary lives in a directory
 # keyed by the hash of the tools module that pins it, so a version bump
 # rebuilds and an unchanged module is never rebuilt.
@@ -47,7 +48,16 @@ pairs="etcd:etcd kwok:kwok kube:kube-apiserver kube:kube-controller-manager kube
 # --control-plane: what make demo needs, without the test-only cosign.
 if [ "${1:-}" != --control-plane ]; then
 	build cosign cosign github.com/sigstore/cosign/v2/cmd/cosign
-	pairs="$pairs cosign:cosign"
+	# Vault v1.21.0 exactly (v1.21.4 does not build as a dependency): ~35
+	# CPU-minutes and 5.6 GB at its peak, once.
+	build vault vault github.com/hashicorp/vault
+	pairs="$pairs cosign:cosign vault:vault"
+	# kumo, a second Secrets Manager emulator that internal/smserver's tests
+	# cross-check against. Its module pins amplify v1.39.0 and appmesh
+	# v1.36.0 above the versions kumo asks for (v1.38.16, v1.35.14), which
+	# the checksum database has no entry for, so go refuses them.
+	build kumo kumo github.com/sivchari/kumo/cmd/kumo
+	pairs="$pairs kumo:kumo"
 fi
 
 bin="$cache/bin"

@@ -1,0 +1,42 @@
+package rotate
+
+import (
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	"kir.dev/kir/internal/action"
+)
+
+// Actions returns this package's actions, as kir's registry and playbooks
+// see them. The secret-store actions need no Kubernetes permission: Vault
+// and Secrets Manager authorise them.
+func Actions() []action.Action {
+	return []action.Action{
+		action.Func[IssueSecretParams]{
+			Name:    "rotate.issue-secret",
+			Summary: "Write a new value for a secret in Vault KV v2 (a new version, check-and-set against the one read) or Secrets Manager (a new AWSPENDING version under the rotation's ClientRequestToken); never logs or returns the value.",
+			Do:      IssueSecret,
+		},
+		action.Func[HookParams]{
+			Name:    "rotate.hook",
+			Summary: "Run a set or test hook with a secret version's value on its standard input.",
+			Do:      Hook,
+		},
+		action.Func[FinishParams]{
+			Name:    "rotate.finish-secret",
+			Summary: "Make a rotated secret's new version current: Secrets Manager moves AWSCURRENT to it and removes AWSPENDING; Vault made it current when it was written.",
+			Do:      FinishSecret,
+		},
+		action.Func[FinishParams]{
+			Name:    "rotate.rollback-secret",
+			Summary: "Make the version current before a rotation current again (Vault: rewritten under check-and-set; Secrets Manager: AWSCURRENT moved back).",
+			Do:      RollbackSecret,
+		},
+		action.Func[KubeconfigParams]{
+			Name:    "rotate.issue-kubeconfig",
+			Summary: "Issue a short-lived token for a ServiceAccount (TokenRequest), build a kubeconfig around it and store it in Vault or Secrets Manager; never printed.",
+			Rules:   []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, Verbs: []string{"create"}}},
+			Do:      IssueKubeconfig,
+		},
+		ServiceAccountAction(),
+	}
+}

@@ -1,0 +1,175 @@
+package rotate_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	vault "github.com/hashicorp/vault/api"
+)
+
+// The rotation of a Vault KV v2 secret's key: a new version with a
+// generated value, the other keys kept, listed by status, rolled back to
+// the old value, and never a value in kir's output or state.
+func TestRotateVaultSecret(t *testing.T) {
+	v, c := vaultServer(t)
+	state, env := t.TempDir(), v.Env()
+	path := "app/" + strings.ToLower(t.Name())
+	const planted = "PLANTED-vault-original-7f3a"
+	if _, err := c.KVv2("secret").Put(t.Context(), path, map[string]any{"username": "app", "password": planted}); err != nil {
+		t.Fatal(err)
+	}
+	ref := "vault://secret/" + path + "#password"
+	rot := mustKir(t, env, "rotate", "secret", ref, "--state-dir", state, "-o", "json")
+	ver, data := vaultData(t, c, "secret", path)
+	if ver != 2 || data["username"] != "app" || !generated.MatchString(fmt.Sprint(data["password"])) {
+		t.Fatalf("after rotation: version %d, username %v, password generated: %t", ver, data["username"], generated.MatchString(fmt.Sprint(data["password"])))
+	}
+	newValue := data["password"].(string)
+	id := runID(t, env, state)
+	status := mustKir(t, env, "rotate", "status", "--state-dir", state)
+	if !strings.Contains(status.stdout, id) || !strings.Contains(status.stdout, ref) {
+		t.Errorf("rotate status does not list %s of %s:\n%s", id, ref, status.stdout)
+	}
+	back := mustKir(t, env, "rotate", "rollback", id, "--state-dir", state)
+	ver, data = vaultData(t, c, "secret", path)
+	if ver != 3 || data["password"] != planted || data["username"] != "app" {
+		t.Fatalf("after rollback: version %d, password restored: %t", ver, data["password"] == planted)
+	}
+	// A second rollback finds it done.
+	again := mustKir(t, env, "rotate", "rollback", id, "--state-dir", state)
+	if ver, _ = vaultData(t, c, "secret", path); ver != 3 {
+		t.Errorf("a second rollback wrote version %d", ver)
+	}
+	noLeak(t, []string{planted, newValue}, []result{rot, status, back, again}, state)
+}
+
+// A Vault secret (or mount) that keeps a single version is refused: the
+// rotation would destroy the only copy of the old value.
+func TestRotateVaultRefusesSingleVersion(t *testing.T) {
+	v, c := vaultServer(t)
+	path := "single/" + strings.ToLower(t.Name())
+	if _, err := c.KVv2("secret").Put(t.Context(), path, map[string]any{"token": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	one := 1
+	if err := c.KVv2("secret").PatchMetadata(t.Context(), path, vaultMetaMax(one)); err != nil {
+		t.Fatal(err)
+	}
+	r := kir(t, v.Env(), "rotate", "secret", "vault://secret/"+path, "--state-dir", t.TempDir())
+	if r.code == 0 || !strings.Contains(r.stderr, "max_versions") {
+		t.Fatalf("want a refusal naming max_versions, got exit %d:\n%s", r.code, r.stderr)
+	}
+	if ver, data := vaultData(t, c, "secret", path); ver != 1 || data["token"] != "x" {
+		t.Errorf("the refused rotation changed the secret: version %d", ver)
+	}
+}
+
+// Someone writes the secret between kir's read and its write: kir stops
+// with exit code 9 and overwrites nothing.
+func TestRotateVaultConcurrentWriter(t *testing.T) {
+	v, c := vaultServer(t)
+	state, env := t.TempDir(), v.Env()
+	path := "race/" + strings.ToLower(t.Name())
+	if _, err := c.KVv2("secret").Put(t.Context(), path, map[string]any{"password": "one"}); err != nil {
+		t.Fatal(err)
+	}
+	// Killed right after noting the version it read…
+	r := kir(t, append(env, "KIR_TEST_KILL_AFTER=step-note:issue#1"), "rotate", "secret", "vault://secret/"+path+"#password", "--state-dir", state)
+	if r.code != -9 {
+		t.Fatalf("kir was not killed: exit %d\n%s", r.code, r.stderr)
+	}
+	// …someone else writes…
+	if _, err := c.KVv2("secret").Put(t.Context(), path, map[string]any{"password": "theirs"}); err != nil {
+		t.Fatal(err)
+	}
+	// …and the resumed rotation refuses to overwrite it.
+	r = kir(t, env, "runs", "resume", runID(t, env, state), "--state-dir", state)
+	if r.code != 9 || !strings.Contains(r.stderr, "someone else") {
+		t.Fatalf("want exit 9 naming the concurrent writer, got %d:\n%s", r.code, r.stderr)
+	}
+	if ver, data := vaultData(t, c, "secret", path); ver != 2 || data["password"] != "theirs" {
+		t.Errorf("the concurrent version was overwritten: version %d", ver)
+	}
+}
+
+// A Secrets Manager secret's JSON key: AWSPENDING under the rotation's
+// token, the set hook gets the value and the test hook checks it, then
+// AWSCURRENT moves (AWSPREVIOUS follows) and AWSPENDING is removed;
+// rollback moves AWSCURRENT back.
+func TestRotateSecretsManager(t *testing.T) {
+	endpoint, c, env := secretsManager(t)
+	state, dir := t.TempDir(), t.TempDir()
+	const planted = "PLANTED-aws-original-91c2"
+	name := "prod/db"
+	if _, err := c.CreateSecret(t.Context(), &sm.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(`{"user":"app","password":"` + planted + `"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	_, oldID := awsValue(t, c, name)
+	// The set hook stores what it is given where the "system" reads it;
+	// the test hook checks the system has the value it is given.
+	pushed := filepath.Join(dir, "pushed")
+	setHook := writeScript(t, dir, "set", `cat > `+pushed)
+	testHook := writeScript(t, dir, "test", `cmp -s - `+pushed)
+	rot := mustKir(t, env, "rotate", "secret", "aws-sm://"+name+"#password", "--endpoint-url", endpoint,
+		"--set-hook", setHook, "--test-hook", testHook, "--state-dir", state, "-o", "json")
+	cur, curID := awsValue(t, c, name)
+	stages := stagesOf(t, c, name)
+	if curID == oldID || jsonField(t, cur, "user") != "app" || !generated.MatchString(jsonField(t, cur, "password")) {
+		t.Fatalf("after rotation: current %s (old %s), user %q", curID, oldID, jsonField(t, cur, "user"))
+	}
+	if holderOf(stages, "AWSPREVIOUS") != oldID || holderOf(stages, "AWSPENDING") != "" || len(stages) != 2 {
+		t.Fatalf("after rotation, stages %v: want AWSPREVIOUS on %s and no AWSPENDING", stages, oldID)
+	}
+	b, err := os.ReadFile(pushed)
+	if err != nil || string(b) != jsonField(t, cur, "password") {
+		t.Fatalf("the set hook did not receive the new value (%v)", err)
+	}
+	newValue := string(b)
+	id := runID(t, env, state)
+	back := mustKir(t, env, "rotate", "rollback", id, "--state-dir", state)
+	cur, curID = awsValue(t, c, name)
+	if curID != oldID || jsonField(t, cur, "password") != planted {
+		t.Fatalf("after rollback AWSCURRENT is %s, want %s", curID, oldID)
+	}
+	noLeak(t, []string{planted, newValue}, []result{rot, back}, state)
+}
+
+// A leftover AWSPENDING — what an interrupted rotation leaves — is
+// removed, and the rotation goes on.
+func TestRotateSecretsManagerLeftoverPending(t *testing.T) {
+	endpoint, c, env := secretsManager(t)
+	name := "leftover"
+	if _, err := c.CreateSecret(t.Context(), &sm.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("v1")}); err != nil {
+		t.Fatal(err)
+	}
+	left, err := c.PutSecretValue(t.Context(), &sm.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String("abandoned"), VersionStages: []string{"AWSPENDING"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustKir(t, env, "rotate", "secret", "aws-sm://"+name, "--endpoint-url", endpoint, "--state-dir", t.TempDir())
+	stages := stagesOf(t, c, name)
+	if len(stages[aws.ToString(left.VersionId)]) != 0 || holderOf(stages, "AWSPENDING") != "" {
+		t.Errorf("the leftover AWSPENDING was not removed: %v", stages)
+	}
+	if !strings.Contains(r.stdout+r.stderr, "interrupted rotation") {
+		t.Errorf("kir did not say it removed the leftover AWSPENDING:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
+func writeScript(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	path := filepath.Join(dir, name+".sh")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\nset -e\n"+body+"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func vaultMetaMax(n int) vault.KVMetadataPatchInput {
+	return vault.KVMetadataPatchInput{MaxVersions: &n}
+}
