@@ -1,15 +1,19 @@
 package rotate_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	vault "github.com/hashicorp/vault/api"
+
+	"kir.dev/kir/internal/kubetest"
 )
 
 // The rotation of a Vault KV v2 secret's key: a new version with a
@@ -48,24 +52,40 @@ func TestRotateVaultSecret(t *testing.T) {
 	noLeak(t, []string{planted, newValue}, []result{rot, status, back, again}, state)
 }
 
-// A Vault secret (or mount) that keeps a single version is refused: the
-// rotation would destroy the only copy of the old value.
+// A Vault mount, or a secret, that keeps a single version is refused: the
+// rotation would destroy the only copy of the old value, and rollback with
+// it.
 func TestRotateVaultRefusesSingleVersion(t *testing.T) {
 	v, c := vaultServer(t)
+	ctx := t.Context()
+	if err := c.Sys().MountWithContext(ctx, "single", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A new KV v2 mount answers "upgrading" for a moment.
+	if err := kubetest.Eventually(ctx, 10*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := c.Logical().WriteWithContext(ctx, "single/config", map[string]any{"max_versions": 1})
+		return err == nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.KVv2("single").Put(ctx, "db", map[string]any{"token": "x"}); err != nil {
+		t.Fatal(err)
+	}
 	path := "single/" + strings.ToLower(t.Name())
-	if _, err := c.KVv2("secret").Put(t.Context(), path, map[string]any{"token": "x"}); err != nil {
+	if _, err := c.KVv2("secret").Put(ctx, path, map[string]any{"token": "x"}); err != nil {
 		t.Fatal(err)
 	}
-	one := 1
-	if err := c.KVv2("secret").PatchMetadata(t.Context(), path, vaultMetaMax(one)); err != nil {
+	if err := c.KVv2("secret").PatchMetadata(ctx, path, vaultMetaMax(1)); err != nil {
 		t.Fatal(err)
 	}
-	r := kir(t, v.Env(), "rotate", "secret", "vault://secret/"+path, "--state-dir", t.TempDir())
-	if r.code == 0 || !strings.Contains(r.stderr, "max_versions") {
-		t.Fatalf("want a refusal naming max_versions, got exit %d:\n%s", r.code, r.stderr)
-	}
-	if ver, data := vaultData(t, c, "secret", path); ver != 1 || data["token"] != "x" {
-		t.Errorf("the refused rotation changed the secret: version %d", ver)
+	for _, tc := range []struct{ mount, path string }{{"single", "db"}, {"secret", path}} {
+		r := kir(t, v.Env(), "rotate", "secret", "vault://"+tc.mount+"/"+tc.path, "--state-dir", t.TempDir())
+		if r.code == 0 || !strings.Contains(r.stderr, "max_versions") {
+			t.Errorf("%s/%s: want a refusal naming max_versions, got exit %d:\n%s", tc.mount, tc.path, r.code, r.stderr)
+		}
+		if ver, data := vaultData(t, c, tc.mount, tc.path); ver != 1 || data["token"] != "x" {
+			t.Errorf("%s/%s: the refused rotation changed the secret: version %d", tc.mount, tc.path, ver)
+		}
 	}
 }
 
@@ -94,6 +114,31 @@ func TestRotateVaultConcurrentWriter(t *testing.T) {
 	}
 	if ver, data := vaultData(t, c, "secret", path); ver != 2 || data["password"] != "theirs" {
 		t.Errorf("the concurrent version was overwritten: version %d", ver)
+	}
+}
+
+// Someone moves AWSCURRENT between kir's read and its write: kir stops
+// with exit code 9 and creates no version.
+func TestRotateSecretsManagerConcurrentWriter(t *testing.T) {
+	endpoint, c, env := secretsManager(t)
+	state, name := t.TempDir(), "race"
+	if _, err := c.CreateSecret(t.Context(), &sm.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("one")}); err != nil {
+		t.Fatal(err)
+	}
+	r := kir(t, append(env, "KIR_TEST_KILL_AFTER=step-note:issue#1"), "rotate", "secret", "aws-sm://"+name, "--endpoint-url", endpoint, "--state-dir", state)
+	if r.code != -9 {
+		t.Fatalf("kir was not killed: exit %d\n%s", r.code, r.stderr)
+	}
+	theirs, err := c.PutSecretValue(t.Context(), &sm.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String("theirs")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = kir(t, env, "runs", "resume", runID(t, env, state), "--state-dir", state)
+	if r.code != 9 || !strings.Contains(r.stderr, "AWSCURRENT moved") {
+		t.Fatalf("want exit 9 naming the move, got %d:\n%s", r.code, r.stderr)
+	}
+	if stages := stagesOf(t, c, name); len(stages) != 2 || holderOf(stages, "AWSCURRENT") != aws.ToString(theirs.VersionId) {
+		t.Errorf("after the refusal: %v, want their version current and no third", stages)
 	}
 }
 

@@ -621,3 +621,47 @@ func containsWarning(warnings []string, s string) bool {
 	}
 	return false
 }
+
+// kir rotate serviceaccount, a real process: refused without --yes
+// (revocation cannot be undone), then killed right after noting the
+// ServiceAccount and resumed: a token issued before is rejected, one
+// issued after works, and the journal is complete.
+func TestCLIRotateServiceAccountKilled(t *testing.T) {
+	c := controlPlane(t)
+	ctx := t.Context()
+	ns := namespace(t, c)
+	if _, err := c.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "app"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	secs := int64(3600)
+	old, err := c.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "app", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	args := []string{"rotate", "serviceaccount", ns + "/app", "--kubeconfig", c.Kubeconfig, "--state-dir", state}
+	if r := kir(t, nil, args...); r.code != 2 || !strings.Contains(r.stderr, "cannot be rolled back") {
+		t.Fatalf("without --yes: exit %d:\n%s", r.code, r.stderr)
+	}
+	if ok, _ := review(t, c, old.Status.Token); !ok {
+		t.Fatal("refused without --yes, yet the token was revoked")
+	}
+	r := kir(t, []string{"KIR_TEST_KILL_AFTER=step-note:revoke#1"}, append(args, "--yes")...)
+	if r.code != -9 {
+		t.Fatalf("kir was not killed: exit %d\n%s", r.code, r.stderr)
+	}
+	id := runID(t, nil, state)
+	resumed := mustKir(t, nil, "runs", "resume", id, "--kubeconfig", c.Kubeconfig, "--state-dir", state)
+	if s := runStatus(t, nil, state, id); s != "succeeded" {
+		t.Fatalf("resumed: status %s\n%s", s, resumed.stderr)
+	}
+	waitRejected(t, c, "a token issued before the rotation", old.Status.Token)
+	fresh, err := c.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "app", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := review(t, c, fresh.Status.Token); !ok {
+		t.Error("a token issued after the rotation does not authenticate")
+	}
+	noLeak(t, []string{old.Status.Token, fresh.Status.Token}, []result{r, resumed}, state)
+}
