@@ -1,6 +1,8 @@
 package rotate
 
 import (
+	"slices"
+
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"kir.dev/kir/internal/action"
@@ -38,5 +40,11 @@ func Actions() []action.Action {
 			Do:      IssueKubeconfig,
 		},
 		ServiceAccountAction(),
+		action.Func[PodParams]{
+			Name:    "rotate.pod-credentials",
+			Summary: "Rotate everything compromised pods could read: their Vault and Secrets Manager secrets, and their ServiceAccounts' tokens (revoked: cannot be rolled back); list what kir cannot rotate.",
+			Rules:   slices.Concat(PlanRules(), ServiceAccountAction().Spec().Rules),
+			Do:      RotatePodCredentials,
+		},
 	}
 }

@@ -22,6 +22,7 @@ func containCommand() *cli.Command {
 					&cli.BoolFlag{Name: "allow-dns", Usage: "allow egress to the cluster DNS"},
 					&cli.StringSliceFlag{Name: "allow-egress-cidr", Usage: "allow egress to this CIDR (repeatable)"},
 					&cli.BoolFlag{Name: "no-cordon", Usage: "leave the pod's node schedulable and untainted"},
+					&cli.BoolFlag{Name: "rotate-secrets", Usage: "once isolated, rotate what the pod could read (kir rotate plan pod): its Vault and Secrets Manager secrets, and its ServiceAccount's tokens, which cannot be rolled back; needs the kir-rotate role"},
 				}),
 				Action: func(c *cli.Context) error {
 					name, err := oneNameOrSelector(c)
@@ -35,6 +36,7 @@ func containCommand() *cli.Command {
 					params := evidenceParams(c, map[string]any{
 						"namespace": s.namespace, "name": name, "selector": c.String(flagSelector),
 						"detach": c.Bool("detach"), "allowDNS": c.Bool("allow-dns"), "allowEgressCIDRs": c.StringSlice("allow-egress-cidr"),
+						"rotateSecrets": c.Bool("rotate-secrets"),
 					})
 					if c.Bool("no-cordon") {
 						params["cordon"] = false

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -171,28 +172,41 @@ func rotateCommand() *cli.Command {
 					if err != nil {
 						return notFoundRun(id, err)
 					}
-					if run.Playbook != "rotate-secret" && run.Playbook != "rotate-kubeconfig" {
-						return usageError{fmt.Errorf("run %s is a %s run, not a secret's rotation (rotate-secret or rotate-kubeconfig)", id, run.Playbook)}
-					}
-					rec, err := rotationOf(run)
-					if err != nil {
-						return err
-					}
 					s, err := offline(c, false)
 					if err != nil {
 						return err
 					}
 					s.env.Incident = run.Incident
-					params := map[string]any{"rotation": id, "ref": rec.Ref, "oldVersion": rec.OldVersion, "newVersion": rec.NewVersion}
-					for _, k := range []string{"endpointURL", "region"} {
-						if v, ok := run.Params[k].(string); ok && v != "" {
-							params[k] = v
+					rollback := func(rotation string, rec rotate.SecretRotation) error {
+						params := map[string]any{"rotation": rotation, "ref": rec.Ref, "oldVersion": rec.OldVersion, "newVersion": rec.NewVersion}
+						for _, k := range []string{"endpointURL", "region"} {
+							if v, ok := run.Params[k].(string); ok && v != "" {
+								params[k] = v
+							}
 						}
+						if c.IsSet(flagEndpointURL) || c.IsSet(flagRegion) {
+							storeParams(c, params)
+						}
+						return runPlaybook(c, s, "rotate rollback", "rollback-secret", params)
 					}
-					if c.IsSet(flagEndpointURL) || c.IsSet(flagRegion) {
-						storeParams(c, params)
+					if run.Playbook == "rotate-secret" || run.Playbook == "rotate-kubeconfig" {
+						rec, err := rotationOf(run)
+						if err != nil {
+							return err
+						}
+						return rollback(id, rec)
 					}
-					return runPlaybook(c, s, "rotate rollback", "rollback-secret", params)
+					// A containment that rotated the pod's secrets
+					// (--rotate-secrets): each one is rolled back.
+					recs := podRotationsOf(run)
+					if len(recs) == 0 {
+						return usageError{fmt.Errorf("run %s (%s) rotated no secret: nothing to roll back", id, run.Playbook)}
+					}
+					var errs []error
+					for _, rec := range recs {
+						errs = append(errs, rollback(id+"/"+rec.Ref, rec))
+					}
+					return errors.Join(errs...)
 				},
 			},
 			{
@@ -308,6 +322,26 @@ func rotationOf(run *playbooks.Run) (rotate.SecretRotation, error) {
 		return rec, fmt.Errorf("rotation %s: its issue step recorded no version", run.ID)
 	}
 	return rec, nil
+}
+
+// podRotationsOf returns the secret rotations of a run's
+// rotate.pod-credentials steps.
+func podRotationsOf(run *playbooks.Run) []rotate.SecretRotation {
+	var out []rotate.SecretRotation
+	for _, st := range run.Steps {
+		if st.Action != "rotate.pod-credentials" || st.Output == nil {
+			continue
+		}
+		b, err := json.Marshal(st.Output)
+		if err != nil {
+			continue
+		}
+		var o rotate.PodOutput
+		if json.Unmarshal(b, &o) == nil {
+			out = append(out, o.Secrets...)
+		}
+	}
+	return out
 }
 
 // oneRef returns the one secret reference argument.

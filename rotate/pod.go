@@ -1,0 +1,161 @@
+package rotate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"kir.dev/kir/internal/action"
+)
+
+// PodParams are rotate.pod-credentials' parameters.
+type PodParams struct {
+	Namespace      string          `json:"namespace" kir:"required" doc:"Namespace of the pods."`
+	Pods           []string        `json:"pods" kir:"required" doc:"Names of the compromised pods."`
+	Rotation       string          `json:"rotation" kir:"required" doc:"The run's id: each secret's rotation id is <rotation>/<ref>."`
+	EndpointURL    string          `json:"endpointURL,omitempty" doc:"Secrets Manager: a compatible server's URL instead of AWS's."`
+	Region         string          `json:"region,omitempty" doc:"Secrets Manager: the AWS region."`
+	ConfirmTimeout action.Duration `json:"confirmTimeout,omitempty" doc:"How long to wait for TokenReview to reject the ServiceAccount's old tokens (default 2m)."`
+}
+
+// Validate checks the parameters without I/O.
+func (p PodParams) Validate() error {
+	var errs []error
+	if p.Namespace == "" {
+		errs = append(errs, errors.New("namespace must not be empty"))
+	}
+	if len(p.Pods) == 0 {
+		errs = append(errs, errors.New("pods must name at least one pod"))
+	}
+	if p.Rotation == "" {
+		errs = append(errs, errors.New("rotation must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// PodOutput is what rotate.pod-credentials did.
+type PodOutput struct {
+	// Secrets are the rotations of the Vault and Secrets Manager secrets
+	// the pods could read: `kir rotate rollback RUN-ID` undoes them.
+	Secrets []SecretRotation `json:"secrets"`
+	// ServiceAccounts are the ServiceAccounts whose tokens were revoked.
+	ServiceAccounts []ServiceAccountOutput `json:"serviceAccounts"`
+	// Left are the credentials kir cannot rotate, each with what to do.
+	Left []Item `json:"left"`
+	// Failed are the rotations that failed, with why; rerunning retries them.
+	Failed []string `json:"failed,omitempty"`
+}
+
+// RotatePodCredentials rotates everything the pods could read (see
+// PlanPod): their Vault and Secrets Manager secrets (issue, then finish,
+// each as rotate-secret would) and their ServiceAccounts' tokens (as
+// rotate.serviceaccount). Kubernetes Secrets and what kir cannot reach are
+// listed in Left. Each credential notes its progress under its own
+// reference, so a resumed run finishes each one exactly once.
+func RotatePodCredentials(ctx context.Context, env action.Env, p PodParams) (action.Result, error) {
+	out := PodOutput{Secrets: []SecretRotation{}, ServiceAccounts: []ServiceAccountOutput{}, Left: []Item{}}
+	res := action.Result{Output: &out}
+	var refs, sas []string
+	for _, pod := range p.Pods {
+		plan, err := PlanPod(ctx, env.Kube, nil, p.Namespace, pod)
+		if err != nil {
+			return res, err
+		}
+		res.Warnings = append(res.Warnings, plan.Warnings...)
+		for _, it := range plan.Items {
+			switch {
+			case it.Kind == ItemVault || it.Kind == ItemSecretsManager:
+				if _, err := ParseRef(it.Ref); err == nil && it.Command != "" && !slices.Contains(refs, it.Ref) {
+					refs = append(refs, it.Ref)
+					continue
+				}
+			case it.Kind == ItemServiceAccount:
+				if !slices.Contains(sas, plan.ServiceAccount) {
+					sas = append(sas, plan.ServiceAccount)
+				}
+				continue
+			}
+			if !slices.ContainsFunc(out.Left, func(l Item) bool { return l.Ref == it.Ref }) {
+				out.Left = append(out.Left, it)
+			}
+		}
+	}
+	var errs []error
+	for _, r := range refs {
+		sp := SecretParams{Ref: r, Rotation: p.Rotation + "/" + r, EndpointURL: p.EndpointURL, Region: p.Region}
+		rec, warns, err := rotateOne(ctx, scoped(env, r), sp)
+		res.Warnings = append(res.Warnings, warns...)
+		if err != nil {
+			out.Failed = append(out.Failed, fmt.Sprintf("%s: %v", r, err))
+			errs = append(errs, err)
+			continue
+		}
+		res.Changed = true
+		out.Secrets = append(out.Secrets, rec)
+	}
+	for _, name := range sas {
+		sr, err := RotateServiceAccount(ctx, scoped(env, "serviceaccount://"+p.Namespace+"/"+name),
+			ServiceAccountParams{Namespace: p.Namespace, Name: name, ConfirmTimeout: p.ConfirmTimeout})
+		res.Warnings = append(res.Warnings, sr.Warnings...)
+		res.Writes = append(res.Writes, sr.Writes...)
+		if err != nil {
+			out.Failed = append(out.Failed, fmt.Sprintf("serviceaccount %s/%s: %v", p.Namespace, name, err))
+			errs = append(errs, err)
+			continue
+		}
+		res.Changed = res.Changed || sr.Changed
+		if o, ok := sr.Output.(ServiceAccountOutput); ok {
+			out.ServiceAccounts = append(out.ServiceAccounts, o)
+		} else if o, ok := sr.Output.(*ServiceAccountOutput); ok {
+			out.ServiceAccounts = append(out.ServiceAccounts, *o)
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// rotateOne issues a new value for a secret and makes it current.
+func rotateOne(ctx context.Context, env action.Env, p SecretParams) (SecretRotation, []string, error) {
+	ref, _ := ParseRef(p.Ref)
+	res, err := IssueSecret(ctx, env, IssueSecretParams{SecretParams: p})
+	if err != nil {
+		return SecretRotation{}, res.Warnings, err
+	}
+	rec := res.Output.(SecretRotation)
+	fin, err := FinishSecret(ctx, env, FinishParams{SecretParams: p, OldVersion: rec.OldVersion, NewVersion: rec.NewVersion})
+	if err != nil {
+		return rec, append(res.Warnings, fin.Warnings...), err
+	}
+	rec.Current = rec.Current || ref.Store == StoreSecretsManager
+	return rec, append(res.Warnings, fin.Warnings...), nil
+}
+
+// scopedNote is a note of one credential among several of one step.
+type scopedNote struct {
+	Item string          `json:"item"`
+	Data json.RawMessage `json:"data"`
+}
+
+// scoped returns env with the notes of item only, and a Note that files
+// new ones under it.
+func scoped(env action.Env, item string) action.Env {
+	sub := env
+	sub.Notes = nil
+	for _, raw := range env.Notes {
+		var n scopedNote
+		if json.Unmarshal(raw, &n) == nil && n.Item == item {
+			sub.Notes = append(sub.Notes, n.Data)
+		}
+	}
+	if env.Note != nil {
+		sub.Note = func(data any) error {
+			b, err := json.Marshal(data)
+			if err != nil {
+				return err
+			}
+			return env.Note(scopedNote{Item: item, Data: b})
+		}
+	}
+	return sub
+}
