@@ -85,4 +85,3 @@ func TestContainRotatesSecrets(t *testing.T) {
 	}
 	noLeak(t, []string{planted, newValue, old.Status.Token}, []result{r, back}, state)
 }
-

@@ -39,6 +39,17 @@ build() {
 
 k8sver="-X k8s.io/component-base/version.gitVersion=$kube_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37"
 
+# Downloads are network-bound and builds CPU-bound: on a cold cache, fetch
+# the modules of every binary still to build in the background while the
+# first ones compile (go's module cache takes concurrent fetches).
+mods="etcd kwok kube"
+[ "${1:-}" = --control-plane ] || mods="$mods cosign vault kumo"
+for mod in $mods; do
+	if ! ls "$cache/$mod-$(key "$mod")"/* >/dev/null 2>&1; then
+		(cd "$here/$mod" && go mod download >/dev/null 2>&1 || true) &
+	fi
+done
+
 build etcd etcd go.etcd.io/etcd/server/v3
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8sver"
@@ -60,6 +71,7 @@ if [ "${1:-}" != --control-plane ]; then
 	pairs="$pairs kumo:kumo"
 fi
 
+wait
 bin="$cache/bin"
 mkdir -p "$bin"
 for pair in $pairs; do
