@@ -245,3 +245,37 @@ func normalize(v any) {
 		v.Output = numbers(v.Output)
 	}
 }
+
+// PendingActions returns the actions a resume of run id may still call:
+// those of the steps that did not succeed and were not skipped, except the
+// steps whose condition is false given the run's parameters alone. A
+// command uses it to learn whether resuming needs a cluster.
+func (e *Engine) PendingActions(ctx context.Context, id string) ([]string, error) {
+	if e.Journal == nil {
+		return nil, ErrNoJournal
+	}
+	rr, err := e.Journal.Read(id)
+	if err != nil {
+		return nil, err
+	}
+	r, err := e.replay(id, rr.Records)
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]any{varParams: r.run.Params, varSteps: map[string]any{}, varRun: map[string]any{}, varAlert: map[string]any{}}
+	var out []string
+	for i, s := range r.pb.Steps {
+		if st := r.run.Steps[i].Status; st == StepSucceeded || st == StepSkipped {
+			continue
+		}
+		if s.When != nil {
+			// A condition that needs more than the parameters (an
+			// earlier step's output) cannot rule the step out.
+			if v, err := s.When.eval(ctx, vars); err == nil && v == false {
+				continue
+			}
+		}
+		out = append(out, s.Action)
+	}
+	return out, nil
+}

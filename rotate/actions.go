@@ -40,6 +40,16 @@ func Actions() []action.Action {
 			Do:      IssueKubeconfig,
 		},
 		ServiceAccountAction(),
+		action.Func[SyncParams]{
+			Name:    "rotate.sync-kube-secret",
+			Summary: "Copy a rotated value into the Kubernetes Secret that also holds it (the write names the key, never the value) and restart the workloads that use that Secret.",
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "patch"}},
+				{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}},
+				{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}, Verbs: []string{"list", "patch"}},
+			},
+			Do: SyncKubeSecret,
+		},
 		action.Func[PodParams]{
 			Name:    "rotate.pod-credentials",
 			Summary: "Rotate everything compromised pods could read: their Vault and Secrets Manager secrets, and their ServiceAccounts' tokens (revoked: cannot be rolled back); list what kir cannot rotate.",

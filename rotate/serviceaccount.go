@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
@@ -576,11 +577,21 @@ func (r *saRotation) patchRestart(ctx context.Context, w workload, at string) er
 // workloads lists the Deployments, StatefulSets and DaemonSets whose pods
 // run as the ServiceAccount, in that order and by name.
 func (r *saRotation) workloads(ctx context.Context) ([]workload, error) {
-	ns, apps := r.p.Namespace, r.env.Kube.AppsV1()
+	ws, err := workloadsIn(ctx, r.env.Kube, r.p.Namespace, func(spec *corev1.PodSpec) bool { return runsAs(spec, r.p.Name) })
+	if err != nil {
+		return nil, fmt.Errorf("rotating ServiceAccount %s: %w", r.id, err)
+	}
+	return ws, nil
+}
+
+// workloadsIn lists the Deployments, StatefulSets and DaemonSets of a
+// namespace whose pod template keep accepts, in that order and by name.
+func workloadsIn(ctx context.Context, kube kubernetes.Interface, ns string, keep func(*corev1.PodSpec) bool) ([]workload, error) {
+	apps := kube.AppsV1()
 	var out []workload
 	deps, err := apps.Deployments(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("rotating ServiceAccount %s: listing Deployments: %w", r.id, err)
+		return nil, fmt.Errorf("listing Deployments: %w", err)
 	}
 	for _, d := range deps.Items {
 		out = append(out, workload{
@@ -592,7 +603,7 @@ func (r *saRotation) workloads(ctx context.Context) ([]workload, error) {
 	}
 	sts, err := apps.StatefulSets(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("rotating ServiceAccount %s: listing StatefulSets: %w", r.id, err)
+		return nil, fmt.Errorf("listing StatefulSets: %w", err)
 	}
 	for _, s := range sts.Items {
 		out = append(out, workload{
@@ -604,7 +615,7 @@ func (r *saRotation) workloads(ctx context.Context) ([]workload, error) {
 	}
 	dss, err := apps.DaemonSets(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("rotating ServiceAccount %s: listing DaemonSets: %w", r.id, err)
+		return nil, fmt.Errorf("listing DaemonSets: %w", err)
 	}
 	for _, d := range dss.Items {
 		out = append(out, workload{
@@ -614,7 +625,7 @@ func (r *saRotation) workloads(ctx context.Context) ([]workload, error) {
 			},
 		})
 	}
-	out = slices.DeleteFunc(out, func(w workload) bool { return !runsAs(&w.template.Spec, r.p.Name) })
+	out = slices.DeleteFunc(out, func(w workload) bool { return !keep(&w.template.Spec) })
 	rank := map[string]int{"Deployment": 0, "StatefulSet": 1, "DaemonSet": 2}
 	slices.SortFunc(out, func(a, b workload) int {
 		if a.Kind != b.Kind {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"strings"
@@ -23,14 +24,22 @@ const (
 type ValueSource struct {
 	Length   int
 	Alphabet string
-	// File, when set, holds the new value (a trailing newline is dropped).
+	// File, when set, holds the new value (a trailing newline is
+	// dropped); "-" is the standard input, read when the value is issued
+	// (a resumed run reads it again).
 	File string
 }
 
 // New returns a new value. Errors never contain it.
 func (s ValueSource) New() (string, error) {
 	if s.File != "" {
-		b, err := os.ReadFile(s.File)
+		var b []byte
+		var err error
+		if s.File == "-" {
+			b, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+		} else {
+			b, err = os.ReadFile(s.File)
+		}
 		if err != nil {
 			return "", fmt.Errorf("reading the new value: %w", err)
 		}

@@ -54,23 +54,33 @@ func rotateCommand() *cli.Command {
 				Flags: flagsOf(playbookFlags(), storeFlags(), writeFlags(), []cli.Flag{
 					&cli.IntFlag{Name: "length", Usage: "length of the generated value (default 32)"},
 					&cli.StringFlag{Name: "alphabet", Usage: "characters of the generated value (default letters and digits)"},
-					&cli.StringFlag{Name: "from-file", Usage: "read the new value from this file instead of generating one"},
+					&cli.StringFlag{Name: "from-file", Usage: "read the new value from this file (- for stdin) instead of generating one"},
 					&cli.StringFlag{Name: "set-hook", Usage: "command (split on spaces, no shell) that pushes the new value, given on its stdin, to the system that uses it"},
 					&cli.StringFlag{Name: "test-hook", Usage: "command that checks the system works with the new value, given on its stdin"},
-				}),
+					&cli.StringFlag{Name: "kube-secret", Usage: "NAMESPACE/NAME[#KEY] of a Kubernetes Secret that also holds the value: updated once the new value is current"},
+					&cli.BoolFlag{Name: "restart-consumers", Usage: "with --kube-secret: restart the Deployments, StatefulSets and DaemonSets that use it"},
+				}, kubeFlags()),
 				Action: func(c *cli.Context) error {
 					ref, err := oneRef(c)
 					if err != nil {
 						return err
 					}
+					if c.Bool("restart-consumers") && c.String("kube-secret") == "" {
+						return usageError{errors.New("--restart-consumers restarts the users of --kube-secret: give it")}
+					}
+					// Vault and Secrets Manager alone need no cluster.
 					s, err := offline(c, false)
+					if c.String("kube-secret") != "" {
+						s, err = connect(c.Context, c, false)
+					}
 					if err != nil {
 						return err
 					}
 					return runPlaybook(c, s, "rotate secret", "rotate-secret", storeParams(c, given(map[string]any{
 						"ref": ref, "length": c.Int("length"), "alphabet": c.String("alphabet"),
-						"valueFile": absPath(c.String("from-file")),
+						"valueFile": valueFile(c.String("from-file")),
 						"setHook":   strings.Fields(c.String("set-hook")), "testHook": strings.Fields(c.String("test-hook")),
+						"kubeSecret": c.String("kube-secret"), "restartConsumers": c.Bool("restart-consumers"),
 					})))
 				},
 			},
@@ -342,6 +352,15 @@ func podRotationsOf(run *playbooks.Run) []rotate.SecretRotation {
 		}
 	}
 	return out
+}
+
+// valueFile is --from-file as the playbook takes it: "-" (stdin) as is,
+// a path made absolute.
+func valueFile(f string) string {
+	if f == "-" {
+		return f
+	}
+	return absPath(f)
 }
 
 // oneRef returns the one secret reference argument.

@@ -90,8 +90,12 @@ func runsCommand() *cli.Command {
 					}
 					// A run whose actions need no Kubernetes permission
 					// (a secret's rotation) resumes without a cluster.
+					pending, err := eng.PendingActions(c.Context, id)
+					if err != nil {
+						return err
+					}
 					s, err := offline(c, false)
-					if needsCluster(eng.Actions, run) {
+					if needsCluster(eng.Actions, pending) {
 						s, err = connect(c.Context, c, false)
 					}
 					if err != nil {
@@ -112,11 +116,11 @@ func runsCommand() *cli.Command {
 	}
 }
 
-// needsCluster reports whether any step of a run calls an action that
-// declares Kubernetes permissions.
-func needsCluster(actions action.Registry, run *playbooks.Run) bool {
-	for _, st := range run.Steps {
-		a, ok := actions.Get(st.Action)
+// needsCluster reports whether any of the actions declares Kubernetes
+// permissions.
+func needsCluster(actions action.Registry, pending []string) bool {
+	for _, name := range pending {
+		a, ok := actions.Get(name)
 		if !ok || len(a.Spec().Rules) > 0 {
 			return true
 		}
