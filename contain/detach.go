@@ -38,7 +38,7 @@ func newDetacher(ctx context.Context, c kubernetes.Interface, ns string) (*detac
 // records them in the pod's kir.dev/detached-labels annotation, in one JSON
 // patch whose test operations make it fail rather than remove a label
 // someone changed meanwhile. A pod already detached is left alone.
-func (d *detacher) detach(ctx context.Context, env action.Env, j *journal, pod *corev1.Pod) (removed map[string]string, changed bool, err error) {
+func (d *detacher) detach(ctx context.Context, env action.Env, j *action.WriteLog, pod *corev1.Pod) (removed map[string]string, changed bool, err error) {
 	if rec := pod.Annotations[AnnotationDetachedLabels]; rec != "" {
 		if err := json.Unmarshal([]byte(rec), &removed); err != nil {
 			return nil, false, fmt.Errorf("reading annotation %s: %w", AnnotationDetachedLabels, err)
@@ -69,7 +69,7 @@ func (d *detacher) detach(ctx context.Context, env action.Env, j *journal, pod *
 	}
 	ops = append(ops, jsonPatchOp{Op: "add", Path: "/metadata/annotations/" + escapePointer(AnnotationDetachedLabels), Value: string(rec)})
 	body, _ := json.Marshal(ops)
-	err = j.write(action.Write{Verb: "patch", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, Body: ops}, func() (any, error) {
+	err = j.Do(action.Write{Verb: "patch", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, Body: ops}, func() (any, error) {
 		return env.Kube.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.JSONPatchType, body,
 			metav1.PatchOptions{FieldManager: FieldManager, DryRun: env.DryRun.Opts()})
 	})

@@ -83,16 +83,16 @@ func Drain(ctx context.Context, env action.Env, p DrainParams) (action.Result, e
 		}
 		return res, nil
 	}
-	j := &journal{dry: env.DryRun}
+	j := &action.WriteLog{Dry: env.DryRun}
 	h.OnPodDeletionOrEvictionFinished = func(pod *corev1.Pod, _ bool, err error) {
 		w := action.Write{Verb: "evict", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, Done: err == nil}
 		if err != nil {
 			w.Error = err.Error()
 		}
-		j.add(w)
+		j.Add(w)
 	}
 	err := h.DeleteOrEvictPods(pods)
-	res.Writes = j.done()
+	res.Writes = j.Writes()
 	if err != nil {
 		return res, fmt.Errorf("draining node %s: %w", p.Node, err)
 	}

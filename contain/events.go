@@ -13,7 +13,7 @@ import (
 // emitEvent records a Kubernetes Event on obj. An Event is a note for
 // people reading the cluster; failing to write one never fails the
 // containment, so the error comes back as a warning instead.
-func emitEvent(ctx context.Context, env action.Env, j *journal, obj corev1.ObjectReference, reason, message string) (warning string) {
+func emitEvent(ctx context.Context, env action.Env, j *action.WriteLog, obj corev1.ObjectReference, reason, message string) (warning string) {
 	now := metav1.NewTime(env.Now().UTC())
 	ns := obj.Namespace
 	if ns == "" {
@@ -37,7 +37,7 @@ func emitEvent(ctx context.Context, env action.Env, j *journal, obj corev1.Objec
 		LastTimestamp:  now,
 		Count:          1,
 	}
-	err := j.write(action.Write{Verb: "create", Kind: "Event", Namespace: ns, Name: ev.Name, Body: ev}, func() (any, error) {
+	err := j.Do(action.Write{Verb: "create", Kind: "Event", Namespace: ns, Name: ev.Name, Body: ev}, func() (any, error) {
 		return env.Kube.CoreV1().Events(ns).Create(ctx, ev, metav1.CreateOptions{FieldManager: FieldManager, DryRun: env.DryRun.Opts()})
 	})
 	if err != nil {

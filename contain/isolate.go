@@ -109,7 +109,7 @@ func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Resul
 	if polErr != nil {
 		return action.Result{}, fmt.Errorf("listing NetworkPolicies in %s: %w", p.Namespace, polErr)
 	}
-	iso := &isolator{env: env, p: p, j: &journal{dry: env.DryRun}, policies: policies.Items, now: env.Now().UTC()}
+	iso := &isolator{env: env, p: p, j: &action.WriteLog{Dry: env.DryRun}, policies: policies.Items, now: env.Now().UTC()}
 	if p.Detach {
 		var err error
 		if iso.detacher, err = newDetacher(ctx, env.Kube, p.Namespace); err != nil {
@@ -131,7 +131,7 @@ func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Resul
 		out.Pods[i], changed[i], warnings[i] = o, ch, warn
 		return err
 	})
-	res := action.Result{Output: out, Writes: iso.j.done(), Warnings: []string{CNIWarning}}
+	res := action.Result{Output: out, Writes: iso.j.Writes(), Warnings: []string{CNIWarning}}
 	for i := range pods {
 		res.Changed = res.Changed || changed[i]
 		res.Warnings = append(res.Warnings, warnings[i]...)
@@ -142,7 +142,7 @@ func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Resul
 type isolator struct {
 	env      action.Env
 	p        IsolateParams
-	j        *journal
+	j        *action.WriteLog
 	policies []networkingv1.NetworkPolicy
 	detacher *detacher
 	now      time.Time
@@ -182,7 +182,7 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 	policy := quarantinePolicy(pod, iso.p.allow(), map[string]string{
 		AnnotationIncident: record[AnnotationIncident], AnnotationContainedAt: record[AnnotationContainedAt], AnnotationPod: id,
 	})
-	err = iso.j.write(action.Write{Verb: "apply", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: out.Policy, Body: policy}, func() (any, error) {
+	err = iso.j.Do(action.Write{Verb: "apply", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: out.Policy, Body: policy}, func() (any, error) {
 		return env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Apply(ctx, policy, applyOpts(env))
 	})
 	if err != nil {
@@ -195,7 +195,7 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 			WithUID(pod.UID). // never label a new pod that reused the name
 			WithLabels(map[string]string{LabelQuarantine: value}).
 			WithAnnotations(record)
-		err = iso.j.write(action.Write{Verb: "apply", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, Body: apply}, func() (any, error) {
+		err = iso.j.Do(action.Write{Verb: "apply", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, Body: apply}, func() (any, error) {
 			got, err := env.Kube.CoreV1().Pods(pod.Namespace).Apply(ctx, apply, applyOpts(env))
 			if err == nil && env.DryRun.Persists() {
 				stored = got

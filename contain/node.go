@@ -71,7 +71,7 @@ func Cordon(ctx context.Context, env action.Env, p CordonParams) (action.Result,
 	if err := p.Validate(); err != nil {
 		return action.Result{}, err
 	}
-	j := &journal{dry: env.DryRun}
+	j := &action.WriteLog{Dry: env.DryRun}
 	now := env.Now().UTC().Format(time.RFC3339)
 	return eachNode(ctx, env, j, p.Nodes, func(node *corev1.Node, o *NodeOutcome) (bool, error) {
 		ch := false
@@ -115,7 +115,7 @@ func ReleaseNode(ctx context.Context, env action.Env, p ReleaseNodeParams) (acti
 	if err := p.Validate(); err != nil {
 		return action.Result{}, err
 	}
-	j := &journal{dry: env.DryRun}
+	j := &action.WriteLog{Dry: env.DryRun}
 	return eachNode(ctx, env, j, p.Nodes, func(node *corev1.Node, o *NodeOutcome) (bool, error) {
 		o.Cordoned, o.Tainted = node.Annotations[AnnotationCordoned] == "true", hasTaint(node)
 		if !o.Tainted && len(kirAnnotations(node.Annotations)) == 0 {
@@ -163,7 +163,7 @@ func containedPodsOn(ctx context.Context, env action.Env, node string, except []
 
 // eachNode runs a read-modify-write of every node, retried on conflict, and
 // records an Event on each node it changes.
-func eachNode(ctx context.Context, env action.Env, j *journal, names []string,
+func eachNode(ctx context.Context, env action.Env, j *action.WriteLog, names []string,
 	mutate func(*corev1.Node, *NodeOutcome) (bool, error), reason, message string) (action.Result, error) {
 	out := NodesOutput{Nodes: []NodeOutcome{}}
 	res := action.Result{}
@@ -181,7 +181,7 @@ func eachNode(ctx context.Context, env action.Env, j *journal, names []string,
 				return err
 			}
 			o.Changed, node = true, n
-			return j.write(action.Write{Verb: "update", Kind: "Node", Name: name, Body: nodePatchView(n)}, func() (any, error) {
+			return j.Do(action.Write{Verb: "update", Kind: "Node", Name: name, Body: nodePatchView(n)}, func() (any, error) {
 				return env.Kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{FieldManager: FieldManager, DryRun: env.DryRun.Opts()})
 			})
 		})
@@ -199,7 +199,7 @@ func eachNode(ctx context.Context, env action.Env, j *journal, names []string,
 		}
 		out.Nodes = append(out.Nodes, o)
 	}
-	res.Output, res.Writes = out, j.done()
+	res.Output, res.Writes = out, j.Writes()
 	return res, errors.Join(errs...)
 }
 

@@ -70,7 +70,7 @@ func Release(ctx context.Context, env action.Env, p ReleaseParams) (action.Resul
 	if err != nil {
 		return action.Result{}, err
 	}
-	j := &journal{dry: env.DryRun}
+	j := &action.WriteLog{Dry: env.DryRun}
 	out := ReleaseOutput{Pods: make([]ReleaseOutcome, len(pods)), Nodes: nodesOf(pods), Released: []string{}}
 	changed := make([]bool, len(pods))
 	warnings := make([]string, len(pods))
@@ -90,7 +90,7 @@ func Release(ctx context.Context, env action.Env, p ReleaseParams) (action.Resul
 		out.Pods[i] = o
 		return err
 	})
-	res := action.Result{Writes: j.done()}
+	res := action.Result{Writes: j.Writes()}
 	for i, o := range out.Pods {
 		res.Changed = res.Changed || changed[i]
 		if warnings[i] != "" {
@@ -104,7 +104,7 @@ func Release(ctx context.Context, env action.Env, p ReleaseParams) (action.Resul
 	return res, runErr
 }
 
-func releasePod(ctx context.Context, env action.Env, j *journal, p ReleaseParams, pod *corev1.Pod) (ReleaseOutcome, error) {
+func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p ReleaseParams, pod *corev1.Pod) (ReleaseOutcome, error) {
 	id := pod.Namespace + "/" + pod.Name
 	o := ReleaseOutcome{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Spec.NodeName}
 	value, labelled := pod.Labels[LabelQuarantine]
@@ -125,7 +125,7 @@ func releasePod(ctx context.Context, env action.Env, j *journal, p ReleaseParams
 
 	// Policy first: once it is gone the pod talks again, whatever its labels.
 	o.Policy = PolicyName(value)
-	err := j.write(action.Write{Verb: "delete", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: o.Policy}, func() (any, error) {
+	err := j.Do(action.Write{Verb: "delete", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: o.Policy}, func() (any, error) {
 		err := env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Delete(ctx, o.Policy, metav1.DeleteOptions{DryRun: env.DryRun.Opts()})
 		if apierrors.IsNotFound(err) {
 			return nil, nil
@@ -155,7 +155,7 @@ func releasePod(ctx context.Context, env action.Env, j *journal, p ReleaseParams
 	}
 	patch := map[string]any{"metadata": map[string]any{"labels": lbls, "annotations": annos}}
 	body, _ := json.Marshal(patch)
-	err = j.write(action.Write{Verb: "patch", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, Body: patch}, func() (any, error) {
+	err = j.Do(action.Write{Verb: "patch", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, Body: patch}, func() (any, error) {
 		return env.Kube.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, body,
 			metav1.PatchOptions{FieldManager: FieldManager, DryRun: env.DryRun.Opts()})
 	})
@@ -165,7 +165,7 @@ func releasePod(ctx context.Context, env action.Env, j *journal, p ReleaseParams
 
 	if p.Delete {
 		uid := pod.UID
-		err = j.write(action.Write{Verb: "delete", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name}, func() (any, error) {
+		err = j.Do(action.Write{Verb: "delete", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name}, func() (any, error) {
 			return nil, env.Kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 				DryRun: env.DryRun.Opts(), Preconditions: &metav1.Preconditions{UID: &uid},
 			})

@@ -23,14 +23,7 @@ var ErrNoJournal = errors.New("no journal: runs are not recorded")
 
 // Load reads a run back from its journal.
 func (e *Engine) Load(id string) (*Run, error) {
-	if e.Journal == nil {
-		return nil, ErrNoJournal
-	}
-	rr, err := e.Journal.Read(id)
-	if err != nil {
-		return nil, err
-	}
-	r, err := e.replay(id, rr.Records)
+	r, err := e.read(id)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +110,18 @@ func (e *Engine) Resume(ctx context.Context, id string, env action.Env) (*Run, e
 		return nil, err
 	}
 	return run, x.from(ctx, start)
+}
+
+// read rebuilds run id from its journal.
+func (e *Engine) read(id string) (*replayed, error) {
+	if e.Journal == nil {
+		return nil, ErrNoJournal
+	}
+	rr, err := e.Journal.Read(id)
+	if err != nil {
+		return nil, err
+	}
+	return e.replay(id, rr.Records)
 }
 
 // replayed is a run rebuilt from its journal.
@@ -251,14 +256,7 @@ func normalize(v any) {
 // steps whose condition is false given the run's parameters alone. A
 // command uses it to learn whether resuming needs a cluster.
 func (e *Engine) PendingActions(ctx context.Context, id string) ([]string, error) {
-	if e.Journal == nil {
-		return nil, ErrNoJournal
-	}
-	rr, err := e.Journal.Read(id)
-	if err != nil {
-		return nil, err
-	}
-	r, err := e.replay(id, rr.Records)
+	r, err := e.read(id)
 	if err != nil {
 		return nil, err
 	}

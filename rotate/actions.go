@@ -40,6 +40,8 @@ func Actions() []action.Action {
 			Do:      IssueKubeconfig,
 		},
 		ServiceAccountAction(),
+		X509UserAction(),
+		X509RestoreAction(),
 		action.Func[SyncParams]{
 			Name:    "rotate.sync-kube-secret",
 			Summary: "Copy a rotated value into the Kubernetes Secret that also holds it (the write names the key, never the value) and restart the workloads that use that Secret.",

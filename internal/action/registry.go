@@ -45,10 +45,11 @@ func (r Registry) Names() []string {
 }
 
 // Rules returns the union of the RBAC rules the actions whose names start
-// with prefix need, merged so that each (group, resource) appears once with
-// the union of its verbs, in a stable order.
+// with prefix need, merged so that each (group, resource, resource names)
+// appears once with the union of its verbs, in a stable order. A rule
+// limited to resource names stays limited.
 func (r Registry) Rules(prefix string) []rbacv1.PolicyRule {
-	type key struct{ group, resource string }
+	type key struct{ group, resource, names string }
 	verbs := map[key]map[string]bool{}
 	for _, name := range r.Names() {
 		if !strings.HasPrefix(name, prefix) {
@@ -57,7 +58,7 @@ func (r Registry) Rules(prefix string) []rbacv1.PolicyRule {
 		for _, rule := range r.byName[name].Spec().Rules {
 			for _, g := range rule.APIGroups {
 				for _, res := range rule.Resources {
-					k := key{g, res}
+					k := key{g, res, strings.Join(rule.ResourceNames, ",")}
 					if verbs[k] == nil {
 						verbs[k] = map[string]bool{}
 					}
@@ -76,7 +77,10 @@ func (r Registry) Rules(prefix string) []rbacv1.PolicyRule {
 		if keys[i].group != keys[j].group {
 			return keys[i].group < keys[j].group
 		}
-		return keys[i].resource < keys[j].resource
+		if keys[i].resource != keys[j].resource {
+			return keys[i].resource < keys[j].resource
+		}
+		return keys[i].names < keys[j].names
 	})
 	out := make([]rbacv1.PolicyRule, 0, len(keys))
 	for _, k := range keys {
@@ -85,7 +89,11 @@ func (r Registry) Rules(prefix string) []rbacv1.PolicyRule {
 			vs = append(vs, v)
 		}
 		slices.Sort(vs)
-		out = append(out, rbacv1.PolicyRule{APIGroups: []string{k.group}, Resources: []string{k.resource}, Verbs: vs})
+		rule := rbacv1.PolicyRule{APIGroups: []string{k.group}, Resources: []string{k.resource}, Verbs: vs}
+		if k.names != "" {
+			rule.ResourceNames = strings.Split(k.names, ",")
+		}
+		out = append(out, rule)
 	}
 	return out
 }

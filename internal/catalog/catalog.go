@@ -43,6 +43,7 @@ var Capabilities = []Capability{
 	{Name: "collect", Prefix: "collect.", Description: "Read pods, their logs, events and the objects around them, for evidence. Read-only; never reads Secrets."},
 	{Name: "collect-pull-secrets", Rules: collect.PullSecretRules(), Description: "Opt-in, with kir-collect: read Secrets, to use a pod's imagePullSecrets when pulling its images (--pull-secrets)."},
 	{Name: "rotate", Prefix: "rotate.", Rules: rotate.PlanRules(), Description: "Rotate credentials: list what a pod could read (never Secret data), issue kubeconfig tokens, delete a ServiceAccount's legacy token Secrets, recreate it (revoking its bound tokens) and restart the workloads that run as it. Secret stores authorise their own writes."},
+	{Name: "rotate-x509", Prefix: "rotate-x509.", Description: "Opt-in: replace a compromised x509 client certificate (kir rotate kubeconfig --for user:NAME): move the user's RoleBindings and ClusterRoleBindings to a new user (bind on roles: it can grant what any role grants) and approve its CertificateSigningRequest for the kube-apiserver-client signer only. Grant it only for that."},
 	{Name: "collect-checkpoint", Rules: collect.CheckpointRules(), Description: "Opt-in, with kir-collect: the kubelet checkpoint API through nodes/proxy, which also reaches exec: grant it only to who needs memory (--checkpoint)."},
 }
 

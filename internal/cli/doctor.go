@@ -55,7 +55,7 @@ func doctorCommand() *cli.Command {
 			// Rotation is opt-in (the kir-rotate role): doctor reports
 			// it, and fails only for what every response needs.
 			for _, a := range d.Actions {
-				if !a.Allowed && !strings.HasPrefix(a.Action, "rotate.") {
+				if !a.Allowed && !strings.HasPrefix(a.Action, "rotate") {
 					return forbiddenError{fmt.Errorf("kir may not run every action here (see above)")}
 				}
 			}
