@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X kir.dev/kir/internal/cli.Version=$(VERSION)
 build: ## build bin/kir
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/kir ./cmd/kir
 
-testbin: ## build etcd, kube-apiserver, controller-manager, scheduler, kwok and cosign into the cache (once)
+testbin: ## build etcd, kube-apiserver, controller-manager, scheduler, kwok, cosign, Vault and kumo into the cache (once)
 	@internal/kubetest/tools/build.sh >/dev/null
 
 test: testbin ## run every test against the real control plane, then fuzz the playbook loader and the alert decoder briefly

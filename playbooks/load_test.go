@@ -81,7 +81,7 @@ func TestBuiltins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"collect-pod", "contain-node", "contain-pod", "release-node", "release-pod", "rollback-secret", "rotate-kubeconfig", "rotate-secret", "rotate-serviceaccount"}
+	want := []string{"collect-pod", "contain-node", "contain-pod", "release-node", "release-pod", "rollback-secret", "rollback-x509-user", "rotate-kubeconfig", "rotate-secret", "rotate-serviceaccount", "rotate-x509-user"}
 	if diff := cmp.Diff(want, lib.Names()); diff != "" {
 		t.Errorf("built-in playbooks (-want +got):\n%s", diff)
 	}

@@ -124,7 +124,8 @@ func SyncKubeSecret(ctx context.Context, env action.Env, p SyncParams) (action.R
 	if err != nil {
 		return res, fmt.Errorf("finding the consumers of Secret %s/%s: %w", ns, name, err)
 	}
-	j := kubeWrites{dry: env.DryRun}
+	j := &action.WriteLog{Dry: env.DryRun}
+	before := len(res.Writes)
 	for _, w := range ws {
 		reason, err := restartBlocker(w, pods.Items)
 		if err != nil {
@@ -141,11 +142,10 @@ func SyncKubeSecret(ctx context.Context, env action.Env, p SyncParams) (action.R
 				"annotations": map[string]string{restartedAtAnnotation: at},
 			}}}}
 			body, _ := json.Marshal(patch)
-			err := j.write(action.Write{Verb: "patch", Kind: w.Kind, Namespace: ns, Name: w.Name, Body: patch}, func() (any, error) {
+			err := j.Do(action.Write{Verb: "patch", Kind: w.Kind, Namespace: ns, Name: w.Name, Body: patch}, func() (any, error) {
 				return w.patchTarget(ctx, body, metav1.PatchOptions{FieldManager: contain.FieldManager, DryRun: env.DryRun.Opts()})
 			})
-			res.Writes = append(res.Writes, j.writes...)
-			j.writes = nil
+			res.Writes = append(res.Writes[:before], j.Writes()...)
 			if err != nil {
 				return res, fmt.Errorf("restarting %s %s/%s: %w", w.Kind, ns, w.Name, err)
 			}

@@ -9,42 +9,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-
-	"kir.dev/kir/internal/action"
 )
 
 // kubeRule is one RBAC rule over resources of one API group.
 func kubeRule(group string, resources []string, verbs ...string) rbacv1.PolicyRule {
 	return rbacv1.PolicyRule{APIGroups: []string{group}, Resources: resources, Verbs: verbs}
-}
-
-// kubeWrites sends Kubernetes writes according to the dry-run mode and
-// records each one, so that a result says exactly which writes happened,
-// even when a later one fails. Not safe for concurrent use.
-type kubeWrites struct {
-	dry    action.DryRun
-	writes []action.Write
-}
-
-// write sends one write (unless this is a client dry run) and records it.
-// In a server dry run the recorded body is the object the server returned,
-// which is what would have been persisted.
-func (j *kubeWrites) write(w action.Write, send func() (any, error)) error {
-	if !j.dry.Writes() {
-		j.writes = append(j.writes, w)
-		return nil
-	}
-	obj, err := send()
-	if err != nil {
-		w.Error = err.Error()
-	} else {
-		w.Done = true
-		if j.dry == action.DryRunServer && obj != nil {
-			w.Body = obj
-		}
-	}
-	j.writes = append(j.writes, w)
-	return err
 }
 
 // metadataOnly asks the API server for PartialObjectMetadataList instead of

@@ -166,11 +166,11 @@ func RotateServiceAccount(ctx context.Context, env action.Env, p ServiceAccountP
 		return action.Result{}, err
 	}
 	r := &saRotation{
-		env: env, p: p, j: &kubeWrites{dry: env.DryRun}, id: p.Namespace + "/" + p.Name,
+		env: env, p: p, j: &action.WriteLog{Dry: env.DryRun}, id: p.Namespace + "/" + p.Name,
 		out: ServiceAccountOutput{Namespace: p.Namespace, Name: p.Name, LegacySecretsDeleted: []string{}, Restarted: []Workload{}},
 	}
 	err := r.run(ctx)
-	return action.Result{Changed: r.changed, Output: r.out, Warnings: r.warnings, Writes: r.j.writes}, err
+	return action.Result{Changed: r.changed, Output: r.out, Warnings: r.warnings, Writes: r.j.Writes()}, err
 }
 
 // saNote is what a rotation notes before its first write: enough to
@@ -192,7 +192,7 @@ type saNote struct {
 type saRotation struct {
 	env     action.Env
 	p       ServiceAccountParams
-	j       *kubeWrites
+	j       *action.WriteLog
 	id      string // namespace/name, for messages
 	out     ServiceAccountOutput
 	changed bool
@@ -314,7 +314,7 @@ func (r *saRotation) rotate(ctx context.Context, sa *corev1.ServiceAccount) (pro
 
 	r.changed = true // from here on, even in a dry run
 	for _, s := range legacy {
-		err := r.j.write(action.Write{Verb: "delete", Kind: "Secret", Namespace: r.p.Namespace, Name: s.Name}, func() (any, error) {
+		err := r.j.Do(action.Write{Verb: "delete", Kind: "Secret", Namespace: r.p.Namespace, Name: s.Name}, func() (any, error) {
 			err := r.env.Kube.CoreV1().Secrets(r.p.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{
 				Preconditions: &metav1.Preconditions{UID: &s.UID}, DryRun: r.env.DryRun.Opts(),
 			})
@@ -330,7 +330,7 @@ func (r *saRotation) rotate(ctx context.Context, sa *corev1.ServiceAccount) (pro
 	}
 
 	uid := sa.UID
-	err = r.j.write(action.Write{Verb: "delete", Kind: "ServiceAccount", Namespace: r.p.Namespace, Name: r.p.Name}, func() (any, error) {
+	err = r.j.Do(action.Write{Verb: "delete", Kind: "ServiceAccount", Namespace: r.p.Namespace, Name: r.p.Name}, func() (any, error) {
 		err := r.env.Kube.CoreV1().ServiceAccounts(r.p.Namespace).Delete(ctx, r.p.Name, metav1.DeleteOptions{
 			Preconditions: &metav1.Preconditions{UID: &uid}, DryRun: r.env.DryRun.Opts(),
 		})
@@ -350,7 +350,7 @@ func (r *saRotation) rotate(ctx context.Context, sa *corev1.ServiceAccount) (pro
 // ServiceAccount as it is before the rotation. The token stays in memory.
 func (r *saRotation) mintProbe(ctx context.Context) (string, error) {
 	var token string
-	err := r.j.write(action.Write{Verb: "create", Kind: "TokenRequest", Namespace: r.p.Namespace, Name: r.p.Name}, func() (any, error) {
+	err := r.j.Do(action.Write{Verb: "create", Kind: "TokenRequest", Namespace: r.p.Namespace, Name: r.p.Name}, func() (any, error) {
 		tr, err := r.env.Kube.CoreV1().ServiceAccounts(r.p.Namespace).CreateToken(ctx, r.p.Name, &authenticationv1.TokenRequest{
 			Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](probeLifetime)},
 		}, metav1.CreateOptions{})
@@ -387,7 +387,7 @@ func (r *saRotation) recreate(ctx context.Context, n saNote) error {
 	want := r.successor(n)
 	sas := r.env.Kube.CoreV1().ServiceAccounts(r.p.Namespace)
 	var got *corev1.ServiceAccount
-	err := r.j.write(action.Write{Verb: "create", Kind: "ServiceAccount", Namespace: r.p.Namespace, Name: r.p.Name, Body: want}, func() (any, error) {
+	err := r.j.Do(action.Write{Verb: "create", Kind: "ServiceAccount", Namespace: r.p.Namespace, Name: r.p.Name, Body: want}, func() (any, error) {
 		var err error
 		got, err = sas.Create(ctx, want, metav1.CreateOptions{FieldManager: contain.FieldManager, DryRun: r.env.DryRun.Opts()})
 		if apierrors.IsAlreadyExists(err) && r.env.DryRun == action.DryRunServer {
@@ -413,7 +413,7 @@ func (r *saRotation) recreate(ctx context.Context, n saNote) error {
 		}
 		upd := want.DeepCopy()
 		upd.ResourceVersion, upd.UID = cur.ResourceVersion, cur.UID
-		err = r.j.write(action.Write{Verb: "update", Kind: "ServiceAccount", Namespace: r.p.Namespace, Name: r.p.Name, Body: upd}, func() (any, error) {
+		err = r.j.Do(action.Write{Verb: "update", Kind: "ServiceAccount", Namespace: r.p.Namespace, Name: r.p.Name, Body: upd}, func() (any, error) {
 			got, err = sas.Update(ctx, upd, metav1.UpdateOptions{FieldManager: contain.FieldManager, DryRun: r.env.DryRun.Opts()})
 			return got, err
 		})
@@ -564,7 +564,7 @@ func (r *saRotation) patchRestart(ctx context.Context, w workload, at string) er
 	if err != nil {
 		return err
 	}
-	err = r.j.write(action.Write{Verb: "patch", Kind: w.Kind, Namespace: r.p.Namespace, Name: w.Name, Body: patch}, func() (any, error) {
+	err = r.j.Do(action.Write{Verb: "patch", Kind: w.Kind, Namespace: r.p.Namespace, Name: w.Name, Body: patch}, func() (any, error) {
 		return w.patchTarget(ctx, body, metav1.PatchOptions{FieldManager: contain.FieldManager, DryRun: r.env.DryRun.Opts()})
 	})
 	if err != nil {

@@ -175,12 +175,12 @@ func RotateX509User(ctx context.Context, env action.Env, p X509Params) (action.R
 		return action.Result{}, errors.New("rotating x509 user: the API server's address, which the new kubeconfig needs, is unknown")
 	}
 	r := &x509Rotation{
-		env: env, p: p, j: &kubeWrites{dry: env.DryRun},
+		env: env, p: p, j: &action.WriteLog{Dry: env.DryRun},
 		newUser: X509NewUser(p.Rotation, p.User), csr: "kir-x509-" + x509Suffix(p.Rotation, p.User),
 	}
 	r.out = X509Output{User: p.User, NewUser: r.newUser, Bindings: []X509Binding{}}
 	err := r.run(ctx)
-	return action.Result{Changed: r.changed, Output: r.out, Warnings: r.warnings, Writes: r.j.writes}, err
+	return action.Result{Changed: r.changed, Output: r.out, Warnings: r.warnings, Writes: r.j.Writes()}, err
 }
 
 // X509NewUser is the user rotate-x509.user moves user's bindings to in
@@ -200,7 +200,7 @@ func x509Suffix(rotation, user string) string {
 type x509Rotation struct {
 	env      action.Env
 	p        X509Params
-	j        *kubeWrites
+	j        *action.WriteLog
 	newUser  string
 	csr      string // the CertificateSigningRequest's name
 	out      X509Output
@@ -293,7 +293,7 @@ func (r *x509Rotation) moveBindings(ctx context.Context, notes []x509Note) error
 func (r *x509Rotation) rename(ctx context.Context, b bindingRecord, from, to string) error {
 	next, _ := renamed(b.Subjects, from, to)
 	w := action.Write{Verb: "update", Kind: b.Kind, Namespace: b.Namespace, Name: b.Name, Body: map[string]any{"subjects": next}}
-	err := r.j.write(w, func() (any, error) { return updateSubjects(ctx, r.env, b.X509Binding, from, to) })
+	err := r.j.Do(w, func() (any, error) { return updateSubjects(ctx, r.env, b.X509Binding, from, to) })
 	if err != nil {
 		return fmt.Errorf("moving %s from %s to %s: %w", b, from, to, err)
 	}
@@ -334,7 +334,7 @@ func (r *x509Rotation) store(ctx context.Context) (action.Result, error) {
 // request left by an earlier attempt is deleted and made again.
 func (r *x509Rotation) issueKubeconfig(ctx context.Context) (string, error) {
 	if !r.env.DryRun.Writes() {
-		r.j.writes = append(r.j.writes, action.Write{Verb: "create", Kind: "CertificateSigningRequest", Name: r.csr})
+		r.j.Add(action.Write{Verb: "create", Kind: "CertificateSigningRequest", Name: r.csr})
 		return "(not issued: client dry run)", nil
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -398,7 +398,7 @@ func (r *x509Rotation) createRequest(ctx context.Context, request []byte) error 
 	if r.env.Incident != "" {
 		csr.Annotations = map[string]string{contain.AnnotationIncident: r.env.Incident}
 	}
-	err := r.j.write(action.Write{Verb: "create", Kind: "CertificateSigningRequest", Name: r.csr}, func() (any, error) {
+	err := r.j.Do(action.Write{Verb: "create", Kind: "CertificateSigningRequest", Name: r.csr}, func() (any, error) {
 		_, err := csrs.Create(ctx, csr, metav1.CreateOptions{FieldManager: contain.FieldManager, DryRun: r.env.DryRun.Opts()})
 		return nil, err
 	})
@@ -443,7 +443,7 @@ func (r *x509Rotation) deleteRequest(ctx context.Context) error {
 	if _, err := csrs.Get(ctx, r.csr, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		return nil
 	}
-	return r.j.write(action.Write{Verb: "delete", Kind: "CertificateSigningRequest", Name: r.csr}, func() (any, error) {
+	return r.j.Do(action.Write{Verb: "delete", Kind: "CertificateSigningRequest", Name: r.csr}, func() (any, error) {
 		err := csrs.Delete(ctx, r.csr, metav1.DeleteOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil, nil
@@ -455,7 +455,7 @@ func (r *x509Rotation) deleteRequest(ctx context.Context) error {
 // approve approves the request, as kubectl certificate approve does.
 func (r *x509Rotation) approve(ctx context.Context) error {
 	csrs := r.env.Kube.CertificatesV1().CertificateSigningRequests()
-	err := r.j.write(action.Write{Verb: "update", Kind: "CertificateSigningRequest/approval", Name: r.csr}, func() (any, error) {
+	err := r.j.Do(action.Write{Verb: "update", Kind: "CertificateSigningRequest/approval", Name: r.csr}, func() (any, error) {
 		return nil, retry.RetryOnConflict(retry.DefaultRetry, func() error {
 			csr, err := csrs.Get(ctx, r.csr, metav1.GetOptions{})
 			if err != nil {
@@ -678,7 +678,7 @@ func RestoreX509Bindings(ctx context.Context, env action.Env, p X509RestoreParam
 	if err := p.Validate(); err != nil {
 		return action.Result{}, err
 	}
-	r := &x509Rotation{env: env, j: &kubeWrites{dry: env.DryRun}}
+	r := &x509Rotation{env: env, j: &action.WriteLog{Dry: env.DryRun}}
 	out := map[string]any{"user": p.User, "newUser": p.NewUser, "bindings": []X509Binding{}}
 	current, err := bindingsNaming(ctx, env.Kube, p.NewUser)
 	if err != nil {
@@ -697,7 +697,7 @@ func RestoreX509Bindings(ctx context.Context, env action.Env, p X509RestoreParam
 	if len(done) > 0 {
 		out["bindings"] = done
 	}
-	res := action.Result{Changed: r.changed, Output: out, Writes: r.j.writes}
+	res := action.Result{Changed: r.changed, Output: out, Writes: r.j.Writes()}
 	if len(done) > 0 {
 		res.Warnings = []string{fmt.Sprintf("%s's bindings name %s again, so its old certificate has its access back; the certificate kir issued for %s stays valid until it expires, with no binding left", p.User, p.User, p.NewUser)}
 	}

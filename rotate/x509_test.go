@@ -597,3 +597,46 @@ func TestX509RestoreRetriesConflicts(t *testing.T) {
 		t.Errorf("ClusterRoleBinding subjects (-want +got):\n%s", diff)
 	}
 }
+
+// kir rotate kubeconfig --for user:NAME says the old certificate cannot be
+// revoked, moves the user's bindings to the new user whose kubeconfig it
+// stores in Vault as a new version, prints no key; kir rotate status lists
+// it by user; kir rotate rollback gives the bindings back and makes the
+// kubeconfig stored before current again.
+func TestCLIRotateX509User(t *testing.T) {
+	f := newX509Fixture(t)
+	v, vc := vaultServer(t)
+	ctx := t.Context()
+	path := "x509/" + f.ns
+	if _, err := vc.KVv2("secret").Put(ctx, path, map[string]any{"kubeconfig": "the kubeconfig before"}); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	rot := mustKir(t, v.Env(), "rotate", "kubeconfig", "--for", "user:"+f.user, "--store", "vault://secret/"+path,
+		"--ttl", "1h", "--kubeconfig", f.c.Kubeconfig, "--state-dir", state)
+	if !strings.Contains(rot.stderr, "cannot be revoked") || !strings.Contains(rot.stderr, "system:masters") {
+		t.Errorf("stderr does not say the certificate cannot be revoked:\n%s", rot.stderr)
+	}
+	id := runID(t, v.Env(), state)
+	newUser := rotate.X509NewUser(id, f.user)
+	cfg := storedKubeconfig(t, f.ns, 2)
+	stored := mustClient(t, cfg)
+	if got := whoami(t, stored); got != newUser {
+		t.Errorf("the stored kubeconfig authenticates as %q, want %q", got, newUser)
+	}
+	f.waitPods(t, stored, nil)
+	f.waitPods(t, f.alice, errors.New("forbidden"))
+
+	status := mustKir(t, v.Env(), "rotate", "status", "--state-dir", state)
+	if !strings.Contains(status.stdout, id) || !strings.Contains(status.stdout, "user:"+f.user) {
+		t.Errorf("rotate status does not list the rotation of user:%s:\n%s", f.user, status.stdout)
+	}
+
+	back := mustKir(t, v.Env(), "rotate", "rollback", id, "--kubeconfig", f.c.Kubeconfig, "--state-dir", state)
+	f.waitPods(t, f.alice, nil)
+	f.waitPods(t, stored, errors.New("forbidden"))
+	if ver, data := vaultData(t, vc, "secret", path); ver != 3 || data["kubeconfig"] != "the kubeconfig before" {
+		t.Errorf("after rollback Vault holds version %d with the kubeconfig before: %v; want version 3 with it", ver, data["kubeconfig"] == "the kubeconfig before")
+	}
+	noLeak(t, planted(cfg.KeyData), []result{rot, status, back}, state)
+}

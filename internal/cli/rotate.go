@@ -17,7 +17,7 @@ import (
 )
 
 // The playbooks a rotation runs; kir rotate status lists their runs.
-var rotationPlaybooks = []string{"rotate-secret", "rotate-kubeconfig", "rotate-serviceaccount", "rollback-secret"}
+var rotationPlaybooks = []string{"rotate-secret", "rotate-kubeconfig", "rotate-serviceaccount", "rotate-x509-user", "rollback-secret", "rollback-x509-user"}
 
 const (
 	flagEndpointURL = "endpoint-url"
@@ -113,20 +113,32 @@ func rotateCommand() *cli.Command {
 			},
 			{
 				Name:  "kubeconfig",
-				Usage: "issue a short-lived kubeconfig for a ServiceAccount (TokenRequest) and store it in Vault or Secrets Manager",
+				Usage: "issue a short-lived kubeconfig for a ServiceAccount (TokenRequest), or replace an x509 user's certificate (CSR), and store it in Vault or Secrets Manager",
 				Flags: flagsOf(kubeFlags(), playbookFlags(), storeFlags(), writeFlags(), []cli.Flag{
-					&cli.StringFlag{Name: "for", Required: true, Usage: "NAMESPACE/SERVICEACCOUNT the kubeconfig authenticates as"},
+					&cli.StringFlag{Name: "for", Required: true, Usage: "NAMESPACE/SERVICEACCOUNT the kubeconfig authenticates as, or user:NAME for an x509 user: its certificate cannot be revoked, so its RoleBindings and ClusterRoleBindings move to a new user NAME-kir-SUFFIX, whose certificate is issued (needs the kir-rotate-x509 role)"},
 					&cli.StringFlag{Name: "store", Required: true, Usage: "where to store it: vault://MOUNT/PATH[#KEY] (key default kubeconfig) or aws-sm://NAME[#KEY]"},
-					&cli.DurationFlag{Name: "ttl", Value: rotate.DefaultKubeconfigTTL, Usage: "lifetime of its token"},
+					&cli.DurationFlag{Name: "ttl", Value: rotate.DefaultKubeconfigTTL, Usage: "lifetime of its token (user:NAME: of its certificate, default 24h, at least 10m)"},
 					&cli.BoolFlag{Name: "show", Usage: "also print the kubeconfig on stdout (it holds a credential)"},
 				}),
 				Action: func(c *cli.Context) error {
-					if strings.HasPrefix(c.String("for"), "user:") {
-						return usageError{errors.New("--for user:NAME: x509 client certificates cannot be revoked in Kubernetes; kir rotates ServiceAccount kubeconfigs only (remove the user's RoleBindings and ClusterRoleBindings by hand; a system:masters member is beyond any binding)")}
-					}
 					if _, err := rotate.ParseRef(c.String("store")); err != nil {
 						return usageError{err}
 					}
+					playbook := "rotate-kubeconfig"
+					params := given(map[string]any{
+						"serviceAccount": c.String("for"), "store": c.String("store"), "ttl": c.Duration("ttl").String(),
+					})
+					if user, ok := strings.CutPrefix(c.String("for"), "user:"); ok {
+						playbook = "rotate-x509-user"
+						params = map[string]any{"user": user, "store": c.String("store")}
+						if c.IsSet("ttl") {
+							params["expiration"] = c.Duration("ttl").String()
+						}
+						fmt.Fprintf(c.App.ErrWriter, "kir: x509 client certificates cannot be revoked: %s's stolen certificate stays valid until it expires. "+
+							"kir moves %s's RoleBindings and ClusterRoleBindings to a new user and issues that user a certificate; "+
+							"a member of a group bound elsewhere (system:masters above all) keeps that group's access.\n", user, user)
+					}
+					params = storeParams(c, params)
 					s, err := connect(c.Context, c, false)
 					if err != nil {
 						return err
@@ -134,10 +146,7 @@ func rotateCommand() *cli.Command {
 					if c.Bool("show") && s.format != "text" {
 						return usageError{errors.New("--show prints the kubeconfig itself: use it with -o text")}
 					}
-					params := storeParams(c, given(map[string]any{
-						"serviceAccount": c.String("for"), "store": c.String("store"), "ttl": c.Duration("ttl").String(),
-					}))
-					pb, err := findPlaybook(c, "rotate-kubeconfig")
+					pb, err := findPlaybook(c, playbook)
 					if err != nil {
 						return err
 					}
@@ -166,9 +175,9 @@ func rotateCommand() *cli.Command {
 			},
 			{
 				Name:      "rollback",
-				Usage:     "make the version current before a secret's rotation current again",
+				Usage:     "make the version current before a secret's rotation current again (an x509 user's: give its bindings back too)",
 				ArgsUsage: "ROTATION-ID",
-				Flags:     flagsOf(playbookFlags(), storeFlags(), writeFlags()),
+				Flags:     flagsOf(kubeFlags(), playbookFlags(), storeFlags(), writeFlags()),
 				Action: func(c *cli.Context) error {
 					id, err := oneName(c, "ROTATION-ID")
 					if err != nil {
@@ -198,6 +207,9 @@ func rotateCommand() *cli.Command {
 							storeParams(c, params)
 						}
 						return runPlaybook(c, s, "rotate rollback", "rollback-secret", params)
+					}
+					if run.Playbook == "rotate-x509-user" {
+						return rollbackX509(c, s, run)
 					}
 					if run.Playbook == "rotate-secret" || run.Playbook == "rotate-kubeconfig" {
 						rec, err := rotationOf(run)
@@ -275,6 +287,31 @@ func rotateCommand() *cli.Command {
 	}
 }
 
+// rollbackX509 undoes a rotate-x509-user run: the bindings go back to the
+// user, and the kubeconfig stored before is current again. The new user is
+// derived from the rotation, so even a run that failed half-way is undone.
+func rollbackX509(c *cli.Context, offline *session, run *playbooks.Run) error {
+	user, _ := run.Params["user"].(string)
+	params := map[string]any{"rotation": run.ID, "user": user, "newUser": rotate.X509NewUser(run.ID, user)}
+	if rec, err := rotationOf(run); err == nil {
+		params["ref"], params["oldVersion"], params["newVersion"] = rec.Ref, rec.OldVersion, rec.NewVersion
+	}
+	for _, k := range []string{"endpointURL", "region"} {
+		if v, ok := run.Params[k].(string); ok && v != "" {
+			params[k] = v
+		}
+	}
+	if c.IsSet(flagEndpointURL) || c.IsSet(flagRegion) {
+		storeParams(c, params)
+	}
+	s, err := connect(c.Context, c, false)
+	if err != nil {
+		return err
+	}
+	s.env.Incident = offline.env.Incident
+	return runPlaybook(c, s, "rotate rollback", "rollback-x509-user", params)
+}
+
 // rotationRow is one line of kir rotate status.
 type rotationRow struct {
 	ID         string    `json:"id"`
@@ -297,7 +334,10 @@ func rowOf(r *playbooks.Run) rotationRow {
 		name, _ := r.Params["name"].(string)
 		row.Target = "serviceaccount " + ns + "/" + name
 	}
-	if r.Playbook == "rollback-secret" {
+	if u, ok := r.Params["user"].(string); ok {
+		row.Target = "user:" + u
+	}
+	if r.Playbook == "rollback-secret" || r.Playbook == "rollback-x509-user" {
 		row.OldVersion, _ = r.Params["newVersion"].(string)
 		row.NewVersion, _ = r.Params["oldVersion"].(string)
 		return row
