@@ -119,22 +119,9 @@ func (f *fixture) deploy(t *testing.T, app string, replicas int32) {
 // them.
 func (f *fixture) waitPods(t *testing.T, sel string, n int) []corev1.Pod {
 	t.Helper()
-	var pods []corev1.Pod
-	err := kubetest.Eventually(t.Context(), 60*time.Second, func(ctx context.Context) (bool, error) {
-		list, err := cluster.Client.CoreV1().Pods(f.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-		if err != nil {
-			return false, err
-		}
-		pods = pods[:0]
-		for _, p := range list.Items {
-			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
-				pods = append(pods, p)
-			}
-		}
-		return len(pods) == n && len(list.Items) == n, nil
-	})
+	pods, err := kubetest.WaitRunningPods(t.Context(), cluster.Client, f.ns, sel, n)
 	if err != nil {
-		t.Fatalf("waiting for %d running pods matching %q in %s: %v (have %d)", n, sel, f.ns, err, len(pods))
+		t.Fatal(err)
 	}
 	return pods
 }

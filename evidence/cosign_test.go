@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"kir.dev/kir/evidence"
+	"kir.dev/kir/internal/kubetest"
 )
 
 // TestCosign proves that stock cosign, a verifier kir does not control,
@@ -89,26 +90,12 @@ func TestCosign(t *testing.T) {
 }
 
 // cosignBinary returns the cosign that internal/kubetest/tools/build.sh
-// builds, found like the control plane's binaries. Missing, it fails the
-// test: the second verifier is never skipped.
+// builds. Missing, it fails the test: the second verifier is never skipped.
 func cosignBinary(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("KIR_TEST_BIN")
-	if dir == "" {
-		cache := os.Getenv("KIR_TEST_CACHE")
-		if cache == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				t.Fatalf("finding cosign: %v (set KIR_TEST_CACHE)", err)
-			}
-			cache = filepath.Join(home, ".cache", "kir-test")
-		}
-		dir = filepath.Join(cache, "bin")
-	}
-	bin := filepath.Join(dir, "cosign")
-	info, err := os.Stat(bin)
-	if err != nil || !info.Mode().IsRegular() || info.Mode()&0o111 == 0 {
-		t.Fatalf("cosign is not an executable at %s (%v): run internal/kubetest/tools/build.sh (make testbin)", bin, err)
+	bin, err := kubetest.Binary("cosign")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

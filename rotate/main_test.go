@@ -84,22 +84,9 @@ func node(t *testing.T, c *kubetest.Cluster, ns string) string {
 // them.
 func waitPods(t *testing.T, c *kubetest.Cluster, ns, sel string, n int) []corev1.Pod {
 	t.Helper()
-	var pods []corev1.Pod
-	err := kubetest.Eventually(t.Context(), 60*time.Second, func(ctx context.Context) (bool, error) {
-		list, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-		if err != nil {
-			return false, err
-		}
-		pods = pods[:0]
-		for _, p := range list.Items {
-			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
-				pods = append(pods, p)
-			}
-		}
-		return len(pods) == n && len(list.Items) == n, nil
-	})
+	pods, err := kubetest.WaitRunningPods(t.Context(), c.Client, ns, sel, n)
 	if err != nil {
-		t.Fatalf("waiting for %d running pods matching %q in %s: %v (have %d)", n, sel, ns, err, len(pods))
+		t.Fatal(err)
 	}
 	return pods
 }

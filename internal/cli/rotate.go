@@ -146,15 +146,7 @@ func rotateCommand() *cli.Command {
 					if c.Bool("show") && s.format != "text" {
 						return usageError{errors.New("--show prints the kubeconfig itself: use it with -o text")}
 					}
-					pb, err := findPlaybook(c, playbook)
-					if err != nil {
-						return err
-					}
-					eng, err := newEngine(c)
-					if err != nil {
-						return err
-					}
-					run, err := eng.Start(c.Context, playbooks.Request{Playbook: pb.Playbook, Params: params, Env: s.env})
+					run, err := startPlaybook(c, s, playbook, params)
 					if err != nil {
 						return err
 					}
@@ -179,18 +171,11 @@ func rotateCommand() *cli.Command {
 				ArgsUsage: "ROTATION-ID",
 				Flags:     flagsOf(kubeFlags(), playbookFlags(), storeFlags(), writeFlags()),
 				Action: func(c *cli.Context) error {
-					id, err := oneName(c, "ROTATION-ID")
+					_, run, err := loadRun(c, "ROTATION-ID")
 					if err != nil {
 						return err
 					}
-					eng, err := newEngine(c)
-					if err != nil {
-						return err
-					}
-					run, err := eng.Load(id)
-					if err != nil {
-						return notFoundRun(id, err)
-					}
+					id := run.ID
 					s, err := offline(c, false)
 					if err != nil {
 						return err

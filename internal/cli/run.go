@@ -93,19 +93,24 @@ func newEngine(c *cli.Context) (*playbooks.Engine, error) {
 // runPlaybook runs the named playbook with params, prints the report and
 // returns the command's error.
 func runPlaybook(c *cli.Context, s *session, command, name string, params map[string]any) error {
-	pb, err := findPlaybook(c, name)
-	if err != nil {
-		return err
-	}
-	eng, err := newEngine(c)
-	if err != nil {
-		return err
-	}
-	run, err := eng.Start(c.Context, playbooks.Request{Playbook: pb.Playbook, Params: params, Env: s.env})
+	run, err := startPlaybook(c, s, name, params)
 	if err != nil {
 		return err
 	}
 	return s.report(c, command, run)
+}
+
+// startPlaybook runs the playbook name and returns its run.
+func startPlaybook(c *cli.Context, s *session, name string, params map[string]any) (*playbooks.Run, error) {
+	pb, err := findPlaybook(c, name)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := newEngine(c)
+	if err != nil {
+		return nil, err
+	}
+	return eng.Start(c.Context, playbooks.Request{Playbook: pb.Playbook, Params: params, Env: s.env})
 }
 
 // report prints a run's report and returns the command's error.

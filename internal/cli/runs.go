@@ -55,17 +55,9 @@ func runsCommand() *cli.Command {
 				ArgsUsage: "RUN",
 				Flags:     []cli.Flag{stateDirFlag(), outputFlag()},
 				Action: func(c *cli.Context) error {
-					id, err := oneName(c, "RUN")
+					_, run, err := loadRun(c, "RUN")
 					if err != nil {
 						return err
-					}
-					eng, err := newEngine(c)
-					if err != nil {
-						return err
-					}
-					run, err := eng.Load(id)
-					if err != nil {
-						return notFoundRun(id, err)
 					}
 					return printReport(c.App.Writer, c.String(flagOutput), reportOf("runs show", run))
 				},
@@ -76,18 +68,11 @@ func runsCommand() *cli.Command {
 				ArgsUsage: "RUN",
 				Flags:     flagsOf(kubeFlags(), []cli.Flag{stateDirFlag(), outputFlag()}),
 				Action: func(c *cli.Context) error {
-					id, err := oneName(c, "RUN")
+					eng, run, err := loadRun(c, "RUN")
 					if err != nil {
 						return err
 					}
-					eng, err := newEngine(c)
-					if err != nil {
-						return err
-					}
-					run, err := eng.Load(id)
-					if err != nil {
-						return notFoundRun(id, err)
-					}
+					id := run.ID
 					// A run whose actions need no Kubernetes permission
 					// (a secret's rotation) resumes without a cluster.
 					pending, err := eng.PendingActions(c.Context, id)
@@ -130,6 +115,23 @@ func needsCluster(actions action.Registry, pending []string) bool {
 
 // ErrRunNotFound is returned for a run id the journal does not hold.
 var ErrRunNotFound = errors.New("no such run")
+
+// loadRun loads the run named by the command's one argument, what.
+func loadRun(c *cli.Context, what string) (*playbooks.Engine, *playbooks.Run, error) {
+	id, err := oneName(c, what)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := newEngine(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	run, err := eng.Load(id)
+	if err != nil {
+		return nil, nil, notFoundRun(id, err)
+	}
+	return eng, run, nil
+}
 
 func notFoundRun(id string, err error) error {
 	switch {

@@ -44,6 +44,17 @@ func binDir() (string, error) {
 	return filepath.Join(home, ".cache", "kir-test", "bin"), nil
 }
 
+// Binary returns the path of a binary internal/kubetest/tools/build.sh
+// builds (cosign, kumo, …), looked up like the control plane's, or an
+// error saying how to build it.
+func Binary(name string) (string, error) {
+	bins, err := findBinaries(name)
+	if err != nil {
+		return "", err
+	}
+	return bins[name], nil
+}
+
 // findBinaries returns the path of each named binary, or one error naming
 // every binary that is missing.
 func findBinaries(names ...string) (map[string]string, error) {

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // pollInterval is how often Eventually checks its condition.
@@ -33,4 +37,27 @@ func Eventually(ctx context.Context, timeout time.Duration, f func(ctx context.C
 		case <-tick.C:
 		}
 	}
+}
+
+// WaitRunningPods waits until exactly n pods match sel in ns, all Running
+// and none being deleted, and returns them.
+func WaitRunningPods(ctx context.Context, client kubernetes.Interface, ns, sel string, n int) ([]corev1.Pod, error) {
+	var pods []corev1.Pod
+	err := Eventually(ctx, 60*time.Second, func(ctx context.Context) (bool, error) {
+		list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return false, err
+		}
+		pods = pods[:0]
+		for _, p := range list.Items {
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+				pods = append(pods, p)
+			}
+		}
+		return len(pods) == n && len(list.Items) == n, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for %d running pods matching %q in %s: %w (have %d)", n, sel, ns, err, len(pods))
+	}
+	return pods, nil
 }

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
+	"kir.dev/kir/internal/kubetest"
 	"kir.dev/kir/internal/smserver"
 )
 
@@ -213,37 +213,14 @@ func observeAll(ctx context.Context, c *secretsmanager.Client) []observation {
 }
 
 // kumoBinary returns the kumo that internal/kubetest/tools/build.sh
-// builds, looked up like the control plane's binaries. Missing while
-// build.sh lists it, it fails the test: the cross-check is never skipped
-// by accident.
+// builds. Missing, it fails the test: the cross-check is never skipped.
 func kumoBinary(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("KIR_TEST_BIN")
-	if dir == "" {
-		cache := os.Getenv("KIR_TEST_CACHE")
-		if cache == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				t.Fatalf("finding kumo: %v (set KIR_TEST_CACHE)", err)
-			}
-			cache = filepath.Join(home, ".cache", "kir-test")
-		}
-		dir = filepath.Join(cache, "bin")
+	bin, err := kubetest.Binary("kumo")
+	if err != nil {
+		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "kumo")
-	info, err := os.Stat(bin)
-	if err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0 {
-		return bin
-	}
-	script, readErr := os.ReadFile(filepath.Join("..", "kubetest", "tools", "build.sh"))
-	if readErr != nil {
-		t.Fatalf("kumo is not an executable at %s (%v), and build.sh cannot be read: %v", bin, err, readErr)
-	}
-	if bytes.Contains(script, []byte("\n\tbuild kumo kumo ")) {
-		t.Fatalf("kumo is not an executable at %s (%v): run internal/kubetest/tools/build.sh (make testbin)", bin, err)
-	}
-	t.Skip("internal/kubetest/tools/build.sh does not build kumo")
-	return ""
+	return bin
 }
 
 // startKumo runs kumo on a free port of 127.0.0.1 until the test ends and
