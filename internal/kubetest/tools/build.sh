@@ -18,6 +18,10 @@ kube_version=v1.37.2
 
 key() { cat "$here/$1/go.mod" "$here/$1/go.sum" | sha256sum | cut -c1-12; }
 
+# Without DWARF: -ldflags -w drops it from the binary anyway, so the
+# compiler need not make it.
+gcflags="all=-dwarf=false"
+
 # build MODULE_DIR BINARY PACKAGE [LDFLAGS]
 build() {
 	local mod=$1 bin=$2 pkg=$3 ldflags=${4:-}
@@ -32,7 +36,7 @@ build() {
 	# beside make test) each rename a whole binary into place.
 	local tmp
 	tmp=$(mktemp "$dir/.$bin.XXXXXX")
-	(cd "$here/$mod" && go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg")
+	(cd "$here/$mod" && go build -trimpath -gcflags "$gcflags" -ldflags "-s -w $ldflags" -o "$tmp" "$pkg")
 	mv -f "$tmp" "$dir/$bin"
 	echo "built $bin in $((SECONDS - start))s" >&2
 }
@@ -50,26 +54,44 @@ for mod in $mods; do
 	fi
 done
 
-build etcd etcd go.etcd.io/etcd/server/v3
-build kwok kwok sigs.k8s.io/kwok/cmd/kwok
-build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8sver"
-build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8sver"
-build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8sver"
-pairs="etcd:etcd kwok:kwok kube:kube-apiserver kube:kube-controller-manager kube:kube-scheduler"
-# --control-plane: what make demo needs, without the test-only cosign.
-if [ "${1:-}" != --control-plane ]; then
+# Two chains at once: one build alone leaves a core idle while it links or
+# loads packages; two keep both busy.
+control_plane() {
+	build etcd etcd go.etcd.io/etcd/server/v3
+	build kwok kwok sigs.k8s.io/kwok/cmd/kwok
+	build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8sver"
+	build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8sver"
+	build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8sver"
+}
+# The servers only tests talk to, each for a few calls, are built without
+# optimisation (-N -l): it cuts their compile time, and nothing times them.
+test_servers() {
+	local gcflags="all=-N -l -dwarf=false"
 	build cosign cosign github.com/sigstore/cosign/v2/cmd/cosign
 	# Vault v1.21.0 exactly (v1.21.4 does not build as a dependency): ~35
-	# CPU-minutes and 5.6 GB at its peak, once.
+	# CPU-minutes optimised and 5.6 GB at its peak, once.
 	build vault vault github.com/hashicorp/vault
-	pairs="$pairs cosign:cosign vault:vault"
 	# kumo, a second Secrets Manager emulator that internal/smserver's tests
 	# cross-check against. Its module pins amplify v1.39.0 and appmesh
 	# v1.36.0 above the versions kumo asks for (v1.38.16, v1.35.14), which
 	# the checksum database has no entry for, so go refuses them.
 	build kumo kumo github.com/sivchari/kumo/cmd/kumo
-	pairs="$pairs kumo:kumo"
+}
+pairs="etcd:etcd kwok:kwok kube:kube-apiserver kube:kube-controller-manager kube:kube-scheduler"
+pids=()
+control_plane &
+pids+=($!)
+# --control-plane: what make demo needs, without the test-only servers.
+if [ "${1:-}" != --control-plane ]; then
+	test_servers &
+	pids+=($!)
+	pairs="$pairs cosign:cosign vault:vault kumo:kumo"
 fi
+failed=0
+for pid in "${pids[@]}"; do
+	wait "$pid" || failed=1
+done
+[ "$failed" -eq 0 ] || exit 1
 
 wait
 bin="$cache/bin"
