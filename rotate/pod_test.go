@@ -3,6 +3,8 @@ package rotate_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,7 +16,7 @@ import (
 // kir contain pod --rotate-secrets: once the pod is isolated, the Vault
 // secret its Vault Agent annotation names gets a new version and its
 // ServiceAccount's tokens are revoked; the pod stays alive, no value is
-// printed or journaled, and kir rotate rollback on the containment's run
+// printed, journaled or put in the evidence, and kir rotate rollback on the containment's run
 // restores the secret.
 func TestContainRotatesSecrets(t *testing.T) {
 	c := controlPlane(t)
@@ -47,7 +49,7 @@ func TestContainRotatesSecrets(t *testing.T) {
 	}
 	waitPods(t, c, ns, "app=web", 1)
 	state := t.TempDir()
-	r := mustKir(t, v.Env(), "contain", "pod", "web-0", "-n", ns, "--rotate-secrets", "--no-evidence",
+	r := mustKir(t, v.Env(), "contain", "pod", "web-0", "-n", ns, "--rotate-secrets", "--no-images",
 		"--kubeconfig", c.Kubeconfig, "--state-dir", state, "-o", "json")
 	var report struct {
 		Run   string `json:"run"`
@@ -78,6 +80,12 @@ func TestContainRotatesSecrets(t *testing.T) {
 	p, err := c.Client.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
 	if err != nil || p.DeletionTimestamp != nil || p.Labels["kir.dev/quarantine"] == "" {
 		t.Fatalf("the quarantined pod is not alive and contained: %v", err)
+	}
+	// The evidence bundle holds the run's journal, rotation records
+	// included: noLeak below searches it with the rest of the state.
+	journal, err := os.ReadFile(filepath.Join(state, "evidence", report.Run, "run", "journal.jsonl"))
+	if err != nil || !strings.Contains(string(journal), "rotate.pod-credentials") {
+		t.Fatalf("the evidence bundle holds no journal of the rotation: %v", err)
 	}
 	back := mustKir(t, v.Env(), "rotate", "rollback", report.Run, "--state-dir", state)
 	if ver, data = vaultData(t, vc, "secret", path); ver != 3 || data["password"] != planted {
