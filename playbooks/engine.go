@@ -159,7 +159,9 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 			sr.Status = StepSkipped
 			x.scope[s.Name] = stepScope(sr)
 			log.Info("step skipped: condition does not hold", "condition", s.When.Source)
-			return false, x.record(recStepSkipped, stepSkipped{Index: i, Name: s.Name, Condition: s.When.Source})
+			// Not waited for: lost in a crash, the skip is found again on
+			// resume, from the same durable params and step outputs.
+			return false, x.recordUnsynced(recStepSkipped, stepSkipped{Index: i, Name: s.Name, Condition: s.When.Source})
 		}
 	}
 	params := action.Params{}
@@ -296,10 +298,19 @@ func (x *execution) journalPath() string {
 }
 
 func (x *execution) record(typ string, data any) error {
+	return x.append(typ, data, (*journal.Writer).Append)
+}
+
+// recordUnsynced appends a record the next one makes durable.
+func (x *execution) recordUnsynced(typ string, data any) error {
+	return x.append(typ, data, (*journal.Writer).AppendUnsynced)
+}
+
+func (x *execution) append(typ string, data any, add func(*journal.Writer, string, any) (journal.Record, error)) error {
 	if x.w == nil {
 		return nil
 	}
-	rec, err := x.w.Append(typ, data)
+	rec, err := add(x.w, typ, data)
 	if err != nil {
 		return fmt.Errorf("recording run %s in its journal: %w", x.run.ID, err)
 	}

@@ -20,7 +20,8 @@
 //
 // Append returns only after its line was written with one write call and
 // fsynced: a record Append returned survives a crash of the process or of
-// the machine.
+// the machine. AppendUnsynced leaves the fsync to the next Append (or
+// Sync): for records that can be derived again from the durable ones.
 //
 // A journal has at most one writer. Create and Reopen hold an exclusive
 // flock(2) on the file for the writer's lifetime; the kernel drops it when

@@ -602,3 +602,39 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "appends/s")
 }
+
+// A record appended unsynced takes its place in the chain like any other:
+// the synced record after it links to it, and a reader gets both, in order.
+func TestAppendUnsynced(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	w, err := s.Create("run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := w.Append("step-started", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped, err := w.AppendUnsynced("step-skipped", map[string]int{"index": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := w.Append("run-finished", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skipped.Seq != 2 || skipped.Prev != first.Hash() || last.Prev != skipped.Hash() {
+		t.Errorf("chain: skipped seq %d prev %.8s, last prev %.8s; want 2, %.8s, %.8s", skipped.Seq, skipped.Prev, last.Prev, first.Hash(), skipped.Hash())
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Read("run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(journal.ReadResult{Records: []journal.Record{first, skipped, last}}, got, sameRecords); diff != "" {
+		t.Errorf("Read (-want +got):\n%s", diff)
+	}
+}

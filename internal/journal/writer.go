@@ -109,6 +109,18 @@ func reopen(f *os.File, path string) (*Writer, []Record, error) {
 // is nil), and returns it once it is on disk. If Append fails, the record
 // may or may not be in the journal, and the Writer refuses further appends.
 func (w *Writer) Append(typ string, data any) (Record, error) {
+	return w.append(typ, data, !w.lazy)
+}
+
+// AppendUnsynced adds a record like Append but returns without waiting for
+// the disk: the next synced Append, or Sync, makes it durable with every
+// record before it. For a record a crash may lose because it can be
+// derived again from the records that are durable.
+func (w *Writer) AppendUnsynced(typ string, data any) (Record, error) {
+	return w.append(typ, data, false)
+}
+
+func (w *Writer) append(typ string, data any, sync bool) (Record, error) {
 	if typ == "" {
 		return Record{}, fmt.Errorf("appending to journal %s: empty record type", w.id)
 	}
@@ -139,7 +151,7 @@ func (w *Writer) Append(typ string, data any) (Record, error) {
 		w.err = fmt.Errorf("appending to journal %s: %w", w.id, err)
 		return Record{}, w.err
 	}
-	if !w.lazy {
+	if sync {
 		if err := w.f.Sync(); err != nil {
 			w.err = fmt.Errorf("appending to journal %s: %w", w.id, err)
 			return Record{}, w.err
