@@ -69,7 +69,7 @@ func IssueKubeconfig(ctx context.Context, env action.Env, p KubeconfigParams) (a
 	if !env.DryRun.Writes() {
 		newValue = func(string) (string, error) { return "(not issued: client dry run)", nil }
 	}
-	res, err := issue(ctx, env, ref, p.SecretParams, true, newValue)
+	res, err := issue(ctx, env, ref, p.SecretParams, true, newValues{of: newValue})
 	if err != nil {
 		return res, err
 	}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	"kir.dev/kir/internal/action"
 )
@@ -34,9 +35,10 @@ func (p SecretParams) validate() error {
 // IssueSecretParams are rotate.issue-secret's parameters.
 type IssueSecretParams struct {
 	SecretParams
-	Length    int    `json:"length,omitempty" doc:"Length of a generated value (default 32)."`
-	Alphabet  string `json:"alphabet,omitempty" doc:"Characters of a generated value (default letters and digits)."`
-	ValueFile string `json:"valueFile,omitempty" doc:"Read the new value from this file instead of generating one. It is never copied anywhere but the store."`
+	Length    int      `json:"length,omitempty" doc:"Length of a generated value (default 32)."`
+	Alphabet  string   `json:"alphabet,omitempty" doc:"Characters of a generated value (default letters and digits)."`
+	ValueFile string   `json:"valueFile,omitempty" doc:"Read the new value from this file instead of generating one. It is never copied anywhere but the store."`
+	KeySpecs  []string `json:"keySpecs,omitempty" doc:"Per key: KEY=LENGTH[:ALPHABET] instead of length and alphabet for that key (each must be a key the rotation changes)."`
 }
 
 // Validate checks the parameters without I/O.
@@ -45,8 +47,11 @@ func (p IssueSecretParams) Validate() error {
 	if p.Length < 0 {
 		errs = append(errs, fmt.Errorf("length must not be negative, got %d", p.Length))
 	}
-	if p.ValueFile != "" && (p.Length != 0 || p.Alphabet != "") {
-		errs = append(errs, errors.New("valueFile excludes length and alphabet"))
+	if _, err := ParseKeySpecs(p.KeySpecs); err != nil {
+		errs = append(errs, err)
+	}
+	if p.ValueFile != "" && (p.Length != 0 || p.Alphabet != "" || len(p.KeySpecs) > 0) {
+		errs = append(errs, errors.New("valueFile excludes length, alphabet and keySpecs"))
 	}
 	return errors.Join(errs...)
 }
@@ -109,31 +114,74 @@ func note(env action.Env, data any) error {
 // AWSPENDING of another rotation is removed first. rotate.finish-secret
 // makes it current.
 func IssueSecret(ctx context.Context, env action.Env, p IssueSecretParams) (action.Result, error) {
-	ref, _ := ParseRef(p.Ref) // valid: Validate ran
-	newValue := func(string) (string, error) { return p.source().New() }
-	return issue(ctx, env, ref, p.SecretParams, false, newValue)
+	ref, _ := ParseRef(p.Ref)             // valid: Validate ran
+	specs, _ := ParseKeySpecs(p.KeySpecs) // valid: Validate ran
+	nv := newValues{of: func(key string) (string, error) {
+		if s, ok := specs[key]; ok {
+			return s.New()
+		}
+		return p.source().New()
+	}}
+	for k := range specs {
+		nv.keys = append(nv.keys, k)
+	}
+	slices.Sort(nv.keys)
+	return issue(ctx, env, ref, p.SecretParams, false, nv)
+}
+
+// newValues gives the new value of each key a rotation changes ("" for a
+// whole Secrets Manager value). keys are keys the rotation must change:
+// settings given for a key the secret lacks are an error, not ignored.
+type newValues struct {
+	of   func(key string) (string, error)
+	keys []string
+}
+
+// ParseKeySpecs parses KEY=LENGTH[:ALPHABET] entries (--key-spec).
+func ParseKeySpecs(specs []string) (map[string]ValueSource, error) {
+	out := map[string]ValueSource{}
+	var errs []error
+	for _, spec := range specs {
+		key, rest, ok := strings.Cut(spec, "=")
+		n, alphabet, _ := strings.Cut(rest, ":")
+		length, err := strconv.Atoi(n)
+		switch {
+		case !ok || key == "":
+			errs = append(errs, fmt.Errorf("keySpecs: %q is not KEY=LENGTH[:ALPHABET]", spec))
+		case err != nil || length <= 0:
+			errs = append(errs, fmt.Errorf("keySpecs: %q: the length must be a positive number", spec))
+		case strings.Contains(rest, ":") && alphabet == "":
+			errs = append(errs, fmt.Errorf("keySpecs: %q: the alphabet after ':' is empty", spec))
+		default:
+			if _, dup := out[key]; dup {
+				errs = append(errs, fmt.Errorf("keySpecs: key %q is given twice", key))
+			}
+			out[key] = ValueSource{Length: length, Alphabet: alphabet}
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 // issue is IssueSecret with the new value from newValue.
 // A missing secret is created when create is set, and an error otherwise.
-func issue(ctx context.Context, env action.Env, ref Ref, p SecretParams, create bool, newValue func(key string) (string, error)) (action.Result, error) {
+func issue(ctx context.Context, env action.Env, ref Ref, p SecretParams, create bool, nv newValues) (action.Result, error) {
 	switch ref.Store {
 	case StoreVault:
 		c, err := NewVaultClient(ctx, VaultAuthFromEnv())
 		if err != nil {
 			return action.Result{}, err
 		}
-		return issueVault(ctx, env, vaultKV{c: c, ref: ref}, p.Rotation, create, newValue)
+		return issueVault(ctx, env, vaultKV{c: c, ref: ref}, p.Rotation, create, nv)
 	default:
 		c, err := NewSecretsManager(ctx, AWSOptions{EndpointURL: p.EndpointURL, Region: p.Region})
 		if err != nil {
 			return action.Result{}, err
 		}
-		return issueAWS(ctx, env, awsSecret{c: c, ref: ref}, p.Rotation, create, newValue)
+		return issueAWS(ctx, env, awsSecret{c: c, ref: ref}, p.Rotation, create, nv)
 	}
 }
 
-func issueVault(ctx context.Context, env action.Env, kv vaultKV, rotation string, create bool, newValue func(key string) (string, error)) (action.Result, error) {
+func issueVault(ctx context.Context, env action.Env, kv vaultKV, rotation string, create bool, nv newValues) (action.Result, error) {
 	ref := kv.ref
 	out := SecretRotation{Ref: ref.String(), Store: ref.Store}
 	notes := notesOf[issueNote](env)
@@ -189,7 +237,7 @@ func issueVault(ctx context.Context, env action.Env, kv vaultKV, rotation string
 		}
 		return res, nil
 	}
-	next, keys, err := replaced(ref, data, newValue)
+	next, keys, err := replaced(ref, data, nv)
 	if err != nil {
 		return action.Result{}, err
 	}
@@ -217,7 +265,7 @@ func changedKeys(ref Ref, data map[string]any) []string {
 }
 
 // replaced returns data with new values: for ref's key, or for every key.
-func replaced(ref Ref, data map[string]any, newValue func(key string) (string, error)) (map[string]any, []string, error) {
+func replaced(ref Ref, data map[string]any, nv newValues) (map[string]any, []string, error) {
 	keys := changedKeys(ref, data)
 	if ref.Key != "" {
 		if _, ok := data[ref.Key]; !ok {
@@ -227,9 +275,14 @@ func replaced(ref Ref, data map[string]any, newValue func(key string) (string, e
 	if len(keys) == 0 {
 		return nil, nil, fmt.Errorf("%s: the secret has no keys to rotate", ref)
 	}
+	for _, k := range nv.keys {
+		if !slices.Contains(keys, k) {
+			return nil, nil, fmt.Errorf("%s: key %q has its own length or alphabet, but the rotation changes only %v", ref, k, keys)
+		}
+	}
 	next := maps.Clone(data)
 	for _, k := range keys {
-		v, err := newValue(k)
+		v, err := nv.of(k)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -238,7 +291,7 @@ func replaced(ref Ref, data map[string]any, newValue func(key string) (string, e
 	return next, keys, nil
 }
 
-func issueAWS(ctx context.Context, env action.Env, s awsSecret, rotation string, create bool, newValue func(key string) (string, error)) (action.Result, error) {
+func issueAWS(ctx context.Context, env action.Env, s awsSecret, rotation string, create bool, nv newValues) (action.Result, error) {
 	ref := s.ref
 	token := tokenFor(rotation)
 	out := SecretRotation{Ref: ref.String(), Store: ref.Store, NewVersion: token, Keys: []string{ref.Key}}
@@ -248,7 +301,7 @@ func issueAWS(ctx context.Context, env action.Env, s awsSecret, rotation string,
 	stages, err := s.stages(ctx)
 	var nf *errNotFound
 	if create && errors.As(err, &nf) {
-		return createAWS(ctx, env, s, rotation, out, newValue)
+		return createAWS(ctx, env, s, rotation, out, nv)
 	}
 	if err != nil {
 		return action.Result{}, err
@@ -281,7 +334,7 @@ func issueAWS(ctx context.Context, env action.Env, s awsSecret, rotation string,
 		return action.Result{}, fmt.Errorf("%s: AWSCURRENT moved from %s to %s while kir rotated it: %w; nothing overwritten", ref, read, curID, ErrConcurrentWrite)
 	}
 	out.OldVersion = curID
-	next, err := replacedString(ref, cur, newValue)
+	next, err := replacedString(ref, cur, nv)
 	if err != nil {
 		return action.Result{}, err
 	}
@@ -308,8 +361,8 @@ func issueAWS(ctx context.Context, env action.Env, s awsSecret, rotation string,
 }
 
 // createAWS creates a missing secret, its first version the rotation's.
-func createAWS(ctx context.Context, env action.Env, s awsSecret, rotation string, out SecretRotation, newValue func(key string) (string, error)) (action.Result, error) {
-	next, err := replacedString(s.ref, "{}", newValue)
+func createAWS(ctx context.Context, env action.Env, s awsSecret, rotation string, out SecretRotation, nv newValues) (action.Result, error) {
+	next, err := replacedString(s.ref, "{}", nv)
 	if err != nil {
 		return action.Result{}, err
 	}
@@ -325,15 +378,19 @@ func createAWS(ctx context.Context, env action.Env, s awsSecret, rotation string
 
 // replacedString returns a Secrets Manager value with a new value for ref's
 // key (a field of its JSON object), or a whole new value.
-func replacedString(ref Ref, cur string, newValue func(key string) (string, error)) (string, error) {
-	if ref.Key == "" {
-		return newValue("")
-	}
+func replacedString(ref Ref, cur string, nv newValues) (string, error) {
 	var obj map[string]any
-	if err := json.Unmarshal([]byte(cur), &obj); err != nil || obj == nil {
+	isObject := json.Unmarshal([]byte(cur), &obj) == nil && obj != nil
+	switch {
+	case ref.Key == "" && (len(nv.keys) == 0 || !isObject):
+		if len(nv.keys) > 0 {
+			return "", fmt.Errorf("%s: the value is not a JSON object, so it has no keys %v", ref, nv.keys)
+		}
+		return nv.of("")
+	case !isObject:
 		return "", fmt.Errorf("%s: the value is not a JSON object, so it has no key %q", ref, ref.Key) // never the value or the parser's quote of it
 	}
-	next, _, err := replaced(ref, obj, newValue)
+	next, _, err := replaced(ref, obj, nv)
 	if err != nil {
 		return "", err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -217,4 +218,42 @@ func writeScript(t *testing.T, dir, name, body string) string {
 
 func vaultMetaMax(n int) vault.KVMetadataPatchInput {
 	return vault.KVMetadataPatchInput{MaxVersions: &n}
+}
+
+// --key-spec gives one key of a whole-secret rotation its own length and
+// alphabet; settings for a key the secret lacks, or malformed ones, are
+// refused before anything is written.
+func TestRotateVaultKeySpecs(t *testing.T) {
+	v, c := vaultServer(t)
+	state, env := t.TempDir(), v.Env()
+	path := "app/" + strings.ToLower(t.Name())
+	if _, err := c.KVv2("secret").Put(t.Context(), path, map[string]any{"password": "old-password", "pin": "1234"}); err != nil {
+		t.Fatal(err)
+	}
+	ref := "vault://secret/" + path
+	mustKir(t, env, "rotate", "secret", ref, "--key-spec", "pin=6:0123456789", "--state-dir", state)
+	ver, data := vaultData(t, c, "secret", path)
+	if pin := fmt.Sprint(data["pin"]); ver != 2 || !regexp.MustCompile(`^[0-9]{6}$`).MatchString(pin) {
+		t.Errorf("version %d, pin of %d characters all digits: %t; want version 2 and 6 digits", ver, len(pin), regexp.MustCompile(`^[0-9]+$`).MatchString(pin))
+	}
+	if !generated.MatchString(fmt.Sprint(data["password"])) {
+		t.Error("password was not given a default generated value")
+	}
+	for _, tc := range []struct {
+		spec string
+		code int
+		msg  string
+	}{
+		{"nope=4", 1, `key "nope" has its own length or alphabet`},
+		{"pin=six", 2, "the length must be a positive number"},
+		{"pin=6:", 2, "the alphabet after ':' is empty"},
+	} {
+		r := kir(t, env, "rotate", "secret", ref, "--key-spec", tc.spec, "--state-dir", state)
+		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.msg) {
+			t.Errorf("--key-spec %s: exit %d, want %d saying %q\nstdout:\n%s\nstderr:\n%s", tc.spec, r.code, tc.code, tc.msg, r.stdout, r.stderr)
+		}
+		if ver, _ := vaultData(t, c, "secret", path); ver != 2 {
+			t.Errorf("--key-spec %s wrote version %d", tc.spec, ver)
+		}
+	}
 }

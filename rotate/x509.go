@@ -318,7 +318,7 @@ func (r *x509Rotation) store(ctx context.Context) (action.Result, error) {
 		issued = v
 		return v, err
 	}
-	res, err := issue(ctx, r.env, ref, r.p.SecretParams, true, newValue)
+	res, err := issue(ctx, r.env, ref, r.p.SecretParams, true, newValues{of: newValue})
 	if err != nil {
 		return res, fmt.Errorf("rotating x509 user %s: %w", r.p.User, err)
 	}

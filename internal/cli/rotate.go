@@ -54,6 +54,7 @@ func rotateCommand() *cli.Command {
 				Flags: flagsOf(playbookFlags(), storeFlags(), writeFlags(), []cli.Flag{
 					&cli.IntFlag{Name: "length", Usage: "length of the generated value (default 32)"},
 					&cli.StringFlag{Name: "alphabet", Usage: "characters of the generated value (default letters and digits)"},
+					&cli.StringSliceFlag{Name: "key-spec", Usage: "KEY=LENGTH[:ALPHABET]: the length and alphabet of one key of the secret (repeat for more)"},
 					&cli.StringFlag{Name: "from-file", Usage: "read the new value from this file (- for stdin) instead of generating one"},
 					&cli.StringFlag{Name: "set-hook", Usage: "command (split on spaces, no shell) that pushes the new value, given on its stdin, to the system that uses it"},
 					&cli.StringFlag{Name: "test-hook", Usage: "command that checks the system works with the new value, given on its stdin"},
@@ -64,6 +65,9 @@ func rotateCommand() *cli.Command {
 					ref, err := oneRef(c)
 					if err != nil {
 						return err
+					}
+					if _, err := rotate.ParseKeySpecs(c.StringSlice("key-spec")); err != nil {
+						return usageError{err}
 					}
 					if c.Bool("restart-consumers") && c.String("kube-secret") == "" {
 						return usageError{errors.New("--restart-consumers restarts the users of --kube-secret: give it")}
@@ -77,7 +81,7 @@ func rotateCommand() *cli.Command {
 						return err
 					}
 					return runPlaybook(c, s, "rotate secret", "rotate-secret", storeParams(c, given(map[string]any{
-						"ref": ref, "length": c.Int("length"), "alphabet": c.String("alphabet"),
+						"ref": ref, "length": c.Int("length"), "alphabet": c.String("alphabet"), "keySpecs": c.StringSlice("key-spec"),
 						"valueFile": valueFile(c.String("from-file")),
 						"setHook":   strings.Fields(c.String("set-hook")), "testHook": strings.Fields(c.String("test-hook")),
 						"kubeSecret": c.String("kube-secret"), "restartConsumers": c.Bool("restart-consumers"),
