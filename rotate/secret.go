@@ -269,7 +269,7 @@ func replaced(ref Ref, data map[string]any, nv newValues) (map[string]any, []str
 	keys := changedKeys(ref, data)
 	if ref.Key != "" {
 		if _, ok := data[ref.Key]; !ok {
-			return nil, nil, fmt.Errorf("%s: the secret has no key %q (it has %v)", ref, ref.Key, slices.Sorted(maps.Keys(data)))
+			return nil, nil, fmt.Errorf("%s: the secret has no key %q (it has %v): %w", ref, ref.Key, slices.Sorted(maps.Keys(data)), ErrNotFound)
 		}
 	}
 	if len(keys) == 0 {
@@ -277,7 +277,7 @@ func replaced(ref Ref, data map[string]any, nv newValues) (map[string]any, []str
 	}
 	for _, k := range nv.keys {
 		if !slices.Contains(keys, k) {
-			return nil, nil, fmt.Errorf("%s: key %q has its own length or alphabet, but the rotation changes only %v", ref, k, keys)
+			return nil, nil, fmt.Errorf("%s: key %q has its own length or alphabet, but the rotation changes only %v: %w", ref, k, keys, ErrNotFound)
 		}
 	}
 	next := maps.Clone(data)

@@ -244,7 +244,7 @@ func TestRotateVaultKeySpecs(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"nope=4", 1, `key "nope" has its own length or alphabet`},
+		{"nope=4", 3, `key "nope" has its own length or alphabet`},
 		{"pin=six", 2, "the length must be a positive number"},
 		{"pin=6:", 2, "the alphabet after ':' is empty"},
 	} {
