@@ -121,7 +121,7 @@ func IssueSecret(ctx context.Context, env action.Env, p IssueSecretParams) (acti
 			return s.New()
 		}
 		return p.source().New()
-	}}
+	}, one: p.ValueFile != ""}
 	for k := range specs {
 		nv.keys = append(nv.keys, k)
 	}
@@ -135,6 +135,8 @@ func IssueSecret(ctx context.Context, env action.Env, p IssueSecretParams) (acti
 type newValues struct {
 	of   func(key string) (string, error)
 	keys []string
+	// one: a single value (from a file) that must not land in several keys.
+	one bool
 }
 
 // ParseKeySpecs parses KEY=LENGTH[:ALPHABET] entries (--key-spec).
@@ -274,6 +276,9 @@ func replaced(ref Ref, data map[string]any, nv newValues) (map[string]any, []str
 	}
 	if len(keys) == 0 {
 		return nil, nil, fmt.Errorf("%s: the secret has no keys to rotate", ref)
+	}
+	if nv.one && len(keys) > 1 {
+		return nil, nil, fmt.Errorf("%s: the secret has keys %v and one value was given: name the key to set (%s#KEY)", ref, keys, ref)
 	}
 	for _, k := range nv.keys {
 		if !slices.Contains(keys, k) {

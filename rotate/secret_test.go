@@ -256,4 +256,17 @@ func TestRotateVaultKeySpecs(t *testing.T) {
 			t.Errorf("--key-spec %s wrote version %d", tc.spec, ver)
 		}
 	}
+	// One value from a file never lands in every key.
+	file := filepath.Join(t.TempDir(), "value")
+	if err := os.WriteFile(file, []byte("PLANTED-one-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := kir(t, env, "rotate", "secret", ref, "--from-file", file, "--state-dir", state)
+	if r.code == 0 || !strings.Contains(r.stderr, "name the key to set") {
+		t.Errorf("--from-file on a secret of two keys: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	if ver, _ := vaultData(t, c, "secret", path); ver != 2 {
+		t.Errorf("--from-file on a secret of two keys wrote version %d", ver)
+	}
+	noLeak(t, []string{"PLANTED-one-value"}, []result{r}, state)
 }
