@@ -80,15 +80,20 @@ func IssueKubeconfig(ctx context.Context, env action.Env, p KubeconfigParams) (a
 // kubeconfigFor returns a kubeconfig that authenticates as a ServiceAccount
 // with token.
 func kubeconfigFor(server string, ca []byte, ns, name, token string) (string, error) {
-	user := "system:serviceaccount:" + ns + ":" + name
+	return kubeconfig(server, ca, "system:serviceaccount:"+ns+":"+name, ns, &clientcmdapi.AuthInfo{Token: token})
+}
+
+// kubeconfig returns a kubeconfig whose one context authenticates as user
+// with auth, in namespace ns ("" for none).
+func kubeconfig(server string, ca []byte, user, ns string, auth *clientcmdapi.AuthInfo) (string, error) {
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["cluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
-	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.AuthInfos[user] = auth
 	cfg.Contexts[user] = &clientcmdapi.Context{Cluster: "cluster", AuthInfo: user, Namespace: ns}
 	cfg.CurrentContext = user
 	b, err := clientcmd.Write(*cfg)
 	if err != nil {
-		return "", errors.New("encoding the kubeconfig failed") // never the token
+		return "", errors.New("encoding the kubeconfig failed") // never the credential
 	}
 	return string(b), nil
 }

@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
@@ -525,16 +524,7 @@ func (r *x509Rotation) waitCertificate(ctx context.Context) ([]byte, time.Time, 
 // kubeconfigForCert returns a kubeconfig that authenticates as user with a
 // client certificate.
 func kubeconfigForCert(server string, ca []byte, user string, certPEM, keyPEM []byte) (string, error) {
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["cluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
-	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
-	cfg.Contexts[user] = &clientcmdapi.Context{Cluster: "cluster", AuthInfo: user}
-	cfg.CurrentContext = user
-	b, err := clientcmd.Write(*cfg)
-	if err != nil {
-		return "", errors.New("encoding the kubeconfig failed") // never the key
-	}
-	return string(b), nil
+	return kubeconfig(server, ca, user, "", &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM})
 }
 
 // bindingsNaming lists the RoleBindings (of every namespace) and

@@ -187,15 +187,7 @@ func rotateCommand() *cli.Command {
 					s.env.Incident = run.Incident
 					rollback := func(rotation string, rec rotate.SecretRotation) error {
 						params := map[string]any{"rotation": rotation, "ref": rec.Ref, "oldVersion": rec.OldVersion, "newVersion": rec.NewVersion}
-						for _, k := range []string{"endpointURL", "region"} {
-							if v, ok := run.Params[k].(string); ok && v != "" {
-								params[k] = v
-							}
-						}
-						if c.IsSet(flagEndpointURL) || c.IsSet(flagRegion) {
-							storeParams(c, params)
-						}
-						return runPlaybook(c, s, "rotate rollback", "rollback-secret", params)
+						return runPlaybook(c, s, "rotate rollback", "rollback-secret", rollbackStore(c, run, params))
 					}
 					if run.Playbook == "rotate-x509-user" {
 						return rollbackX509(c, s, run)
@@ -285,6 +277,17 @@ func rollbackX509(c *cli.Context, offline *session, run *playbooks.Run) error {
 	if rec, err := rotationOf(run); err == nil {
 		params["ref"], params["oldVersion"], params["newVersion"] = rec.Ref, rec.OldVersion, rec.NewVersion
 	}
+	s, err := connect(c.Context, c, false)
+	if err != nil {
+		return err
+	}
+	s.env.Incident = offline.env.Incident
+	return runPlaybook(c, s, "rotate rollback", "rollback-x509-user", rollbackStore(c, run, params))
+}
+
+// rollbackStore adds to a rollback's params the store settings the
+// rotation ran with, unless the command gives its own.
+func rollbackStore(c *cli.Context, run *playbooks.Run, params map[string]any) map[string]any {
 	for _, k := range []string{"endpointURL", "region"} {
 		if v, ok := run.Params[k].(string); ok && v != "" {
 			params[k] = v
@@ -293,12 +296,7 @@ func rollbackX509(c *cli.Context, offline *session, run *playbooks.Run) error {
 	if c.IsSet(flagEndpointURL) || c.IsSet(flagRegion) {
 		storeParams(c, params)
 	}
-	s, err := connect(c.Context, c, false)
-	if err != nil {
-		return err
-	}
-	s.env.Incident = offline.env.Incident
-	return runPlaybook(c, s, "rotate rollback", "rollback-x509-user", params)
+	return params
 }
 
 // rotationRow is one line of kir rotate status.
