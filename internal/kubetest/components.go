@@ -150,7 +150,9 @@ func apiserverArgs(p ports, k *pki, extra []string) []string {
 		"--kubelet-preferred-address-types=InternalIP",
 		"--kubelet-certificate-authority=" + k.servingCA,
 		"--allow-privileged=true",
-		"--profiling=false",
+		// KIR_TEST_PROFILING=1 serves /debug/pprof, for benchmarks that
+		// profile the API server.
+		"--profiling=" + strconv.FormatBool(os.Getenv("KIR_TEST_PROFILING") == "1"),
 	}
 	return append(args, extra...)
 }
