@@ -89,52 +89,61 @@ func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Resul
 	if err := p.Validate(); err != nil {
 		return action.Result{}, err
 	}
-	// The pods and the policies that may weaken their isolation, read at
-	// once: one round trip less before the first write.
+	pods, err := p.target().pods(ctx, env.Kube)
+	if err != nil {
+		return action.Result{}, err
+	}
+	// The policies that may weaken the isolation are only warned about:
+	// their list (a consistent read the API server may hold for up to
+	// ~100 ms until its watch cache catches up) runs beside the writes
+	// instead of before them.
 	var (
-		pods     []corev1.Pod
 		policies *networkingv1.NetworkPolicyList
-		podsErr  error
 		polErr   error
-		read     sync.WaitGroup
+		listed   sync.WaitGroup
 	)
-	read.Go(func() { pods, podsErr = p.target().pods(ctx, env.Kube) })
-	read.Go(func() {
+	listed.Go(func() {
 		policies, polErr = env.Kube.NetworkingV1().NetworkPolicies(p.Namespace).List(ctx, metav1.ListOptions{})
 	})
-	read.Wait()
-	if podsErr != nil {
-		return action.Result{}, podsErr
-	}
-	if polErr != nil {
-		return action.Result{}, fmt.Errorf("listing NetworkPolicies in %s: %w", p.Namespace, polErr)
-	}
-	iso := &isolator{env: env, p: p, j: &action.WriteLog{Dry: env.DryRun}, policies: policies.Items, now: env.Now().UTC()}
+	iso := &isolator{env: env, p: p, j: &action.WriteLog{Dry: env.DryRun}, now: env.Now().UTC()}
 	if p.Detach {
-		var err error
 		if iso.detacher, err = newDetacher(ctx, env.Kube, p.Namespace); err != nil {
+			listed.Wait()
 			return action.Result{}, err
 		}
 	}
 	out := IsolateOutput{Pods: make([]PodOutcome, len(pods)), Nodes: nodesOf(pods)}
 	changed := make([]bool, len(pods))
 	warnings := make([][]string, len(pods))
+	podLabels := make([]map[string]string, len(pods))
 	parallel := p.Parallelism
 	if parallel == 0 {
 		parallel = 32
 	}
 	runErr := forEach(ctx, pods, parallel, func(ctx context.Context, i int, pod *corev1.Pod) error {
-		o, ch, warn, err := iso.pod(ctx, pod)
+		o, labels, ch, warn, err := iso.pod(ctx, pod)
 		if err != nil {
 			o.Error = err.Error()
 		}
-		out.Pods[i], changed[i], warnings[i] = o, ch, warn
+		out.Pods[i], podLabels[i], changed[i], warnings[i] = o, labels, ch, warn
 		return err
 	})
+	listed.Wait()
 	res := action.Result{Output: out, Writes: iso.j.Writes(), Warnings: []string{CNIWarning}}
+	if polErr != nil {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("could not check which other NetworkPolicies weaken the isolation: listing NetworkPolicies in %s: %v", p.Namespace, polErr))
+	}
 	for i := range pods {
 		res.Changed = res.Changed || changed[i]
 		res.Warnings = append(res.Warnings, warnings[i]...)
+		if polErr != nil || podLabels[i] == nil {
+			continue
+		}
+		o := &out.Pods[i]
+		o.OtherPolicies = weakeners(policies.Items, podLabels[i])
+		for _, w := range o.OtherPolicies {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("pod %s/%s: NetworkPolicy %s also selects it and allows %v; policies are additive, so that traffic is still allowed", o.Namespace, o.Name, w.Name, w.Allows))
+		}
 	}
 	return res, runErr
 }
@@ -143,13 +152,13 @@ type isolator struct {
 	env      action.Env
 	p        IsolateParams
 	j        *action.WriteLog
-	policies []networkingv1.NetworkPolicy
 	detacher *detacher
 	now      time.Time
 }
 
-// pod isolates one pod.
-func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, changed bool, warnings []string, err error) {
+// pod isolates one pod. podLabels are its labels once isolated, nil if it
+// was not.
+func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, podLabels map[string]string, changed bool, warnings []string, err error) {
 	env, value := iso.env, QuarantineValue(pod.UID)
 	out = PodOutcome{
 		Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), Node: pod.Spec.NodeName,
@@ -186,7 +195,7 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 		return env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Apply(ctx, policy, applyOpts(env))
 	})
 	if err != nil {
-		return out, false, nil, fmt.Errorf("isolating pod %s: applying NetworkPolicy %s: %w", id, out.Policy, err)
+		return out, nil, false, nil, fmt.Errorf("isolating pod %s: applying NetworkPolicy %s: %w", id, out.Policy, err)
 	}
 
 	stored := pod // the object as the server holds it after this step
@@ -203,17 +212,17 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 			return got, err
 		})
 		if err != nil {
-			return out, false, nil, fmt.Errorf("isolating pod %s: labelling it: %w", id, err)
+			return out, nil, false, nil, fmt.Errorf("isolating pod %s: labelling it: %w", id, err)
 		}
 		changed = true
 	}
 
-	podLabels := merged(pod.Labels, map[string]string{LabelQuarantine: value})
+	podLabels = merged(pod.Labels, map[string]string{LabelQuarantine: value})
 	if iso.detacher != nil {
 		removed, ch, err := iso.detacher.detach(ctx, env, iso.j, stored)
 		out.DetachedLabels = removed
 		if err != nil {
-			return out, changed, nil, fmt.Errorf("detaching pod %s: %w", id, err)
+			return out, nil, changed, nil, fmt.Errorf("detaching pod %s: %w", id, err)
 		}
 		changed = changed || ch
 		for k := range removed {
@@ -227,14 +236,10 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 			warnings = append(warnings, w)
 		}
 	}
-	out.OtherPolicies = weakeners(iso.policies, podLabels)
-	for _, w := range out.OtherPolicies {
-		warnings = append(warnings, fmt.Sprintf("pod %s: NetworkPolicy %s also selects it and allows %v; policies are additive, so that traffic is still allowed", id, w.Name, w.Allows))
-	}
 	if out.HostNetwork {
 		warnings = append(warnings, fmt.Sprintf("pod %s uses the host network: no NetworkPolicy isolates it; contain its node", id))
 	}
-	return out, changed, warnings, nil
+	return out, podLabels, changed, warnings, nil
 }
 
 func applyOpts(env action.Env) metav1.ApplyOptions {
