@@ -8,8 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -154,14 +152,14 @@ func BenchmarkContain1000Pods(b *testing.B) {
 		f := benchFixture(b)
 		benchPods(b, f, n)
 		syscall.Sync() // the test binary's own writeback must not compete
-		cpu0 := cpuTimes()
+		cpu0 := kubetest.CPUTimes()
 		profiled := apiserverProfile(b)
 		b.StartTimer()
 		start := time.Now()
 		runKir(b, "contain", "pod", "-l", "app=bench", "-n", f.ns, "--no-evidence")
 		d := time.Since(start)
 		profiled()
-		cpu := cpuTimes().since(cpu0)
+		cpu := kubetest.CPUTimes().Since(cpu0)
 		b.ReportMetric(d.Seconds()*1000, "ms/1000pods")
 		b.ReportMetric(n/d.Seconds(), "pods/s")
 		// Where the time goes: every process here shares the machine's
@@ -169,7 +167,7 @@ func BenchmarkContain1000Pods(b *testing.B) {
 		b.ReportMetric(cpu["kube-apiserver"].Seconds()*1000/n, "apiserver-cpu-ms/pod")
 		b.ReportMetric(cpu["etcd"].Seconds()*1000/n, "etcd-cpu-ms/pod")
 		b.ReportMetric(cpu[self].Seconds()*1000/n, "kir-cpu-ms/pod")
-		b.ReportMetric(cpu.total().Seconds()*1000/n, "machine-cpu-ms/pod")
+		b.ReportMetric(cpu.Total().Seconds()*1000/n, "machine-cpu-ms/pod")
 		b.Logf("CPU by process: %v", cpu)
 	}
 }
@@ -197,61 +195,4 @@ func apiserverProfile(b *testing.B) (wait func()) {
 			b.Errorf("profiling the API server: %v", err)
 		}
 	}
-}
-
-// procCPU is the CPU time used so far by each process on the machine,
-// by PID: a kernel worker renames itself with the work it does.
-type procCPU map[string]procTime
-
-type procTime struct {
-	name string
-	cpu  time.Duration
-}
-
-// cpuTimes reads /proc/*/stat. Processes that exit in between are missed,
-// which is fine for the long-lived control plane this measures.
-func cpuTimes() procCPU {
-	const ticksPerSecond = 100 // USER_HZ on Linux
-	out := procCPU{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		raw, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(raw)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+1:]) // f[0] is the state; utime, stime are fields 14, 15
-		if len(f) < 13 {
-			continue
-		}
-		user, _ := strconv.Atoi(f[11])
-		system, _ := strconv.Atoi(f[12])
-		out[e.Name()] = procTime{s[open+1 : end], time.Duration(user+system) * time.Second / ticksPerSecond}
-	}
-	return out
-}
-
-// since returns the CPU time each process name used since before.
-func (c procCPU) since(before procCPU) cpuByName {
-	out := cpuByName{}
-	for pid, t := range c {
-		if d := t.cpu - before[pid].cpu; d > 0 {
-			out[t.name] += d
-		}
-	}
-	return out
-}
-
-type cpuByName map[string]time.Duration
-
-func (c cpuByName) total() time.Duration {
-	var t time.Duration
-	for _, v := range c {
-		t += v
-	}
-	return t
 }

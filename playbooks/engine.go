@@ -34,11 +34,13 @@ type Engine struct {
 	// default, one per run: expressions see Evidence/<run id> as
 	// run.evidence ("" when Evidence is).
 	Evidence string
-	// Gate, when set, is called before each step's action runs, and the
-	// function it returns after: kir serve holds evidence collection to a
-	// few at once with it, so that isolating the next pod never waits on
-	// collecting the last one's images. An error fails the step (ctx ended).
-	Gate func(ctx context.Context, action string) (release func(), err error)
+	// Gate, when set, is called before each step's action runs, which
+	// then runs with the context it returns; the function it returns is
+	// called after. kir serve holds evidence collection to a few at once
+	// with it, and behind the isolation of the next pods, so that
+	// isolating never waits on collecting the last one's images. An error
+	// interrupts the step (ctx ended).
+	Gate func(ctx context.Context, action string) (stepCtx context.Context, release func(), err error)
 	// Observe, when set, is called after each journal record is durable.
 	Observe func(journal.Record)
 }
@@ -114,14 +116,14 @@ type execution struct {
 func (x *execution) from(ctx context.Context, start int) error {
 	for i := start; i < len(x.pb.Steps); i++ {
 		if ctx.Err() != nil {
-			return nil // interrupted: the journal says where to resume
+			return x.sync() // interrupted: the journal says where to resume
 		}
 		abort, err := x.step(ctx, i)
 		if err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
-			return nil
+			return x.sync()
 		}
 		if abort {
 			break
@@ -141,7 +143,7 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 		sr.Status, sr.Error, sr.err = StepFailed, err.Error(), err
 		x.scope[s.Name] = stepScope(sr)
 		log.Warn("step failed", "err", err)
-		rerr := x.record(recStepFinished, finishedOf(i, sr))
+		rerr := x.recordFinished(i, sr)
 		return s.OnError != OnErrorContinue, rerr
 	}
 	if s.When != nil {
@@ -189,14 +191,14 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 	if timeout == 0 {
 		timeout = DefaultStepTimeout
 	}
-	release := func() {}
+	release, actx := func() {}, ctx
 	if x.engine.Gate != nil {
-		if release, err = x.engine.Gate(ctx, s.Action); err != nil {
+		if actx, release, err = x.engine.Gate(ctx, s.Action); err != nil {
 			sr.Status, sr.Error = StepPending, "interrupted"
 			return true, nil
 		}
 	}
-	sctx, cancel := context.WithTimeout(ctx, timeout)
+	sctx, cancel := context.WithTimeout(actx, timeout)
 	log.Info("step started")
 	res, runErr := a.Run(sctx, x.stepEnv(i, sr), params)
 	cancel()
@@ -223,7 +225,15 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 	sr.Status = StepSucceeded
 	x.scope[s.Name] = stepScope(sr)
 	log.Info("step succeeded", "changed", res.Changed)
-	return false, x.record(recStepFinished, finishedOf(i, sr))
+	return false, x.recordFinished(i, sr)
+}
+
+// recordFinished records step i's outcome without waiting for the disk:
+// the next step's start, or the run's end, makes it durable before
+// anything acts on it. Lost in a crash, the step counts as interrupted and
+// is run again on resume, as a step whose end was never recorded is.
+func (x *execution) recordFinished(i int, sr *StepRun) error {
+	return x.recordUnsynced(recStepFinished, finishedOf(i, sr))
 }
 
 // stepEnv is the env step i's action runs with: the run's, with the notes
@@ -299,6 +309,17 @@ func (x *execution) journalPath() string {
 
 func (x *execution) record(typ string, data any) error {
 	return x.append(typ, data, (*journal.Writer).Append)
+}
+
+// sync makes the records appended so far durable.
+func (x *execution) sync() error {
+	if x.w == nil {
+		return nil
+	}
+	if err := x.w.Sync(); err != nil {
+		return fmt.Errorf("recording run %s in its journal: %w", x.run.ID, err)
+	}
+	return nil
 }
 
 // recordUnsynced appends a record the next one makes durable.

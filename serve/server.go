@@ -18,6 +18,7 @@ import (
 
 	"kir.dev/kir/falco"
 	"kir.dev/kir/internal/action"
+	"kir.dev/kir/internal/kube"
 	"kir.dev/kir/internal/spool"
 	"kir.dev/kir/playbooks"
 )
@@ -74,9 +75,15 @@ type Server struct {
 	o      Options
 	tasks  chan *task
 	queued atomic.Int64 // tasks accepted and not yet taken by a worker
-	ready  atomic.Bool
-	wg     sync.WaitGroup
-	keys   *keyTable
+	// busy counts the runs holding a worker; receiving, the alerts being
+	// received; lastAlert is when the last one came (Unix ns). Evidence
+	// collection waits for all three to settle (quiet).
+	busy      atomic.Int64
+	receiving atomic.Int64
+	lastAlert atomic.Int64
+	ready     atomic.Bool
+	wg        sync.WaitGroup
+	keys      *keyTable
 	// draining stops workers from taking tasks; active counts runs.
 	draining chan struct{}
 	drainMu  sync.Once
@@ -129,9 +136,6 @@ func New(o Options) (*Server, error) {
 	if o.Collectors <= 0 {
 		o.Collectors = DefaultCollectors
 	}
-	if o.Engine.Gate == nil {
-		o.Engine.Gate = collectGate(o.Collectors)
-	}
 	if o.BodyLimit <= 0 {
 		o.BodyLimit = DefaultBodyLimit
 	}
@@ -149,7 +153,11 @@ func New(o Options) (*Server, error) {
 			return nil, fmt.Errorf("routing names playbook %q, which does not exist (have: %v)", m, o.Library.Names())
 		}
 	}
-	return &Server{o: o, tasks: make(chan *task, o.Queue), keys: newKeyTable(), draining: make(chan struct{})}, nil
+	s := &Server{o: o, tasks: make(chan *task, o.Queue), keys: newKeyTable(), draining: make(chan struct{})}
+	if o.Engine.Gate == nil {
+		o.Engine.Gate = s.collectGate(o.Collectors)
+	}
+	return s, nil
 }
 
 // Handler serves POST / and /falco (alerts), /healthz, /readyz and
@@ -170,21 +178,67 @@ func (s *Server) Handler() http.Handler {
 	return recoverer(s.o.Log, s.o.Metrics, mux)
 }
 
-// collectGate lets n evidence-collection steps run at once; every other
-// step runs at once.
-func collectGate(n int) func(ctx context.Context, action string) (func(), error) {
+// Evidence collection yields to intake and isolation: a collection step
+// starts, and each of its API requests goes out, only once no alert has
+// been received for quietPeriod, none waits for a worker and no run is
+// isolating; after maxYield it goes on regardless. The pod as it was is
+// recorded before isolation (collect.snapshot-pod), and logs and images do
+// not change with it, so the wait costs the evidence nothing.
+const (
+	quietPeriod = 50 * time.Millisecond
+	maxYield    = 10 * time.Second
+)
+
+// quiet says whether nothing more urgent than evidence collection is
+// going on: no alert being received or received within quietPeriod, none
+// queued, no run holding a worker (runs give theirs back on reaching
+// collection).
+func (s *Server) quiet() bool {
+	return s.receiving.Load() == 0 && s.queued.Load() == 0 && s.busy.Load() == 0 &&
+		time.Since(time.Unix(0, s.lastAlert.Load())) >= quietPeriod
+}
+
+// yield waits until the server is quiet or until, whichever comes first.
+func (s *Server) yield(ctx context.Context, until time.Time) error {
+	if s.quiet() || !time.Now().Before(until) {
+		return nil
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			if s.quiet() || !time.Now().Before(until) {
+				return nil
+			}
+		}
+	}
+}
+
+// collectGate lets n evidence-collection steps run at once, each yielding
+// to intake and isolation (see quietPeriod); every other step runs at
+// once.
+func (s *Server) collectGate(n int) func(ctx context.Context, action string) (context.Context, func(), error) {
 	slots := make(chan struct{}, n)
-	return func(ctx context.Context, action string) (func(), error) {
+	return func(ctx context.Context, action string) (context.Context, func(), error) {
 		if action != "collect.pod" && action != "collect.seal" {
-			return func() {}, nil
+			return ctx, func() {}, nil
 		}
 		releaseWorker(ctx) // waiting here must not hold up other alerts
 		select {
 		case slots <- struct{}{}:
-			return func() { <-slots }, nil
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
+		until := time.Now().Add(maxYield)
+		if err := s.yield(ctx, until); err != nil {
+			<-slots
+			return nil, nil, err
+		}
+		ctx = kube.WithYield(ctx, func(ctx context.Context) error { return s.yield(ctx, until) })
+		return ctx, func() { <-slots }, nil
 	}
 }
 
@@ -228,6 +282,11 @@ func (s *Server) reject(w http.ResponseWriter, code int, reason, msg string) {
 
 func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 	began := s.o.Now()
+	s.receiving.Add(1)
+	defer func() {
+		s.lastAlert.Store(time.Now().UnixNano())
+		s.receiving.Add(-1)
+	}()
 	s.o.Metrics.Received.Inc()
 	if r.URL.Path != "/" && r.URL.Path != "/falco" {
 		s.reject(w, http.StatusNotFound, "path", "not found: post alerts to / or /falco")

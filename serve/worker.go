@@ -62,8 +62,14 @@ func (s *Server) dispatch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		s.busy.Add(1)
 		var once sync.Once
-		release := func() { once.Do(func() { <-slots }) }
+		release := func() {
+			once.Do(func() {
+				s.busy.Add(-1)
+				<-slots
+			})
+		}
 		s.active.Add(1)
 		go func() {
 			defer s.active.Done()

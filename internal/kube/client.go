@@ -75,6 +75,8 @@ func New(o Options) (*Client, error) {
 	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	// Evidence cites the Audit-Id of the request that read it.
 	cfg.Wrap(AuditIDTransport)
+	// kir serve's background work yields to isolation (WithYield).
+	cfg.Wrap(YieldTransport)
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("building the Kubernetes client: %w", err)
