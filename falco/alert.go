@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // MaxAlertSize bounds an alert Decode accepts. Falco's alerts are a few
@@ -57,22 +58,20 @@ func Decode(b []byte) (*Alert, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, errors.New("empty alert: want a Falco alert as a JSON object")
 	}
-	if !json.Valid(b) {
-		var v any
-		err := json.Unmarshal(b, &v)
+	// One Unmarshal validates and splits the alert: intake decodes every
+	// alert of a storm, so it reads each byte as few times as it can.
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			return nil, fmt.Errorf("alert is not valid JSON: %v (at byte %d)", se, se.Offset)
 		}
-		return nil, errors.New("alert is not valid JSON")
+		if !json.Valid(b) {
+			return nil, errors.New("alert is not valid JSON")
+		}
 	}
-	b = bytes.TrimSpace(b)
-	if b[0] != '{' {
+	if b = bytes.TrimSpace(b); b[0] != '{' {
 		return nil, fmt.Errorf("alert must be a JSON object, not %s", jsonKind(b))
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(b, &top); err != nil {
-		return nil, fmt.Errorf("reading alert: %v", err) // unreachable for a valid object
 	}
 	for k, v := range top {
 		top[k] = bytes.TrimSpace(v)
@@ -90,7 +89,7 @@ func Decode(b []byte) (*Alert, error) {
 			bad("%s must be a string, not %s", key, jsonKind(raw))
 			return false
 		}
-		_ = json.Unmarshal(raw, dst) // a valid JSON string always decodes
+		*dst = jsonString(raw)
 		return true
 	}
 
@@ -159,9 +158,7 @@ func decodeTags(raw json.RawMessage) ([]string, error) {
 		if item[0] != '"' {
 			return nil, fmt.Errorf("tags must be a list of strings: item %d is %s", i+1, jsonKind(item))
 		}
-		var s string
-		_ = json.Unmarshal(item, &s)
-		tags = append(tags, s)
+		tags = append(tags, jsonString(item))
 	}
 	return tags, nil
 }
@@ -180,8 +177,7 @@ func decodeFields(raw json.RawMessage, dst map[string]string) error {
 		case 'n':
 			continue
 		case '"':
-			var s string
-			_ = json.Unmarshal(v, &s)
+			s := jsonString(v)
 			if s == notAvailable {
 				continue
 			}
@@ -195,6 +191,18 @@ func decodeFields(raw json.RawMessage, dst map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// jsonString decodes a valid JSON string; one without escapes, in valid
+// UTF-8 (encoding/json replaces invalid bytes with U+FFFD), is its text
+// between the quotes.
+func jsonString(raw json.RawMessage) string {
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw[1 : len(raw)-1])
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s) // a valid JSON string always decodes
+	return s
 }
 
 // isNull reports whether raw is JSON null.

@@ -425,3 +425,19 @@ func TestVars(t *testing.T) {
 		t.Errorf("zero alert: time %q, priority %q", v["time"], v["priority"])
 	}
 }
+
+// BenchmarkDecode decodes a real Falcosidekick alert: kir serve decodes
+// every alert of a storm.
+func BenchmarkDecode(b *testing.B) {
+	raw, err := os.ReadFile("../testdata/falco/sidekick-drop-execute.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := falco.Decode(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

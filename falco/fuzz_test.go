@@ -14,7 +14,8 @@ import (
 // FuzzDecode feeds Decode arbitrary bytes, seeded with the sample alerts:
 // it must never panic; what it accepts must have a valid priority, no
 // "<NA>" field, a Vars that encodes as JSON, and route without panicking;
-// what it refuses it must explain in one line.
+// its strings must read as encoding/json reads them; what it refuses it
+// must explain in one line.
 func FuzzDecode(f *testing.F) {
 	seeds, _ := filepath.Glob("../testdata/falco/*.json")
 	if len(seeds) == 0 {
@@ -49,6 +50,16 @@ func FuzzDecode(f *testing.F) {
 		for k, v := range a.Fields {
 			if v == "<NA>" {
 				t.Fatalf("field %q is <NA>", k)
+			}
+		}
+		// The strings read without encoding/json's decoder are its own.
+		var ref map[string]any
+		if err := json.Unmarshal(b, &ref); err != nil {
+			t.Fatalf("accepted what encoding/json refuses: %v", err)
+		}
+		for key, got := range map[string]string{"rule": a.Rule, "output": a.Output, "uuid": a.UUID} {
+			if want, _ := ref[key].(string); got != want {
+				t.Fatalf("%s decoded as %q, encoding/json says %q", key, got, want)
 			}
 		}
 		if _, err := json.Marshal(a.Vars()); err != nil {

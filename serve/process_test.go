@@ -28,7 +28,10 @@ func buildKir(b *testing.B) {
 		return
 	}
 	out := filepath.Join(os.TempDir(), fmt.Sprintf("kir-bench-%d", os.Getpid()))
-	if msg, err := exec.Command("go", "build", "-o", out, "kir.dev/kir/cmd/kir").CombinedOutput(); err != nil {
+	// As make build builds it (see the Makefile's BUILDFLAGS).
+	build := exec.Command("go", "build", "-trimpath", "-tags", "kustomize_disable_go_plugin_support", "-ldflags", "-s -w", "-o", out, "kir.dev/kir/cmd/kir")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("building kir: %v\n%s", err, msg)
 	}
 	kirBinary = out

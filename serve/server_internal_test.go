@@ -2,8 +2,12 @@ package serve
 
 import (
 	"context"
+	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
+
+	"kir.dev/kir/falco"
 )
 
 // Evidence collection waits while a run holds a worker (isolating), an
@@ -84,4 +88,26 @@ func TestCollectionYields(t *testing.T) {
 		}
 	}()
 	goes("after a cancelled wait", both)
+}
+
+// A kept alert reads back as json.Marshal would have written it.
+func TestRecordEncode(t *testing.T) {
+	rec := record{
+		Received: time.Date(2026, 11, 25, 20, 45, 12, 123456789, time.UTC),
+		Alert:    json.RawMessage(" {\"rule\": \"R\",\n \"output_fields\": {\"k8s.pod.name\": \"web\"}}\n"),
+		Matches:  []falco.Match{{Rule: "contain-critical", Playbook: "contain-pod", Key: "contain-pod:ns/web", Params: map[string]any{"name": "web"}}},
+	}
+	raw, err := rec.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(rec)
+	var got, wanted any
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+	_ = json.Unmarshal(want, &wanted)
+	if !reflect.DeepEqual(got, wanted) {
+		t.Fatalf("encode gave %s, json.Marshal %s", raw, want)
+	}
 }
