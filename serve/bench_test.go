@@ -121,6 +121,7 @@ func BenchmarkAlertToPolicy(b *testing.B) {
 			pw := watchPolicies(b, w.ns)
 			p := startServe(b, b.TempDir(), "bench-"+mode, benchFlags...)
 			lat := make([]time.Duration, n)
+			cpu0 := kubetest.CPUTimes()
 			send := func(i int, pod corev1.Pod) {
 				start := time.Now()
 				if code, body := postTo(b, p.url, alert(b, w.ns, pod.Name, fmt.Sprintf("lat-%s-%d", mode, i))); code != 202 {
@@ -140,6 +141,9 @@ func BenchmarkAlertToPolicy(b *testing.B) {
 				}
 				wg.Wait()
 			}
+			// Where the machine's CPU went (2 cores here): every process
+			// shares them.
+			b.Logf("%s: CPU by process until the last policy: %v", mode, kubetest.CPUTimes().Since(cpu0))
 			p50, p90, p99 := percentiles(lat)
 			b.ReportMetric(ms(p50), mode+"-p50-ms")
 			b.ReportMetric(ms(p90), mode+"-p90-ms")
