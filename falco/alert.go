@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // MaxAlertSize bounds an alert Decode accepts. Falco's alerts are a few
@@ -58,24 +57,20 @@ func Decode(b []byte) (*Alert, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, errors.New("empty alert: want a Falco alert as a JSON object")
 	}
-	// One Unmarshal validates and splits the alert: intake decodes every
-	// alert of a storm, so it reads each byte as few times as it can.
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(b, &top); err != nil {
+	if !json.Valid(b) {
+		var v any
+		err := json.Unmarshal(b, &v)
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			return nil, fmt.Errorf("alert is not valid JSON: %v (at byte %d)", se, se.Offset)
 		}
-		if !json.Valid(b) {
-			return nil, errors.New("alert is not valid JSON")
-		}
+		return nil, errors.New("alert is not valid JSON")
 	}
 	if b = bytes.TrimSpace(b); b[0] != '{' {
 		return nil, fmt.Errorf("alert must be a JSON object, not %s", jsonKind(b))
 	}
-	for k, v := range top {
-		top[k] = bytes.TrimSpace(v)
-	}
+	top := map[string][]byte{}
+	members(b, func(key string, value []byte) { top[key] = value })
 	a := &Alert{Fields: map[string]string{}}
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -169,19 +164,16 @@ func decodeFields(raw json.RawMessage, dst map[string]string) error {
 	if raw[0] != '{' {
 		return fmt.Errorf("output_fields must be an object, not %s", jsonKind(raw))
 	}
-	var fields map[string]json.RawMessage
-	_ = json.Unmarshal(raw, &fields)
-	for k, v := range fields {
-		v = bytes.TrimSpace(v)
+	members(raw, func(k string, v []byte) {
 		switch v[0] {
 		case 'n':
-			continue
+			delete(dst, k) // the last of a repeated key wins
 		case '"':
-			s := jsonString(v)
-			if s == notAvailable {
-				continue
+			if s := jsonString(v); s != notAvailable {
+				dst[k] = s
+			} else {
+				delete(dst, k)
 			}
-			dst[k] = s
 		case '{', '[':
 			var buf bytes.Buffer
 			_ = json.Compact(&buf, v)
@@ -189,20 +181,8 @@ func decodeFields(raw json.RawMessage, dst map[string]string) error {
 		default: // true, false, or a number, kept as its text
 			dst[k] = string(v)
 		}
-	}
+	})
 	return nil
-}
-
-// jsonString decodes a valid JSON string; one without escapes, in valid
-// UTF-8 (encoding/json replaces invalid bytes with U+FFFD), is its text
-// between the quotes.
-func jsonString(raw json.RawMessage) string {
-	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
-		return string(raw[1 : len(raw)-1])
-	}
-	var s string
-	_ = json.Unmarshal(raw, &s) // a valid JSON string always decodes
-	return s
 }
 
 // isNull reports whether raw is JSON null.

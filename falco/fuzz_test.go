@@ -1,8 +1,10 @@
 package falco_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,11 +64,45 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("%s decoded as %q, encoding/json says %q", key, got, want)
 			}
 		}
+		if want := refFields(b); want != nil && !maps.Equal(a.Fields, want) {
+			t.Fatalf("output_fields decoded as %q, encoding/json says %q", a.Fields, want)
+		}
 		if _, err := json.Marshal(a.Vars()); err != nil {
 			t.Fatalf("encoding Vars: %v", err)
 		}
 		c.Route(a)
 	})
+}
+
+// refFields is what Decode makes of output_fields, by encoding/json: null
+// and "<NA>" dropped, strings decoded, the rest compacted; nil when alert
+// has no output_fields object.
+func refFields(alert []byte) map[string]string {
+	var top map[string]json.RawMessage
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(alert, &top) != nil || json.Unmarshal(top["output_fields"], &fields) != nil || fields == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for k, v := range fields {
+		v = bytes.TrimSpace(v)
+		switch v[0] {
+		case 'n':
+		case '"':
+			var s string
+			_ = json.Unmarshal(v, &s)
+			if s != "<NA>" {
+				out[k] = s
+			}
+		case '{', '[':
+			var buf bytes.Buffer
+			_ = json.Compact(&buf, v)
+			out[k] = buf.String()
+		default:
+			out[k] = string(v)
+		}
+	}
+	return out
 }
 
 // FuzzParseConfig feeds ParseConfig arbitrary bytes, seeded with the
