@@ -43,11 +43,12 @@ lint: ## go vet and gofmt
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt wants to change:"; echo "$$out"; exit 1; fi
 
-bench: testbin ## print the timing figures: contain (one pod, with evidence, 1,000 pods), evidence verify vs sha256sum, image snapshot vs crane, kir serve latency and storm
+bench: testbin ## print the timing figures: contain (one pod, with evidence, 1,000 pods), evidence verify vs sha256sum, image snapshot vs crane, kir serve latency, storm and intake
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./contain/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./evidence/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./collect/ | grep -E '^(Benchmark|ok|FAIL)'
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./serve/ | grep -E '^(Benchmark|ok|FAIL)'
+	$(GO) test -run '^$$' -bench 'AlertToPolicy|AlertStorm' -benchtime 1x -count 1 -timeout 20m ./serve/ | grep -E '^(Benchmark|ok|FAIL)'
+	$(GO) test -run '^$$' -bench Intake -benchtime 20000x -benchmem -count 1 ./serve/ | grep -E '^(Benchmark|ok|FAIL)'
 
 clean:
 	rm -rf bin
