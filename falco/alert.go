@@ -145,15 +145,19 @@ func decodeTags(raw json.RawMessage) ([]string, error) {
 	if raw[0] != '[' {
 		return nil, fmt.Errorf("tags must be a list of strings, not %s", jsonKind(raw))
 	}
-	var items []json.RawMessage
-	_ = json.Unmarshal(raw, &items)
-	tags := make([]string, 0, len(items))
-	for i, item := range items {
-		item = bytes.TrimSpace(item)
-		if item[0] != '"' {
-			return nil, fmt.Errorf("tags must be a list of strings: item %d is %s", i+1, jsonKind(item))
+	tags := []string{}
+	var err error
+	elements(raw, func(item []byte) {
+		switch {
+		case err != nil:
+		case item[0] != '"':
+			err = fmt.Errorf("tags must be a list of strings: item %d is %s", len(tags)+1, jsonKind(item))
+		default:
+			tags = append(tags, jsonString(item))
 		}
-		tags = append(tags, jsonString(item))
+	})
+	if err != nil {
+		return nil, err
 	}
 	return tags, nil
 }

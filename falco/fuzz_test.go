@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -64,6 +65,15 @@ func FuzzDecode(f *testing.F) {
 		for key, got := range map[string]string{"rule": a.Rule, "output": a.Output, "uuid": a.UUID} {
 			if want, _ := ref[key].(string); got != want {
 				t.Fatalf("%s decoded as %q, encoding/json says %q", key, got, want)
+			}
+		}
+		if list, ok := ref["tags"].([]any); ok {
+			want := make([]string, len(list))
+			for i, v := range list {
+				want[i], _ = v.(string)
+			}
+			if !slices.Equal(a.Tags, want) {
+				t.Fatalf("tags decoded as %q, encoding/json says %q", a.Tags, want)
 			}
 		}
 		if want := refFields(b); want != nil && !maps.Equal(a.Fields, want) {

@@ -35,6 +35,25 @@ func members(obj []byte, f func(key string, value []byte)) {
 	}
 }
 
+// elements calls f with each element of the valid JSON array arr, in
+// order, without surrounding space.
+func elements(arr []byte, f func(value []byte)) {
+	i := skipSpace(arr, 0) + 1 // past '['
+	for {
+		i = skipSpace(arr, i)
+		if arr[i] == ']' {
+			return
+		}
+		end := valueEnd(arr, i)
+		f(arr[i:end])
+		i = skipSpace(arr, end)
+		if arr[i] != ',' {
+			return // ']'
+		}
+		i++
+	}
+}
+
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++

@@ -371,9 +371,13 @@ func (s *Server) intake(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.o.Metrics.Accepted.Inc()
-	log := s.o.Log.With("alert", it.ID, "uuid", alert.UUID, "rule", alert.Rule, "from", who)
+	// A logger with the alert's attributes costs a few microseconds to
+	// build: only an alert that has something to say pays for it.
+	log := sync.OnceValue(func() *slog.Logger {
+		return s.o.Log.With("alert", it.ID, "uuid", alert.UUID, "rule", alert.Rule, "from", who)
+	})
 	for _, sk := range skipped {
-		log.Info("routing rule not applied", "routingRule", sk.Rule, "reason", sk.Reason)
+		log().Info("routing rule not applied", "routingRule", sk.Rule, "reason", sk.Reason)
 	}
 	resp := Response{ID: it.ID, UUID: alert.UUID, Matches: []MatchStatus{}, Skipped: skipped}
 	for _, m := range matches {
@@ -403,10 +407,10 @@ func readBody(r io.Reader, length, limit int64) ([]byte, error) {
 // already covers is settled here, without a worker: the storm Falco makes
 // of one shell costs one run and a few microseconds per duplicate. An
 // alert nothing acts on is done at once.
-func (s *Server) enqueue(it *item, alert *falco.Alert, matches []falco.Match, fresh bool, log *slog.Logger) {
+func (s *Server) enqueue(it *item, alert *falco.Alert, matches []falco.Match, fresh bool, log func() *slog.Logger) {
 	if len(matches) == 0 {
 		s.o.Metrics.Unrouted.Inc()
-		log.Info("alert recorded; no routing rule acts on it")
+		log().Info("alert recorded; no routing rule acts on it")
 		s.done(it, "unrouted")
 		return
 	}

@@ -123,7 +123,7 @@ func (s *Server) resumePending() {
 		s.queued.Add(int64(len(rec.Matches)))
 		log := s.o.Log.With("alert", p.ID, "uuid", alert.UUID, "rule", alert.Rule)
 		log.Info("resuming an alert accepted before the restart")
-		s.enqueue(&item{id: p.ID, received: rec.Received}, alert, rec.Matches, false, log)
+		s.enqueue(&item{id: p.ID, received: rec.Received}, alert, rec.Matches, false, func() *slog.Logger { return log })
 	}
 	s.o.Pending = nil
 }
