@@ -15,40 +15,39 @@ import (
 // its key, decoded, and its value, the raw bytes without surrounding
 // space.
 func members(obj []byte, f func(key string, value []byte)) {
-	i := skipSpace(obj, 0) + 1 // past '{'
-	for {
-		i = skipSpace(obj, i)
-		if obj[i] == '}' {
-			return
-		}
+	each(obj, func(i int) int {
 		end := stringEnd(obj, i)
 		key := jsonString(obj[i:end])
-		i = skipSpace(obj, end) + 1 // past ':'
-		i = skipSpace(obj, i)
+		i = skipSpace(obj, skipSpace(obj, end)+1) // past ':'
 		end = valueEnd(obj, i)
 		f(key, obj[i:end])
-		i = skipSpace(obj, end)
-		if obj[i] != ',' {
-			return // '}'
-		}
-		i++
-	}
+		return end
+	})
 }
 
 // elements calls f with each element of the valid JSON array arr, in
 // order, without surrounding space.
 func elements(arr []byte, f func(value []byte)) {
-	i := skipSpace(arr, 0) + 1 // past '['
-	for {
-		i = skipSpace(arr, i)
-		if arr[i] == ']' {
-			return
-		}
+	each(arr, func(i int) int {
 		end := valueEnd(arr, i)
 		f(arr[i:end])
-		i = skipSpace(arr, end)
-		if arr[i] != ',' {
-			return // ']'
+		return end
+	})
+}
+
+// each walks the valid JSON object or array b, calling item with the index
+// where each member or element starts; item returns the index just past
+// it.
+func each(b []byte, item func(i int) int) {
+	i := skipSpace(b, 0) + 1 // past '{' or '['
+	for {
+		i = skipSpace(b, i)
+		if b[i] == '}' || b[i] == ']' {
+			return
+		}
+		i = skipSpace(b, item(i))
+		if b[i] != ',' {
+			return // '}' or ']'
 		}
 		i++
 	}
