@@ -103,7 +103,12 @@ func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Resul
 		listed   sync.WaitGroup
 	)
 	listed.Go(func() {
-		policies, polErr = env.Kube.NetworkingV1().NetworkPolicies(p.Namespace).List(ctx, metav1.ListOptions{})
+		// kir's own quarantine policies never weaken an isolation: the
+		// server leaves them out, or every containment in a namespace
+		// would read all the others'.
+		policies, polErr = env.Kube.NetworkingV1().NetworkPolicies(p.Namespace).List(ctx, metav1.ListOptions{
+			LabelSelector: LabelManagedBy + "!=" + ManagedByKir,
+		})
 	})
 	iso := &isolator{env: env, p: p, j: &action.WriteLog{Dry: env.DryRun}, now: env.Now().UTC()}
 	if p.Detach {
