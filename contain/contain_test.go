@@ -3,6 +3,7 @@ package contain_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	networkingv1client "k8s.io/client-go/kubernetes/typed/networking/v1"
 
 	"kir.dev/kir/contain"
 	"kir.dev/kir/internal/action"
@@ -344,6 +347,50 @@ func TestDetachStartsAReplacementAndReattachRestores(t *testing.T) {
 	}
 	if len(kirOnly(p.Annotations)) != 0 {
 		t.Errorf("kir annotations left after reattach: %v", p.Annotations)
+	}
+}
+
+// failingPolicyList is the real client, except that listing
+// NetworkPolicies fails.
+type failingPolicyList struct{ kubernetes.Interface }
+
+func (c failingPolicyList) NetworkingV1() networkingv1client.NetworkingV1Interface {
+	return failingPolicyNetworking{c.Interface.NetworkingV1()}
+}
+
+type failingPolicyNetworking struct {
+	networkingv1client.NetworkingV1Interface
+}
+
+func (n failingPolicyNetworking) NetworkPolicies(ns string) networkingv1client.NetworkPolicyInterface {
+	return failingPolicies{n.NetworkingV1Interface.NetworkPolicies(ns)}
+}
+
+type failingPolicies struct {
+	networkingv1client.NetworkPolicyInterface
+}
+
+func (failingPolicies) List(context.Context, metav1.ListOptions) (*networkingv1.NetworkPolicyList, error) {
+	return nil, errors.New("injected list failure")
+}
+
+// The list of policies that may weaken the isolation only feeds warnings:
+// when it fails, the pod is still isolated, and the result says what
+// could not be checked.
+func TestPolicyListFailureIsAWarning(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	env := f.env()
+	env.Kube = failingPolicyList{cluster.Client}
+	res, out := isolate(t, env, contain.IsolateParams{Namespace: f.ns, Name: f.pods[0].Name})
+	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{}); err != nil {
+		t.Errorf("quarantine policy not stored: %v", err)
+	}
+	if p := f.pod(t, f.pods[0].Name); p.Labels[contain.LabelQuarantine] != out.Pods[0].Quarantine {
+		t.Errorf("pod not labelled: %v", p.Labels)
+	}
+	if !slices.ContainsFunc(res.Warnings, func(w string) bool { return containsAll(w, "could not check", "injected list failure") }) {
+		t.Errorf("no warning says the weakening policies were not checked: %v", res.Warnings)
 	}
 }
 

@@ -20,18 +20,16 @@ import (
 // the real one.
 var kirBinary string
 
-// buildKir builds cmd/kir once into a temporary directory and makes
-// startServe run it.
+// buildKir builds cmd/kir once into a temporary directory, with make build,
+// and makes startServe run it.
 func buildKir(b *testing.B) {
 	b.Helper()
 	if kirBinary != "" {
 		return
 	}
 	out := filepath.Join(os.TempDir(), fmt.Sprintf("kir-bench-%d", os.Getpid()))
-	// As make build builds it (see the Makefile's BUILDFLAGS).
-	build := exec.Command("go", "build", "-trimpath", "-tags", "kustomize_disable_go_plugin_support", "-ldflags", "-s -w", "-o", out, "kir.dev/kir/cmd/kir")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := build.CombinedOutput(); err != nil {
+	// The binary as released: make build's flags are its memory.
+	if msg, err := exec.Command("make", "-s", "-C", "..", "build", "BIN="+out).CombinedOutput(); err != nil {
 		b.Fatalf("building kir: %v\n%s", err, msg)
 	}
 	kirBinary = out

@@ -76,10 +76,11 @@ type Server struct {
 	o      Options
 	tasks  chan *task
 	queued atomic.Int64 // tasks accepted and not yet taken by a worker
-	// busy counts the runs holding a worker; receiving, the alerts being
-	// received; lastAlert is when the last one came (Unix ns). Evidence
-	// collection waits for all three to settle (quiet).
-	busy      atomic.Int64
+	// workers holds a token per run holding a worker (see dispatch);
+	// receiving counts the alerts being received; lastAlert is when the
+	// last one came (Unix ns). Evidence collection waits for all three to
+	// settle (quiet).
+	workers   chan struct{}
 	receiving atomic.Int64
 	lastAlert atomic.Int64
 	ready     atomic.Bool
@@ -172,7 +173,7 @@ func New(o Options) (*Server, error) {
 			return nil, fmt.Errorf("routing names playbook %q, which does not exist (have: %v)", m, o.Library.Names())
 		}
 	}
-	s := &Server{o: o, tasks: make(chan *task, o.Queue), keys: newKeyTable(), draining: make(chan struct{})}
+	s := &Server{o: o, tasks: make(chan *task, o.Queue), workers: make(chan struct{}, o.Workers), keys: newKeyTable(), draining: make(chan struct{})}
 	if o.Engine.Gate == nil {
 		o.Engine.Gate = s.collectGate(o.Collectors)
 	}
@@ -213,7 +214,7 @@ const (
 // queued, no run holding a worker (runs give theirs back on reaching
 // collection).
 func (s *Server) quiet() bool {
-	return s.receiving.Load() == 0 && s.queued.Load() == 0 && s.busy.Load() == 0 &&
+	return s.receiving.Load() == 0 && s.queued.Load() == 0 && len(s.workers) == 0 &&
 		time.Since(time.Unix(0, s.lastAlert.Load())) >= quietPeriod
 }
 

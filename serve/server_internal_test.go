@@ -13,7 +13,7 @@ import (
 // Evidence collection waits while a run holds a worker (isolating), an
 // alert waits in the queue or has just come in; other steps never wait.
 func TestCollectionYields(t *testing.T) {
-	s := &Server{}
+	s := &Server{workers: make(chan struct{}, 1)}
 	gate := s.collectGate(2)
 	ctx := context.Background()
 
@@ -47,11 +47,11 @@ func TestCollectionYields(t *testing.T) {
 		}
 	}
 
-	s.busy.Store(1)
+	s.workers <- struct{}{} // a run isolating
 	goes("for an isolation step", start("contain.isolate-pod"))
 	collect := start("collect.pod")
 	held("a run was isolating", collect)
-	s.busy.Store(0)
+	<-s.workers
 	s.queued.Store(1)
 	held("an alert was queued", collect)
 	s.queued.Store(0)
@@ -62,7 +62,7 @@ func TestCollectionYields(t *testing.T) {
 	goes("when nothing else goes on", start("collect.seal"))
 
 	// A cancelled wait gives its slot back.
-	s.busy.Store(1)
+	s.workers <- struct{}{} // a run isolating
 	cctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { _, _, err := gate(cctx, "collect.pod"); errc <- err }()
@@ -70,7 +70,7 @@ func TestCollectionYields(t *testing.T) {
 	if err := <-errc; err == nil {
 		t.Fatal("a cancelled wait for collection returned no error")
 	}
-	s.busy.Store(0)
+	<-s.workers
 	both := make(chan struct{})
 	go func() {
 		defer close(both)

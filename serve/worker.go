@@ -45,7 +45,6 @@ func (s *Server) Start(ctx context.Context) {
 // worker back (see collectGate), so that the next alert's isolation never
 // waits for the last one's evidence.
 func (s *Server) dispatch(ctx context.Context) {
-	slots := make(chan struct{}, s.o.Workers)
 	for {
 		var t *task
 		select {
@@ -58,18 +57,12 @@ func (s *Server) dispatch(ctx context.Context) {
 		s.queued.Add(-1)
 		s.o.Metrics.Queue.Dec()
 		select {
-		case slots <- struct{}{}:
+		case s.workers <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
-		s.busy.Add(1)
 		var once sync.Once
-		release := func() {
-			once.Do(func() {
-				s.busy.Add(-1)
-				<-slots
-			})
-		}
+		release := func() { once.Do(func() { <-s.workers }) }
 		s.active.Add(1)
 		go func() {
 			defer s.active.Done()
