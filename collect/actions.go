@@ -34,26 +34,30 @@ import (
 func Actions() []action.Action {
 	return []action.Action{
 		action.Func[SnapshotParams]{
-			Name:    "collect.snapshot-pod",
-			Summary: "Record pods exactly as they are now (pods/NS/NAME/pod.json in the evidence bundle, which it creates), before a later step changes them.",
-			Rules:   []rbacv1.PolicyRule{rule("", []string{"pods"}, "get", "list")},
-			Do:      snapshot,
+			Name:     "collect.snapshot-pod",
+			ReadOnly: true,
+			Summary:  "Record pods exactly as they are now (pods/NS/NAME/pod.json in the evidence bundle, which it creates), before a later step changes them.",
+			Rules:    []rbacv1.PolicyRule{rule("", []string{"pods"}, "get", "list")},
+			Do:       snapshot,
 		},
 		action.Func[PodParams]{
-			Name:    "collect.pod",
-			Summary: "Collect pods' logs (every container, current and previous), events, surrounding manifests and images by digest into the evidence bundle.",
-			Rules:   Rules(),
-			Do:      collectPods,
+			Name:     "collect.pod",
+			ReadOnly: true,
+			Summary:  "Collect pods' logs (every container, current and previous), events, surrounding manifests and images by digest into the evidence bundle.",
+			Rules:    Rules(),
+			Do:       collectPods,
 		},
 		action.Func[SealParams]{
-			Name:    "collect.seal",
-			Summary: "Add the run's journal to the evidence bundle, then seal it: manifest, in-toto statement, report and, with a key, a DSSE signature; optionally pack it as a .tar.gz.",
-			Do:      seal,
+			Name:     "collect.seal",
+			ReadOnly: true,
+			Summary:  "Add the run's journal to the evidence bundle, then seal it: manifest, in-toto statement, report and, with a key, a DSSE signature; optionally pack it as a .tar.gz.",
+			Do:       seal,
 		},
 		action.Func[CustodyParams]{
-			Name:    "collect.custody",
-			Summary: "Append a signed entry to a sealed evidence bundle's custody log, recording what was done after sealing (a release, say), without touching the sealed files.",
-			Do:      appendCustody,
+			Name:     "collect.custody",
+			ReadOnly: true,
+			Summary:  "Append a signed entry to a sealed evidence bundle's custody log, recording what was done after sealing (a release, say), without touching the sealed files.",
+			Do:       appendCustody,
 		},
 	}
 }
@@ -124,7 +128,7 @@ func snapshot(ctx context.Context, env action.Env, p SnapshotParams) (action.Res
 			out.Pods = append(out.Pods, p.Namespace+"/"+n)
 			continue // recorded before anything changed: keep that one
 		}
-		_, f, err := PodManifest(ctx, env.Kube, p.Namespace, n, Options{Sink: b, Dir: dir, Cluster: env.Cluster, Log: env.Log, Now: env.Now})
+		pod, f, err := PodManifest(ctx, env.Kube, p.Namespace, n, Options{Sink: b, Dir: dir, Cluster: env.Cluster, Log: env.Log, Now: env.Now})
 		switch {
 		case apierrors.IsNotFound(err) && p.IgnoreMissing:
 			continue
@@ -132,6 +136,7 @@ func snapshot(ctx context.Context, env action.Env, p SnapshotParams) (action.Res
 			errs = append(errs, err)
 			continue
 		}
+		env.Found.AddPod(pod) // the step that isolates it starts from this read
 		out.Pods = append(out.Pods, p.Namespace+"/"+n)
 		out.Files = append(out.Files, f.Path)
 	}

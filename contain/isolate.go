@@ -89,7 +89,7 @@ func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Resul
 	if err := p.Validate(); err != nil {
 		return action.Result{}, err
 	}
-	pods, err := p.target().pods(ctx, env.Kube)
+	pods, err := p.target().pods(ctx, env)
 	if err != nil {
 		return action.Result{}, err
 	}

@@ -66,7 +66,7 @@ func Release(ctx context.Context, env action.Env, p ReleaseParams) (action.Resul
 	if err := p.Validate(); err != nil {
 		return action.Result{}, err
 	}
-	pods, err := p.target().pods(ctx, env.Kube)
+	pods, err := p.target().pods(ctx, env)
 	if err != nil {
 		return action.Result{}, err
 	}

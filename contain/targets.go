@@ -10,7 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/kubernetes"
+
+	"kir.dev/kir/internal/action"
 )
 
 // ErrNoMatch is returned when a selector matches no pod.
@@ -42,9 +43,16 @@ func (t Target) validate() error {
 	return errors.Join(errs...)
 }
 
-// pods fetches the target pods, sorted by name.
-func (t Target) pods(ctx context.Context, c kubernetes.Interface) ([]corev1.Pod, error) {
+// pods fetches the target pods, sorted by name. A pod named by the target
+// that the run found (env.Found) is not read again; isolation's writes
+// carry its UID, so they fail rather than touch another pod that has taken
+// its name since.
+func (t Target) pods(ctx context.Context, env action.Env) ([]corev1.Pod, error) {
+	c := env.Kube
 	if t.Name != "" {
+		if pod := env.Found.Pod(t.Namespace, t.Name); pod != nil {
+			return []corev1.Pod{*pod}, nil
+		}
 		pod, err := c.CoreV1().Pods(t.Namespace).Get(ctx, t.Name, metav1.GetOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("getting pod %s/%s: %w", t.Namespace, t.Name, err)

@@ -79,7 +79,7 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Run, error) {
 		Incident: env.Incident, Actor: env.Actor, DryRun: env.DryRun,
 		Status: RunInterrupted, Started: env.Now().UTC(), Steps: pendingSteps(pb),
 	}
-	x := &execution{engine: e, pb: pb, run: run, env: env, alert: req.Alert, scope: map[string]any{}}
+	x := &execution{engine: e, pb: pb, run: run, env: env, alert: req.Alert, scope: map[string]any{}, found: &action.Found{}}
 	if e.Journal != nil && env.DryRun.Persists() {
 		w, err := e.Journal.Create(id)
 		if err != nil {
@@ -108,6 +108,9 @@ type execution struct {
 	w      *journal.Writer // nil: not journaled
 	// scope holds the finished steps' results as expressions see them.
 	scope map[string]any
+	// found is what the read-only steps read while nothing had changed;
+	// nil once a step that acts has run (action.Env.Found).
+	found *action.Found
 }
 
 // from runs the steps from index start on. It returns an error only when
@@ -184,7 +187,18 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 	}
 	sr.Attempts++
 	sr.Started = x.env.Now().UTC()
-	if err := x.record(recStepStarted, stepStarted{Index: i, Name: s.Name, Action: s.Action, Params: params, Attempt: sr.Attempts}); err != nil {
+	// The start of a step that changes something is durable before it
+	// acts, and with it every record before it. A read-only step's is not
+	// waited for: lost in a crash, resuming runs the step again, which is
+	// harmless.
+	readOnly := a.Spec().ReadOnly
+	started := stepStarted{Index: i, Name: s.Name, Action: s.Action, Params: params, Attempt: sr.Attempts}
+	if readOnly {
+		err = x.recordUnsynced(recStepStarted, started)
+	} else {
+		err = x.record(recStepStarted, started)
+	}
+	if err != nil {
 		return true, err
 	}
 	timeout := s.Timeout
@@ -200,7 +214,11 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 	}
 	sctx, cancel := context.WithTimeout(actx, timeout)
 	log.Info("step started")
-	res, runErr := a.Run(sctx, x.stepEnv(i, sr), params)
+	env := x.stepEnv(i, sr)
+	if !readOnly {
+		x.found = nil // what was found is stale once this step acts
+	}
+	res, runErr := a.Run(sctx, env, params)
 	cancel()
 	release()
 	if ctx.Err() != nil {
@@ -240,6 +258,7 @@ func (x *execution) recordFinished(i int, sr *StepRun) error {
 // of the step's earlier attempts and a Note that journals new ones.
 func (x *execution) stepEnv(i int, sr *StepRun) action.Env {
 	env := x.env
+	env.Found = x.found
 	env.Notes = slices.Clone(sr.Notes)
 	env.Note = nil
 	if x.w != nil {

@@ -101,7 +101,7 @@ func (e *Engine) Resume(ctx context.Context, id string, env action.Env) (*Run, e
 	aenv := env.Defaults()
 	aenv.Incident, aenv.DryRun = run.Incident, run.DryRun
 	run.Status, run.Error, run.Finished, run.Resumes = RunInterrupted, "", time.Time{}, run.Resumes+1
-	x := &execution{engine: e, pb: r.pb, run: run, env: aenv, alert: r.alert, scope: scope, w: w}
+	x := &execution{engine: e, pb: r.pb, run: run, env: aenv, alert: r.alert, scope: scope, w: w, found: &action.Found{}}
 	from := ""
 	if start < len(run.Steps) {
 		from = run.Steps[start].Name

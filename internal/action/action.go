@@ -34,6 +34,12 @@ type Spec struct {
 	Params []Param `json:"params"`
 	// Rules are the RBAC rules the action needs, at cluster scope.
 	Rules []rbacv1.PolicyRule `json:"rules"`
+	// ReadOnly actions only observe: they change no cluster object and no
+	// secret store (they may write kir's own files, such as an evidence
+	// bundle), so running one again is harmless and nothing of theirs is
+	// undone. The engine journals a read-only step's start without waiting
+	// for the disk, and the objects it reads are the run's Found.
+	ReadOnly bool `json:"readOnly,omitempty"`
 }
 
 // Params are an action's parameters as a playbook step or a command gives
@@ -107,6 +113,11 @@ type Env struct {
 	// Notes are the data earlier attempts of this step noted, oldest
 	// first: a resumed action reads them to learn what it had done.
 	Notes []json.RawMessage
+	// Found holds objects as the run found them: read by its read-only
+	// steps before any step that acts ran. The first step that acts may
+	// start from them instead of reading them again; the engine gives later
+	// steps none. Nil outside a run.
+	Found *Found
 }
 
 // Defaults fills unset optional fields.

@@ -10,10 +10,11 @@ import (
 // parameters are declared once, by P's fields and tags (see ParamsOf), and
 // decoded strictly before Do runs.
 type Func[P Validator] struct {
-	// Name, Summary and Rules are as in Spec.
-	Name    string
-	Summary string
-	Rules   []rbacv1.PolicyRule
+	// Name, Summary, Rules and ReadOnly are as in Spec.
+	Name     string
+	Summary  string
+	Rules    []rbacv1.PolicyRule
+	ReadOnly bool
 	// Do performs the action with decoded, valid parameters.
 	Do func(ctx context.Context, env Env, p P) (Result, error)
 }
@@ -22,7 +23,7 @@ var _ Action = Func[Validator]{}
 
 // Spec describes the action.
 func (f Func[P]) Spec() Spec {
-	return Spec{Name: f.Name, Summary: f.Summary, Params: ParamsOf[P](), Rules: f.Rules}
+	return Spec{Name: f.Name, Summary: f.Summary, Params: ParamsOf[P](), Rules: f.Rules, ReadOnly: f.ReadOnly}
 }
 
 // Validate decodes and checks the parameters.

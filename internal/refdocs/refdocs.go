@@ -23,6 +23,9 @@ func Actions(reg action.Registry) string {
 		a, _ := reg.Get(name)
 		s := a.Spec()
 		fmt.Fprintf(&b, "## %s\n\n%s\n\n", s.Name, s.Summary)
+		if s.ReadOnly {
+			b.WriteString("Read-only: changes no cluster object and no secret store.\n\n")
+		}
 		if len(s.Params) > 0 {
 			b.WriteString("| parameter | type | required | description |\n|---|---|---|---|\n")
 			for _, p := range s.Params {
@@ -84,8 +87,10 @@ func Playbooks(lib *playbooks.Library) string {
 		"| `alert` | the Falco alert that triggered the run (`kir serve`); `{}` otherwise |\n\n")
 	b.WriteString("## Runs and the journal\n\n" +
 		"Each run has an id and a journal: `STATE_DIR/runs/RUN.jsonl` (`--state-dir`, `KIR_STATE_DIR`, default `$XDG_STATE_HOME/kir` or " +
-		"`~/.local/state/kir`). The journal is an append-only file of JSON lines, each fsynced before the step it records goes on, each holding the " +
+		"`~/.local/state/kir`). The journal is an append-only file of JSON lines, each holding the " +
 		"SHA-256 of the line before it. It records the playbook itself, the parameters, and each step's start, resolved parameters, result, writes and error. " +
+		"A step that acts starts only once its start, and every line before it, is on disk (fsync). A read-only step's start and a step's end are " +
+		"made durable by the next fsync or the run's end: lost in a crash, the step runs again on resume. " +
 		"Dry runs change nothing and are not recorded.\n\n" +
 		"`kir runs list`, `kir runs show RUN`, and `kir runs resume RUN`, which finishes a run that was killed or failed: steps that succeeded (or were " +
 		"skipped) are not run again; from the first step that did not succeed, every step runs as it would have. A step that started but whose outcome " +

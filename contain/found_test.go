@@ -1,0 +1,78 @@
+package contain_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"kir.dev/kir/contain"
+	"kir.dev/kir/internal/action"
+)
+
+// noPodGet is a client on which reading one pod fails: isolation must start
+// from the pod the run found instead.
+type noPodGet struct{ kubernetes.Interface }
+
+func (c noPodGet) CoreV1() corev1client.CoreV1Interface { return noPodGetCore{c.Interface.CoreV1()} }
+
+type noPodGetCore struct{ corev1client.CoreV1Interface }
+
+func (c noPodGetCore) Pods(ns string) corev1client.PodInterface {
+	return noPodGetPods{c.CoreV1Interface.Pods(ns)}
+}
+
+type noPodGetPods struct{ corev1client.PodInterface }
+
+func (noPodGetPods) Get(context.Context, string, metav1.GetOptions) (*corev1.Pod, error) {
+	return nil, errors.New("injected: the pod was read again")
+}
+
+// contain-pod's snapshot reads the pod it records; isolating it starts from
+// that read (one API round trip less), and the prior labels it records are
+// those of the recorded pod.
+func TestIsolateStartsFromTheFoundPod(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	env := f.env()
+	env.Kube = noPodGet{cluster.Client}
+	env.Found = &action.Found{}
+	env.Found.AddPod(f.pod(t, f.pods[0].Name))
+	_, out := isolate(t, env, contain.IsolateParams{Namespace: f.ns, Name: f.pods[0].Name})
+	p := f.pod(t, f.pods[0].Name)
+	if p.Labels[contain.LabelQuarantine] != out.Pods[0].Quarantine || out.Pods[0].UID != string(p.UID) {
+		t.Errorf("pod %s not isolated from its found read: labels %v, outcome %+v", p.Name, p.Labels, out.Pods[0])
+	}
+	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{}); err != nil {
+		t.Errorf("quarantine policy not stored: %v", err)
+	}
+
+	// Without a found pod, the pod is read (and here, that fails).
+	env.Found = &action.Found{}
+	if _, err := contain.Isolate(t.Context(), env, contain.IsolateParams{Namespace: f.ns, Name: f.pods[0].Name}); err == nil {
+		t.Error("Isolate did not read a pod the run had not found")
+	}
+}
+
+// A found pod that has since been replaced by another of the same name is
+// not labelled: the label write carries the found pod's UID.
+func TestIsolateNeverLabelsAPodThatTookTheFoundOnesName(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	stale := f.pod(t, f.pods[0].Name)
+	stale.UID = types.UID("00000000-0000-0000-0000-000000000001") // the pod that was found, since deleted
+	env := f.env()
+	env.Found = &action.Found{}
+	env.Found.AddPod(stale)
+	if _, err := contain.Isolate(t.Context(), env, contain.IsolateParams{Namespace: f.ns, Name: stale.Name}); err == nil {
+		t.Fatal("Isolate of a replaced pod succeeded")
+	}
+	if p := f.pod(t, stale.Name); p.Labels[contain.LabelQuarantine] != "" {
+		t.Errorf("the pod that took the name was labelled: %v", p.Labels)
+	}
+}
