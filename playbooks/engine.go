@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -58,7 +59,22 @@ type Request struct {
 	Env action.Env
 	// ID names the run; empty means a new, time-ordered id.
 	ID string
+	// Hold, when set, decides whether the run may act. It is called once:
+	// before the first step that acts (which waits for it, while the
+	// read-only steps before it run beside whatever Hold waits on), or at
+	// the end of a run with no such step. If it returns an error, the run
+	// stops having changed nothing, and is discarded: its journal and its
+	// default evidence bundle (run.evidence) are removed, and Start
+	// returns a *HeldError. kir serve claims an alert's key this way, while
+	// the run's snapshot reads the pod.
+	Hold func(ctx context.Context) error
 }
+
+// HeldError is returned by Start when Request.Hold stopped the run.
+type HeldError struct{ Err error }
+
+func (e *HeldError) Error() string { return "the run was held back: " + e.Err.Error() }
+func (e *HeldError) Unwrap() error { return e.Err }
 
 // Start runs a playbook from its first step. The error is for what stops a
 // run from starting (bad parameters, an unwritable journal); step failures
@@ -79,7 +95,7 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Run, error) {
 		Incident: env.Incident, Actor: env.Actor, DryRun: env.DryRun,
 		Status: RunInterrupted, Started: env.Now().UTC(), Steps: pendingSteps(pb),
 	}
-	x := &execution{engine: e, pb: pb, run: run, env: env, alert: req.Alert, scope: map[string]any{}, found: &action.Found{}}
+	x := &execution{engine: e, pb: pb, run: run, env: env, alert: req.Alert, scope: map[string]any{}, found: &action.Found{}, hold: req.Hold}
 	if e.Journal != nil && env.DryRun.Persists() {
 		w, err := e.Journal.Create(id)
 		if err != nil {
@@ -95,7 +111,40 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Run, error) {
 			return nil, err
 		}
 	}
-	return run, x.from(ctx, 0)
+	if err := x.from(ctx, 0); err != nil {
+		var held *HeldError
+		if errors.As(err, &held) {
+			return nil, errors.Join(err, x.discard())
+		}
+		return run, err
+	}
+	return run, nil
+}
+
+// discard removes the journal and the default evidence bundle of a run
+// that Hold stopped before it acted.
+func (x *execution) discard() error {
+	var errs []error
+	if x.w != nil {
+		errs = append(errs, x.w.Discard())
+	}
+	if p := x.evidencePath(); p != "" {
+		errs = append(errs, os.RemoveAll(p))
+	}
+	return errors.Join(errs...)
+}
+
+// holdOn calls the run's Hold, once.
+func (x *execution) holdOn(ctx context.Context) error {
+	if x.hold == nil {
+		return nil
+	}
+	hold := x.hold
+	x.hold = nil
+	if err := hold(ctx); err != nil {
+		return &HeldError{Err: err}
+	}
+	return nil
 }
 
 // execution is one run in progress.
@@ -111,6 +160,8 @@ type execution struct {
 	// found is what the read-only steps read while nothing had changed;
 	// nil once a step that acts has run (action.Env.Found).
 	found *action.Found
+	// hold is Request.Hold until it is called.
+	hold func(context.Context) error
 }
 
 // from runs the steps from index start on. It returns an error only when
@@ -131,6 +182,9 @@ func (x *execution) from(ctx context.Context, start int) error {
 		if abort {
 			break
 		}
+	}
+	if err := x.holdOn(ctx); err != nil {
+		return err // a run with no step that acts
 	}
 	x.run.settle()
 	x.run.Finished = x.env.Now().UTC()
@@ -185,13 +239,21 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 	if err := a.Validate(params); err != nil {
 		return fail(&StepParamError{Step: s.Name, Err: err})
 	}
+	readOnly := a.Spec().ReadOnly
+	if !readOnly {
+		if err := x.holdOn(ctx); err != nil {
+			return true, err
+		}
+		if ctx.Err() != nil {
+			return true, nil // interrupted while Hold was asked
+		}
+	}
 	sr.Attempts++
 	sr.Started = x.env.Now().UTC()
 	// The start of a step that changes something is durable before it
 	// acts, and with it every record before it. A read-only step's is not
 	// waited for: lost in a crash, resuming runs the step again, which is
 	// harmless.
-	readOnly := a.Spec().ReadOnly
 	started := stepStarted{Index: i, Name: s.Name, Action: s.Action, Params: params, Attempt: sr.Attempts}
 	if readOnly {
 		err = x.recordUnsynced(recStepStarted, started)

@@ -2,6 +2,9 @@ package playbooks_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -15,6 +18,8 @@ import (
 
 type nameParams struct {
 	Name string `json:"name" kir:"required"`
+	// Dir, for test.look, is where it records what it read.
+	Dir string `json:"dir,omitempty"`
 }
 
 func (nameParams) Validate() error { return nil }
@@ -26,44 +31,8 @@ func (nameParams) Validate() error { return nil }
 func TestFoundGoesToTheFirstActingStep(t *testing.T) {
 	t.Parallel()
 	seen := map[string]bool{} // step name: it got the found pod
-	reg, err := action.NewRegistry(
-		action.Func[nameParams]{
-			Name: "test.look", Summary: "Read a pod.", ReadOnly: true,
-			Do: func(ctx context.Context, env action.Env, p nameParams) (action.Result, error) {
-				seen[p.Name] = env.Found.Pod("ns", "web") != nil
-				env.Found.AddPod(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "u1"}})
-				return action.Result{}, nil
-			},
-		},
-		action.Func[nameParams]{
-			Name: "test.act", Summary: "Act on a pod.",
-			Do: func(ctx context.Context, env action.Env, p nameParams) (action.Result, error) {
-				seen[p.Name] = env.Found.Pod("ns", "web") != nil
-				return action.Result{Changed: true}, nil
-			},
-		},
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb, err := playbooks.Load("found.yaml", []byte(`apiVersion: kir.dev/v1alpha1
-kind: Playbook
-metadata:
-  name: found
-steps:
-  - name: snapshot
-    action: test.look
-    with: {name: snapshot}
-  - name: isolate
-    action: test.act
-    with: {name: isolate}
-  - name: collect
-    action: test.look
-    with: {name: collect}
-  - name: cordon
-    action: test.act
-    with: {name: cordon}
-`), reg)
+	reg := lookActRegistry(t, seen)
+	pb, err := playbooks.Load("found.yaml", []byte(lookActPlaybook), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,3 +57,63 @@ steps:
 		t.Errorf("journal: status %s, steps (-run +journal):\n%s", loaded.Status, diff)
 	}
 }
+
+// lookActRegistry has test.look, a read-only action that reads (adds to
+// Found) pod ns/web, and test.act, which acts; both note in seen, under
+// their name parameter, whether they were given the found pod.
+func lookActRegistry(t *testing.T, seen map[string]bool) action.Registry {
+	t.Helper()
+	var mu sync.Mutex
+	reg, err := action.NewRegistry(
+		action.Func[nameParams]{
+			Name: "test.look", Summary: "Read a pod.", ReadOnly: true,
+			Do: func(ctx context.Context, env action.Env, p nameParams) (action.Result, error) {
+				mu.Lock()
+				seen[p.Name] = env.Found.Pod("ns", "web") != nil
+				mu.Unlock()
+				if p.Dir != "" {
+					if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+						return action.Result{}, err
+					}
+					if err := os.WriteFile(filepath.Join(p.Dir, "pod.json"), []byte("{}"), 0o600); err != nil {
+						return action.Result{}, err
+					}
+				}
+				env.Found.AddPod(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "u1"}})
+				return action.Result{}, nil
+			},
+		},
+		action.Func[nameParams]{
+			Name: "test.act", Summary: "Act on a pod.",
+			Do: func(ctx context.Context, env action.Env, p nameParams) (action.Result, error) {
+				mu.Lock()
+				seen[p.Name] = env.Found.Pod("ns", "web") != nil
+				mu.Unlock()
+				return action.Result{Changed: true}, nil
+			},
+		},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+const lookActPlaybook = `apiVersion: kir.dev/v1alpha1
+kind: Playbook
+metadata:
+  name: found
+steps:
+  - name: snapshot
+    action: test.look
+    with: {name: snapshot, dir: "${{ run.evidence }}"}
+  - name: isolate
+    action: test.act
+    with: {name: isolate}
+  - name: collect
+    action: test.look
+    with: {name: collect}
+  - name: cordon
+    action: test.act
+    with: {name: cordon}
+`

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -110,6 +112,37 @@ func (e *Engine) Resume(ctx context.Context, id string, env action.Env) (*Run, e
 		return nil, err
 	}
 	return run, x.from(ctx, start)
+}
+
+// ErrActed is returned by Discard for a run that started a step that acts.
+var ErrActed = errors.New("the run started a step that acts")
+
+// Discard removes run id, its journal and its default evidence bundle,
+// provided it never started a step that acts: what Start does itself when
+// Hold stops a run, for a run a restart interrupted before its Hold was
+// answered (kir serve, finding that another replica ran the alert's key).
+func (e *Engine) Discard(id string) error {
+	r, err := e.read(id)
+	if err != nil {
+		return fmt.Errorf("discarding run %s: %w", id, err)
+	}
+	for _, s := range r.run.Steps {
+		if s.Attempts == 0 {
+			continue
+		}
+		if a, ok := e.Actions.Get(s.Action); !ok || !a.Spec().ReadOnly {
+			return fmt.Errorf("discarding run %s: step %s: %w", id, s.Name, ErrActed)
+		}
+	}
+	if err := e.Journal.Remove(id); err != nil {
+		return fmt.Errorf("discarding run %s: %w", id, err)
+	}
+	if e.Evidence != "" {
+		if err := os.RemoveAll(filepath.Join(e.Evidence, id)); err != nil {
+			return fmt.Errorf("discarding run %s: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // read rebuilds run id from its journal.

@@ -2,6 +2,10 @@ package serve_test
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +103,24 @@ func TestTwoReplicasOneContainment(t *testing.T) {
 	if n := quarantineEvents(t, pod); n != 1 {
 		t.Errorf("%d containments, want 1", n)
 	}
+	// The replica that lost the claim had snapshotted the pod while it
+	// claimed; its run, which changed nothing, left no bundle behind.
+	if ba, bb := bundlesIn(t, a.state), bundlesIn(t, b.state); len(ba)+len(bb) != 1 {
+		t.Errorf("evidence bundles: replica a %v, replica b %v; want 1 in all", ba, bb)
+	}
+}
+
+func bundlesIn(t *testing.T, state string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(state, "evidence"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 func waitFor(t testing.TB, within time.Duration, ok func() bool) {

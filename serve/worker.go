@@ -177,50 +177,11 @@ func (s *Server) handle(ctx context.Context, t *task) {
 }
 
 // claimAndRun claims t's key across replicas and runs (or resumes) its
-// playbook.
+// playbook. A new run claims beside its first, read-only steps: the claim
+// is waited for only before the first step that acts (Request.Hold), so
+// the Lease's round trip overlaps the pod's snapshot. A run that loses the
+// claim has changed nothing and is discarded.
 func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.Run, log *slog.Logger) {
-	m := t.match
-	var claim Claim
-	if s.o.Claims != nil {
-		var err error
-		claim, err = s.o.Claims.Claim(ctx, m.Key, m.Window, runID(t.item.id, t.index))
-		switch {
-		case ctx.Err() != nil:
-			return // shutting down: the spool keeps it
-		case err != nil:
-			log.Error("claiming the key; retrying", "err", err)
-			s.retry(ctx, t, time.Second)
-			return
-		case claim.State == Finished:
-			log.Info("duplicate: another replica ran this key", "holder", claim.Holder, "holderRun", claim.Run)
-			s.o.Metrics.Deduplicated.Inc()
-			s.finishKey(m.Key, "duplicate of "+claim.Run, m.Window)
-			s.resolve(t, "duplicate of "+claim.Run)
-			return
-		case claim.State == Held:
-			// Another replica runs it. Should it die, its claim lapses
-			// and this one takes over: ask again then.
-			wait := max(time.Until(claim.Expires), 0) + 200*time.Millisecond
-			log.Info("another replica is running this key; waiting for it", "holder", claim.Holder, "recheck", wait.String())
-			s.retry(ctx, t, wait)
-			return
-		}
-	}
-	s.run(ctx, t, existing, claim, log)
-}
-
-// retry tries a task's key again after d, keeping its place as the key's
-// first task.
-func (s *Server) retry(ctx context.Context, t *task, d time.Duration) {
-	time.AfterFunc(d, func() {
-		if ctx.Err() != nil {
-			return
-		}
-		s.claimAndRun(ctx, t, nil, s.o.Log.With("alert", t.item.id, "run", runID(t.item.id, t.index), "key", t.match.Key))
-	})
-}
-
-func (s *Server) run(ctx context.Context, t *task, existing *playbooks.Run, claim Claim, log *slog.Logger) {
 	m := t.match
 	id := runID(t.item.id, t.index)
 	entry, ok := s.o.Library.Get(m.Playbook)
@@ -230,7 +191,126 @@ func (s *Server) run(ctx context.Context, t *task, existing *playbooks.Run, clai
 		s.resolve(t, "error:no playbook "+m.Playbook)
 		return
 	}
-	stopRenew := s.renew(ctx, &claim, log)
+	var claim *pendingClaim
+	if s.o.Claims != nil {
+		claim = s.claim(ctx, m.Key, m.Window, id)
+	}
+	s.run(ctx, t, entry.Playbook, existing, claim, log)
+}
+
+// pendingClaim is a claim on its way to the API server.
+type pendingClaim struct {
+	done  chan struct{}
+	claim Claim
+	err   error
+}
+
+func (s *Server) claim(ctx context.Context, key string, window time.Duration, run string) *pendingClaim {
+	p := &pendingClaim{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.claim, p.err = s.o.Claims.Claim(ctx, key, window, run)
+	}()
+	return p
+}
+
+func (p *pendingClaim) wait(ctx context.Context) (Claim, error) {
+	select {
+	case <-p.done:
+		return p.claim, p.err
+	case <-ctx.Done():
+		return Claim{}, ctx.Err()
+	}
+}
+
+// notWon is a claim this replica did not win, or could not make.
+type notWon struct {
+	claim Claim
+	err   error
+}
+
+func (e *notWon) Error() string {
+	if e.err != nil {
+		return "claiming the key: " + e.err.Error()
+	}
+	return fmt.Sprintf("the key is %s's (run %s)", e.claim.Holder, e.claim.Run)
+}
+
+// lost deals with a task whose claim another replica holds or has
+// finished, or that could not be made. existing is t's run from before a
+// restart, if any: one that never acted is discarded once another replica
+// has run the key.
+func (s *Server) lost(ctx context.Context, t *task, nw *notWon, existing *playbooks.Run, log *slog.Logger) {
+	m := t.match
+	switch claim := nw.claim; {
+	case ctx.Err() != nil:
+		return // shutting down: the spool keeps it
+	case nw.err != nil:
+		log.Error("claiming the key; retrying", "err", nw.err)
+		s.retry(ctx, t, time.Second)
+	case claim.State == Finished:
+		log.Info("duplicate: another replica ran this key", "holder", claim.Holder, "holderRun", claim.Run)
+		if existing != nil {
+			if err := s.o.Engine.Discard(existing.ID); err != nil {
+				log.Warn("the run from before the restart is kept", "err", err)
+			}
+		}
+		s.o.Metrics.Deduplicated.Inc()
+		s.finishKey(m.Key, "duplicate of "+claim.Run, m.Window)
+		s.resolve(t, "duplicate of "+claim.Run)
+	default: // Held
+		// Another replica runs it. Should it die, its claim lapses and
+		// this one takes over: ask again then.
+		wait := max(time.Until(claim.Expires), 0) + 200*time.Millisecond
+		log.Info("another replica is running this key; waiting for it", "holder", claim.Holder, "recheck", wait.String())
+		s.retry(ctx, t, wait)
+	}
+}
+
+// retry tries a task's key again after d, keeping its place as the key's
+// first task.
+func (s *Server) retry(ctx context.Context, t *task, d time.Duration) {
+	time.AfterFunc(d, func() {
+		if ctx.Err() != nil {
+			return
+		}
+		id := runID(t.item.id, t.index)
+		log := s.o.Log.With("alert", t.item.id, "run", id, "key", t.match.Key)
+		// A run from before a restart, still waiting for its claim.
+		existing, err := s.o.Engine.Load(id)
+		if err != nil || existing.Status != playbooks.RunInterrupted {
+			existing = nil
+		}
+		s.claimAndRun(ctx, t, existing, log)
+	})
+}
+
+// run runs t's playbook, or resumes existing, its run from before a
+// restart; with a claim, only once it is won: a resumed run waits for it
+// first, a new one before its first step that acts.
+func (s *Server) run(ctx context.Context, t *task, pb *playbooks.Playbook, existing *playbooks.Run, claim *pendingClaim, log *slog.Logger) {
+	m := t.match
+	id := runID(t.item.id, t.index)
+	var (
+		asked     bool
+		won       Claim
+		stopRenew = func() *coordinationv1.Lease { return nil }
+	)
+	// hold waits for the claim; won, it keeps the claim alive while the
+	// run goes on.
+	hold := func(hctx context.Context) error {
+		asked = true
+		c, err := claim.wait(hctx)
+		if err != nil || c.State != Won {
+			return &notWon{claim: c, err: err}
+		}
+		won = c
+		stopRenew = s.renew(ctx, &won, log)
+		return nil
+	}
+	if claim == nil {
+		hold = nil
+	}
 	env := s.o.Env
 	env.Incident = newIncident(s.o.Now(), t.item.id)
 	env.Log = log
@@ -238,13 +318,32 @@ func (s *Server) run(ctx context.Context, t *task, existing *playbooks.Run, clai
 	var run *playbooks.Run
 	var err error
 	if existing != nil {
+		if hold != nil {
+			if err := hold(ctx); err != nil {
+				s.lost(ctx, t, err.(*notWon), existing, log)
+				return
+			}
+		}
 		log.Info("resuming the alert's run")
 		run, err = s.o.Engine.Resume(ctx, id, env)
 	} else {
 		log.Info("running playbook", "incident", env.Incident)
 		run, err = s.o.Engine.Start(ctx, playbooks.Request{
-			Playbook: entry.Playbook, Params: WithKey(entry.Playbook, m.Params, s.o.Key), Alert: t.alert.Vars(), Env: env, ID: id,
+			Playbook: pb, Params: WithKey(pb, m.Params, s.o.Key), Alert: t.alert.Vars(), Env: env, ID: id, Hold: hold,
 		})
+	}
+	if nw := (*notWon)(nil); errors.As(err, &nw) {
+		log.Info("the run changed nothing and was discarded: its key is not this replica's to run", "reason", err)
+		s.lost(ctx, t, nw, nil, log)
+		return
+	}
+	if hold != nil && !asked {
+		// The run stopped before it could ask (it could not start): the
+		// claim still says how it ended, or whose the key is.
+		if herr := hold(ctx); herr != nil {
+			s.lost(ctx, t, herr.(*notWon), nil, log)
+			return
+		}
 	}
 	lease := stopRenew()
 	if ctx.Err() != nil {

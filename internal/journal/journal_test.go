@@ -638,3 +638,49 @@ func TestAppendUnsynced(t *testing.T) {
 		t.Errorf("Read (-want +got):\n%s", diff)
 	}
 }
+
+// A discarded journal is gone: not listed, not found, and its id can start
+// again. Remove refuses a journal a writer holds.
+func TestDiscardAndRemove(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	w, err := s.Create("lost-claim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append("run", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove("lost-claim"); !errors.Is(err, journal.ErrLocked) {
+		t.Errorf("Remove while a writer holds it: %v, want ErrLocked", err)
+	}
+	if err := w.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append("after", nil); err == nil {
+		t.Error("Append after Discard succeeded")
+	}
+	if _, err := s.Read("lost-claim"); !errors.Is(err, journal.ErrNotFound) {
+		t.Errorf("Read after Discard: %v, want ErrNotFound", err)
+	}
+	if ids, err := s.List(); err != nil || len(ids) != 0 {
+		t.Errorf("List after Discard = %v, %v; want none", ids, err)
+	}
+
+	// A journal left by a killed writer is removed the same way.
+	fill(t, s, "left", 2)
+	if err := s.Remove("left"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Read("left"); !errors.Is(err, journal.ErrNotFound) {
+		t.Errorf("Read after Remove: %v, want ErrNotFound", err)
+	}
+	if err := s.Remove("left"); !errors.Is(err, journal.ErrNotFound) {
+		t.Errorf("Remove of a removed journal: %v, want ErrNotFound", err)
+	}
+	w, err = s.Create("left")
+	if err != nil {
+		t.Fatalf("Create after Remove: %v", err)
+	}
+	w.Close()
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -176,6 +177,30 @@ func (w *Writer) Sync() error {
 	if err := w.f.Sync(); err != nil {
 		w.err = fmt.Errorf("syncing journal %s: %w", w.id, err)
 		return w.err
+	}
+	return nil
+}
+
+// Discard deletes the journal and closes the writer: for a run that
+// changed nothing and turned out not to be its writer's to run. The file
+// goes while the writer still holds its lock, so no reader takes it for a
+// run to resume.
+func (w *Writer) Discard() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return fmt.Errorf("discarding journal %s: %w", w.id, os.ErrClosed)
+	}
+	path := w.f.Name()
+	err := os.Remove(path)
+	if err == nil {
+		err = durable.SyncDir(filepath.Dir(path))
+	}
+	unlock(w.f)
+	err = errors.Join(err, w.f.Close())
+	w.f = nil
+	if err != nil {
+		return fmt.Errorf("discarding journal %s: %w", w.id, err)
 	}
 	return nil
 }
