@@ -109,7 +109,8 @@ func Create(dir string, opts Options) (*Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating bundle: %w", err)
 	}
-	if err := makeBundleDir(dir); err != nil {
+	made, err := makeBundleDir(dir)
+	if err != nil {
 		return nil, fmt.Errorf("creating bundle: %w", err)
 	}
 	w, err := journal.CreateFile(filepath.Join(dir, CustodyFile), journal.WithClock(opts.Now), journal.Lazy())
@@ -117,6 +118,11 @@ func Create(dir string, opts Options) (*Bundle, error) {
 		return nil, fmt.Errorf("creating bundle: %w", err)
 	}
 	b := &Bundle{dir: dir, opts: opts, created: opts.Now().UTC(), names: map[string]bool{}, custody: w}
+	if made {
+		// Its name is made durable with its first files, by sync: a
+		// bundle lost to a power cut before then held nothing.
+		b.touched(filepath.Dir(filepath.Clean(dir)))
+	}
 	if b.index, err = journal.CreateFile(filepath.Join(dir, IndexFile), journal.WithClock(opts.Now), journal.Lazy()); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("creating bundle: %w", err)
@@ -130,26 +136,26 @@ func Create(dir string, opts Options) (*Bundle, error) {
 
 // makeBundleDir creates dir (0700: evidence may hold personal data and
 // memory) and its missing parents, or accepts it if it is an empty
-// directory.
-func makeBundleDir(dir string) error {
+// directory. made says it created dir.
+func makeBundleDir(dir string) (made bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), 0o700); err != nil {
-		return err
+		return false, err
 	}
-	err := os.Mkdir(dir, 0o700)
+	err = os.Mkdir(dir, 0o700)
 	if err == nil {
-		return durable.SyncDir(filepath.Dir(filepath.Clean(dir)))
+		return true, nil
 	}
 	if !errors.Is(err, fs.ErrExist) {
-		return err
+		return false, err
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("%s: %w and is not a directory", dir, ErrExists)
+		return false, fmt.Errorf("%s: %w and is not a directory", dir, ErrExists)
 	}
-	return absentOrEmpty(dir)
+	return false, absentOrEmpty(dir)
 }
 
 // osUser names the user the process runs as.
