@@ -95,25 +95,29 @@ func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Resul
 	}
 	// The policies that may weaken the isolation are only warned about:
 	// their list (a consistent read the API server may hold for up to
-	// ~100 ms until its watch cache catches up) runs beside the writes
-	// instead of before them.
+	// ~100 ms until its watch cache catches up) runs beside the writes,
+	// once the first quarantine policy is written, rather than before them.
 	var (
 		policies *networkingv1.NetworkPolicyList
 		polErr   error
 		listed   sync.WaitGroup
+		listOnce sync.Once
 	)
-	listed.Go(func() {
-		// kir's own quarantine policies never weaken an isolation: the
-		// server leaves them out, or every containment in a namespace
-		// would read all the others'.
-		policies, polErr = env.Kube.NetworkingV1().NetworkPolicies(p.Namespace).List(ctx, metav1.ListOptions{
-			LabelSelector: LabelManagedBy + "!=" + ManagedByKir,
-		})
-	})
 	iso := &isolator{env: env, p: p, j: &action.WriteLog{Dry: env.DryRun}, now: env.Now().UTC()}
+	iso.policySent = func() {
+		listOnce.Do(func() {
+			listed.Go(func() {
+				// kir's own quarantine policies never weaken an
+				// isolation: the server leaves them out, or every
+				// containment in a namespace would read all the others'.
+				policies, polErr = env.Kube.NetworkingV1().NetworkPolicies(p.Namespace).List(ctx, metav1.ListOptions{
+					LabelSelector: LabelManagedBy + "!=" + ManagedByKir,
+				})
+			})
+		})
+	}
 	if p.Detach {
 		if iso.detacher, err = newDetacher(ctx, env.Kube, p.Namespace); err != nil {
-			listed.Wait()
 			return action.Result{}, err
 		}
 	}
@@ -133,6 +137,7 @@ func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Resul
 		out.Pods[i], podLabels[i], changed[i], warnings[i] = o, labels, ch, warn
 		return err
 	})
+	iso.policySent() // if no pod got that far
 	listed.Wait()
 	res := action.Result{Output: out, Writes: iso.j.Writes(), Warnings: []string{CNIWarning}}
 	if polErr != nil {
@@ -159,6 +164,9 @@ type isolator struct {
 	j        *action.WriteLog
 	detacher *detacher
 	now      time.Time
+	// policySent starts the list of the policies that may weaken the
+	// isolation, once.
+	policySent func()
 }
 
 // pod isolates one pod. podLabels are its labels once isolated, nil if it
@@ -199,6 +207,7 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 	err = iso.j.Do(action.Write{Verb: "apply", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: out.Policy, Body: policy}, func() (any, error) {
 		return env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Apply(ctx, policy, applyOpts(env))
 	})
+	iso.policySent()
 	if err != nil {
 		return out, nil, false, nil, fmt.Errorf("isolating pod %s: applying NetworkPolicy %s: %w", id, out.Policy, err)
 	}
