@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X kir.dev/kir/internal/cli.Version=$(VERSION)
 # memory (serve's benches run the binary this target builds).
 BUILDFLAGS := -trimpath -tags kustomize_disable_go_plugin_support
 
-.PHONY: build test testbin demo lint bench docs fuzz fmt clean
+.PHONY: build test testbin demo lint bench bench-compare docs fuzz fmt clean
 
 BIN ?= bin/kir
 build: ## build bin/kir (BIN=path elsewhere)
@@ -50,6 +50,16 @@ bench: testbin ## print the timing figures: contain (one pod, with evidence, 1,0
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./collect/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench 'AlertToPolicy|AlertStorm' -benchtime 1x -count 1 -timeout 20m ./serve/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench Intake -benchtime 20000x -benchmem -count 1 ./serve/ | grep -E '^(Benchmark|ok|FAIL)'
+
+# Paced POST-to-policy latency of kir built at REF (A) and of this tree (B),
+# measured side by side at the same moments: on a VM whose speed varies,
+# the only fair comparison of a change.
+bench-compare: ## compare kir serve's paced latency with kir at REF: make bench-compare REF=main~3
+	@test -n "$(REF)" || { echo "usage: make bench-compare REF=<git ref>" >&2; exit 2; }
+	@tmp=$$(mktemp -d) && trap 'git worktree remove --force $$tmp/src >/dev/null 2>&1; rm -rf $$tmp' EXIT && \
+	git worktree add --detach -q $$tmp/src $(REF) && \
+	$(MAKE) -s -C $$tmp/src build BIN=$$tmp/kir-a && $(MAKE) -s build BIN=$$tmp/kir-b && \
+	KIR_COMPARE_A=$$tmp/kir-a KIR_COMPARE_B=$$tmp/kir-b $(GO) test -run '^$$' -bench PacedCompare -benchtime 1x -count 3 ./serve/ | grep -E '^(Benchmark|ok|FAIL)'
 
 clean:
 	rm -rf bin

@@ -268,3 +268,49 @@ func BenchmarkIntake(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPacedCompare compares two kir builds, KIR_COMPARE_A and
+// KIR_COMPARE_B (binaries; `make bench-compare REF=…` builds them), on
+// this machine at the same moments: one kir serve each, on its own pods,
+// paced alerts sent to them in turn (who goes first alternates), latency
+// from POST to the quarantine policy stored. On a VM whose speed changes
+// from minute to minute, only such a paired run tells a change's effect
+// from the machine's.
+func BenchmarkPacedCompare(b *testing.B) {
+	const n = 60
+	bins := []string{os.Getenv("KIR_COMPARE_A"), os.Getenv("KIR_COMPARE_B")}
+	if bins[0] == "" || bins[1] == "" {
+		b.Skip("set KIR_COMPARE_A and KIR_COMPARE_B to two kir binaries (make bench-compare REF=…)")
+	}
+	for range b.N {
+		var (
+			worlds [2]*world
+			pws    [2]*policyWatch
+			procs  [2]*serveProc
+			lat    [2][]time.Duration
+		)
+		for i := range 2 {
+			worlds[i] = newWorld(b, n)
+			pws[i] = watchPolicies(b, worlds[i].ns)
+			kirBinary = bins[i]
+			procs[i] = startServe(b, b.TempDir(), fmt.Sprintf("compare-%d", i), benchFlags...)
+		}
+		for j := range n {
+			for k := range 2 {
+				i := (j + k) % 2
+				pod := worlds[i].pods[j]
+				start := time.Now()
+				if code, body := postTo(b, procs[i].url, alert(b, worlds[i].ns, pod.Name, fmt.Sprintf("compare-%d-%d", i, j))); code != 202 {
+					b.Fatalf("POST: %d %s", code, body)
+				}
+				lat[i] = append(lat[i], pws[i].wait(b, contain.PolicyName(contain.QuarantineValue(pod.UID))).Sub(start))
+			}
+		}
+		for i, name := range []string{"A", "B"} {
+			p50, p90, p99 := percentiles(lat[i])
+			b.ReportMetric(ms(p50), name+"-p50-ms")
+			b.ReportMetric(ms(p90), name+"-p90-ms")
+			b.ReportMetric(ms(p99), name+"-p99-ms")
+		}
+	}
+}
