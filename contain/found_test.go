@@ -3,9 +3,11 @@ package contain_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -74,5 +76,35 @@ func TestIsolateNeverLabelsAPodThatTookTheFoundOnesName(t *testing.T) {
 	}
 	if p := f.pod(t, stale.Name); p.Labels[contain.LabelQuarantine] != "" {
 		t.Errorf("the pod that took the name was labelled: %v", p.Labels)
+	}
+}
+
+// A quarantine policy someone weakened is put back by containing again:
+// kir creates its policy, and applies it over one that exists and differs.
+func TestContainAgainRestoresAWeakenedPolicy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	p := contain.IsolateParams{Namespace: f.ns, Name: f.pods[0].Name}
+	_, out := isolate(t, f.env(), p)
+	policies := cluster.Client.NetworkingV1().NetworkPolicies(f.ns)
+	pol, err := policies.Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress} // egress let out
+	if _, err := policies.Update(t.Context(), pol, metav1.UpdateOptions{FieldManager: "someone"}); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := isolate(t, f.env(), p)
+	got, err := policies.Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}
+	if !slices.Equal(got.Spec.PolicyTypes, want) {
+		t.Errorf("policy types after containing again: %v, want %v", got.Spec.PolicyTypes, want)
+	}
+	if len(res.Writes) == 0 || res.Writes[0].Kind != "NetworkPolicy" || !res.Writes[0].Done {
+		t.Errorf("writes: %+v; want the policy applied", res.Writes)
 	}
 }
