@@ -59,14 +59,15 @@ type Request struct {
 	Env action.Env
 	// ID names the run; empty means a new, time-ordered id.
 	ID string
-	// Hold, when set, decides whether the run may act. It is called once:
-	// before the first step that acts (which waits for it, while the
-	// read-only steps before it run beside whatever Hold waits on), or at
-	// the end of a run with no such step. If it returns an error, the run
-	// stops having changed nothing, and is discarded: its journal and its
-	// default evidence bundle (run.evidence) are removed, and Start
-	// returns a *HeldError. kir serve claims an alert's key this way, while
-	// the run's snapshot reads the pod.
+	// Hold, when set, decides whether the run may go on. It is called
+	// once, before the run's second step or its first step that acts,
+	// whichever comes first (or at the end of a run of one read-only
+	// step): a read-only first step runs beside whatever Hold waits on,
+	// and no more than that is wasted if it refuses. If it returns an
+	// error, the run stops having changed nothing and is discarded: its
+	// default evidence bundle (run.evidence) and its journal are removed,
+	// and Start returns a *HeldError. kir serve claims an alert's key this
+	// way, while the run's snapshot reads the pod.
 	Hold func(ctx context.Context) error
 }
 
@@ -121,17 +122,19 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Run, error) {
 	return run, nil
 }
 
-// discard removes the journal and the default evidence bundle of a run
-// that Hold stopped before it acted.
+// discard removes the default evidence bundle and the journal of a run
+// that Hold stopped before it acted: the bundle first, so that a crash in
+// between leaves a run to discard again rather than a bundle no run owns.
 func (x *execution) discard() error {
-	var errs []error
-	if x.w != nil {
-		errs = append(errs, x.w.Discard())
-	}
 	if p := x.evidencePath(); p != "" {
-		errs = append(errs, os.RemoveAll(p))
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
 	}
-	return errors.Join(errs...)
+	if x.w != nil {
+		return x.w.Discard()
+	}
+	return nil
 }
 
 // holdOn calls the run's Hold, once.
@@ -157,8 +160,8 @@ type execution struct {
 	w      *journal.Writer // nil: not journaled
 	// scope holds the finished steps' results as expressions see them.
 	scope map[string]any
-	// found is what the read-only steps read while nothing had changed;
-	// nil once a step that acts has run (action.Env.Found).
+	// found is what the read-only steps read before a step that acts ran
+	// in this process; nil once one has (action.Env.Found).
 	found *action.Found
 	// hold is Request.Hold until it is called.
 	hold func(context.Context) error
@@ -184,7 +187,7 @@ func (x *execution) from(ctx context.Context, start int) error {
 		}
 	}
 	if err := x.holdOn(ctx); err != nil {
-		return err // a run with no step that acts
+		return err // a run of one read-only step
 	}
 	x.run.settle()
 	x.run.Finished = x.env.Now().UTC()
@@ -240,7 +243,7 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 		return fail(&StepParamError{Step: s.Name, Err: err})
 	}
 	readOnly := a.Spec().ReadOnly
-	if !readOnly {
+	if !readOnly || i > 0 {
 		if err := x.holdOn(ctx); err != nil {
 			return true, err
 		}

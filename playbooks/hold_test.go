@@ -85,26 +85,41 @@ func TestHoldGranted(t *testing.T) {
 	}
 }
 
-// A run with no step that acts asks Hold at its end, so that it too runs
-// only where Hold says.
+// Only the first step runs beside Hold, read-only as it may be: a run
+// whose steps all read asks Hold before its second, and a run of one step
+// at its end, so that it too runs only where Hold says.
 func TestHoldWithoutActingSteps(t *testing.T) {
 	t.Parallel()
-	seen := map[string]bool{}
-	e, pb := holdEngine(t, seen, `apiVersion: kir.dev/v1alpha1
-kind: Playbook
-metadata:
-  name: look-only
-steps:
+	for _, tt := range []struct {
+		name, steps string
+	}{
+		{"one step", `
+  - name: snapshot
+    action: test.look
+    with: {name: snapshot, dir: "${{ run.evidence }}"}`},
+		{"two steps", `
   - name: snapshot
     action: test.look
     with: {name: snapshot, dir: "${{ run.evidence }}"}
-`)
-	_, err := e.Start(t.Context(), playbooks.Request{Playbook: pb, ID: "look-held", Hold: func(context.Context) error { return errLost }})
-	if !errors.Is(err, errLost) {
-		t.Fatalf("Start: %v, want errLost", err)
-	}
-	if _, err := e.Load("look-held"); !errors.Is(err, journal.ErrNotFound) {
-		t.Errorf("the held run's journal: %v, want ErrNotFound", err)
+  - name: collect
+    action: test.look
+    with: {name: collect}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			seen := map[string]bool{}
+			e, pb := holdEngine(t, seen, "apiVersion: kir.dev/v1alpha1\nkind: Playbook\nmetadata:\n  name: look-only\nsteps:"+tt.steps+"\n")
+			_, err := e.Start(t.Context(), playbooks.Request{Playbook: pb, ID: "look-held", Hold: func(context.Context) error { return errLost }})
+			if !errors.Is(err, errLost) {
+				t.Fatalf("Start: %v, want errLost", err)
+			}
+			if diff := cmp.Diff(map[string]bool{"snapshot": false}, seen); diff != "" {
+				t.Errorf("steps run (-want +got):\n%s", diff)
+			}
+			if _, err := e.Load("look-held"); !errors.Is(err, journal.ErrNotFound) {
+				t.Errorf("the held run's journal: %v, want ErrNotFound", err)
+			}
+		})
 	}
 }
 

@@ -122,7 +122,17 @@ var ErrActed = errors.New("the run started a step that acts")
 // Hold stops a run, for a run a restart interrupted before its Hold was
 // answered (kir serve, finding that another replica ran the alert's key).
 func (e *Engine) Discard(id string) error {
-	r, err := e.read(id)
+	if e.Journal == nil {
+		return ErrNoJournal
+	}
+	// Held open (locked) from the read to the removal: no resume acts on
+	// the run in between.
+	w, recs, err := e.Journal.Reopen(id)
+	if err != nil {
+		return fmt.Errorf("discarding run %s: %w", id, err)
+	}
+	defer w.Close()
+	r, err := e.replay(id, recs)
 	if err != nil {
 		return fmt.Errorf("discarding run %s: %w", id, err)
 	}
@@ -134,13 +144,13 @@ func (e *Engine) Discard(id string) error {
 			return fmt.Errorf("discarding run %s: step %s: %w", id, s.Name, ErrActed)
 		}
 	}
-	if err := e.Journal.Remove(id); err != nil {
-		return fmt.Errorf("discarding run %s: %w", id, err)
-	}
 	if e.Evidence != "" {
 		if err := os.RemoveAll(filepath.Join(e.Evidence, id)); err != nil {
 			return fmt.Errorf("discarding run %s: %w", id, err)
 		}
+	}
+	if err := w.Discard(); err != nil {
+		return fmt.Errorf("discarding run %s: %w", id, err)
 	}
 	return nil
 }

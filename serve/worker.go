@@ -173,15 +173,17 @@ func (s *Server) handle(ctx context.Context, t *task) {
 			return // waits for the key's run
 		}
 	}
-	s.claimAndRun(ctx, t, run, log)
+	s.claimAndRun(ctx, t, run, false, log)
 }
 
 // claimAndRun claims t's key across replicas and runs (or resumes) its
-// playbook. A new run claims beside its first, read-only steps: the claim
-// is waited for only before the first step that acts (Request.Hold), so
-// the Lease's round trip overlaps the pod's snapshot. A run that loses the
-// claim has changed nothing and is discarded.
-func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.Run, log *slog.Logger) {
+// playbook. A new run, on its first attempt, claims beside its first,
+// read-only step: the claim is waited for before the run's second step or
+// its first that acts (Request.Hold), so the Lease's round trip overlaps
+// the pod's snapshot; a run that loses the claim has changed nothing and
+// is discarded. A retry, a resumed run, and a run whose evidence goes to a
+// bundle of its own (which discarding would not remove) claim first.
+func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.Run, retry bool, log *slog.Logger) {
 	m := t.match
 	id := runID(t.item.id, t.index)
 	entry, ok := s.o.Library.Get(m.Playbook)
@@ -193,34 +195,51 @@ func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.R
 	}
 	var claim *pendingClaim
 	if s.o.Claims != nil {
-		claim = s.claim(ctx, m.Key, m.Window, id)
+		claim = s.claim(ctx, m.Key, m.Window, id, log)
 	}
-	s.run(ctx, t, entry.Playbook, existing, claim, log)
+	overlap := claim != nil && existing == nil && !retry && m.Params["bundle"] == nil
+	s.run(ctx, t, entry.Playbook, existing, claim, overlap, log)
 }
 
-// pendingClaim is a claim on its way to the API server.
+// pendingClaim is a claim on its way to the API server. Once won, it is
+// renewed until stop.
 type pendingClaim struct {
 	done  chan struct{}
 	claim Claim
 	err   error
+	stop  func() *coordinationv1.Lease // set once won
 }
 
-func (s *Server) claim(ctx context.Context, key string, window time.Duration, run string) *pendingClaim {
-	p := &pendingClaim{done: make(chan struct{})}
+func (s *Server) claim(ctx context.Context, key string, window time.Duration, run string, log *slog.Logger) *pendingClaim {
+	p := &pendingClaim{done: make(chan struct{}), stop: func() *coordinationv1.Lease { return nil }}
 	go func() {
 		defer close(p.done)
 		p.claim, p.err = s.o.Claims.Claim(ctx, key, window, run)
+		if p.err == nil && p.claim.State == Won {
+			p.stop = s.renew(ctx, &p.claim, log)
+		}
 	}()
 	return p
 }
 
-func (p *pendingClaim) wait(ctx context.Context) (Claim, error) {
+// wait returns the claim's outcome: nil if it was won.
+func (p *pendingClaim) wait(ctx context.Context) *notWon {
 	select {
 	case <-p.done:
-		return p.claim, p.err
+		if p.err != nil || p.claim.State != Won {
+			return &notWon{claim: p.claim, err: p.err}
+		}
+		return nil
 	case <-ctx.Done():
-		return Claim{}, ctx.Err()
+		return &notWon{err: ctx.Err()}
 	}
+}
+
+// finish stops renewing a won claim and returns its latest Lease; nil if
+// it was not won. It waits for the claim's answer.
+func (p *pendingClaim) finish() *coordinationv1.Lease {
+	<-p.done
+	return p.stop()
 }
 
 // notWon is a claim this replica did not win, or could not make.
@@ -281,35 +300,31 @@ func (s *Server) retry(ctx context.Context, t *task, d time.Duration) {
 		if err != nil || existing.Status != playbooks.RunInterrupted {
 			existing = nil
 		}
-		s.claimAndRun(ctx, t, existing, log)
+		s.claimAndRun(ctx, t, existing, true, log)
 	})
 }
 
 // run runs t's playbook, or resumes existing, its run from before a
-// restart; with a claim, only once it is won: a resumed run waits for it
-// first, a new one before its first step that acts.
-func (s *Server) run(ctx context.Context, t *task, pb *playbooks.Playbook, existing *playbooks.Run, claim *pendingClaim, log *slog.Logger) {
+// restart; with a claim, only once it is won: before the run starts,
+// unless overlap lets the run's first step go on beside the claim.
+func (s *Server) run(ctx context.Context, t *task, pb *playbooks.Playbook, existing *playbooks.Run, claim *pendingClaim, overlap bool, log *slog.Logger) {
 	m := t.match
 	id := runID(t.item.id, t.index)
-	var (
-		asked     bool
-		won       Claim
-		stopRenew = func() *coordinationv1.Lease { return nil }
-	)
-	// hold waits for the claim; won, it keeps the claim alive while the
-	// run goes on.
-	hold := func(hctx context.Context) error {
-		asked = true
-		c, err := claim.wait(hctx)
-		if err != nil || c.State != Won {
-			return &notWon{claim: c, err: err}
+	var hold func(context.Context) error
+	if claim != nil {
+		if !overlap {
+			if nw := claim.wait(ctx); nw != nil {
+				s.lost(ctx, t, nw, existing, log)
+				return
+			}
+		} else {
+			hold = func(hctx context.Context) error {
+				if nw := claim.wait(hctx); nw != nil {
+					return nw
+				}
+				return nil
+			}
 		}
-		won = c
-		stopRenew = s.renew(ctx, &won, log)
-		return nil
-	}
-	if claim == nil {
-		hold = nil
 	}
 	env := s.o.Env
 	env.Incident = newIncident(s.o.Now(), t.item.id)
@@ -318,12 +333,6 @@ func (s *Server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 	var run *playbooks.Run
 	var err error
 	if existing != nil {
-		if hold != nil {
-			if err := hold(ctx); err != nil {
-				s.lost(ctx, t, err.(*notWon), existing, log)
-				return
-			}
-		}
 		log.Info("resuming the alert's run")
 		run, err = s.o.Engine.Resume(ctx, id, env)
 	} else {
@@ -332,20 +341,25 @@ func (s *Server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 			Playbook: pb, Params: WithKey(pb, m.Params, s.o.Key), Alert: t.alert.Vars(), Env: env, ID: id, Hold: hold,
 		})
 	}
-	if nw := (*notWon)(nil); errors.As(err, &nw) {
-		log.Info("the run changed nothing and was discarded: its key is not this replica's to run", "reason", err)
+	if held := (*playbooks.HeldError)(nil); errors.As(err, &held) {
+		if err != error(held) { // joined with what discarding it met
+			log.Warn("the run that lost its claim could not be discarded whole", "err", err)
+		}
+		nw := held.Err.(*notWon)
+		log.Info("the run changed nothing and was discarded: its key is not this replica's to run", "reason", nw.Error())
 		s.lost(ctx, t, nw, nil, log)
 		return
 	}
-	if hold != nil && !asked {
-		// The run stopped before it could ask (it could not start): the
-		// claim still says how it ended, or whose the key is.
-		if herr := hold(ctx); herr != nil {
-			s.lost(ctx, t, herr.(*notWon), nil, log)
+	var lease *coordinationv1.Lease
+	if claim != nil {
+		if nw := claim.wait(ctx); nw != nil {
+			// The run stopped before it asked (it could not start): the
+			// claim still says whose the key is.
+			s.lost(ctx, t, nw, nil, log)
 			return
 		}
+		lease = claim.finish()
 	}
-	lease := stopRenew()
 	if ctx.Err() != nil {
 		log.Info("stopped with the server; the next start resumes it")
 		return

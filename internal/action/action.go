@@ -36,9 +36,10 @@ type Spec struct {
 	Rules []rbacv1.PolicyRule `json:"rules"`
 	// ReadOnly actions only observe: they change no cluster object and no
 	// secret store (they may write kir's own files, such as an evidence
-	// bundle), so running one again is harmless and nothing of theirs is
-	// undone. The engine journals a read-only step's start without waiting
-	// for the disk, and the objects it reads are the run's Found.
+	// bundle, and ask a kubelet for a checkpoint), so running one again is
+	// harmless and nothing of theirs is undone. The engine journals a
+	// read-only step's start without waiting for the disk, and the objects
+	// it reads are the run's Found.
 	ReadOnly bool `json:"readOnly,omitempty"`
 }
 
@@ -114,9 +115,10 @@ type Env struct {
 	// first: a resumed action reads them to learn what it had done.
 	Notes []json.RawMessage
 	// Found holds objects as the run found them: read by its read-only
-	// steps before any step that acts ran. The first step that acts may
-	// start from them instead of reading them again; the engine gives later
-	// steps none. Nil outside a run.
+	// steps before any step that acts ran in this process (a resumed run
+	// starts with none). The first step that acts may start from them
+	// instead of reading them again; the engine gives later steps none.
+	// Nil outside a run.
 	Found *Found
 }
 

@@ -640,8 +640,8 @@ func TestAppendUnsynced(t *testing.T) {
 }
 
 // A discarded journal is gone: not listed, not found, and its id can start
-// again. Remove refuses a journal a writer holds.
-func TestDiscardAndRemove(t *testing.T) {
+// again. A Reopen that opened it before it went finds it gone.
+func TestDiscard(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	w, err := s.Create("lost-claim")
@@ -651,8 +651,8 @@ func TestDiscardAndRemove(t *testing.T) {
 	if _, err := w.Append("run", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Remove("lost-claim"); !errors.Is(err, journal.ErrLocked) {
-		t.Errorf("Remove while a writer holds it: %v, want ErrLocked", err)
+	if _, _, err := s.Reopen("lost-claim"); !errors.Is(err, journal.ErrLocked) {
+		t.Errorf("Reopen while a writer holds it: %v, want ErrLocked", err)
 	}
 	if err := w.Discard(); err != nil {
 		t.Fatal(err)
@@ -667,20 +667,22 @@ func TestDiscardAndRemove(t *testing.T) {
 		t.Errorf("List after Discard = %v, %v; want none", ids, err)
 	}
 
-	// A journal left by a killed writer is removed the same way.
+	// A journal left by a killed writer is discarded the same way, once
+	// reopened; a new one may then take its id.
 	fill(t, s, "left", 2)
-	if err := s.Remove("left"); err != nil {
+	w, _, err = s.Reopen("left")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Read("left"); !errors.Is(err, journal.ErrNotFound) {
-		t.Errorf("Read after Remove: %v, want ErrNotFound", err)
+	if err := w.Discard(); err != nil {
+		t.Fatal(err)
 	}
-	if err := s.Remove("left"); !errors.Is(err, journal.ErrNotFound) {
-		t.Errorf("Remove of a removed journal: %v, want ErrNotFound", err)
+	if _, _, err := s.Reopen("left"); !errors.Is(err, journal.ErrNotFound) {
+		t.Errorf("Reopen of a discarded journal: %v, want ErrNotFound", err)
 	}
 	w, err = s.Create("left")
 	if err != nil {
-		t.Fatalf("Create after Remove: %v", err)
+		t.Fatalf("Create after Discard: %v", err)
 	}
 	w.Close()
 }

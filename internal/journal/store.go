@@ -136,25 +136,6 @@ func (s *Store) Active(id string) (bool, error) {
 	return false, nil
 }
 
-// Remove deletes journal id, which no writer may hold (ErrLocked): see
-// Writer.Discard.
-func (s *Store) Remove(id string) error {
-	path, err := s.path(id)
-	if err != nil {
-		return fmt.Errorf("removing journal: %w", err)
-	}
-	f, err := openJournal(path, os.O_RDONLY)
-	if err != nil {
-		return fmt.Errorf("removing journal %s: %w", id, err)
-	}
-	if err := tryLock(f, true); err != nil {
-		f.Close()
-		return fmt.Errorf("removing journal %s: %w", id, err)
-	}
-	w := &Writer{id: id, f: f}
-	return w.Discard()
-}
-
 // Path returns the file of journal id, for readers that copy it (an
 // evidence bundle carries its run's journal).
 func (s *Store) Path(id string) (string, error) { return s.path(id) }

@@ -87,6 +87,13 @@ func reopen(f *os.File, path string) (*Writer, []Record, error) {
 	if err := tryLock(f, true); err != nil {
 		return nil, nil, err
 	}
+	// A writer that discarded the journal between our open and our lock
+	// left us its unlinked file.
+	if opened, err := f.Stat(); err != nil {
+		return nil, nil, err
+	} else if now, err := os.Stat(path); err != nil || !os.SameFile(opened, now) {
+		return nil, nil, ErrNotFound
+	}
 	sc, err := scan(f, path)
 	if err != nil {
 		return nil, nil, err
@@ -183,8 +190,8 @@ func (w *Writer) Sync() error {
 
 // Discard deletes the journal and closes the writer: for a run that
 // changed nothing and turned out not to be its writer's to run. The file
-// goes while the writer still holds its lock, so no reader takes it for a
-// run to resume.
+// goes while the writer still holds its lock; a Reopen that opened it
+// before then finds it gone once it has the lock (ErrNotFound).
 func (w *Writer) Discard() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
