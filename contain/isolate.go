@@ -205,7 +205,7 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 		AnnotationIncident: record[AnnotationIncident], AnnotationContainedAt: record[AnnotationContainedAt], AnnotationPod: id,
 	})
 	err = iso.j.Do(action.Write{Verb: "apply", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: out.Policy, Body: policy}, func() (any, error) {
-		return applyPolicy(ctx, env, policy)
+		return env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Apply(ctx, policy, applyOpts(env))
 	})
 	iso.policySent()
 	if err != nil {
