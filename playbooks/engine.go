@@ -115,7 +115,10 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Run, error) {
 	if err := x.from(ctx, 0); err != nil {
 		var held *HeldError
 		if errors.As(err, &held) {
-			return nil, errors.Join(err, x.discard())
+			if derr := x.discard(); derr != nil {
+				return nil, errors.Join(err, derr)
+			}
+			return nil, err
 		}
 		return run, err
 	}

@@ -197,8 +197,20 @@ func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.R
 	if s.o.Claims != nil {
 		claim = s.claim(ctx, m.Key, m.Window, id, log)
 	}
-	overlap := claim != nil && existing == nil && !retry && m.Params["bundle"] == nil
+	overlap := claim != nil && existing == nil && !retry && s.defaultBundle(entry.Playbook, m.Params)
 	s.run(ctx, t, entry.Playbook, existing, claim, overlap, log)
+}
+
+// defaultBundle reports whether a run of pb with params keeps its evidence
+// in its own bundle, run.evidence, which discarding the run removes: its
+// bundle parameter, if it has one, is empty once bound.
+func (s *Server) defaultBundle(pb *playbooks.Playbook, params map[string]any) bool {
+	bound, err := playbooks.Bind(pb, WithKey(pb, params, s.o.Key))
+	if err != nil {
+		return false // the run will not start; claim first all the same
+	}
+	bundle, _ := bound["bundle"].(string)
+	return bundle == ""
 }
 
 // pendingClaim is a claim on its way to the API server. Once won, it is
@@ -222,17 +234,26 @@ func (s *Server) claim(ctx context.Context, key string, window time.Duration, ru
 	return p
 }
 
-// wait returns the claim's outcome: nil if it was won.
+// wait waits for the claim's outcome: nil if it was won.
 func (p *pendingClaim) wait(ctx context.Context) *notWon {
 	select {
-	case <-p.done:
-		if p.err != nil || p.claim.State != Won {
-			return &notWon{claim: p.claim, err: p.err}
+	case <-p.done: // answered: what it says, even if ctx has ended too
+	default:
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return &notWon{err: ctx.Err()}
 		}
-		return nil
-	case <-ctx.Done():
-		return &notWon{err: ctx.Err()}
 	}
+	return p.outcome()
+}
+
+// outcome is the answered claim's: nil if it was won.
+func (p *pendingClaim) outcome() *notWon {
+	if p.err != nil || p.claim.State != Won {
+		return &notWon{claim: p.claim, err: p.err}
+	}
+	return nil
 }
 
 // finish stops renewing a won claim and returns its latest Lease; nil if
@@ -256,10 +277,10 @@ func (e *notWon) Error() string {
 }
 
 // lost deals with a task whose claim another replica holds or has
-// finished, or that could not be made. existing is t's run from before a
-// restart, if any: one that never acted is discarded once another replica
-// has run the key.
-func (s *Server) lost(ctx context.Context, t *task, nw *notWon, existing *playbooks.Run, log *slog.Logger) {
+// finished, or that could not be made. leftover names a run of t's left
+// on disk (from before a restart, or not discarded whole), if any: it
+// never acted, and is discarded once another replica has run the key.
+func (s *Server) lost(ctx context.Context, t *task, nw *notWon, leftover string, log *slog.Logger) {
 	m := t.match
 	switch claim := nw.claim; {
 	case ctx.Err() != nil:
@@ -269,9 +290,9 @@ func (s *Server) lost(ctx context.Context, t *task, nw *notWon, existing *playbo
 		s.retry(ctx, t, time.Second)
 	case claim.State == Finished:
 		log.Info("duplicate: another replica ran this key", "holder", claim.Holder, "holderRun", claim.Run)
-		if existing != nil {
-			if err := s.o.Engine.Discard(existing.ID); err != nil {
-				log.Warn("the run from before the restart is kept", "err", err)
+		if leftover != "" {
+			if err := s.o.Engine.Discard(leftover); err != nil {
+				log.Warn("a run of this alert's that never acted is kept", "err", err)
 			}
 		}
 		s.o.Metrics.Deduplicated.Inc()
@@ -314,7 +335,11 @@ func (s *Server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 	if claim != nil {
 		if !overlap {
 			if nw := claim.wait(ctx); nw != nil {
-				s.lost(ctx, t, nw, existing, log)
+				leftover := ""
+				if existing != nil {
+					leftover = existing.ID
+				}
+				s.lost(ctx, t, nw, leftover, log)
 				return
 			}
 		} else {
@@ -342,25 +367,29 @@ func (s *Server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 		})
 	}
 	if held := (*playbooks.HeldError)(nil); errors.As(err, &held) {
+		nw, leftover := held.Err.(*notWon), ""
 		if err != error(held) { // joined with what discarding it met
 			log.Warn("the run that lost its claim could not be discarded whole", "err", err)
+			leftover = id
+		} else {
+			log.Info("the run changed nothing and was discarded: its key is not this replica's to run", "reason", nw.Error())
 		}
-		nw := held.Err.(*notWon)
-		log.Info("the run changed nothing and was discarded: its key is not this replica's to run", "reason", nw.Error())
-		s.lost(ctx, t, nw, nil, log)
+		s.lost(ctx, t, nw, leftover, log)
 		return
 	}
 	var lease *coordinationv1.Lease
 	if claim != nil {
-		if nw := claim.wait(ctx); nw != nil {
-			// The run stopped before it asked (it could not start): the
-			// claim still says whose the key is.
-			s.lost(ctx, t, nw, nil, log)
+		// Answered by now, or soon: its request ends with ctx. A run
+		// that stopped before it asked (it could not start) still learns
+		// whose the key is.
+		<-claim.done
+		if nw := claim.outcome(); nw != nil {
+			s.lost(ctx, t, nw, "", log)
 			return
 		}
 		lease = claim.finish()
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && (err != nil || run.Status == playbooks.RunInterrupted) {
 		log.Info("stopped with the server; the next start resumes it")
 		return
 	}
