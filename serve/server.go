@@ -135,8 +135,12 @@ type task struct {
 	match falco.Match
 	uuid  string
 	alert *falco.Alert
-	// entered says the key table already took the task in (at intake).
+	// entered says the key table already took the task in (at intake, or
+	// before a retry).
 	entered bool
+	// retry says the task's key was claimed before, and another replica
+	// held it.
+	retry bool
 }
 
 // New checks the options and returns a server; Start starts its workers.

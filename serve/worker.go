@@ -173,7 +173,7 @@ func (s *Server) handle(ctx context.Context, t *task) {
 			return // waits for the key's run
 		}
 	}
-	s.claimAndRun(ctx, t, run, false, log)
+	s.claimAndRun(ctx, t, run, t.retry, log)
 }
 
 // claimAndRun claims t's key across replicas and runs (or resumes) its
@@ -308,20 +308,22 @@ func (s *Server) lost(ctx context.Context, t *task, nw *notWon, leftover string,
 }
 
 // retry tries a task's key again after d, keeping its place as the key's
-// first task.
+// first task. It goes through the queue and a worker, as every run does:
+// the worker bound holds, and Drain waits for it.
 func (s *Server) retry(ctx context.Context, t *task, d time.Duration) {
 	time.AfterFunc(d, func() {
 		if ctx.Err() != nil {
 			return
 		}
-		id := runID(t.item.id, t.index)
-		log := s.o.Log.With("alert", t.item.id, "run", id, "key", t.match.Key)
-		// A run from before a restart, still waiting for its claim.
-		existing, err := s.o.Engine.Load(id)
-		if err != nil || existing.Status != playbooks.RunInterrupted {
-			existing = nil
+		t.entered, t.retry = true, true
+		s.queued.Add(1)
+		s.o.Metrics.Queue.Inc()
+		select {
+		case s.tasks <- t:
+		case <-ctx.Done(): // the spool keeps it
+			s.queued.Add(-1)
+			s.o.Metrics.Queue.Dec()
 		}
-		s.claimAndRun(ctx, t, existing, true, log)
 	})
 }
 
