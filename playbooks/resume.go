@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -144,12 +142,8 @@ func (e *Engine) Discard(id string) error {
 			return fmt.Errorf("discarding run %s: step %s: %w", id, s.Name, ErrActed)
 		}
 	}
-	if e.Evidence != "" {
-		if err := os.RemoveAll(filepath.Join(e.Evidence, id)); err != nil {
-			return fmt.Errorf("discarding run %s: %w", id, err)
-		}
-	}
-	if err := w.Discard(); err != nil {
+	x := &execution{engine: e, run: r.run, w: w}
+	if err := x.discard(); err != nil {
 		return fmt.Errorf("discarding run %s: %w", id, err)
 	}
 	return nil

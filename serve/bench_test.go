@@ -124,12 +124,7 @@ func BenchmarkAlertToPolicy(b *testing.B) {
 			lat := make([]time.Duration, n)
 			cpu0 := kubetest.CPUTimes()
 			send := func(i int, pod corev1.Pod) {
-				start := time.Now()
-				if code, body := postTo(b, p.url, alert(b, w.ns, pod.Name, fmt.Sprintf("lat-%s-%d", mode, i))); code != 202 {
-					b.Errorf("POST: %d %s", code, body)
-					return
-				}
-				lat[i] = pw.wait(b, contain.PolicyName(contain.QuarantineValue(pod.UID))).Sub(start)
+				lat[i], _ = alertLatency(b, p.url, w.ns, pod, fmt.Sprintf("lat-%s-%d", mode, i), pw)
 			}
 			if mode == "paced" {
 				for i, pod := range w.pods {
@@ -145,16 +140,31 @@ func BenchmarkAlertToPolicy(b *testing.B) {
 			// Where the machine's CPU went (2 cores here): every process
 			// shares them.
 			b.Logf("%s: CPU by process until the last policy: %v", mode, kubetest.CPUTimes().Since(cpu0))
-			p50, p90, p99 := percentiles(lat)
-			b.ReportMetric(ms(p50), mode+"-p50-ms")
-			b.ReportMetric(ms(p90), mode+"-p90-ms")
-			b.ReportMetric(ms(p99), mode+"-p99-ms")
+			reportPercentiles(b, mode, lat)
 		}
-		f50, f90, f99 := percentiles(floor)
-		b.ReportMetric(ms(f50), "floor-p50-ms")
-		b.ReportMetric(ms(f90), "floor-p90-ms")
-		b.ReportMetric(ms(f99), "floor-p99-ms")
+		reportPercentiles(b, "floor", floor)
 	}
+}
+
+// alertLatency posts a Critical alert about pod to the kir serve at url
+// and returns the time until the pod's quarantine policy is stored; false
+// when the POST was refused, which it reports.
+func alertLatency(b *testing.B, url, ns string, pod corev1.Pod, uuid string, pw *policyWatch) (time.Duration, bool) {
+	start := time.Now()
+	if code, body := postTo(b, url, alert(b, ns, pod.Name, uuid)); code != 202 {
+		b.Errorf("POST: %d %s", code, body)
+		return 0, false
+	}
+	return pw.wait(b, contain.PolicyName(contain.QuarantineValue(pod.UID))).Sub(start), true
+}
+
+// reportPercentiles reports lat's p50, p90 and p99 as PREFIX-p50-ms and so
+// on.
+func reportPercentiles(b *testing.B, prefix string, lat []time.Duration) {
+	p50, p90, p99 := percentiles(lat)
+	b.ReportMetric(ms(p50), prefix+"-p50-ms")
+	b.ReportMetric(ms(p90), prefix+"-p90-ms")
+	b.ReportMetric(ms(p99), prefix+"-p99-ms")
 }
 
 // BenchmarkAlertStorm: 10,000 alerts on 100 pods (100 identical alerts per
@@ -298,19 +308,14 @@ func BenchmarkPacedCompare(b *testing.B) {
 		for j := range n {
 			for k := range 2 {
 				i := (j + k) % 2
-				pod := worlds[i].pods[j]
-				start := time.Now()
-				if code, body := postTo(b, procs[i].url, alert(b, worlds[i].ns, pod.Name, fmt.Sprintf("compare-%d-%d", i, j))); code != 202 {
-					b.Fatalf("POST: %d %s", code, body)
+				d, ok := alertLatency(b, procs[i].url, worlds[i].ns, worlds[i].pods[j], fmt.Sprintf("compare-%d-%d", i, j), pws[i])
+				if !ok {
+					b.FailNow()
 				}
-				lat[i] = append(lat[i], pws[i].wait(b, contain.PolicyName(contain.QuarantineValue(pod.UID))).Sub(start))
+				lat[i] = append(lat[i], d)
 			}
 		}
-		for i, name := range []string{"A", "B"} {
-			p50, p90, p99 := percentiles(lat[i])
-			b.ReportMetric(ms(p50), name+"-p50-ms")
-			b.ReportMetric(ms(p90), name+"-p90-ms")
-			b.ReportMetric(ms(p99), name+"-p99-ms")
-		}
+		reportPercentiles(b, "A", lat[0])
+		reportPercentiles(b, "B", lat[1])
 	}
 }

@@ -384,12 +384,11 @@ func (s *Server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 		// Answered by now, or soon: its request ends with ctx. A run
 		// that stopped before it asked (it could not start) still learns
 		// whose the key is.
-		<-claim.done
+		lease = claim.finish()
 		if nw := claim.outcome(); nw != nil {
 			s.lost(ctx, t, nw, "", log)
 			return
 		}
-		lease = claim.finish()
 	}
 	if ctx.Err() != nil && (err != nil || run.Status == playbooks.RunInterrupted) {
 		log.Info("stopped with the server; the next start resumes it")
