@@ -20,18 +20,20 @@ build: ## build bin/kir (BIN=path elsewhere)
 testbin: ## build etcd, kube-apiserver, controller-manager, scheduler, kwok, cosign, Vault and kumo into the cache (once)
 	@internal/kubetest/tools/build.sh >/dev/null
 
-test: testbin ## run every test against the real control plane, then fuzz the playbook loader and the alert decoder briefly
+test: testbin ## run every test against the real control plane, then fuzz the playbook loader, the alert decoder and its JSON check briefly
 	$(GO) test -race -count=1 -timeout 30m ./...
-	$(MAKE) --no-print-directory fuzz FUZZLOAD=15000x FUZZDECODE=200000x
+	$(MAKE) --no-print-directory fuzz FUZZLOAD=15000x FUZZDECODE=200000x FUZZVALID=150000x
 
 # make test fuzzes by count, ~10 s each here: a time limit can end while a
 # worker minimises, which go test reports as a failure (context deadline).
 FUZZTIME ?= 1m
 FUZZLOAD ?= $(FUZZTIME)
 FUZZDECODE ?= $(FUZZTIME)
-fuzz: ## fuzz the playbook loader and the Falco alert decoder (FUZZTIME=1m each)
+FUZZVALID ?= $(FUZZTIME)
+fuzz: ## fuzz the playbook loader, the Falco alert decoder and its JSON check against encoding/json's (FUZZTIME=1m each)
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZLOAD) -fuzzminimizetime 200x ./playbooks/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZDECODE) -fuzzminimizetime 200x ./falco/
+	$(GO) test -run '^$$' -fuzz '^FuzzValid$$' -fuzztime $(FUZZVALID) -fuzzminimizetime 200x ./falco/
 
 docs: ## regenerate docs/actions.md and docs/playbooks.md from the source
 	$(GO) test ./internal/refdocs -run TestGenerated -update

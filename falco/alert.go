@@ -49,7 +49,8 @@ type Alert struct {
 // would mislead: rule and priority are required, and a known key with the
 // wrong type is an error. Error messages are single lines that name the
 // key at fault and quote little of the input, so that a receiver can send
-// them back as they are.
+// them back as they are. The alert's strings share one copy of b: a caller
+// that keeps one of them without the alert should copy it (strings.Clone).
 func Decode(b []byte) (*Alert, error) {
 	if len(b) > MaxAlertSize {
 		return nil, fmt.Errorf("alert is %d bytes: at most %d", len(b), MaxAlertSize)
@@ -57,7 +58,9 @@ func Decode(b []byte) (*Alert, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, errors.New("empty alert: want a Falco alert as a JSON object")
 	}
-	if !json.Valid(b) {
+	// One copy, which every string of the alert shares (see valid).
+	s := string(b)
+	if !valid(s) {
 		var v any
 		err := json.Unmarshal(b, &v)
 		var se *json.SyntaxError
@@ -66,18 +69,41 @@ func Decode(b []byte) (*Alert, error) {
 		}
 		return nil, errors.New("alert is not valid JSON")
 	}
-	if b = bytes.TrimSpace(b); b[0] != '{' {
-		return nil, fmt.Errorf("alert must be a JSON object, not %s", jsonKind(b))
+	if s = strings.TrimSpace(s); s[0] != '{' {
+		return nil, fmt.Errorf("alert must be a JSON object, not %s", jsonKind(s))
 	}
-	top := map[string][]byte{}
-	members(b, func(key string, value []byte) { top[key] = value })
-	a := &Alert{Fields: map[string]string{}}
+	// The raw values of the keys Decode reads; "" for a key not given (a
+	// JSON value is never empty). The last of a repeated key wins, as in
+	// encoding/json.
+	var top struct{ uuid, output, priority, rule, time, source, hostname, tags, fields string }
+	members(s, func(key, value string) {
+		switch key {
+		case "uuid":
+			top.uuid = value
+		case "output":
+			top.output = value
+		case "priority":
+			top.priority = value
+		case "rule":
+			top.rule = value
+		case "time":
+			top.time = value
+		case "source":
+			top.source = value
+		case "hostname":
+			top.hostname = value
+		case "tags":
+			top.tags = value
+		case "output_fields":
+			top.fields = value
+		}
+	})
+	a := &Alert{}
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
-	str := func(key string, dst *string) bool {
-		raw, ok := top[key]
-		if !ok || isNull(raw) {
+	str := func(key, raw string, dst *string) bool {
+		if !present(raw) {
 			return false
 		}
 		if raw[0] != '"' {
@@ -87,22 +113,17 @@ func Decode(b []byte) (*Alert, error) {
 		*dst = jsonString(raw)
 		return true
 	}
-
-	present := func(key string) bool {
-		raw, ok := top[key]
-		return ok && !isNull(raw)
-	}
 	switch {
-	case !present("rule"):
+	case !present(top.rule):
 		bad("rule is missing")
-	case str("rule", &a.Rule) && a.Rule == "":
+	case str("rule", top.rule, &a.Rule) && a.Rule == "":
 		bad("rule is empty")
 	}
 	var prio string
 	switch {
-	case !present("priority"):
+	case !present(top.priority):
 		bad("priority is missing")
-	case str("priority", &prio):
+	case str("priority", top.priority, &prio):
 		p, err := ParsePriority(prio)
 		if err != nil {
 			bad("%v", err)
@@ -110,7 +131,7 @@ func Decode(b []byte) (*Alert, error) {
 		a.Priority = p
 	}
 	var ts string
-	if str("time", &ts) && ts != "" {
+	if str("time", top.time, &ts) && ts != "" {
 		t, err := time.Parse(time.RFC3339Nano, ts)
 		if err != nil {
 			bad("time %s is not an RFC 3339 time such as 2026-11-25T20:45:12.123456789Z", quote(ts))
@@ -118,22 +139,25 @@ func Decode(b []byte) (*Alert, error) {
 			a.Time = t
 		}
 	}
-	str("output", &a.Output)
-	str("uuid", &a.UUID)
-	str("source", &a.Source)
-	str("hostname", &a.Hostname)
+	str("output", top.output, &a.Output)
+	str("uuid", top.uuid, &a.UUID)
+	str("source", top.source, &a.Source)
+	str("hostname", top.hostname, &a.Hostname)
 
-	if present("tags") {
-		tags, err := decodeTags(top["tags"])
+	if present(top.tags) {
+		tags, err := decodeTags(top.tags)
 		if err != nil {
 			bad("%v", err)
 		}
 		a.Tags = tags
 	}
-	if present("output_fields") {
-		if err := decodeFields(top["output_fields"], a.Fields); err != nil {
+	a.Fields = map[string]string{}
+	if present(top.fields) {
+		fields, err := decodeFields(top.fields)
+		if err != nil {
 			bad("%v", err)
 		}
+		a.Fields = fields
 	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
@@ -141,13 +165,15 @@ func Decode(b []byte) (*Alert, error) {
 	return a, nil
 }
 
-func decodeTags(raw json.RawMessage) ([]string, error) {
+func decodeTags(raw string) ([]string, error) {
 	if raw[0] != '[' {
 		return nil, fmt.Errorf("tags must be a list of strings, not %s", jsonKind(raw))
 	}
-	tags := []string{}
+	n := 0
+	elements(raw, func(string) { n++ })
+	tags := make([]string, 0, n)
 	var err error
-	elements(raw, func(item []byte) {
+	elements(raw, func(item string) {
 		switch {
 		case err != nil:
 		case item[0] != '"':
@@ -164,11 +190,19 @@ func decodeTags(raw json.RawMessage) ([]string, error) {
 
 // decodeFields normalises output_fields into strings, dropping the values
 // that say "no value".
-func decodeFields(raw json.RawMessage, dst map[string]string) error {
+func decodeFields(raw string) (map[string]string, error) {
 	if raw[0] != '{' {
-		return fmt.Errorf("output_fields must be an object, not %s", jsonKind(raw))
+		return map[string]string{}, fmt.Errorf("output_fields must be an object, not %s", jsonKind(raw))
 	}
-	members(raw, func(k string, v []byte) {
+	// Sized once: growing the map field by field costs more than a walk.
+	n := 0
+	each(raw, func(i int) int {
+		n++
+		i = skipSpace(raw, skipSpace(raw, stringEnd(raw, i))+1)
+		return valueEnd(raw, i)
+	})
+	dst := make(map[string]string, n)
+	members(raw, func(k, v string) {
 		switch v[0] {
 		case 'n':
 			delete(dst, k) // the last of a repeated key wins
@@ -180,20 +214,21 @@ func decodeFields(raw json.RawMessage, dst map[string]string) error {
 			}
 		case '{', '[':
 			var buf bytes.Buffer
-			_ = json.Compact(&buf, v)
+			_ = json.Compact(&buf, []byte(v))
 			dst[k] = buf.String()
 		default: // true, false, or a number, kept as its text
-			dst[k] = string(v)
+			dst[k] = v
 		}
 	})
-	return nil
+	return dst, nil
 }
 
-// isNull reports whether raw is JSON null.
-func isNull(raw json.RawMessage) bool { return len(raw) > 0 && raw[0] == 'n' }
+// present reports whether raw, a member's raw value, was given and is not
+// null.
+func present(raw string) bool { return raw != "" && raw[0] != 'n' }
 
 // jsonKind names the kind of a valid JSON value for an error message.
-func jsonKind(raw []byte) string {
+func jsonKind(raw string) string {
 	switch raw[0] {
 	case '{':
 		return "an object"

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -61,6 +62,9 @@ type Rule struct {
 
 	match       criteria
 	playbookPos Pos
+	// templates holds the templates of Params and DedupKey parsed, by
+	// their text: every alert routed fills the same few.
+	templates sync.Map // string → template
 }
 
 // ParamNames returns the names of the rule's parameters, sorted.

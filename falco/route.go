@@ -66,7 +66,7 @@ func (c *Config) Route(a *Alert) (matches []Match, skipped []Skip) {
 
 // fill substitutes the alert's fields into the rule's params and key.
 func (r *Rule) fill(a *Alert) (Match, string) {
-	x := &expander{fields: a.Fields}
+	x := &expander{rule: r, fields: a.Fields}
 	params := make(map[string]any, len(r.Params))
 	for _, name := range r.ParamNames() {
 		params[name] = x.value(r.Params[name], "params."+name)
@@ -87,6 +87,7 @@ func (r *Rule) fill(a *Alert) (Match, string) {
 
 // expander substitutes fields into values, noting what it cannot.
 type expander struct {
+	rule    *Rule
 	fields  map[string]string
 	missing []string // fields the alert lacks
 	empty   []string // fields the alert has empty
@@ -97,7 +98,7 @@ type expander struct {
 func (x *expander) value(v any, where string) any {
 	switch v := v.(type) {
 	case string:
-		t, err := parseTemplate(v)
+		t, err := x.rule.template(v)
 		if err != nil { // checked when the config was loaded
 			return v
 		}
@@ -139,6 +140,18 @@ func (x *expander) value(v any, where string) any {
 		return out
 	}
 	return v
+}
+
+// template returns s parsed, from the rule's cache.
+func (r *Rule) template(s string) (template, error) {
+	if t, ok := r.templates.Load(s); ok {
+		return t.(template), nil
+	}
+	t, err := parseTemplate(s)
+	if err == nil {
+		r.templates.Store(s, t)
+	}
+	return t, err
 }
 
 func (x *expander) note(list *[]string, field string) {

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -34,7 +35,10 @@ func (k *keyTable) enter(key string, t *task, now time.Time) (run, duplicate boo
 	}
 	switch {
 	case st.busy:
-		t.alert = nil // only the key's running task needs it
+		// Only the key's running task needs the alert; the uuid, which
+		// shares the alert's one copy of its body (falco.Decode), is
+		// copied so that a waiting task holds 36 bytes, not the body.
+		t.alert, t.uuid = nil, strings.Clone(t.uuid)
 		st.waiters = append(st.waiters, t)
 		return false, false
 	case now.Before(st.until):
