@@ -104,11 +104,7 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Run, error) {
 		}
 		defer w.Close()
 		x.w, run.Journaled = w, true
-		// Durable with the first step that acts (whose start is synced)
-		// or the run's end, whichever comes first: a crash before then
-		// loses a run that changed nothing, and leaves at most an empty
-		// journal, which Load reports as not found and Create takes over.
-		if err := x.recordUnsynced(recRunStarted, runStarted{
+		if err := x.record(recRunStarted, runStarted{
 			ID: id, Playbook: pb.Name, Source: pb.Source, Digest: digest(pb.Data), YAML: string(pb.Data),
 			Params: params, Alert: req.Alert, Incident: env.Incident, Actor: env.Actor,
 			DryRun: env.DryRun, Version: e.Version,

@@ -198,27 +198,3 @@ func TestHoldInterrupted(t *testing.T) {
 		t.Errorf("Discard: %v", err)
 	}
 }
-
-// A run's start is made durable with its first step that acts: a crash
-// in its read-only steps can leave its journal empty. Such a run changed
-// nothing; Load reports it as not found, and starting it again takes the
-// journal over.
-func TestRunWhoseStartWasNotDurable(t *testing.T) {
-	t.Parallel()
-	seen := map[string]bool{}
-	e, pb := holdEngine(t, seen, lookActPlaybook)
-	if err := os.WriteFile(filepath.Join(e.Journal.Dir(), "run-crashed.jsonl"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Load("run-crashed"); !errors.Is(err, journal.ErrNotFound) {
-		t.Fatalf("Load of an empty journal: %v, want ErrNotFound", err)
-	}
-	run, err := e.Start(t.Context(), playbooks.Request{Playbook: pb, ID: "run-crashed"})
-	if err != nil || run.Status != playbooks.RunSucceeded {
-		t.Fatalf("Start again = %v, %v", run, err)
-	}
-	loaded, err := e.Load("run-crashed")
-	if err != nil || loaded.Status != playbooks.RunSucceeded || len(seen) != 4 {
-		t.Fatalf("Load after = %+v, %v; steps run %v", loaded, err, seen)
-	}
-}

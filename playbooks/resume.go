@@ -169,11 +169,7 @@ type replayed struct {
 }
 
 func (e *Engine) replay(id string, recs []journal.Record) (*replayed, error) {
-	if len(recs) == 0 {
-		// A crash before the run's start was durable: it never acted.
-		return nil, fmt.Errorf("run %s: its journal is empty: %w", id, journal.ErrNotFound)
-	}
-	if recs[0].Type != recRunStarted {
+	if len(recs) == 0 || recs[0].Type != recRunStarted {
 		return nil, fmt.Errorf("journal of run %s does not start with %s", id, recRunStarted)
 	}
 	var st runStarted

@@ -22,10 +22,6 @@
 // fsynced: a record Append returned survives a crash of the process or of
 // the machine. AppendUnsynced leaves the fsync to the next Append (or
 // Sync): for records that can be derived again from the durable ones.
-// Create makes the journal's directory entry durable with its first
-// fsync, not before: a machine crash before then leaves no journal, or one
-// without a complete record, which Read reports as empty and Create takes
-// over.
 //
 // A journal has at most one writer. Create and Reopen hold an exclusive
 // flock(2) on the file for the writer's lifetime; the kernel drops it when

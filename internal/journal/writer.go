@@ -19,9 +19,6 @@ type Writer struct {
 	id   string
 	now  func() time.Time
 	lazy bool // no fsync per record: see Lazy
-	// dir is the journal's directory while the file's entry in it may not
-	// be durable: the first synced record syncs it too.
-	dir string
 
 	mu   sync.Mutex
 	f    *os.File // nil once closed
@@ -34,12 +31,9 @@ type Writer struct {
 	err error
 }
 
-// Create starts journal id and returns its writer. The file is created
-// exclusively; its directory entry is made durable with the first synced
-// record (Append, Sync), so a crash before that leaves no journal or one
-// without a complete record, which is nothing: Create takes such a journal
-// over, and Read finds no records in it. It returns ErrExists if the
-// journal exists with a record in it, or another writer holds it.
+// Create starts journal id and returns its writer. It returns ErrExists if
+// the journal exists. The file is created exclusively and the directory
+// fsynced, so the journal survives a crash even before its first record.
 func (s *Store) Create(id string) (*Writer, error) {
 	path, err := s.path(id)
 	if err != nil {
@@ -47,7 +41,7 @@ func (s *Store) Create(id string) (*Writer, error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return s.takeOver(id, path)
+		return nil, fmt.Errorf("creating journal %s: %w", id, ErrExists)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating journal %s: %w", id, err)
@@ -58,25 +52,12 @@ func (s *Store) Create(id string) (*Writer, error) {
 		f.Close()
 		return nil, fmt.Errorf("creating journal %s: %w", id, err)
 	}
-	return &Writer{id: id, now: s.now, lazy: s.lazy, f: f, dir: s.dir}, nil
-}
-
-// takeOver returns a writer of the existing journal id at path if it holds
-// no complete record (a torn line is truncated away), and ErrExists
-// otherwise.
-func (s *Store) takeOver(id, path string) (*Writer, error) {
-	exists := fmt.Errorf("creating journal %s: %w", id, ErrExists)
-	f, err := openJournal(path, os.O_RDWR|os.O_APPEND)
-	if err != nil {
-		return nil, exists
-	}
-	w, recs, err := reopen(f, path)
-	if err != nil || len(recs) > 0 {
+	if err := durable.SyncDir(s.dir); err != nil {
 		f.Close()
-		return nil, exists
+		os.Remove(path)
+		return nil, fmt.Errorf("creating journal %s: %w", id, err)
 	}
-	w.id, w.now, w.lazy, w.dir = id, s.now, s.lazy, s.dir
-	return w, nil
+	return &Writer{id: id, now: s.now, lazy: s.lazy, f: f}, nil
 }
 
 // Reopen opens journal id to append more records, as when resuming a run,
@@ -179,7 +160,7 @@ func (w *Writer) append(typ string, data any, sync bool) (Record, error) {
 		return Record{}, w.err
 	}
 	if sync {
-		if err := w.sync(); err != nil {
+		if err := w.f.Sync(); err != nil {
 			w.err = fmt.Errorf("appending to journal %s: %w", w.id, err)
 			return Record{}, w.err
 		}
@@ -200,24 +181,9 @@ func (w *Writer) Sync() error {
 	if w.err != nil {
 		return w.err
 	}
-	if err := w.sync(); err != nil {
+	if err := w.f.Sync(); err != nil {
 		w.err = fmt.Errorf("syncing journal %s: %w", w.id, err)
 		return w.err
-	}
-	return nil
-}
-
-// sync makes the file durable, and its directory entry the first time.
-// w.mu is held.
-func (w *Writer) sync() error {
-	if err := w.f.Sync(); err != nil {
-		return err
-	}
-	if w.dir != "" {
-		if err := durable.SyncDir(w.dir); err != nil {
-			return err
-		}
-		w.dir = ""
 	}
 	return nil
 }

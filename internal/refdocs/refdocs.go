@@ -90,8 +90,7 @@ func Playbooks(lib *playbooks.Library) string {
 		"`~/.local/state/kir`). The journal is an append-only file of JSON lines, each holding the " +
 		"SHA-256 of the line before it. It records the playbook itself, the parameters, and each step's start, resolved parameters, result, writes and error. " +
 		"A step that acts starts only once its start, and every line before it, is on disk (fsync). A read-only step's start and a step's end are " +
-		"made durable by the next fsync or the run's end: lost in a crash, the step runs again on resume. So is the run's start: a machine that " +
-		"crashes while a run has only read leaves no journal, or an empty one, and the run starts again from the beginning. " +
+		"made durable by the next fsync or the run's end: lost in a crash, the step runs again on resume. " +
 		"Dry runs change nothing and are not recorded.\n\n" +
 		"`kir runs list`, `kir runs show RUN`, and `kir runs resume RUN`, which finishes a run that was killed or failed: steps that succeeded (or were " +
 		"skipped) are not run again; from the first step that did not succeed, every step runs as it would have. A step that started but whose outcome " +
