@@ -198,3 +198,30 @@ func TestHoldInterrupted(t *testing.T) {
 		t.Errorf("Discard: %v", err)
 	}
 }
+
+// A crash between a run's journal being created and its start being
+// recorded leaves an empty journal. That run did nothing: Load reports it
+// as not found, List leaves it out, and starting the run again (as kir
+// serve does when it replays the alert) takes the journal over.
+func TestRunWithAnEmptyJournalStartsAgain(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	e, pb := holdEngine(t, seen, lookActPlaybook)
+	if err := os.WriteFile(filepath.Join(e.Journal.Dir(), "run-crashed.jsonl"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Load("run-crashed"); !errors.Is(err, journal.ErrNotFound) {
+		t.Fatalf("Load of an empty journal: %v, want ErrNotFound", err)
+	}
+	if runs, err := e.List(); err != nil || len(runs) != 0 {
+		t.Fatalf("List = %v, %v; want no runs", runs, err)
+	}
+	run, err := e.Start(t.Context(), playbooks.Request{Playbook: pb, ID: "run-crashed"})
+	if err != nil || run.Status != playbooks.RunSucceeded {
+		t.Fatalf("Start again = %v, %v", run, err)
+	}
+	loaded, err := e.Load("run-crashed")
+	if err != nil || loaded.Status != playbooks.RunSucceeded || len(seen) != 4 {
+		t.Fatalf("Load after = %+v, %v; steps run %v", loaded, err, seen)
+	}
+}

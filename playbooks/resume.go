@@ -48,6 +48,9 @@ func (e *Engine) List() ([]*Run, error) {
 	out := make([]*Run, 0, len(ids))
 	for _, id := range ids {
 		r, err := e.Load(id)
+		if errors.Is(err, journal.ErrNotFound) {
+			continue // discarded since listed, or never begun
+		}
 		if err != nil {
 			r = &Run{ID: id, Status: "unreadable", Error: err.Error()}
 		}
@@ -169,7 +172,12 @@ type replayed struct {
 }
 
 func (e *Engine) replay(id string, recs []journal.Record) (*replayed, error) {
-	if len(recs) == 0 || recs[0].Type != recRunStarted {
+	if len(recs) == 0 {
+		// A crash between the journal's creation and the run's start:
+		// the run never began. Start takes such a journal over.
+		return nil, fmt.Errorf("run %s: its journal is empty: %w", id, journal.ErrNotFound)
+	}
+	if recs[0].Type != recRunStarted {
 		return nil, fmt.Errorf("journal of run %s does not start with %s", id, recRunStarted)
 	}
 	var st runStarted

@@ -238,6 +238,44 @@ func appendRaw(t *testing.T, path string, b []byte) {
 	}
 }
 
+// TestCreateTakesOverAJournalWithoutRecords: a crash between a journal's
+// creation and its first record leaves it empty, or torn; Create takes it
+// over, unless another writer holds it.
+func TestCreateTakesOverAJournalWithoutRecords(t *testing.T) {
+	t.Parallel()
+	for name, left := range map[string]string{"empty": "", "torn": `{"seq":1,"time":"2026-01-0`} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			if err := os.WriteFile(path(s, "run-1"), []byte(left), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			w, err := s.Create("run-1")
+			if err != nil {
+				t.Fatalf("Create over a journal without records: %v", err)
+			}
+			if _, err := s.Create("run-1"); !errors.Is(err, journal.ErrExists) {
+				t.Errorf("Create while the first writer holds it: %v, want ErrExists", err)
+			}
+			rec, err := w.Append("started", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			got, err := s.Read("run-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(journal.ReadResult{Records: []journal.Record{rec}}, got, sameRecords); diff != "" {
+				t.Errorf("Read (-want +got):\n%s", diff)
+			}
+			if rec.Seq != 1 || rec.Prev != "" {
+				t.Errorf("first record: seq %d prev %q, want 1 and none", rec.Seq, rec.Prev)
+			}
+		})
+	}
+}
+
 func TestTornTail(t *testing.T) {
 	t.Parallel()
 	// next returns the line of a record following three others.

@@ -31,9 +31,12 @@ type Writer struct {
 	err error
 }
 
-// Create starts journal id and returns its writer. It returns ErrExists if
-// the journal exists. The file is created exclusively and the directory
-// fsynced, so the journal survives a crash even before its first record.
+// Create starts journal id and returns its writer. The file is created
+// exclusively and the directory fsynced, so the journal survives a crash
+// even before its first record. A journal without a complete record, which
+// a crash between its creation and its first record leaves, is taken over.
+// It returns ErrExists if the journal exists with a record in it, or
+// another writer holds it.
 func (s *Store) Create(id string) (*Writer, error) {
 	path, err := s.path(id)
 	if err != nil {
@@ -41,15 +44,29 @@ func (s *Store) Create(id string) (*Writer, error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
+		w, err := s.takeOver(id, path)
+		if errors.Is(err, ErrNotFound) { // discarded meanwhile
+			f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+		} else if err != nil {
+			return nil, fmt.Errorf("creating journal %s: %w", id, err)
+		} else {
+			return w, nil
+		}
+	}
+	if errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("creating journal %s: %w", id, ErrExists)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating journal %s: %w", id, err)
 	}
-	// A Reopen can only win this race in the instant between the create and
-	// the lock; the file is then its journal, so leave it be.
+	// A Reopen, or a Create taking the empty file over, can only win this
+	// race in the instant between the create and the lock; the file is
+	// then its journal, so leave it be.
 	if err := tryLock(f, true); err != nil {
 		f.Close()
+		if errors.Is(err, ErrLocked) {
+			err = ErrExists
+		}
 		return nil, fmt.Errorf("creating journal %s: %w", id, err)
 	}
 	if err := durable.SyncDir(s.dir); err != nil {
@@ -58,6 +75,31 @@ func (s *Store) Create(id string) (*Writer, error) {
 		return nil, fmt.Errorf("creating journal %s: %w", id, err)
 	}
 	return &Writer{id: id, now: s.now, lazy: s.lazy, f: f}, nil
+}
+
+// takeOver returns a writer of journal id, which exists at path, if it
+// holds no complete record (a torn line is truncated away): a run whose
+// start was never recorded did nothing. It returns ErrExists if the
+// journal has a record or another writer holds it, and ErrNotFound if it
+// is gone.
+func (s *Store) takeOver(id, path string) (*Writer, error) {
+	f, err := openJournal(path, os.O_RDWR|os.O_APPEND)
+	if err != nil {
+		return nil, err
+	}
+	w, recs, err := reopen(f, path)
+	switch {
+	case errors.Is(err, ErrLocked):
+		err = ErrExists
+	case err == nil && len(recs) > 0:
+		err = ErrExists
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	w.id, w.now, w.lazy = id, s.now, s.lazy
+	return w, nil
 }
 
 // Reopen opens journal id to append more records, as when resuming a run,
