@@ -17,11 +17,11 @@
 // Files are written once: created exclusively (O_EXCL) under a temporary
 // name (.kir-tmp-…) in their directory, hashed while written, made
 // read-only (0444) and renamed into place; new directories are 0700
-// (evidence holds personal data). Nothing is fsynced file by file: Close
-// and Seal make everything written durable with one syncfs(2) (an fsync of
-// each file and directory where there is none), so a step's files cost one
-// file-system commit, and a playbook step that returned has its evidence
-// on disk. A killed process loses nothing written; a machine that loses
+// (evidence holds personal data). Nothing is fsynced as it is written:
+// Close and Seal make everything written durable, a step's few files and
+// directories with an fsync each, its many with one syncfs(2) (one
+// file-system commit; an fsync each where there is no syncfs), so a
+// playbook step that returned has its evidence on disk. A killed process loses nothing written; a machine that loses
 // power mid-step loses at most that step's files, which Open then finds
 // missing from the index or torn, removes, and the resumed step collects
 // again. Names are clean relative slash paths, never a bundle's own
