@@ -21,13 +21,14 @@
 // Close and Seal make everything written durable, a step's few files and
 // directories with an fsync each, its many with one syncfs(2) (one
 // file-system commit; an fsync each where there is no syncfs), so a
-// playbook step that returned has its evidence on disk. A killed process loses nothing written; a machine that loses
-// power mid-step loses at most that step's files, which Open then finds
-// missing from the index or torn, removes, and the resumed step collects
-// again. Names are clean relative slash paths, never a bundle's own
-// file, never twice. Put is safe for concurrent use. Files stay plain: a
-// bundle is compressed whole, never member by member, so each file's hash is
-// the hash of what an auditor opens.
+// playbook step that returned has its evidence on disk. A killed process
+// loses nothing written; a machine that loses power mid-step loses at most
+// that step's files, which Open then finds missing from the index or torn,
+// removes, and the resumed step collects again. Names are clean relative
+// slash paths, never a bundle's own file, never twice. Put is safe for
+// concurrent use. Files stay plain: a bundle is compressed whole, never
+// member by member, so each file's hash is the hash of what an auditor
+// opens.
 //
 // # manifest.json
 //

@@ -292,6 +292,7 @@ func BenchmarkPacedCompare(b *testing.B) {
 	if bins[0] == "" || bins[1] == "" {
 		b.Skip("set KIR_COMPARE_A and KIR_COMPARE_B to two kir binaries (make bench-compare REF=…)")
 	}
+	defer func(built string) { kirBinary = built }(kirBinary) // startServe runs kirBinary
 	for range b.N {
 		var (
 			worlds [2]*world

@@ -173,7 +173,7 @@ func (s *Server) handle(ctx context.Context, t *task) {
 			return // waits for the key's run
 		}
 	}
-	s.claimAndRun(ctx, t, run, t.retry, log)
+	s.claimAndRun(ctx, t, run, log)
 }
 
 // claimAndRun claims t's key across replicas and runs (or resumes) its
@@ -183,7 +183,7 @@ func (s *Server) handle(ctx context.Context, t *task) {
 // the pod's snapshot; a run that loses the claim has changed nothing and
 // is discarded. A retry, a resumed run, and a run whose evidence goes to a
 // bundle of its own (which discarding would not remove) claim first.
-func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.Run, retry bool, log *slog.Logger) {
+func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.Run, log *slog.Logger) {
 	m := t.match
 	id := runID(t.item.id, t.index)
 	entry, ok := s.o.Library.Get(m.Playbook)
@@ -197,7 +197,7 @@ func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.R
 	if s.o.Claims != nil {
 		claim = s.claim(ctx, m.Key, m.Window, id, log)
 	}
-	overlap := claim != nil && existing == nil && !retry && s.defaultBundle(entry.Playbook, m.Params)
+	overlap := claim != nil && existing == nil && !t.retry && s.defaultBundle(entry.Playbook, m.Params)
 	s.run(ctx, t, entry.Playbook, existing, claim, overlap, log)
 }
 
