@@ -201,7 +201,7 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 
 	// The policy first: it selects nothing until the label lands, and the
 	// label then isolates the pod in one step.
-	policy := quarantinePolicy(pod, iso.p.allow(), map[string]string{
+	policy := QuarantinePolicy(pod, iso.p.allow(), map[string]string{
 		AnnotationIncident: record[AnnotationIncident], AnnotationContainedAt: record[AnnotationContainedAt], AnnotationPod: id,
 	})
 	err = iso.j.Do(action.Write{Verb: "apply", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: out.Policy, Body: policy}, func() (any, error) {

@@ -34,10 +34,10 @@ func (a AllowList) Validate() error {
 	return nil
 }
 
-// quarantinePolicy is the policy isolating the pod: it selects exactly the
+// QuarantinePolicy is the policy isolating the pod: it selects exactly the
 // pod's quarantine label and value, declares Ingress and Egress, and has no
 // ingress rule at all, and no egress rule unless the allow-list asks.
-func quarantinePolicy(pod *corev1.Pod, allow AllowList, annotations map[string]string) *networkingv1ac.NetworkPolicyApplyConfiguration {
+func QuarantinePolicy(pod *corev1.Pod, allow AllowList, annotations map[string]string) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	value := QuarantineValue(pod.UID)
 	spec := networkingv1ac.NetworkPolicySpec().
 		WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{LabelQuarantine: value})).

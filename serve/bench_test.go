@@ -3,8 +3,8 @@ package serve_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
 	"kir.dev/kir/contain"
 	"kir.dev/kir/internal/kubetest"
@@ -29,31 +29,65 @@ import (
 // policyWatch records when each NetworkPolicy of a namespace is ADDED, as
 // the API server reports it to a watcher.
 type policyWatch struct {
-	mu    sync.Mutex
-	added map[string]time.Time
-	stop  func()
+	mu       sync.Mutex
+	added    map[string]time.Time
+	restarts int
 }
 
+// watchPolicies watches ns's NetworkPolicies from now on. The API server
+// closes a watch whose reader falls behind (a busy test process); the
+// watch then resumes where it was, and the benchmark says so, since the
+// times it sees just after are late by the reconnection.
 func watchPolicies(b *testing.B, ns string) *policyWatch {
 	b.Helper()
-	w, err := cluster.Client.NetworkingV1().NetworkPolicies(ns).Watch(context.Background(), metav1.ListOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	client := cluster.Client.NetworkingV1().NetworkPolicies(ns)
+	list, err := client.List(ctx, metav1.ListOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	pw := &policyWatch{added: map[string]time.Time{}, stop: w.Stop}
+	pw := &policyWatch{added: map[string]time.Time{}}
+	done := make(chan struct{})
 	go func() {
-		for ev := range w.ResultChan() {
-			if ev.Type != watch.Added {
+		defer close(done)
+		rv := list.ResourceVersion
+		for ctx.Err() == nil {
+			w, err := client.Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+			if err != nil {
+				time.Sleep(10 * time.Millisecond)
 				continue
 			}
-			now := time.Now()
-			p := ev.Object.(*networkingv1.NetworkPolicy)
-			pw.mu.Lock()
-			pw.added[p.Name] = now
-			pw.mu.Unlock()
+			for ev := range w.ResultChan() {
+				if ev.Type == watch.Error {
+					break
+				}
+				p, ok := ev.Object.(*networkingv1.NetworkPolicy)
+				if !ok {
+					continue
+				}
+				rv = p.ResourceVersion
+				if ev.Type == watch.Added {
+					now := time.Now()
+					pw.mu.Lock()
+					pw.added[p.Name] = now
+					pw.mu.Unlock()
+				}
+			}
+			w.Stop()
+			if ctx.Err() == nil {
+				pw.mu.Lock()
+				pw.restarts++
+				pw.mu.Unlock()
+			}
 		}
 	}()
-	b.Cleanup(w.Stop)
+	b.Cleanup(func() {
+		cancel()
+		<-done
+		if pw.restarts > 0 {
+			b.Logf("the watch of %s's policies was closed %d times and resumed: times seen just after are late", ns, pw.restarts)
+		}
+	})
 	return pw
 }
 
@@ -98,18 +132,17 @@ func BenchmarkAlertToPolicy(b *testing.B) {
 	const n = 60
 	buildKir(b)
 	for range b.N {
-		// The floor: client-go creates the policy kir would, one by one.
-		fw := newWorld(b, 0)
+		// The floor: a bare client-go creates the policy kir would, with
+		// its labels, annotations and owner, pod after pod.
+		fw := newWorld(b, n)
 		floorWatch := watchPolicies(b, fw.ns)
 		var floor []time.Duration
-		for i := range n {
-			pol := &networkingv1.NetworkPolicy{
-				ObjectMeta: metav1.ObjectMeta{Name: contain.PolicyName(fmt.Sprintf("floor-%d", i))},
-				Spec: networkingv1.NetworkPolicySpec{
-					PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{contain.LabelQuarantine: fmt.Sprintf("floor-%d", i)}},
-					PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
-				},
-			}
+		for _, pod := range fw.pods {
+			pol := typedPolicy(b, contain.QuarantinePolicy(&pod, contain.AllowList{}, map[string]string{
+				contain.AnnotationIncident:    "floor",
+				contain.AnnotationContainedAt: time.Now().UTC().Format(time.RFC3339),
+				contain.AnnotationPod:         pod.Namespace + "/" + pod.Name,
+			}))
 			start := time.Now()
 			if _, err := cluster.Client.NetworkingV1().NetworkPolicies(fw.ns).Create(context.Background(), pol, metav1.CreateOptions{}); err != nil {
 				b.Fatal(err)
@@ -142,8 +175,50 @@ func BenchmarkAlertToPolicy(b *testing.B) {
 			b.Logf("%s: CPU by process until the last policy: %v", mode, kubetest.CPUTimes().Since(cpu0))
 			reportPercentiles(b, mode, lat)
 		}
+
+		// The rules' floor: bare parts keeping the rules kir keeps
+		// (durable before 202, the pod's manifest synced before any
+		// change, a journal record synced before acting; newBareReceiver)
+		// and nothing else. Paced, with the API server to themselves:
+		// each alert is sent once the last run, label and Event included,
+		// is done. Back to back, all at once, as kir's.
+		for _, mode := range []string{"paced", "back-to-back"} {
+			rw := newWorld(b, n)
+			rpw := watchPolicies(b, rw.ns)
+			bare := newBareReceiver(b, true)
+			lat := make([]time.Duration, n)
+			send := func(i int, pod corev1.Pod) {
+				lat[i], _ = alertLatency(b, bare.URL, rw.ns, pod, fmt.Sprintf("lat-rules-%s-%d", mode, i), rpw)
+			}
+			if mode == "paced" {
+				for i, pod := range rw.pods {
+					send(i, pod)
+					bare.runs.Wait()
+				}
+			} else {
+				var wg sync.WaitGroup
+				for i, pod := range rw.pods {
+					wg.Go(func() { send(i, pod) })
+				}
+				wg.Wait()
+			}
+			reportPercentiles(b, "rules-floor-"+mode, lat)
+		}
 		reportPercentiles(b, "floor", floor)
 	}
+}
+
+// typedPolicy is the NetworkPolicy an apply configuration describes.
+func typedPolicy(b *testing.B, ac *networkingv1ac.NetworkPolicyApplyConfiguration) *networkingv1.NetworkPolicy {
+	raw, err := json.Marshal(ac)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pol networkingv1.NetworkPolicy
+	if err := json.Unmarshal(raw, &pol); err != nil {
+		b.Fatal(err)
+	}
+	return &pol
 }
 
 // alertLatency posts a Critical alert about pod to the kir serve at url
@@ -175,50 +250,51 @@ func reportPercentiles(b *testing.B, prefix string, lat []time.Duration) {
 func BenchmarkAlertStorm(b *testing.B) {
 	const pods, per, senders = 100, 100, 16
 	buildKir(b)
-	for range b.N {
-		w := newWorld(b, pods)
-		pw := watchPolicies(b, w.ns)
-		state := b.TempDir()
-		p := startServe(b, state, "bench-storm", benchFlags...)
+	bodiesFor := func(w *world) [][]byte {
 		bodies := make([][]byte, pods)
 		for i, pod := range w.pods {
 			bodies[i] = alert(b, w.ns, pod.Name, "storm-"+pod.Name)
 		}
-		var next atomic.Int64
-		var rejected atomic.Int64
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
-		cpu0 := kubetest.CPUTimes()
+		return bodies
+	}
+	for range b.N {
+		// The floors first, so any advantage of a smaller cluster is
+		// theirs: a bare receiver that only makes alerts durable, then
+		// one that also contains each pod once (newBareReceiver).
+		bare := newBareReceiver(b, false)
+		d, _ := storm(b, bare.URL, bodiesFor(newWorld(b, 1)), pods*per, senders)
+		b.ReportMetric(pods*per/d.Seconds(), "intake-floor-alerts/s")
+		fw := newWorld(b, pods)
+		bare = newBareReceiver(b, true)
 		start := time.Now()
-		var wg sync.WaitGroup
-		for range senders {
-			wg.Go(func() {
-				for {
-					i := next.Add(1) - 1
-					if i >= pods*per {
-						return
-					}
-					// Interleaved: alert i is about pod i%pods, so every
-					// pod's storm starts at once.
-					req, _ := http.NewRequest(http.MethodPost, p.url+"/falco", bytes.NewReader(bodies[i%pods]))
-					req.Header.Set("Authorization", "Bearer "+token)
-					resp, err := client.Do(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					// Read to the end, so that the connection is
-					// reused, as Falcosidekick's client does.
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 202 {
-						rejected.Add(1)
-					}
-				}
-			})
-		}
-		wg.Wait()
-		accepted := time.Since(start)
+		d, _ = storm(b, bare.URL, bodiesFor(fw), pods*per, senders)
+		b.ReportMetric(pods*per/d.Seconds(), "floor-alerts/s")
+		// Its own record of when each policy was stored: a watch in
+		// this busy process could fall behind and be closed.
+		bare.runs.Wait()
 		var last time.Time
+		for _, pod := range fw.pods {
+			t, ok := bare.isolated.Load(fw.ns + "/" + pod.Name)
+			if !ok {
+				b.Fatalf("floor: pod %s not isolated", pod.Name)
+			}
+			if t := t.(time.Time); t.After(last) {
+				last = t
+			}
+		}
+		b.ReportMetric(ms(last.Sub(start)), "floor-all-isolated-ms")
+
+		w := newWorld(b, pods)
+		pw := watchPolicies(b, w.ns)
+		state := b.TempDir()
+		p := startServe(b, state, "bench-storm", benchFlags...)
+		bodies := bodiesFor(w)
+		cpu0 := kubetest.CPUTimes()
+		start = time.Now()
+		// Interleaved: alert i is about pod i%pods, so every pod's storm
+		// starts at once.
+		accepted, rejected := storm(b, p.url, bodies, pods*per, senders)
+		last = time.Time{}
 		for _, pod := range w.pods {
 			if t := pw.wait(b, contain.PolicyName(contain.QuarantineValue(pod.UID))); t.After(last) {
 				last = t
@@ -228,8 +304,8 @@ func BenchmarkAlertStorm(b *testing.B) {
 		// every pod isolated (evidence collection goes on after).
 		b.Logf("CPU by process, storm start until all accepted and isolated (%s): %v", time.Since(start).Round(time.Millisecond), kubetest.CPUTimes().Since(cpu0))
 		runs := finishedRuns(b, state, pods, 5*time.Minute)
-		b.ReportMetric(float64(pods*per-int(rejected.Load()))/accepted.Seconds(), "alerts/s")
-		b.ReportMetric(float64(rejected.Load()), "rejected")
+		b.ReportMetric(float64(pods*per-int(rejected))/accepted.Seconds(), "alerts/s")
+		b.ReportMetric(float64(rejected), "rejected")
 		b.ReportMetric(ms(last.Sub(start)), "all-isolated-ms")
 		b.ReportMetric(float64(len(runs)), "containments")
 		b.ReportMetric(float64(peakRSS(b, p.cmd.Process.Pid))/(1<<20), "peak-RSS-MiB")
