@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,17 +18,7 @@ import (
 // its strings must read as encoding/json reads them; what it refuses it
 // must explain in one line.
 func FuzzDecode(f *testing.F) {
-	seeds, _ := filepath.Glob("../testdata/falco/*.json")
-	if len(seeds) == 0 {
-		f.Fatal("no sample alerts in testdata/falco")
-	}
-	for _, path := range seeds {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	falco.AddFileSeeds(f, "../testdata/falco/*.json")
 	f.Add([]byte(`{"rule":"R","priority":"info","output_fields":{"a":[{"b":null}],"n":-0.5e-3}}`))
 	c := falco.DefaultConfig()
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -121,14 +109,7 @@ func refFields(alert []byte) map[string]string {
 // routing configs in testdata: it must never panic, and must either parse
 // or explain why with positioned problems.
 func FuzzParseConfig(f *testing.F) {
-	seeds, _ := filepath.Glob("../testdata/routing/*.yaml")
-	for _, path := range seeds {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	falco.AddFileSeeds(f, "../testdata/routing/*.yaml")
 	a := &falco.Alert{Rule: "R", Priority: falco.PriorityCritical, Fields: map[string]string{"k8s.ns.name": "ns", "k8s.pod.name": "pod"}}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := falco.ParseConfig("fuzz.yaml", b)

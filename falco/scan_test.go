@@ -2,8 +2,6 @@ package falco
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -41,14 +39,7 @@ func TestValidIsJSONValid(t *testing.T) {
 // FuzzValid checks valid against json.Valid on arbitrary bytes, seeded
 // with the sample alerts and validCases.
 func FuzzValid(f *testing.F) {
-	seeds, _ := filepath.Glob("../testdata/falco/*.json")
-	for _, path := range seeds {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	AddFileSeeds(f, "../testdata/falco/*.json")
 	for _, c := range validCases {
 		f.Add([]byte(c))
 	}

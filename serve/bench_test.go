@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -310,6 +312,43 @@ func BenchmarkAlertStorm(b *testing.B) {
 		b.ReportMetric(float64(len(runs)), "containments")
 		b.ReportMetric(float64(peakRSS(b, p.cmd.Process.Pid))/(1<<20), "peak-RSS-MiB")
 	}
+}
+
+// storm sends total alerts, alert i being bodies[i%len(bodies)], from
+// senders concurrent clients to url, each reusing its connection as
+// Falcosidekick's does. It returns how long until the last was answered
+// and how many were not accepted.
+func storm(b *testing.B, url string, bodies [][]byte, total, senders int) (time.Duration, int64) {
+	var next, rejected atomic.Int64
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
+	defer client.CloseIdleConnections()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= total {
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, url+"/falco", bytes.NewReader(bodies[i%len(bodies)]))
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				// Read to the end, so that the connection is reused.
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					rejected.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), rejected.Load()
 }
 
 // peakRSS is a process's peak resident set (VmHWM), in bytes.

@@ -1,7 +1,6 @@
 package serve_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"kir.dev/kir/contain"
+	"kir.dev/kir/internal/durable"
 	"kir.dev/kir/internal/kube"
 )
 
@@ -134,7 +134,7 @@ func (r *bareReceiver) contain(ns, name string) error {
 	if err := writeSynced(filepath.Join(dir, "pod.json"), manifest); err != nil {
 		return err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return err
 	}
 	if err := writeSynced(filepath.Join(dir, "journal"), []byte(`{"step":"isolate","started":true}`+"\n")); err != nil {
@@ -178,15 +178,6 @@ func writeSynced(path string, data []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // groupCommit appends records to a file; one fsync covers every record
@@ -244,41 +235,4 @@ func (g *groupCommit) close() {
 	close(g.kick)
 	<-g.done
 	g.f.Close()
-}
-
-// storm sends total alerts, alert i being bodies[i%len(bodies)], from
-// senders concurrent clients to url, each reusing its connection as
-// Falcosidekick's does. It returns how long until the last was answered
-// and how many were not accepted.
-func storm(b *testing.B, url string, bodies [][]byte, total, senders int) (time.Duration, int64) {
-	var next, rejected atomic.Int64
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
-	defer client.CloseIdleConnections()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range senders {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= total {
-					return
-				}
-				req, _ := http.NewRequest(http.MethodPost, url+"/falco", bytes.NewReader(bodies[i%len(bodies)]))
-				req.Header.Set("Authorization", "Bearer "+token)
-				resp, err := client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				// Read to the end, so that the connection is reused.
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusAccepted {
-					rejected.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return time.Since(start), rejected.Load()
 }

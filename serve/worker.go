@@ -369,7 +369,11 @@ func (s *Server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 		})
 	}
 	if held := (*playbooks.HeldError)(nil); errors.As(err, &held) {
-		nw, leftover := held.Err.(*notWon), ""
+		nw, ok := held.Err.(*notWon)
+		if !ok { // Hold returns only *notWon; never panic a worker over it
+			nw = &notWon{err: held.Err}
+		}
+		leftover := ""
 		if err != error(held) { // joined with what discarding it met
 			log.Warn("the run that lost its claim could not be discarded whole", "err", err)
 			leftover = id

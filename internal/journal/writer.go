@@ -44,14 +44,12 @@ func (s *Store) Create(id string) (*Writer, error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		w, err := s.takeOver(id, path)
-		if errors.Is(err, ErrNotFound) { // discarded meanwhile
-			f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
-		} else if err != nil {
-			return nil, fmt.Errorf("creating journal %s: %w", id, err)
-		} else {
-			return w, nil
+		w, terr := s.takeOver(id, path)
+		if !errors.Is(terr, ErrNotFound) {
+			return w, terr
 		}
+		// Discarded meanwhile: create it after all.
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
 	}
 	if errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("creating journal %s: %w", id, ErrExists)
@@ -81,11 +79,11 @@ func (s *Store) Create(id string) (*Writer, error) {
 // holds no complete record (a torn line is truncated away): a run whose
 // start was never recorded did nothing. It returns ErrExists if the
 // journal has a record or another writer holds it, and ErrNotFound if it
-// is gone.
+// is gone (all wrapped).
 func (s *Store) takeOver(id, path string) (*Writer, error) {
 	f, err := openJournal(path, os.O_RDWR|os.O_APPEND)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("creating journal %s: %w", id, err)
 	}
 	w, recs, err := reopen(f, path)
 	switch {
@@ -94,9 +92,14 @@ func (s *Store) takeOver(id, path string) (*Writer, error) {
 	case err == nil && len(recs) > 0:
 		err = ErrExists
 	}
+	if err == nil {
+		// The process that created it may have died before its directory
+		// entry was durable.
+		err = durable.SyncDir(s.dir)
+	}
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, fmt.Errorf("creating journal %s: %w", id, err)
 	}
 	w.id, w.now, w.lazy = id, s.now, s.lazy
 	return w, nil
