@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export KIR_TEST_CACHE ?= $(HOME)/.cache/kir-test
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X kir.dev/kir/internal/cli.Version=$(VERSION)
+LDFLAGS := -s -w -X kir.dev/kir/cmd/kir/internal/cli.Version=$(VERSION)
 # A static binary that never loads kustomize's Go plugins (k8s.io/kubectl's
 # drain brings kustomize in): importing "plugin" would make the linker
 # export every symbol, and loading those costs kir serve ~25 MB of resident
@@ -36,7 +36,7 @@ fuzz: ## fuzz the playbook loader, the Falco alert decoder and its JSON check ag
 	$(GO) test -run '^$$' -fuzz '^FuzzValid$$' -fuzztime $(FUZZVALID) -fuzzminimizetime 200x ./falco/
 
 docs: ## regenerate docs/actions.md and docs/playbooks.md from the source
-	$(GO) test ./internal/refdocs -run TestGenerated -update
+	$(GO) test ./cmd/kir/internal/refdocs -run TestGenerated -update
 
 demo: build ## contain one replica of a demo app on a local control plane (evidence signed and verified), then release it
 	@internal/kubetest/tools/build.sh --control-plane >/dev/null

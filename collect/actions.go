@@ -19,8 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/evidence"
-	"kir.dev/kir/internal/action"
 	"kir.dev/kir/internal/journal"
 )
 

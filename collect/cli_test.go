@@ -15,7 +15,7 @@ import (
 
 	"kir.dev/kir/collect"
 	"kir.dev/kir/evidence"
-	"kir.dev/kir/internal/cli"
+	"kir.dev/kir/cmd/kir/internal/cli"
 )
 
 // cliMu serialises in-process runs of the command line: urfave/cli v2

@@ -3,7 +3,7 @@ package contain
 import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // Actions returns this package's actions, as kir's registry and playbooks

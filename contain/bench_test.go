@@ -17,10 +17,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/contain"
 
+	"kir.dev/kir/cmd/kir/internal/cli"
 	"kir.dev/kir/evidence"
-	"kir.dev/kir/internal/cli"
 	"kir.dev/kir/internal/kube"
 	"kir.dev/kir/internal/kubetest"
 )
@@ -204,7 +205,7 @@ func writesFloor(b *testing.B, f *fixture) time.Duration {
 		b.Fatal(err)
 	}
 	c := kc.Interface
-	apply := metav1.ApplyOptions{FieldManager: contain.FieldManager, Force: true}
+	apply := metav1.ApplyOptions{FieldManager: action.FieldManager, Force: true}
 	start := time.Now()
 	pods, err := c.CoreV1().Pods(f.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=bench"})
 	if err != nil {
@@ -217,9 +218,9 @@ func writesFloor(b *testing.B, f *fixture) time.Duration {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			value := contain.QuarantineValue(pod.UID)
+			value := action.QuarantineValue(pod.UID)
 			policy := contain.QuarantinePolicy(&pod, contain.AllowList{}, map[string]string{
-				contain.AnnotationIncident: "floor", contain.AnnotationContainedAt: now.Format(time.RFC3339), contain.AnnotationPod: f.ns + "/" + pod.Name,
+				action.AnnotationIncident: "floor", action.AnnotationContainedAt: now.Format(time.RFC3339), action.AnnotationPod: f.ns + "/" + pod.Name,
 			})
 			if _, err := c.NetworkingV1().NetworkPolicies(f.ns).Apply(ctx, policy, apply); err != nil {
 				b.Error(err)
@@ -227,11 +228,11 @@ func writesFloor(b *testing.B, f *fixture) time.Duration {
 			}
 			prior, _ := json.Marshal(pod.Labels)
 			label := corev1ac.Pod(pod.Name, f.ns).WithUID(pod.UID).
-				WithLabels(map[string]string{contain.LabelQuarantine: value}).
+				WithLabels(map[string]string{action.LabelQuarantine: value}).
 				WithAnnotations(map[string]string{
-					contain.AnnotationIncident: "floor", contain.AnnotationContainedAt: now.Format(time.RFC3339),
-					contain.AnnotationContainedBy: "admin", contain.AnnotationPolicy: contain.PolicyName(value),
-					contain.AnnotationPriorLabels: string(prior),
+					action.AnnotationIncident: "floor", action.AnnotationContainedAt: now.Format(time.RFC3339),
+					action.AnnotationContainedBy: "admin", action.AnnotationPolicy: action.PolicyName(value),
+					action.AnnotationPriorLabels: string(prior),
 				})
 			if _, err := c.CoreV1().Pods(f.ns).Apply(ctx, label, apply); err != nil {
 				b.Error(err)
@@ -243,7 +244,7 @@ func writesFloor(b *testing.B, f *fixture) time.Duration {
 				Reason:         "Quarantined", Message: "floor", Type: corev1.EventTypeWarning,
 				FirstTimestamp: metav1.NewTime(now), LastTimestamp: metav1.NewTime(now), Count: 1,
 			}
-			if _, err := c.CoreV1().Events(f.ns).Create(ctx, ev, metav1.CreateOptions{FieldManager: contain.FieldManager}); err != nil {
+			if _, err := c.CoreV1().Events(f.ns).Create(ctx, ev, metav1.CreateOptions{FieldManager: action.FieldManager}); err != nil {
 				b.Error(err)
 			}
 		})
@@ -251,7 +252,7 @@ func writesFloor(b *testing.B, f *fixture) time.Duration {
 	wg.Wait()
 	node := corev1ac.Node(f.node).
 		WithSpec(corev1ac.NodeSpec().WithUnschedulable(true).
-			WithTaints(corev1ac.Taint().WithKey(contain.LabelQuarantine).WithEffect(corev1.TaintEffectNoSchedule)))
+			WithTaints(corev1ac.Taint().WithKey(action.LabelQuarantine).WithEffect(corev1.TaintEffectNoSchedule)))
 	if _, err := c.CoreV1().Nodes().Apply(ctx, node, apply); err != nil {
 		b.Error(err)
 	}

@@ -18,9 +18,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"kir.dev/kir/contain"
+	"kir.dev/kir/action"
+	"kir.dev/kir/cmd/kir/internal/cli"
 	"kir.dev/kir/evidence"
-	"kir.dev/kir/internal/cli"
 	"kir.dev/kir/playbooks"
 )
 
@@ -70,7 +70,7 @@ func TestCLIContainAndReleaseWithFlagsAfterNames(t *testing.T) {
 	if rep.Status != "succeeded" || rep.Incident != "inc-cli" || strings.Join(actions, " ") != "collect.snapshot-pod contain.isolate-pod contain.cordon-node collect.pod collect.seal" {
 		t.Errorf("report = status %q incident %q steps %+v", rep.Status, rep.Incident, rep.Steps)
 	}
-	if p := f.pod(t, target); p.Labels[contain.LabelQuarantine] == "" {
+	if p := f.pod(t, target); p.Labels[action.LabelQuarantine] == "" {
 		t.Fatal("pod not labelled after kir contain pod")
 	}
 	if n := f.getNode(t); !n.Spec.Unschedulable {
@@ -227,8 +227,8 @@ func TestServiceAccountBoundToDeployRBACCanContainAndRelease(t *testing.T) {
 	if code, _, errOut := kir(t, kc, "contain", "pod", target, "-n", f.ns, "--detach"); code != cli.ExitOK {
 		t.Fatalf("contain as the ServiceAccount: exit %d: %s", code, errOut)
 	}
-	if p := f.pod(t, target); p.Annotations[contain.AnnotationContainedBy] != "system:serviceaccount:"+f.ns+":responder" {
-		t.Errorf("contained-by = %q, want the ServiceAccount", p.Annotations[contain.AnnotationContainedBy])
+	if p := f.pod(t, target); p.Annotations[action.AnnotationContainedBy] != "system:serviceaccount:"+f.ns+":responder" {
+		t.Errorf("contained-by = %q, want the ServiceAccount", p.Annotations[action.AnnotationContainedBy])
 	}
 	if code, _, errOut := kir(t, kc, "contain", "node", f.node, "--drain", "--drain-timeout", "60s"); code != cli.ExitOK {
 		t.Fatalf("contain node --drain as the ServiceAccount: exit %d: %s", code, errOut)
@@ -318,7 +318,7 @@ func TestPlaybookRunPlan(t *testing.T) {
 	}
 
 	_, out, _ = kir(t, cluster.Kubeconfig, "playbook", "run", "contain-pod", "--set", "namespace="+f.ns, "--set", "name="+target, "--dry-run=server")
-	for _, want := range []string{"accepted by the server, not persisted", "      kir.dev/quarantine: " + contain.QuarantineValue(f.pods[0].UID), "    - Egress"} {
+	for _, want := range []string{"accepted by the server, not persisted", "      kir.dev/quarantine: " + action.QuarantineValue(f.pods[0].UID), "    - Egress"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("server dry run text lacks %q:\n%s", want, out)
 		}
@@ -349,7 +349,7 @@ func TestEvidenceFailureNeverStopsIsolation(t *testing.T) {
 	if !strings.Contains(out, "snapshot: FAILED") || !strings.Contains(out, "isolated") {
 		t.Errorf("output does not say the snapshot failed and the pod was isolated:\n%s", out)
 	}
-	if p := f.pod(t, target); p.Labels[contain.LabelQuarantine] == "" {
+	if p := f.pod(t, target); p.Labels[action.LabelQuarantine] == "" {
 		t.Error("a failed evidence step stopped the isolation")
 	}
 	if n := f.getNode(t); !n.Spec.Unschedulable {

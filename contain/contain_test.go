@@ -17,8 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	networkingv1client "k8s.io/client-go/kubernetes/typed/networking/v1"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/contain"
-	"kir.dev/kir/internal/action"
 	"kir.dev/kir/internal/kubetest"
 )
 
@@ -68,7 +68,7 @@ func TestIsolateSelectsOnlyTheTargetPod(t *testing.T) {
 		t.Fatalf("target pod is selected by %d policies, want exactly kir's", len(pols))
 	}
 	p := pols[0]
-	if want := contain.PolicyName(string(target.UID)); p.Name != want {
+	if want := action.PolicyName(string(target.UID)); p.Name != want {
 		t.Errorf("policy name = %q, want %q", p.Name, want)
 	}
 	if diff := cmp.Diff([]networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}, p.Spec.PolicyTypes); diff != "" {
@@ -77,25 +77,25 @@ func TestIsolateSelectsOnlyTheTargetPod(t *testing.T) {
 	if len(p.Spec.Ingress) != 0 || len(p.Spec.Egress) != 0 {
 		t.Errorf("quarantine policy has rules (ingress %v, egress %v), want deny-all", p.Spec.Ingress, p.Spec.Egress)
 	}
-	if diff := cmp.Diff(map[string]string{contain.LabelQuarantine: string(target.UID)}, p.Spec.PodSelector.MatchLabels); diff != "" || len(p.Spec.PodSelector.MatchExpressions) != 0 {
+	if diff := cmp.Diff(map[string]string{action.LabelQuarantine: string(target.UID)}, p.Spec.PodSelector.MatchLabels); diff != "" || len(p.Spec.PodSelector.MatchExpressions) != 0 {
 		t.Errorf("podSelector must be the quarantine label alone (-want +got):\n%s", diff)
 	}
-	if p.Labels[contain.LabelManagedBy] != contain.ManagedByKir {
+	if p.Labels[action.LabelManagedBy] != action.ManagedByKir {
 		t.Errorf("policy labels = %v, want managed-by kir", p.Labels)
 	}
-	for _, ann := range []string{contain.AnnotationIncident, contain.AnnotationContainedAt, contain.AnnotationContainedBy, contain.AnnotationPolicy, contain.AnnotationPriorLabels} {
+	for _, ann := range []string{action.AnnotationIncident, action.AnnotationContainedAt, action.AnnotationContainedBy, action.AnnotationPolicy, action.AnnotationPriorLabels} {
 		if got.Annotations[ann] == "" {
 			t.Errorf("pod lacks annotation %s: %v", ann, got.Annotations)
 		}
 	}
-	if got.Annotations[contain.AnnotationIncident] != "inc-test" || got.Annotations[contain.AnnotationContainedBy] != "test-admin" {
+	if got.Annotations[action.AnnotationIncident] != "inc-test" || got.Annotations[action.AnnotationContainedBy] != "test-admin" {
 		t.Errorf("pod record = %v", got.Annotations)
 	}
 
 	// The siblings keep serving: no kir policy selects them.
 	for _, sib := range f.pods[1:] {
 		for _, p := range selectingPolicies(t, f.pod(t, sib.Name)) {
-			if p.Labels[contain.LabelManagedBy] == contain.ManagedByKir {
+			if p.Labels[action.LabelManagedBy] == action.ManagedByKir {
 				t.Errorf("sibling %s is selected by kir policy %s", sib.Name, p.Name)
 			}
 		}
@@ -105,7 +105,7 @@ func TestIsolateSelectsOnlyTheTargetPod(t *testing.T) {
 	if !node.Spec.Unschedulable || !hasQuarantineTaint(node) {
 		t.Errorf("node unschedulable=%v taints=%v, want cordoned and tainted", node.Spec.Unschedulable, node.Spec.Taints)
 	}
-	if node.Annotations[contain.AnnotationCordoned] != "true" {
+	if node.Annotations[action.AnnotationCordoned] != "true" {
 		t.Errorf("node annotations = %v, want kir's cordon recorded", node.Annotations)
 	}
 	events, err := cluster.Client.CoreV1().Events(f.ns).List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + target.Name + ",reason=Quarantined"})
@@ -150,7 +150,7 @@ func snapshot(t *testing.T, f *fixture, pod string) state {
 func kirOnly(m map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range m {
-		if len(k) > len(contain.AnnotationPrefix) && k[:len(contain.AnnotationPrefix)] == contain.AnnotationPrefix {
+		if len(k) > len(action.AnnotationPrefix) && k[:len(action.AnnotationPrefix)] == action.AnnotationPrefix {
 			out[k] = v
 		}
 	}
@@ -206,7 +206,7 @@ func TestDryRunServerPersistsNothing(t *testing.T) {
 			t.Errorf("write %s %s/%s not accepted by the server: %s", w.Verb, w.Kind, w.Name, w.Error)
 		}
 	}
-	if policy == nil || policy.Name != contain.PolicyName(string(f.pods[0].UID)) || policy.UID == "" {
+	if policy == nil || policy.Name != action.PolicyName(string(f.pods[0].UID)) || policy.UID == "" {
 		t.Errorf("server dry run did not return the policy the server would store: %+v", policy)
 	}
 	events, err := cluster.Client.CoreV1().Events(f.ns).List(t.Context(), metav1.ListOptions{FieldSelector: "reason=Quarantined"})
@@ -244,7 +244,7 @@ func TestReleaseLeavesAnAdminCordonInPlace(t *testing.T) {
 	target := f.pods[0].Name
 	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Name: target})
 	cordon(t, f.env(), out.Nodes...)
-	if n := f.getNode(t); !hasQuarantineTaint(n) || n.Annotations[contain.AnnotationCordoned] == "true" {
+	if n := f.getNode(t); !hasQuarantineTaint(n) || n.Annotations[action.AnnotationCordoned] == "true" {
 		t.Fatalf("node after contain: taints %v annotations %v; want tainted and not recorded as cordoned by kir", n.Spec.Taints, n.Annotations)
 	}
 	release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: target})
@@ -316,8 +316,8 @@ func TestDetachStartsAReplacementAndReattachRestores(t *testing.T) {
 		}
 	}
 	var rec map[string]string
-	if err := json.Unmarshal([]byte(got.Annotations[contain.AnnotationDetachedLabels]), &rec); err != nil || !maps.Equal(rec, removed) {
-		t.Errorf("detached-labels annotation = %q, want %v", got.Annotations[contain.AnnotationDetachedLabels], removed)
+	if err := json.Unmarshal([]byte(got.Annotations[action.AnnotationDetachedLabels]), &rec); err != nil || !maps.Equal(rec, removed) {
+		t.Errorf("detached-labels annotation = %q, want %v", got.Annotations[action.AnnotationDetachedLabels], removed)
 	}
 	// The real ReplicaSet controller releases the pod and starts a clean
 	// replacement, while the detached pod stays alive and isolated.
@@ -337,7 +337,7 @@ func TestDetachStartsAReplacementAndReattachRestores(t *testing.T) {
 	if !maps.Equal(rel.Pods[0].StillDetached, removed) {
 		t.Errorf("release reported still detached %v, want %v", rel.Pods[0].StillDetached, removed)
 	}
-	if p := f.pod(t, target.Name); p.Labels["app"] != "" || p.Labels[contain.LabelQuarantine] != "" {
+	if p := f.pod(t, target.Name); p.Labels["app"] != "" || p.Labels[action.LabelQuarantine] != "" {
 		t.Errorf("after release without --reattach, labels = %v", p.Labels)
 	}
 	release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: target.Name, Reattach: true})
@@ -386,7 +386,7 @@ func TestPolicyListFailureIsAWarning(t *testing.T) {
 	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{}); err != nil {
 		t.Errorf("quarantine policy not stored: %v", err)
 	}
-	if p := f.pod(t, f.pods[0].Name); p.Labels[contain.LabelQuarantine] != out.Pods[0].Quarantine {
+	if p := f.pod(t, f.pods[0].Name); p.Labels[action.LabelQuarantine] != out.Pods[0].Quarantine {
 		t.Errorf("pod not labelled: %v", p.Labels)
 	}
 	if !slices.ContainsFunc(res.Warnings, func(w string) bool { return containsAll(w, "could not check", "injected list failure") }) {

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // detacher removes from pods the labels their controller and the Services
@@ -39,9 +39,9 @@ func newDetacher(ctx context.Context, c kubernetes.Interface, ns string) (*detac
 // patch whose test operations make it fail rather than remove a label
 // someone changed meanwhile. A pod already detached is left alone.
 func (d *detacher) detach(ctx context.Context, env action.Env, j *action.WriteLog, pod *corev1.Pod) (removed map[string]string, changed bool, err error) {
-	if rec := pod.Annotations[AnnotationDetachedLabels]; rec != "" {
+	if rec := pod.Annotations[action.AnnotationDetachedLabels]; rec != "" {
 		if err := json.Unmarshal([]byte(rec), &removed); err != nil {
-			return nil, false, fmt.Errorf("reading annotation %s: %w", AnnotationDetachedLabels, err)
+			return nil, false, fmt.Errorf("reading annotation %s: %w", action.AnnotationDetachedLabels, err)
 		}
 		return removed, false, nil
 	}
@@ -51,7 +51,7 @@ func (d *detacher) detach(ctx context.Context, env action.Env, j *action.WriteLo
 	}
 	removed = map[string]string{}
 	for _, k := range keys {
-		if v, ok := pod.Labels[k]; ok && k != LabelQuarantine {
+		if v, ok := pod.Labels[k]; ok && k != action.LabelQuarantine {
 			removed[k] = v
 		}
 	}
@@ -67,11 +67,11 @@ func (d *detacher) detach(ctx context.Context, env action.Env, j *action.WriteLo
 		path := "/metadata/labels/" + escapePointer(k)
 		ops = append(ops, jsonPatchOp{Op: "test", Path: path, Value: removed[k]}, jsonPatchOp{Op: "remove", Path: path})
 	}
-	ops = append(ops, jsonPatchOp{Op: "add", Path: "/metadata/annotations/" + escapePointer(AnnotationDetachedLabels), Value: string(rec)})
+	ops = append(ops, jsonPatchOp{Op: "add", Path: "/metadata/annotations/" + escapePointer(action.AnnotationDetachedLabels), Value: string(rec)})
 	body, _ := json.Marshal(ops)
 	err = j.Do(action.Write{Verb: "patch", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, Body: ops}, func() (any, error) {
 		return env.Kube.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.JSONPatchType, body,
-			metav1.PatchOptions{FieldManager: FieldManager, DryRun: env.DryRun.Opts()})
+			metav1.PatchOptions{FieldManager: action.FieldManager, DryRun: env.DryRun.Opts()})
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("removing selector labels: %w", err)

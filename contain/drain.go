@@ -10,7 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/kubectl/pkg/drain"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // DrainParams are the parameters of Drain and contain.drain-node.
@@ -60,7 +60,7 @@ func Drain(ctx context.Context, env action.Env, p DrainParams) (action.Result, e
 		IgnoreAllDaemonSets: true,
 		DeleteEmptyDirData:  true,
 		Timeout:             timeout,
-		PodSelector:         "!" + LabelQuarantine,
+		PodSelector:         "!" + action.LabelQuarantine,
 		Out:                 io.Discard,
 		ErrOut:              io.Discard,
 	}

@@ -7,7 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // emitEvent records a Kubernetes Event on obj. An Event is a note for
@@ -23,9 +23,9 @@ func emitEvent(ctx context.Context, env action.Env, j *action.WriteLog, obj core
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      fmt.Sprintf("%s.%x", obj.Name, now.UnixNano()),
 			Namespace: ns,
-			Labels:    map[string]string{LabelManagedBy: ManagedByKir},
+			Labels:    map[string]string{action.LabelManagedBy: action.ManagedByKir},
 			Annotations: map[string]string{
-				AnnotationIncident: env.Incident,
+				action.AnnotationIncident: env.Incident,
 			},
 		},
 		InvolvedObject: obj,
@@ -38,7 +38,7 @@ func emitEvent(ctx context.Context, env action.Env, j *action.WriteLog, obj core
 		Count:          1,
 	}
 	err := j.Do(action.Write{Verb: "create", Kind: "Event", Namespace: ns, Name: ev.Name, Body: ev}, func() (any, error) {
-		return env.Kube.CoreV1().Events(ns).Create(ctx, ev, metav1.CreateOptions{FieldManager: FieldManager, DryRun: env.DryRun.Opts()})
+		return env.Kube.CoreV1().Events(ns).Create(ctx, ev, metav1.CreateOptions{FieldManager: action.FieldManager, DryRun: env.DryRun.Opts()})
 	})
 	if err != nil {
 		return fmt.Sprintf("%s %s: event %s not recorded: %v", obj.Kind, obj.Name, reason, err)

@@ -13,8 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/contain"
-	"kir.dev/kir/internal/action"
 )
 
 // noPodGet is a client on which reading one pod fails: isolation must start
@@ -47,7 +47,7 @@ func TestIsolateStartsFromTheFoundPod(t *testing.T) {
 	env.Found.AddPod(f.pod(t, f.pods[0].Name))
 	_, out := isolate(t, env, contain.IsolateParams{Namespace: f.ns, Name: f.pods[0].Name})
 	p := f.pod(t, f.pods[0].Name)
-	if p.Labels[contain.LabelQuarantine] != out.Pods[0].Quarantine || out.Pods[0].UID != string(p.UID) {
+	if p.Labels[action.LabelQuarantine] != out.Pods[0].Quarantine || out.Pods[0].UID != string(p.UID) {
 		t.Errorf("pod %s not isolated from its found read: labels %v, outcome %+v", p.Name, p.Labels, out.Pods[0])
 	}
 	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{}); err != nil {
@@ -74,7 +74,7 @@ func TestIsolateNeverLabelsAPodThatTookTheFoundOnesName(t *testing.T) {
 	if _, err := contain.Isolate(t.Context(), env, contain.IsolateParams{Namespace: f.ns, Name: stale.Name}); err == nil {
 		t.Fatal("Isolate of a replaced pod succeeded")
 	}
-	if p := f.pod(t, stale.Name); p.Labels[contain.LabelQuarantine] != "" {
+	if p := f.pod(t, stale.Name); p.Labels[action.LabelQuarantine] != "" {
 		t.Errorf("the pod that took the name was labelled: %v", p.Labels)
 	}
 }

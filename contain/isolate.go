@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // IsolateParams are the parameters of Isolate and of contain.isolate-pod.
@@ -111,7 +111,7 @@ func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Resul
 				// isolation: the server leaves them out, or every
 				// containment in a namespace would read all the others'.
 				policies, polErr = env.Kube.NetworkingV1().NetworkPolicies(p.Namespace).List(ctx, metav1.ListOptions{
-					LabelSelector: LabelManagedBy + "!=" + ManagedByKir,
+					LabelSelector: action.LabelManagedBy + "!=" + action.ManagedByKir,
 				})
 			})
 		})
@@ -172,11 +172,11 @@ type isolator struct {
 // pod isolates one pod. podLabels are its labels once isolated, nil if it
 // was not.
 func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, podLabels map[string]string, changed bool, warnings []string, err error) {
-	env, value := iso.env, QuarantineValue(pod.UID)
+	env, value := iso.env, action.QuarantineValue(pod.UID)
 	out = PodOutcome{
 		Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), Node: pod.Spec.NodeName,
-		Quarantine: value, Policy: PolicyName(value),
-		AlreadyContained: pod.Labels[LabelQuarantine] == value,
+		Quarantine: value, Policy: action.PolicyName(value),
+		AlreadyContained: pod.Labels[action.LabelQuarantine] == value,
 		HostNetwork:      pod.Spec.HostNetwork,
 	}
 	id := pod.Namespace + "/" + pod.Name
@@ -185,24 +185,24 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 	// rewrite when, by whom or for which incident the pod was contained.
 	prior := map[string]string{}
 	for k, v := range pod.Labels {
-		if k != LabelQuarantine {
+		if k != action.LabelQuarantine {
 			prior[k] = v
 		}
 	}
 	priorJSON, _ := json.Marshal(prior)
 	record := merged(map[string]string{
-		AnnotationIncident:    env.Incident,
-		AnnotationContainedAt: iso.now.Format(time.RFC3339),
-		AnnotationContainedBy: env.Actor,
-		AnnotationPolicy:      out.Policy,
-		AnnotationPriorLabels: string(priorJSON),
+		action.AnnotationIncident:    env.Incident,
+		action.AnnotationContainedAt: iso.now.Format(time.RFC3339),
+		action.AnnotationContainedBy: env.Actor,
+		action.AnnotationPolicy:      out.Policy,
+		action.AnnotationPriorLabels: string(priorJSON),
 	}, kirAnnotations(pod.Annotations))
-	delete(record, AnnotationDetachedLabels) // written by detach, not by this apply
+	delete(record, action.AnnotationDetachedLabels) // written by detach, not by this apply
 
 	// The policy first: it selects nothing until the label lands, and the
 	// label then isolates the pod in one step.
 	policy := QuarantinePolicy(pod, iso.p.allow(), map[string]string{
-		AnnotationIncident: record[AnnotationIncident], AnnotationContainedAt: record[AnnotationContainedAt], AnnotationPod: id,
+		action.AnnotationIncident: record[action.AnnotationIncident], action.AnnotationContainedAt: record[action.AnnotationContainedAt], action.AnnotationPod: id,
 	})
 	err = iso.j.Do(action.Write{Verb: "apply", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: out.Policy, Body: policy}, func() (any, error) {
 		return env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Apply(ctx, policy, applyOpts(env))
@@ -216,7 +216,7 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 	if !out.AlreadyContained || !maps.Equal(record, subset(pod.Annotations, record)) {
 		apply := corev1ac.Pod(pod.Name, pod.Namespace).
 			WithUID(pod.UID). // never label a new pod that reused the name
-			WithLabels(map[string]string{LabelQuarantine: value}).
+			WithLabels(map[string]string{action.LabelQuarantine: value}).
 			WithAnnotations(record)
 		err = iso.j.Do(action.Write{Verb: "apply", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, Body: apply}, func() (any, error) {
 			got, err := env.Kube.CoreV1().Pods(pod.Namespace).Apply(ctx, apply, applyOpts(env))
@@ -231,7 +231,7 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 		changed = true
 	}
 
-	podLabels = merged(pod.Labels, map[string]string{LabelQuarantine: value})
+	podLabels = merged(pod.Labels, map[string]string{action.LabelQuarantine: value})
 	if iso.detacher != nil {
 		removed, ch, err := iso.detacher.detach(ctx, env, iso.j, stored)
 		out.DetachedLabels = removed
@@ -245,7 +245,7 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 	}
 
 	if changed {
-		msg := fmt.Sprintf("kir isolated this pod with NetworkPolicy %s (incident %s, by %s)", out.Policy, record[AnnotationIncident], env.Actor)
+		msg := fmt.Sprintf("kir isolated this pod with NetworkPolicy %s (incident %s, by %s)", out.Policy, record[action.AnnotationIncident], env.Actor)
 		if w := emitEvent(ctx, env, iso.j, podRef(pod), "Quarantined", msg); w != "" {
 			warnings = append(warnings, w)
 		}
@@ -257,7 +257,7 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 }
 
 func applyOpts(env action.Env) metav1.ApplyOptions {
-	return metav1.ApplyOptions{FieldManager: FieldManager, Force: true, DryRun: env.DryRun.Opts()}
+	return metav1.ApplyOptions{FieldManager: action.FieldManager, Force: true, DryRun: env.DryRun.Opts()}
 }
 
 // subset returns the entries of m whose keys are in keys.

@@ -15,9 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
-	"kir.dev/kir/contain"
-	"kir.dev/kir/internal/action"
-	"kir.dev/kir/internal/cli"
+	"kir.dev/kir/action"
+	"kir.dev/kir/cmd/kir/internal/cli"
 	"kir.dev/kir/internal/kubetest"
 )
 
@@ -104,7 +103,7 @@ func (f *fixture) deploy(t *testing.T, app string, replicas int32) {
 					NodeSelector: map[string]string{"kubernetes.io/hostname": f.node},
 					// Pods of a Deployment must survive kir's taint on
 					// their node to be replaced there in tests.
-					Tolerations: []corev1.Toleration{{Key: contain.TaintKey, Operator: corev1.TolerationOpExists}, {Key: "node.kubernetes.io/unschedulable", Operator: corev1.TolerationOpExists}},
+					Tolerations: []corev1.Toleration{{Key: action.TaintKey, Operator: corev1.TolerationOpExists}, {Key: "node.kubernetes.io/unschedulable", Operator: corev1.TolerationOpExists}},
 					Containers:  []corev1.Container{{Name: "web", Image: "registry.example/web:1"}},
 				},
 			},
@@ -172,7 +171,7 @@ func selectingPolicies(t *testing.T, pod *corev1.Pod) []networkingv1.NetworkPoli
 
 func hasQuarantineTaint(n *corev1.Node) bool {
 	for _, t := range n.Spec.Taints {
-		if t.Key == contain.TaintKey && t.Effect == corev1.TaintEffectNoSchedule {
+		if t.Key == action.TaintKey && t.Effect == corev1.TaintEffectNoSchedule {
 			return true
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/retry"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // CordonParams are the parameters of Cordon and of contain.cordon-node.
@@ -61,7 +61,7 @@ type NodesOutput struct {
 
 // QuarantineTaint is the taint kir adds to the node of a contained pod.
 func QuarantineTaint() corev1.Taint {
-	return corev1.Taint{Key: TaintKey, Value: "true", Effect: corev1.TaintEffectNoSchedule}
+	return corev1.Taint{Key: action.TaintKey, Value: "true", Effect: corev1.TaintEffectNoSchedule}
 }
 
 // Cordon marks nodes unschedulable and taints them, recording on each node
@@ -77,17 +77,17 @@ func Cordon(ctx context.Context, env action.Env, p CordonParams) (action.Result,
 		ch := false
 		if !node.Spec.Unschedulable {
 			node.Spec.Unschedulable = true
-			setAnnotation(node, AnnotationCordoned, "true")
+			setAnnotation(node, action.AnnotationCordoned, "true")
 			ch = true
 		}
-		o.Cordoned = node.Annotations[AnnotationCordoned] == "true"
+		o.Cordoned = node.Annotations[action.AnnotationCordoned] == "true"
 		if !p.NoTaint && !hasTaint(node) {
 			node.Spec.Taints = append(node.Spec.Taints, QuarantineTaint())
 			ch = true
 		}
 		o.Tainted = hasTaint(node)
 		if ch {
-			for k, v := range map[string]string{AnnotationIncident: env.Incident, AnnotationContainedAt: now, AnnotationContainedBy: env.Actor} {
+			for k, v := range map[string]string{action.AnnotationIncident: env.Incident, action.AnnotationContainedAt: now, action.AnnotationContainedBy: env.Actor} {
 				if node.Annotations[k] == "" {
 					setAnnotation(node, k, v)
 				}
@@ -117,7 +117,7 @@ func ReleaseNode(ctx context.Context, env action.Env, p ReleaseNodeParams) (acti
 	}
 	j := &action.WriteLog{Dry: env.DryRun}
 	return eachNode(ctx, env, j, p.Nodes, func(node *corev1.Node, o *NodeOutcome) (bool, error) {
-		o.Cordoned, o.Tainted = node.Annotations[AnnotationCordoned] == "true", hasTaint(node)
+		o.Cordoned, o.Tainted = node.Annotations[action.AnnotationCordoned] == "true", hasTaint(node)
 		if !o.Tainted && len(kirAnnotations(node.Annotations)) == 0 {
 			return false, nil // kir never touched it
 		}
@@ -132,7 +132,7 @@ func ReleaseNode(ctx context.Context, env action.Env, p ReleaseNodeParams) (acti
 		if o.Cordoned {
 			node.Spec.Unschedulable = false
 		}
-		node.Spec.Taints = slices.DeleteFunc(node.Spec.Taints, func(t corev1.Taint) bool { return t.Key == TaintKey })
+		node.Spec.Taints = slices.DeleteFunc(node.Spec.Taints, func(t corev1.Taint) bool { return t.Key == action.TaintKey })
 		for k := range kirAnnotations(node.Annotations) {
 			delete(node.Annotations, k)
 		}
@@ -144,7 +144,7 @@ func ReleaseNode(ctx context.Context, env action.Env, p ReleaseNodeParams) (acti
 // containedPodsOn lists the contained pods on a node, except those named in
 // except (namespace/name).
 func containedPodsOn(ctx context.Context, env action.Env, node string, except []string) ([]string, error) {
-	sel, _ := labels.Parse(LabelQuarantine)
+	sel, _ := labels.Parse(action.LabelQuarantine)
 	list, err := env.Kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
 		LabelSelector: sel.String(),
 		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", node).String(),
@@ -182,7 +182,7 @@ func eachNode(ctx context.Context, env action.Env, j *action.WriteLog, names []s
 			}
 			o.Changed, node = true, n
 			return j.Do(action.Write{Verb: "update", Kind: "Node", Name: name, Body: nodePatchView(n)}, func() (any, error) {
-				return env.Kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{FieldManager: FieldManager, DryRun: env.DryRun.Opts()})
+				return env.Kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{FieldManager: action.FieldManager, DryRun: env.DryRun.Opts()})
 			})
 		})
 		if err != nil {
@@ -214,7 +214,7 @@ func nodePatchView(n *corev1.Node) map[string]any {
 }
 
 func hasTaint(n *corev1.Node) bool {
-	return slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == TaintKey })
+	return slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == action.TaintKey })
 }
 
 func setAnnotation(n *corev1.Node, k, v string) {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	"kir.dev/kir/action"
 )
 
 // AllowList is what a quarantine policy lets through. The zero value lets
@@ -38,9 +39,9 @@ func (a AllowList) Validate() error {
 // pod's quarantine label and value, declares Ingress and Egress, and has no
 // ingress rule at all, and no egress rule unless the allow-list asks.
 func QuarantinePolicy(pod *corev1.Pod, allow AllowList, annotations map[string]string) *networkingv1ac.NetworkPolicyApplyConfiguration {
-	value := QuarantineValue(pod.UID)
+	value := action.QuarantineValue(pod.UID)
 	spec := networkingv1ac.NetworkPolicySpec().
-		WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{LabelQuarantine: value})).
+		WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{action.LabelQuarantine: value})).
 		WithPolicyTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)
 	if allow.DNS {
 		udp, tcp := corev1.ProtocolUDP, corev1.ProtocolTCP
@@ -60,8 +61,8 @@ func QuarantinePolicy(pod *corev1.Pod, allow AllowList, annotations map[string]s
 		}
 		spec.WithEgress(rule)
 	}
-	return networkingv1ac.NetworkPolicy(PolicyName(value), pod.Namespace).
-		WithLabels(map[string]string{LabelManagedBy: ManagedByKir, LabelQuarantine: value}).
+	return networkingv1ac.NetworkPolicy(action.PolicyName(value), pod.Namespace).
+		WithLabels(map[string]string{action.LabelManagedBy: action.ManagedByKir, action.LabelQuarantine: value}).
 		WithAnnotations(annotations).
 		// Owned by the pod, so deleting the pod (release --delete, or anyone)
 		// leaves no stray policy behind. Not a controller reference.
@@ -85,7 +86,7 @@ func weakeners(policies []networkingv1.NetworkPolicy, podLabels map[string]strin
 	var out []Weakener
 	set := labels.Set(podLabels)
 	for _, p := range policies {
-		if p.Labels[LabelManagedBy] == ManagedByKir {
+		if p.Labels[action.LabelManagedBy] == action.ManagedByKir {
 			continue
 		}
 		sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // ReleaseParams are the parameters of Release and contain.release-pod.
@@ -107,24 +107,24 @@ func Release(ctx context.Context, env action.Env, p ReleaseParams) (action.Resul
 func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p ReleaseParams, pod *corev1.Pod) (ReleaseOutcome, error) {
 	id := pod.Namespace + "/" + pod.Name
 	o := ReleaseOutcome{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Spec.NodeName}
-	value, labelled := pod.Labels[LabelQuarantine]
+	value, labelled := pod.Labels[action.LabelQuarantine]
 	record := kirAnnotations(pod.Annotations)
 	if !labelled && len(record) == 0 {
 		o.NotContained = true
 		return o, nil
 	}
 	var detached map[string]string
-	if rec := record[AnnotationDetachedLabels]; rec != "" {
+	if rec := record[action.AnnotationDetachedLabels]; rec != "" {
 		if err := json.Unmarshal([]byte(rec), &detached); err != nil {
-			return o, fmt.Errorf("releasing pod %s: reading annotation %s: %w", id, AnnotationDetachedLabels, err)
+			return o, fmt.Errorf("releasing pod %s: reading annotation %s: %w", id, action.AnnotationDetachedLabels, err)
 		}
 	}
 	if value == "" {
-		value = QuarantineValue(pod.UID)
+		value = action.QuarantineValue(pod.UID)
 	}
 
 	// Policy first: once it is gone the pod talks again, whatever its labels.
-	o.Policy = PolicyName(value)
+	o.Policy = action.PolicyName(value)
 	err := j.Do(action.Write{Verb: "delete", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: o.Policy}, func() (any, error) {
 		err := env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Delete(ctx, o.Policy, metav1.DeleteOptions{DryRun: env.DryRun.Opts()})
 		if apierrors.IsNotFound(err) {
@@ -137,7 +137,7 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 	}
 
 	// A strategic merge patch removing exactly what kir added.
-	lbls := map[string]any{LabelQuarantine: nil}
+	lbls := map[string]any{action.LabelQuarantine: nil}
 	annos := map[string]any{}
 	for k := range record {
 		annos[k] = nil
@@ -149,7 +149,7 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 			}
 			o.Reattached = detached
 		} else {
-			delete(annos, AnnotationDetachedLabels) // kept, so --reattach works later
+			delete(annos, action.AnnotationDetachedLabels) // kept, so --reattach works later
 			o.StillDetached = detached
 		}
 	}
@@ -157,7 +157,7 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 	body, _ := json.Marshal(patch)
 	err = j.Do(action.Write{Verb: "patch", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, Body: patch}, func() (any, error) {
 		return env.Kube.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, body,
-			metav1.PatchOptions{FieldManager: FieldManager, DryRun: env.DryRun.Opts()})
+			metav1.PatchOptions{FieldManager: action.FieldManager, DryRun: env.DryRun.Opts()})
 	})
 	if err != nil {
 		return o, fmt.Errorf("releasing pod %s: removing kir's label and annotations: %w", id, err)

@@ -18,10 +18,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"kir.dev/kir/action"
+	"kir.dev/kir/cmd/kir/internal/cli"
 	"kir.dev/kir/collect"
-	"kir.dev/kir/contain"
 	"kir.dev/kir/evidence"
-	"kir.dev/kir/internal/cli"
 	"kir.dev/kir/playbooks"
 )
 
@@ -54,7 +54,7 @@ func containedState(t *testing.T, f *fixture, pod string) string {
 		t.Fatal(err)
 	}
 	var lines []string
-	value := contain.QuarantineValue(p.UID)
+	value := action.QuarantineValue(p.UID)
 	for k, v := range p.Labels {
 		if strings.HasPrefix(k, "kir.dev/") {
 			lines = append(lines, fmt.Sprintf("pod label %s=%s", k, strings.ReplaceAll(v, value, "<uid>")))
@@ -62,18 +62,18 @@ func containedState(t *testing.T, f *fixture, pod string) string {
 	}
 	for k, v := range p.Annotations {
 		switch k {
-		case contain.AnnotationContainedAt:
+		case action.AnnotationContainedAt:
 			v = "<time>"
-		case contain.AnnotationPolicy:
+		case action.AnnotationPolicy:
 			v = strings.ReplaceAll(v, value, "<uid>")
-		case contain.AnnotationPriorLabels:
+		case action.AnnotationPriorLabels:
 			v = strings.ReplaceAll(v, p.Labels["pod-template-hash"], "<hash>")
 		}
 		if strings.HasPrefix(k, "kir.dev/") {
 			lines = append(lines, fmt.Sprintf("pod annotation %s=%s", k, v))
 		}
 	}
-	pol, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).Get(ctx, contain.PolicyName(value), metav1.GetOptions{})
+	pol, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).Get(ctx, action.PolicyName(value), metav1.GetOptions{})
 	if err != nil {
 		lines = append(lines, "policy: "+err.Error())
 	} else {
@@ -89,7 +89,7 @@ func containedState(t *testing.T, f *fixture, pod string) string {
 		lines = append(lines, fmt.Sprintf("node taint %s:%s", taint.Key, taint.Effect))
 	}
 	for k, v := range n.Annotations {
-		if k == contain.AnnotationContainedAt {
+		if k == action.AnnotationContainedAt {
 			v = "<time>"
 		}
 		if strings.HasPrefix(k, "kir.dev/") {
@@ -217,7 +217,7 @@ func TestKilledRunResumes(t *testing.T) {
 			if err := json.Unmarshal(raw, &recorded); err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := recorded.Labels[contain.LabelQuarantine]; ok || recorded.UID != f.pods[0].UID {
+			if _, ok := recorded.Labels[action.LabelQuarantine]; ok || recorded.UID != f.pods[0].UID {
 				t.Errorf("pod.json was recorded after isolation, not before: labels %v", recorded.Labels)
 			}
 			// The second pod, a sibling, is untouched.

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // ErrNoMatch is returned when a selector matches no pod.

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 	"kir.dev/kir/internal/journal"
 )
 
@@ -24,9 +24,9 @@ import (
 type Engine struct {
 	// Actions are the actions steps can name.
 	Actions action.Registry
-	// Journal records runs; nil records nothing. Dry runs are never
+	// Runs records runs; nil records nothing. Dry runs are never
 	// recorded: they change nothing.
-	Journal *journal.Store
+	Runs *Runs
 	// Log receives progress; nil logs nothing.
 	Log *slog.Logger
 	// Version is kir's version, recorded in each run.
@@ -42,8 +42,9 @@ type Engine struct {
 	// isolating never waits on collecting the last one's images. An error
 	// interrupts the step (ctx ended).
 	Gate func(ctx context.Context, action string) (stepCtx context.Context, release func(), err error)
-	// Observe, when set, is called after each journal record is durable.
-	Observe func(journal.Record)
+	// Observe, when set, is called after each journal record is durable
+	// (or, for a read-only step's start, appended).
+	Observe func(Recorded)
 }
 
 // Request asks for one run of a playbook.
@@ -97,8 +98,8 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Run, error) {
 		Status: RunInterrupted, Started: env.Now().UTC(), Steps: pendingSteps(pb),
 	}
 	x := &execution{engine: e, pb: pb, run: run, env: env, alert: req.Alert, scope: map[string]any{}, found: &action.Found{}, hold: req.Hold}
-	if e.Journal != nil && env.DryRun.Persists() {
-		w, err := e.Journal.Create(id)
+	if e.Runs != nil && env.DryRun.Persists() {
+		w, err := e.Runs.store.Create(id)
 		if err != nil {
 			return nil, fmt.Errorf("starting run %s: %w", id, err)
 		}
@@ -390,7 +391,7 @@ func (x *execution) journalPath() string {
 	if x.w == nil {
 		return ""
 	}
-	p, _ := x.engine.Journal.Path(x.run.ID) // the id was valid to create it
+	p, _ := x.engine.Runs.Path(x.run.ID) // the id was valid to create it
 	return p
 }
 
@@ -423,7 +424,7 @@ func (x *execution) append(typ string, data any, add func(*journal.Writer, strin
 		return fmt.Errorf("recording run %s in its journal: %w", x.run.ID, err)
 	}
 	if x.engine.Observe != nil {
-		x.engine.Observe(rec)
+		x.engine.Observe(recorded(rec))
 	}
 	return nil
 }

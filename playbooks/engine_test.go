@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 	"kir.dev/kir/internal/journal"
 	"kir.dev/kir/playbooks"
 )
@@ -121,11 +121,11 @@ func newEngine(t *testing.T, m *marks, dir string) (*playbooks.Engine, *playbook
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := journal.Open(dir)
+	runs, err := playbooks.OpenRuns(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &playbooks.Engine{Actions: reg, Journal: store, Version: "test"}, pb
+	return &playbooks.Engine{Actions: reg, Runs: runs, Version: "test"}, pb
 }
 
 func statuses(r *playbooks.Run) []string {
@@ -214,7 +214,7 @@ func TestEngineParams(t *testing.T) {
 	if diff := cmp.Diff(want, pe.Problems); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
 	}
-	if ids, _ := e.Journal.List(); len(ids) != 0 {
+	if ids, _ := e.Runs.IDs(); len(ids) != 0 {
 		t.Errorf("a run with bad parameters left journals %v", ids)
 	}
 }
@@ -288,12 +288,16 @@ func TestEngineResumeLocked(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	e, _ := newEngine(t, &marks{}, dir)
-	w, err := e.Journal.Create("run-x")
+	store, err := journal.Open(e.Runs.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := store.Create("run-x")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if _, err := e.Resume(t.Context(), "run-x", action.Env{}); !errors.Is(err, journal.ErrLocked) {
+	if _, err := e.Resume(t.Context(), "run-x", action.Env{}); !errors.Is(err, playbooks.ErrRunLocked) {
 		t.Errorf("want ErrLocked, got %v", err)
 	}
 }

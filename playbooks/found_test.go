@@ -11,8 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"kir.dev/kir/internal/action"
-	"kir.dev/kir/internal/journal"
+	"kir.dev/kir/action"
 	"kir.dev/kir/playbooks"
 )
 
@@ -36,11 +35,11 @@ func TestFoundGoesToTheFirstActingStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := journal.Open(t.TempDir())
+	runs, err := playbooks.OpenRuns(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &playbooks.Engine{Actions: reg, Journal: store}
+	e := &playbooks.Engine{Actions: reg, Runs: runs}
 	run, err := e.Start(t.Context(), playbooks.Request{Playbook: pb})
 	if err != nil {
 		t.Fatal(err)

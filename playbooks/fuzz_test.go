@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"kir.dev/kir/internal/catalog"
 	"kir.dev/kir/playbooks"
 )
 
@@ -23,7 +22,7 @@ func FuzzLoad(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	reg := catalog.Registry()
+	reg := kirActions(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pb, err := playbooks.Load("fuzz.yaml", data, reg)
 		if err != nil {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"kir.dev/kir/internal/journal"
 	"kir.dev/kir/playbooks"
 )
 
@@ -21,11 +20,11 @@ func holdEngine(t *testing.T, seen map[string]bool, yaml string) (*playbooks.Eng
 		t.Fatal(err)
 	}
 	state := t.TempDir()
-	store, err := journal.Open(filepath.Join(state, "runs"))
+	runs, err := playbooks.OpenRuns(filepath.Join(state, "runs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &playbooks.Engine{Actions: reg, Journal: store, Evidence: filepath.Join(state, "evidence")}, pb
+	return &playbooks.Engine{Actions: reg, Runs: runs, Evidence: filepath.Join(state, "evidence")}, pb
 }
 
 var errLost = errors.New("another replica holds the key")
@@ -59,7 +58,7 @@ func TestHoldRefusedDiscardsTheRun(t *testing.T) {
 	if diff := cmp.Diff(map[string]bool{"snapshot": false}, seen); diff != "" {
 		t.Errorf("steps run (-want +got):\n%s", diff)
 	}
-	if _, err := e.Load("run-held"); !errors.Is(err, journal.ErrNotFound) {
+	if _, err := e.Load("run-held"); !errors.Is(err, playbooks.ErrRunNotFound) {
 		t.Errorf("the held run's journal: %v, want ErrNotFound", err)
 	}
 	if _, err := os.Stat(filepath.Join(e.Evidence, "run-held")); !errors.Is(err, os.ErrNotExist) {
@@ -116,7 +115,7 @@ func TestHoldWithoutActingSteps(t *testing.T) {
 			if diff := cmp.Diff(map[string]bool{"snapshot": false}, seen); diff != "" {
 				t.Errorf("steps run (-want +got):\n%s", diff)
 			}
-			if _, err := e.Load("look-held"); !errors.Is(err, journal.ErrNotFound) {
+			if _, err := e.Load("look-held"); !errors.Is(err, playbooks.ErrRunNotFound) {
 				t.Errorf("the held run's journal: %v, want ErrNotFound", err)
 			}
 		})
@@ -131,7 +130,7 @@ func TestDiscard(t *testing.T) {
 	e, pb := holdEngine(t, seen, lookActPlaybook)
 	// Killed while waiting for Hold: what is on disk then is put back after
 	// the held run was discarded.
-	journalFile, err := e.Journal.Path("waiting")
+	journalFile, err := e.Runs.Path("waiting")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +157,7 @@ func TestDiscard(t *testing.T) {
 	if err := e.Discard("waiting"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Load("waiting"); !errors.Is(err, journal.ErrNotFound) {
+	if _, err := e.Load("waiting"); !errors.Is(err, playbooks.ErrRunNotFound) {
 		t.Errorf("after Discard: %v, want ErrNotFound", err)
 	}
 	if _, err := os.Stat(filepath.Join(e.Evidence, "waiting")); !errors.Is(err, os.ErrNotExist) {
@@ -207,10 +206,10 @@ func TestRunWithAnEmptyJournalStartsAgain(t *testing.T) {
 	t.Parallel()
 	seen := map[string]bool{}
 	e, pb := holdEngine(t, seen, lookActPlaybook)
-	if err := os.WriteFile(filepath.Join(e.Journal.Dir(), "run-crashed.jsonl"), nil, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(e.Runs.Dir(), "run-crashed.jsonl"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Load("run-crashed"); !errors.Is(err, journal.ErrNotFound) {
+	if _, err := e.Load("run-crashed"); !errors.Is(err, playbooks.ErrRunNotFound) {
 		t.Fatalf("Load of an empty journal: %v, want ErrNotFound", err)
 	}
 	if runs, err := e.List(); err != nil || len(runs) != 0 {

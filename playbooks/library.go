@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 //go:embed builtin/*.yaml

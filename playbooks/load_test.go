@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"kir.dev/kir/internal/catalog"
 	"kir.dev/kir/playbooks"
 )
 
@@ -25,7 +24,7 @@ func TestLoad(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no playbooks in testdata: %v", err)
 	}
-	reg := catalog.Registry()
+	reg := kirActions(t)
 	for _, path := range files {
 		name := filepath.Base(path)
 		t.Run(strings.TrimSuffix(name, ".yaml"), func(t *testing.T) {
@@ -77,7 +76,7 @@ func TestLoad(t *testing.T) {
 
 // TestBuiltins loads the playbooks kir ships against kir's actions.
 func TestBuiltins(t *testing.T) {
-	lib, err := playbooks.NewLibrary(catalog.Registry(), playbooks.Sources{})
+	lib, err := playbooks.NewLibrary(kirActions(t), playbooks.Sources{})
 	if err != nil {
 		t.Fatal(err)
 	}

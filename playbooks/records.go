@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // The journal's record types. A run's journal starts with run-started,

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 	"kir.dev/kir/internal/journal"
 )
 
@@ -28,7 +28,7 @@ func (e *Engine) Load(id string) (*Run, error) {
 		return nil, err
 	}
 	if r.run.Status == RunInterrupted {
-		if active, err := e.Journal.Active(id); err == nil && active {
+		if active, err := e.Runs.store.Active(id); err == nil && active {
 			r.run.Status = "running"
 		}
 	}
@@ -38,10 +38,10 @@ func (e *Engine) Load(id string) (*Run, error) {
 // List reads every recorded run, newest first. A journal that cannot be
 // read is reported as a run with Status "unreadable" and the error.
 func (e *Engine) List() ([]*Run, error) {
-	if e.Journal == nil {
+	if e.Runs == nil {
 		return nil, ErrNoJournal
 	}
-	ids, err := e.Journal.List()
+	ids, err := e.Runs.store.List()
 	if err != nil {
 		return nil, err
 	}
@@ -72,10 +72,10 @@ var ErrFinished = errors.New("the run already succeeded: nothing to resume")
 // the identity acting now. Resuming a run that another live process is
 // running fails with journal.ErrLocked.
 func (e *Engine) Resume(ctx context.Context, id string, env action.Env) (*Run, error) {
-	if e.Journal == nil {
+	if e.Runs == nil {
 		return nil, ErrNoJournal
 	}
-	w, recs, err := e.Journal.Reopen(id)
+	w, recs, err := e.Runs.store.Reopen(id)
 	if err != nil {
 		return nil, fmt.Errorf("resuming run %s: %w", id, err)
 	}
@@ -123,12 +123,12 @@ var ErrActed = errors.New("the run started a step that acts")
 // Hold stops a run, for a run a restart interrupted before its Hold was
 // answered (kir serve, finding that another replica ran the alert's key).
 func (e *Engine) Discard(id string) error {
-	if e.Journal == nil {
+	if e.Runs == nil {
 		return ErrNoJournal
 	}
 	// Held open (locked) from the read to the removal: no resume acts on
 	// the run in between.
-	w, recs, err := e.Journal.Reopen(id)
+	w, recs, err := e.Runs.store.Reopen(id)
 	if err != nil {
 		return fmt.Errorf("discarding run %s: %w", id, err)
 	}
@@ -154,10 +154,10 @@ func (e *Engine) Discard(id string) error {
 
 // read rebuilds run id from its journal.
 func (e *Engine) read(id string) (*replayed, error) {
-	if e.Journal == nil {
+	if e.Runs == nil {
 		return nil, ErrNoJournal
 	}
-	rr, err := e.Journal.Read(id)
+	rr, err := e.Runs.store.Read(id)
 	if err != nil {
 		return nil, err
 	}

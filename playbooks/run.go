@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // The statuses of a run.

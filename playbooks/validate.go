@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // Load reads one playbook from data, strictly, and checks it against the

@@ -5,7 +5,7 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // Actions returns this package's actions, as kir's registry and playbooks

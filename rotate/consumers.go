@@ -13,8 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"kir.dev/kir/contain"
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // SyncParams are rotate.sync-kube-secret's parameters.
@@ -93,7 +92,7 @@ func SyncKubeSecret(ctx context.Context, env action.Env, p SyncParams) (action.R
 		if env.DryRun.Writes() {
 			// The server's answer holds the data: never recorded.
 			_, err := env.Kube.CoreV1().Secrets(ns).Patch(ctx, name, types.MergePatchType, patch,
-				metav1.PatchOptions{FieldManager: contain.FieldManager, DryRun: env.DryRun.Opts()})
+				metav1.PatchOptions{FieldManager: action.FieldManager, DryRun: env.DryRun.Opts()})
 			if err != nil {
 				w.Error = err.Error()
 				res.Writes = append(res.Writes, w)
@@ -116,7 +115,7 @@ func SyncKubeSecret(ctx context.Context, env action.Env, p SyncParams) (action.R
 			return res, err
 		}
 	}
-	pods, err := env.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: contain.LabelQuarantine})
+	pods, err := env.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: action.LabelQuarantine})
 	if err != nil {
 		return res, fmt.Errorf("listing the quarantined pods of %s: %w", ns, err)
 	}
@@ -143,7 +142,7 @@ func SyncKubeSecret(ctx context.Context, env action.Env, p SyncParams) (action.R
 			}}}}
 			body, _ := json.Marshal(patch)
 			err := j.Do(action.Write{Verb: "patch", Kind: w.Kind, Namespace: ns, Name: w.Name, Body: patch}, func() (any, error) {
-				return w.patchTarget(ctx, body, metav1.PatchOptions{FieldManager: contain.FieldManager, DryRun: env.DryRun.Opts()})
+				return w.patchTarget(ctx, body, metav1.PatchOptions{FieldManager: action.FieldManager, DryRun: env.DryRun.Opts()})
 			})
 			res.Writes = append(res.Writes[:before], j.Writes()...)
 			if err != nil {

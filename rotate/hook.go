@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // HookParams are rotate.hook's parameters.

@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // KubeconfigParams are rotate.issue-kubeconfig's parameters.

@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"kir.dev/kir/internal/cli"
+	"kir.dev/kir/cmd/kir/internal/cli"
 	"kir.dev/kir/internal/kubetest"
 )
 

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"slices"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // PodParams are rotate.pod-credentials' parameters.

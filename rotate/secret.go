@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // SecretParams name a secret and how to reach its store.

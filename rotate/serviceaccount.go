@@ -22,13 +22,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
-	"kir.dev/kir/contain"
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // Annotations kir writes on a ServiceAccount it rotated. They are part of
 // kir's interface: do not change them. The incident is recorded under
-// contain.AnnotationIncident, as on every object kir changes.
+// action.AnnotationIncident, as on every object kir changes.
 const (
 	// AnnotationRotatedFromUID holds the UID of the ServiceAccount the
 	// rotation replaced: every token issued for that UID is invalid.
@@ -282,7 +281,7 @@ func rotatedBefore(sa *corev1.ServiceAccount, notes []saNote, incident string) b
 	if len(notes) > 0 {
 		return true // the noted UID is gone: someone else recreated it
 	}
-	return from != "" && incident != "" && sa.Annotations[contain.AnnotationIncident] == incident
+	return from != "" && incident != "" && sa.Annotations[action.AnnotationIncident] == incident
 }
 
 // rotate revokes the tokens of sa and returns the probe token (empty in a
@@ -389,7 +388,7 @@ func (r *saRotation) recreate(ctx context.Context, n saNote) error {
 	var got *corev1.ServiceAccount
 	err := r.j.Do(action.Write{Verb: "create", Kind: "ServiceAccount", Namespace: r.p.Namespace, Name: r.p.Name, Body: want}, func() (any, error) {
 		var err error
-		got, err = sas.Create(ctx, want, metav1.CreateOptions{FieldManager: contain.FieldManager, DryRun: r.env.DryRun.Opts()})
+		got, err = sas.Create(ctx, want, metav1.CreateOptions{FieldManager: action.FieldManager, DryRun: r.env.DryRun.Opts()})
 		if apierrors.IsAlreadyExists(err) && r.env.DryRun == action.DryRunServer {
 			// The dry-run delete left the old one in place. The
 			// server answers AlreadyExists only after validation and
@@ -414,7 +413,7 @@ func (r *saRotation) recreate(ctx context.Context, n saNote) error {
 		upd := want.DeepCopy()
 		upd.ResourceVersion, upd.UID = cur.ResourceVersion, cur.UID
 		err = r.j.Do(action.Write{Verb: "update", Kind: "ServiceAccount", Namespace: r.p.Namespace, Name: r.p.Name, Body: upd}, func() (any, error) {
-			got, err = sas.Update(ctx, upd, metav1.UpdateOptions{FieldManager: contain.FieldManager, DryRun: r.env.DryRun.Opts()})
+			got, err = sas.Update(ctx, upd, metav1.UpdateOptions{FieldManager: action.FieldManager, DryRun: r.env.DryRun.Opts()})
 			return got, err
 		})
 		if err != nil {
@@ -441,7 +440,7 @@ func (r *saRotation) successor(n saNote) *corev1.ServiceAccount {
 	ann[AnnotationRotatedFromUID] = n.UID
 	ann[AnnotationRotatedAt] = n.RotatedAt
 	if r.env.Incident != "" {
-		ann[contain.AnnotationIncident] = r.env.Incident
+		ann[action.AnnotationIncident] = r.env.Incident
 	}
 	if r.env.Actor != "" {
 		ann[AnnotationRotatedBy] = r.env.Actor
@@ -488,7 +487,7 @@ func (r *saRotation) restart(ctx context.Context) error {
 	}
 	var quarantined []corev1.Pod
 	for _, p := range pods.Items {
-		if _, ok := p.Labels[contain.LabelQuarantine]; ok && p.DeletionTimestamp == nil {
+		if _, ok := p.Labels[action.LabelQuarantine]; ok && p.DeletionTimestamp == nil {
 			quarantined = append(quarantined, p)
 		}
 	}
@@ -522,7 +521,7 @@ func (r *saRotation) restart(ctx context.Context) error {
 		if p.DeletionTimestamp != nil || !runsAs(&p.Spec, r.p.Name) {
 			continue
 		}
-		if _, ok := p.Labels[contain.LabelQuarantine]; ok {
+		if _, ok := p.Labels[action.LabelQuarantine]; ok {
 			r.warn("quarantined pod %s/%s runs as ServiceAccount %s: its token is now rejected (expected), and kir leaves the pod alive; its kubelet will fetch a token of the new ServiceAccount when it refreshes the projected token, so keep the pod isolated and delete it once evidence is collected", ns, p.Name, r.p.Name)
 			continue
 		}
@@ -565,7 +564,7 @@ func (r *saRotation) patchRestart(ctx context.Context, w workload, at string) er
 		return err
 	}
 	err = r.j.Do(action.Write{Verb: "patch", Kind: w.Kind, Namespace: r.p.Namespace, Name: w.Name, Body: patch}, func() (any, error) {
-		return w.patchTarget(ctx, body, metav1.PatchOptions{FieldManager: contain.FieldManager, DryRun: r.env.DryRun.Opts()})
+		return w.patchTarget(ctx, body, metav1.PatchOptions{FieldManager: action.FieldManager, DryRun: r.env.DryRun.Opts()})
 	})
 	if err != nil {
 		return fmt.Errorf("rotating ServiceAccount %s: restarting %s %s: %w", r.id, w.Kind, w.Name, err)

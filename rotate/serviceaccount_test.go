@@ -20,8 +20,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/utils/ptr"
 
-	"kir.dev/kir/contain"
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 	"kir.dev/kir/internal/kubetest"
 	"kir.dev/kir/rotate"
 )
@@ -69,10 +68,10 @@ func newSAWorld(t *testing.T) *saWorld {
 	w.deploy(t, "other", "default")
 	// web's pod contained without --detach: its Deployment still selects it.
 	web := waitPods(t, c, w.ns, "app=web", 1)[0]
-	w.webPod = w.label(t, &web, map[string]string{contain.LabelQuarantine: string(web.UID)})
+	w.webPod = w.label(t, &web, map[string]string{action.LabelQuarantine: string(web.UID)})
 	// A detached pod: quarantined, selected by nothing.
 	p, err := c.Client.CoreV1().Pods(w.ns).Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "suspect", Labels: map[string]string{contain.LabelQuarantine: "suspect"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "suspect", Labels: map[string]string{action.LabelQuarantine: "suspect"}},
 		Spec: corev1.PodSpec{
 			ServiceAccountName: "app",
 			NodeSelector:       map[string]string{"kubernetes.io/hostname": w.node},
@@ -83,7 +82,7 @@ func newSAWorld(t *testing.T) *saWorld {
 		t.Fatal(err)
 	}
 	w.quarantined = p
-	waitPods(t, c, w.ns, contain.LabelQuarantine+"=suspect", 1)
+	waitPods(t, c, w.ns, action.LabelQuarantine+"=suspect", 1)
 
 	// Both tokens work before the rotation, so that their rejection after
 	// it means something.
@@ -319,7 +318,7 @@ func TestRotateServiceAccount(t *testing.T) {
 	// record.
 	wantAnn := map[string]string{
 		"owner":                         "shop@example.com",
-		contain.AnnotationIncident:      "inc-rotate",
+		action.AnnotationIncident:       "inc-rotate",
 		rotate.AnnotationRotatedBy:      "test-admin",
 		rotate.AnnotationRotatedFromUID: string(w.sa.UID),
 		rotate.AnnotationRotatedAt:      sa.Annotations[rotate.AnnotationRotatedAt],

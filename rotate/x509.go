@@ -29,8 +29,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
-	"kir.dev/kir/contain"
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 // An x509 client certificate cannot be revoked: the API server has no
@@ -386,7 +385,7 @@ func (r *x509Rotation) createRequest(ctx context.Context, request []byte) error 
 		}
 	}
 	csr := &certv1.CertificateSigningRequest{
-		ObjectMeta: metav1.ObjectMeta{Name: r.csr, Labels: map[string]string{contain.LabelManagedBy: contain.ManagedByKir}},
+		ObjectMeta: metav1.ObjectMeta{Name: r.csr, Labels: map[string]string{action.LabelManagedBy: action.ManagedByKir}},
 		Spec: certv1.CertificateSigningRequestSpec{
 			Request:           request,
 			SignerName:        certv1.KubeAPIServerClientSignerName,
@@ -395,10 +394,10 @@ func (r *x509Rotation) createRequest(ctx context.Context, request []byte) error 
 		},
 	}
 	if r.env.Incident != "" {
-		csr.Annotations = map[string]string{contain.AnnotationIncident: r.env.Incident}
+		csr.Annotations = map[string]string{action.AnnotationIncident: r.env.Incident}
 	}
 	err := r.j.Do(action.Write{Verb: "create", Kind: "CertificateSigningRequest", Name: r.csr}, func() (any, error) {
-		_, err := csrs.Create(ctx, csr, metav1.CreateOptions{FieldManager: contain.FieldManager, DryRun: r.env.DryRun.Opts()})
+		_, err := csrs.Create(ctx, csr, metav1.CreateOptions{FieldManager: action.FieldManager, DryRun: r.env.DryRun.Opts()})
 		return nil, err
 	})
 	if err != nil {
@@ -467,7 +466,7 @@ func (r *x509Rotation) approve(ctx context.Context) error {
 				Type: certv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: x509Reason,
 				Message: fmt.Sprintf("kir: replacement for the x509 certificate of %s (incident %q)", r.p.User, r.env.Incident),
 			})
-			_, err = csrs.UpdateApproval(ctx, r.csr, csr, metav1.UpdateOptions{FieldManager: contain.FieldManager})
+			_, err = csrs.UpdateApproval(ctx, r.csr, csr, metav1.UpdateOptions{FieldManager: action.FieldManager})
 			return err
 		})
 	})
@@ -582,7 +581,7 @@ func renamed(subjects []rbacv1.Subject, from, to string) ([]rbacv1.Subject, bool
 // again on a conflict. A binding that no longer names from, or is gone, is
 // left alone.
 func updateSubjects(ctx context.Context, env action.Env, b X509Binding, from, to string) (any, error) {
-	opts := metav1.UpdateOptions{FieldManager: contain.FieldManager, DryRun: env.DryRun.Opts()}
+	opts := metav1.UpdateOptions{FieldManager: action.FieldManager, DryRun: env.DryRun.Opts()}
 	rbac := env.Kube.RbacV1()
 	var sent any
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {

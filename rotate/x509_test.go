@@ -32,7 +32,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 	"kir.dev/kir/internal/kubetest"
 	"kir.dev/kir/rotate"
 )

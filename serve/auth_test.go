@@ -29,7 +29,7 @@ import (
 	"time"
 
 	"kir.dev/kir/falco"
-	"kir.dev/kir/internal/catalog"
+	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/internal/journal"
 	"kir.dev/kir/internal/spool"
 	"kir.dev/kir/playbooks"

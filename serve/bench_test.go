@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/contain"
 	"kir.dev/kir/internal/kubetest"
 	"kir.dev/kir/serve"
@@ -141,9 +142,9 @@ func BenchmarkAlertToPolicy(b *testing.B) {
 		var floor []time.Duration
 		for _, pod := range fw.pods {
 			pol := typedPolicy(b, contain.QuarantinePolicy(&pod, contain.AllowList{}, map[string]string{
-				contain.AnnotationIncident:    "floor",
-				contain.AnnotationContainedAt: time.Now().UTC().Format(time.RFC3339),
-				contain.AnnotationPod:         pod.Namespace + "/" + pod.Name,
+				action.AnnotationIncident:    "floor",
+				action.AnnotationContainedAt: time.Now().UTC().Format(time.RFC3339),
+				action.AnnotationPod:         pod.Namespace + "/" + pod.Name,
 			}))
 			start := time.Now()
 			if _, err := cluster.Client.NetworkingV1().NetworkPolicies(fw.ns).Create(context.Background(), pol, metav1.CreateOptions{}); err != nil {
@@ -232,7 +233,7 @@ func alertLatency(b *testing.B, url, ns string, pod corev1.Pod, uuid string, pw 
 		b.Errorf("POST: %d %s", code, body)
 		return 0, false
 	}
-	return pw.wait(b, contain.PolicyName(contain.QuarantineValue(pod.UID))).Sub(start), true
+	return pw.wait(b, action.PolicyName(action.QuarantineValue(pod.UID))).Sub(start), true
 }
 
 // reportPercentiles reports lat's p50, p90 and p99 as PREFIX-p50-ms and so
@@ -298,7 +299,7 @@ func BenchmarkAlertStorm(b *testing.B) {
 		accepted, rejected := storm(b, p.url, bodies, pods*per, senders)
 		last = time.Time{}
 		for _, pod := range w.pods {
-			if t := pw.wait(b, contain.PolicyName(contain.QuarantineValue(pod.UID))); t.After(last) {
+			if t := pw.wait(b, action.PolicyName(action.QuarantineValue(pod.UID))); t.After(last) {
 				last = t
 			}
 		}

@@ -13,8 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
-
-	"kir.dev/kir/contain"
+	"kir.dev/kir/action"
 )
 
 // Names on the Leases that carry claims.
@@ -130,7 +129,7 @@ func (c *Claims) newLease(key string, window time.Duration, now time.Time, run s
 	return &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: LeaseName(key), Namespace: c.Namespace,
-			Labels: map[string]string{contain.LabelManagedBy: contain.ManagedByKir, LabelClaim: "true"},
+			Labels: map[string]string{action.LabelManagedBy: action.ManagedByKir, LabelClaim: "true"},
 			Annotations: map[string]string{
 				AnnotationKey:   truncate(key, 1024),
 				AnnotationUntil: now.Add(window).Format(time.RFC3339Nano),

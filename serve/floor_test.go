@@ -20,6 +20,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/contain"
 	"kir.dev/kir/internal/durable"
 	"kir.dev/kir/internal/kube"
@@ -141,16 +142,16 @@ func (r *bareReceiver) contain(ns, name string) error {
 		return err
 	}
 	now := time.Now().UTC()
-	value := contain.QuarantineValue(pod.UID)
-	apply := metav1.ApplyOptions{FieldManager: contain.FieldManager, Force: true}
-	policy := contain.QuarantinePolicy(pod, contain.AllowList{}, map[string]string{contain.AnnotationPod: ns + "/" + name})
+	value := action.QuarantineValue(pod.UID)
+	apply := metav1.ApplyOptions{FieldManager: action.FieldManager, Force: true}
+	policy := contain.QuarantinePolicy(pod, contain.AllowList{}, map[string]string{action.AnnotationPod: ns + "/" + name})
 	if _, err := r.kube.NetworkingV1().NetworkPolicies(ns).Apply(ctx, policy, apply); err != nil {
 		return err
 	}
 	r.isolated.Store(ns+"/"+name, time.Now())
 	label := corev1ac.Pod(name, ns).WithUID(pod.UID).
-		WithLabels(map[string]string{contain.LabelQuarantine: value}).
-		WithAnnotations(map[string]string{contain.AnnotationPolicy: contain.PolicyName(value), contain.AnnotationContainedAt: now.Format(time.RFC3339)})
+		WithLabels(map[string]string{action.LabelQuarantine: value}).
+		WithAnnotations(map[string]string{action.AnnotationPolicy: action.PolicyName(value), action.AnnotationContainedAt: now.Format(time.RFC3339)})
 	if _, err := r.kube.CoreV1().Pods(ns).Apply(ctx, label, apply); err != nil {
 		return err
 	}

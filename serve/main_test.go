@@ -21,11 +21,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"kir.dev/kir/contain"
+	"kir.dev/kir/action"
+	"kir.dev/kir/cmd/kir/internal/catalog"
+	"kir.dev/kir/cmd/kir/internal/cli"
 	"kir.dev/kir/falco"
-	"kir.dev/kir/internal/action"
-	"kir.dev/kir/internal/catalog"
-	"kir.dev/kir/internal/cli"
 	"kir.dev/kir/internal/journal"
 	"kir.dev/kir/internal/kubetest"
 	"kir.dev/kir/internal/spool"
@@ -97,7 +96,7 @@ func newWorld(t testing.TB, n int) *world {
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
 				Spec: corev1.PodSpec{
 					NodeSelector: map[string]string{"kubernetes.io/hostname": w.node},
-					Tolerations:  []corev1.Toleration{{Key: contain.TaintKey, Operator: corev1.TolerationOpExists}, {Key: "node.kubernetes.io/unschedulable", Operator: corev1.TolerationOpExists}},
+					Tolerations:  []corev1.Toleration{{Key: action.TaintKey, Operator: corev1.TolerationOpExists}, {Key: "node.kubernetes.io/unschedulable", Operator: corev1.TolerationOpExists}},
 					Containers:   []corev1.Container{{Name: "web", Image: "registry.example/web:1"}},
 				},
 			},
@@ -244,7 +243,7 @@ func postTo(t testing.TB, url string, body []byte) (int, string) {
 // waitIsolated waits until pod's quarantine policy is stored.
 func waitIsolated(t testing.TB, pod corev1.Pod, within time.Duration) {
 	t.Helper()
-	name := contain.PolicyName(contain.QuarantineValue(pod.UID))
+	name := action.PolicyName(action.QuarantineValue(pod.UID))
 	err := kubetest.Eventually(context.Background(), within, func(ctx context.Context) (bool, error) {
 		_, err := cluster.Client.NetworkingV1().NetworkPolicies(pod.Namespace).Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {

@@ -12,8 +12,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"kir.dev/kir/contain"
-	"kir.dev/kir/internal/cli"
+	"kir.dev/kir/action"
+	"kir.dev/kir/cmd/kir/internal/cli"
 )
 
 // cliMu serialises in-process runs of the command line: urfave/cli v2
@@ -47,7 +47,7 @@ func TestFalcoReplay(t *testing.T) {
 	if code != cli.ExitOK || !strings.Contains(out, "step isolate (contain.isolate-pod)") {
 		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errOut)
 	}
-	policy := contain.PolicyName(contain.QuarantineValue(pod.UID))
+	policy := action.PolicyName(action.QuarantineValue(pod.UID))
 	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(w.ns).Get(t.Context(), policy, metav1.GetOptions{}); err == nil {
 		t.Fatal("a dry run isolated the pod")
 	}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/falco"
-	"kir.dev/kir/internal/action"
 	"kir.dev/kir/internal/kube"
 	"kir.dev/kir/internal/spool"
 	"kir.dev/kir/playbooks"

@@ -13,8 +13,8 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/falco"
-	"kir.dev/kir/internal/action"
 	"kir.dev/kir/internal/journal"
 	"kir.dev/kir/playbooks"
 )

@@ -7,7 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"kir.dev/kir/internal/cli"
+	"kir.dev/kir/cmd/kir/internal/cli"
 )
 
 func main() {

@@ -34,7 +34,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
-	"kir.dev/kir/contain"
+	"kir.dev/kir/action"
 	"kir.dev/kir/internal/kube"
 	"kir.dev/kir/internal/kubetest"
 )
@@ -197,9 +197,9 @@ func describe(ctx context.Context, c kubernetes.Interface, ns string) error {
 			state = "ISOLATED by " + strings.Join(selecting, ", ")
 		}
 		fmt.Printf("pod %-24s %s\n", p.Name, state)
-		if v := p.Labels[contain.LabelQuarantine]; v != "" {
-			fmt.Printf("    label %s=%s\n", contain.LabelQuarantine, v)
-			for _, k := range []string{contain.AnnotationIncident, contain.AnnotationContainedAt, contain.AnnotationContainedBy} {
+		if v := p.Labels[action.LabelQuarantine]; v != "" {
+			fmt.Printf("    label %s=%s\n", action.LabelQuarantine, v)
+			for _, k := range []string{action.AnnotationIncident, action.AnnotationContainedAt, action.AnnotationContainedBy} {
 				fmt.Printf("    annotation %s=%s\n", k, p.Annotations[k])
 			}
 		}

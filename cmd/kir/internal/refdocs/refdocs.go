@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"kir.dev/kir/internal/action"
-	"kir.dev/kir/internal/catalog"
+	"kir.dev/kir/action"
+	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/playbooks"
 )
 

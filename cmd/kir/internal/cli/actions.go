@@ -6,8 +6,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"kir.dev/kir/internal/action"
-	"kir.dev/kir/internal/catalog"
+	"kir.dev/kir/action"
+	"kir.dev/kir/cmd/kir/internal/catalog"
 )
 
 func actionsCommand() *cli.Command {

@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"kir.dev/kir/evidence"
-	"kir.dev/kir/internal/cli"
+	"kir.dev/kir/cmd/kir/internal/cli"
 )
 
 // evidenceKey is a key pair written by Keygen, as responders have it.

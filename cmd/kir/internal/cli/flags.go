@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 	"kir.dev/kir/internal/kube"
 )
 

@@ -7,8 +7,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/falco"
-	"kir.dev/kir/internal/action"
 	"kir.dev/kir/playbooks"
 	"kir.dev/kir/serve"
 )

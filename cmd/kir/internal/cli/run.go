@@ -9,8 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"kir.dev/kir/internal/catalog"
-	"kir.dev/kir/internal/journal"
+	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/playbooks"
 )
 
@@ -80,12 +79,12 @@ func newEngine(c *cli.Context) (*playbooks.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := journal.Open(filepath.Join(dir, "runs"))
+	runs, err := playbooks.OpenRuns(filepath.Join(dir, "runs"))
 	if err != nil {
 		return nil, err
 	}
 	return &playbooks.Engine{
-		Actions: catalog.Registry(), Journal: store, Evidence: filepath.Join(dir, "evidence"),
+		Actions: catalog.Registry(), Runs: runs, Evidence: filepath.Join(dir, "evidence"),
 		Version: Version, Observe: testHook(),
 	}, nil
 }

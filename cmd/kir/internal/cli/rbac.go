@@ -7,7 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"sigs.k8s.io/yaml"
 
-	"kir.dev/kir/internal/catalog"
+	"kir.dev/kir/cmd/kir/internal/catalog"
 )
 
 func rbacCommand() *cli.Command {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"kir.dev/kir/internal/catalog"
-	"kir.dev/kir/internal/refdocs"
+	"kir.dev/kir/cmd/kir/internal/catalog"
+	"kir.dev/kir/cmd/kir/internal/refdocs"
 	"kir.dev/kir/playbooks"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 	"kir.dev/kir/internal/journal"
 	"kir.dev/kir/playbooks"
 )

@@ -10,6 +10,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/collect"
 	"kir.dev/kir/contain"
 	"kir.dev/kir/playbooks"
@@ -43,7 +44,7 @@ func printText(w io.Writer, r Report) error {
 					p.line("pod %s/%s: isolated: NetworkPolicy %s denies all ingress and egress%s", pod.Namespace, pod.Name, pod.Policy, allowSuffix(s))
 				}
 				if len(pod.DetachedLabels) > 0 {
-					p.line("  detached: removed labels %s (recorded in %s)", labelList(pod.DetachedLabels), contain.AnnotationDetachedLabels)
+					p.line("  detached: removed labels %s (recorded in %s)", labelList(pod.DetachedLabels), action.AnnotationDetachedLabels)
 				}
 			}
 		case contain.NodesOutput:
@@ -128,9 +129,9 @@ func (p *textPrinter) node(n contain.NodeOutcome) {
 	case len(n.ContainedPods) > 0:
 		p.line("node %s: stays quarantined: contained pods remain (%s)", n.Name, strings.Join(n.ContainedPods, ", "))
 	case n.Tainted || n.Cordoned:
-		state := "cordoned and tainted " + contain.TaintKey + ":NoSchedule"
+		state := "cordoned and tainted " + action.TaintKey + ":NoSchedule"
 		if !n.Cordoned {
-			state = "tainted " + contain.TaintKey + ":NoSchedule (it was already cordoned by someone else, and stays so on release)"
+			state = "tainted " + action.TaintKey + ":NoSchedule (it was already cordoned by someone else, and stays so on release)"
 		}
 		if !n.Changed {
 			state = "already " + state

@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"kir.dev/kir/internal/action"
-	"kir.dev/kir/internal/catalog"
+	"kir.dev/kir/action"
+	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/internal/kube"
 )
 

@@ -7,9 +7,9 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/collect"
 	"kir.dev/kir/contain"
-	"kir.dev/kir/internal/action"
 	"kir.dev/kir/rotate"
 )
 
@@ -70,7 +70,7 @@ func ClusterRoles(r action.Registry) []rbacv1.ClusterRole {
 			TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
 			ObjectMeta: metav1.ObjectMeta{
 				Name:        "kir-" + c.Name,
-				Labels:      map[string]string{contain.LabelManagedBy: contain.ManagedByKir},
+				Labels:      map[string]string{action.LabelManagedBy: action.ManagedByKir},
 				Annotations: map[string]string{"kir.dev/description": c.Description},
 			},
 			Rules: slices.Concat(baseRules, rulesOf(r, c.Prefix), c.Rules),

@@ -6,7 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"kir.dev/kir/internal/action"
+	"kir.dev/kir/action"
 )
 
 func TestFound(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"kir.dev/kir/internal/action"
-	"kir.dev/kir/internal/cli"
+	"kir.dev/kir/action"
+	"kir.dev/kir/cmd/kir/internal/cli"
 )
 
 // cliMu serialises in-process runs: urfave/cli v2 writes to its

@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"kir.dev/kir/internal/catalog"
+	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/playbooks"
 )
 

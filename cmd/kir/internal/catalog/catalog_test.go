@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"kir.dev/kir/internal/catalog"
+	"kir.dev/kir/cmd/kir/internal/catalog"
 )
 
 // A read-only action's start is journaled without waiting for the disk and
