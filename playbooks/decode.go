@@ -149,7 +149,7 @@ func (d *decoder) step(n *yaml.Node) Step {
 	s := Step{pos: d.pos(n), OnError: OnErrorAbort}
 	d.mapping(n, "step", map[string]func(*yaml.Node){
 		"name":   func(n *yaml.Node) { s.Name = d.Str(n, "step name") },
-		"action": func(n *yaml.Node) { s.Action = d.Str(n, "action") },
+		"action": func(n *yaml.Node) { s.Action, s.actionPos = d.Str(n, "action"), d.pos(n) },
 		"with": func(n *yaml.Node) {
 			s.With = map[string]*Value{}
 			if n.Kind != yaml.MappingNode {
@@ -171,6 +171,7 @@ func (d *decoder) step(n *yaml.Node) Step {
 			}
 		},
 		"when": func(n *yaml.Node) {
+			s.whenPos = d.pos(n)
 			src := d.Str(n, "when")
 			if src == "" {
 				return

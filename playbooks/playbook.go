@@ -68,7 +68,9 @@ type Step struct {
 	// OnError is OnErrorAbort or OnErrorContinue.
 	OnError string
 	Timeout time.Duration
-	pos     Pos
+	// pos is the step's; actionPos and whenPos are those of its action
+	// and when values, where an editor should jump for a problem in them.
+	pos, actionPos, whenPos Pos
 }
 
 // Param returns the named parameter.

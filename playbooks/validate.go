@@ -54,14 +54,14 @@ func check(pb *Playbook, reg action.Registry, ps *problems) {
 			}
 		}
 		if s.When != nil {
-			checkRefs(s.pos, []*Expr{s.When})
+			checkRefs(s.whenPos, []*Expr{s.When})
 		}
 		for _, key := range sortedKeys(s.With) {
 			checkRefs(s.With[key].pos, s.With[key].exprs())
 		}
 		a, ok := reg.Get(s.Action)
 		if !ok {
-			ps.add(s.pos.Line, s.pos.Col, "step %q: unknown action %q (known: %s)", s.Name, s.Action, strings.Join(reg.Names(), ", "))
+			ps.add(s.actionPos.Line, s.actionPos.Col, "step %q: unknown action %q (known: %s)", s.Name, s.Action, strings.Join(reg.Names(), ", "))
 			continue
 		}
 		if !checkWith(s, a.Spec(), params, ps) {
