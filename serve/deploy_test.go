@@ -147,8 +147,8 @@ func TestDeployManifests(t *testing.T) {
 	}
 }
 
-// TestDeployNeedsToken: without deploy/serve/token the build fails: the
-// receiver is never deployed with a token nobody chose.
+// TestDeployNeedsToken: without deploy/components/serve/token the build
+// fails: the receiver is never deployed with a token nobody chose.
 func TestDeployNeedsToken(t *testing.T) {
 	t.Parallel()
 	_, err := buildDeploy(t, nil)
@@ -200,14 +200,14 @@ func TestDeployDryRunCatches(t *testing.T) {
 }
 
 // buildDeploy runs kustomize on a copy of deploy/ with tok as
-// deploy/serve/token (none if nil).
+// deploy/components/serve/token (none if nil).
 func buildDeploy(t *testing.T, tok []byte) ([]*unstructured.Unstructured, error) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "deploy")
 	if err := os.CopyFS(dir, os.DirFS("../deploy")); err != nil {
 		t.Fatal(err)
 	}
-	tokenFile := filepath.Join(dir, "serve", "token")
+	tokenFile := filepath.Join(dir, "components", "serve", "token")
 	if err := os.Remove(tokenFile); err != nil && !errors.Is(err, os.ErrNotExist) { // a developer's own, git-ignored
 		t.Fatal(err)
 	}
