@@ -35,15 +35,17 @@ type Engine struct {
 	// default, one per run: expressions see Evidence/<run id> as
 	// run.evidence ("" when Evidence is).
 	Evidence string
-	// Gate, when set, is called before each step's action runs, which
-	// then runs with the context it returns; the function it returns is
-	// called after. kir serve holds evidence collection to a few at once
-	// with it, and behind the isolation of the next pods, so that
-	// isolating never waits on collecting the last one's images. An error
-	// interrupts the step (ctx ended).
+	// Gate, when set, is called with the step's action name before the
+	// action runs, and may make it wait: to bound how many of some
+	// actions run at once, or to hold them behind more urgent work. The
+	// action then runs with the context Gate returns, and release is
+	// called once it has returned. An error (ctx ended while waiting)
+	// interrupts the step, as a cancelled context does; release is then
+	// not called.
 	Gate func(ctx context.Context, action string) (stepCtx context.Context, release func(), err error)
-	// Observe, when set, is called after each journal record is durable
-	// (or, for a read-only step's start, appended).
+	// Observe, when set, is called with each record of a journaled run
+	// once it is durable (a read-only step's start: once appended), in
+	// order, on the goroutine running the run, which waits for it.
 	Observe func(Recorded)
 }
 

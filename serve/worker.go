@@ -15,15 +15,14 @@ import (
 
 	"kir.dev/kir/action"
 	"kir.dev/kir/falco"
-	"kir.dev/kir/internal/journal"
 	"kir.dev/kir/playbooks"
 )
 
-// Start resumes the alerts the spool kept from before a restart, starts
+// start resumes the alerts the spool kept from before a restart, starts
 // the workers and the sweeper of expired claims, and returns. The server
 // is ready (/readyz) once every kept alert is queued again. Workers stop
-// taking alerts when ctx ends; Wait waits for them.
-func (s *Server) Start(ctx context.Context) {
+// taking alerts when ctx ends; wait waits for them.
+func (s *server) start(ctx context.Context) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -44,7 +43,7 @@ func (s *Server) Start(ctx context.Context) {
 // handled at once, except that a run waiting to collect evidence gives its
 // worker back (see collectGate), so that the next alert's isolation never
 // waits for the last one's evidence.
-func (s *Server) dispatch(ctx context.Context) {
+func (s *server) dispatch(ctx context.Context) {
 	for {
 		var t *task
 		select {
@@ -83,9 +82,9 @@ func releaseWorker(ctx context.Context) {
 	}
 }
 
-// Drain stops the workers from taking alerts and waits, until ctx ends,
+// drain stops the workers from taking alerts and waits, until ctx ends,
 // for the runs in progress. What is left stays in the spool.
-func (s *Server) Drain(ctx context.Context) {
+func (s *server) drain(ctx context.Context) {
 	s.drainMu.Do(func() { close(s.draining) })
 	done := make(chan struct{})
 	go func() { s.active.Wait(); close(done) }()
@@ -95,14 +94,14 @@ func (s *Server) Drain(ctx context.Context) {
 	}
 }
 
-// Wait waits for the workers once Start's context has ended. Alerts still
+// wait waits for the workers once start's context has ended. Alerts still
 // queued or running stay in the spool and the journal: the next start
 // resumes them.
-func (s *Server) Wait() { s.wg.Wait() }
+func (s *server) wait() { s.wg.Wait() }
 
 // resumePending queues again what the spool kept.
-func (s *Server) resumePending() {
-	for _, p := range s.o.Pending {
+func (s *server) resumePending() {
+	for _, p := range s.pending {
 		var rec record
 		if err := json.Unmarshal(p.Data, &rec); err != nil {
 			s.o.Log.Error("a kept alert cannot be read; it is left in the spool", "alert", p.ID, "err", err)
@@ -118,10 +117,10 @@ func (s *Server) resumePending() {
 		log.Info("resuming an alert accepted before the restart")
 		s.enqueue(&item{id: p.ID, received: rec.Received}, alert, rec.Matches, false, func() *slog.Logger { return log })
 	}
-	s.o.Pending = nil
+	s.pending = nil
 }
 
-func (s *Server) sweep(ctx context.Context) {
+func (s *server) sweep(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -146,7 +145,7 @@ func runID(id uint64, index int) string { return fmt.Sprintf("alert-%d-%d", id, 
 // finished or resumed; otherwise the key is claimed, here and across
 // replicas, and the playbook run; alerts for a key being handled wait
 // for that run and then count as its duplicates.
-func (s *Server) handle(ctx context.Context, t *task) {
+func (s *server) handle(ctx context.Context, t *task) {
 	m := t.match
 	id := runID(t.item.id, t.index)
 	log := s.o.Log.With("alert", t.item.id, "uuid", t.uuid, "run", id, "playbook", m.Playbook, "key", m.Key)
@@ -161,7 +160,7 @@ func (s *Server) handle(ctx context.Context, t *task) {
 		s.finishKey(m.Key, "duplicate of "+id, m.Window)
 		s.resolve(t, "ran:"+id+":"+run.Status)
 		return
-	case err != nil && !errors.Is(err, journal.ErrNotFound):
+	case err != nil && !errors.Is(err, playbooks.ErrRunNotFound):
 		log.Error("reading the alert's run", "err", err)
 	}
 	if !t.entered {
@@ -183,7 +182,7 @@ func (s *Server) handle(ctx context.Context, t *task) {
 // the pod's snapshot; a run that loses the claim has changed nothing and
 // is discarded. A retry, a resumed run, and a run whose evidence goes to a
 // bundle of its own (which discarding would not remove) claim first.
-func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.Run, log *slog.Logger) {
+func (s *server) claimAndRun(ctx context.Context, t *task, existing *playbooks.Run, log *slog.Logger) {
 	m := t.match
 	id := runID(t.item.id, t.index)
 	entry, ok := s.o.Library.Get(m.Playbook)
@@ -204,7 +203,7 @@ func (s *Server) claimAndRun(ctx context.Context, t *task, existing *playbooks.R
 // defaultBundle reports whether a run of pb with params keeps its evidence
 // in its own bundle, run.evidence, which discarding the run removes: its
 // bundle parameter, if it has one, is empty once bound.
-func (s *Server) defaultBundle(pb *playbooks.Playbook, params map[string]any) bool {
+func (s *server) defaultBundle(pb *playbooks.Playbook, params map[string]any) bool {
 	bound, err := playbooks.Bind(pb, WithKey(pb, params, s.o.Key))
 	if err != nil {
 		return false // the run will not start; claim first all the same
@@ -222,7 +221,7 @@ type pendingClaim struct {
 	stop  func() *coordinationv1.Lease // set once won
 }
 
-func (s *Server) claim(ctx context.Context, key string, window time.Duration, run string, log *slog.Logger) *pendingClaim {
+func (s *server) claim(ctx context.Context, key string, window time.Duration, run string, log *slog.Logger) *pendingClaim {
 	p := &pendingClaim{done: make(chan struct{}), stop: func() *coordinationv1.Lease { return nil }}
 	go func() {
 		defer close(p.done)
@@ -280,7 +279,7 @@ func (e *notWon) Error() string {
 // finished, or that could not be made. leftover names a run of t's left
 // on disk (from before a restart, or not discarded whole), if any: it
 // never acted, and is discarded once another replica has run the key.
-func (s *Server) lost(ctx context.Context, t *task, nw *notWon, leftover string, log *slog.Logger) {
+func (s *server) lost(ctx context.Context, t *task, nw *notWon, leftover string, log *slog.Logger) {
 	m := t.match
 	switch claim := nw.claim; {
 	case ctx.Err() != nil:
@@ -309,8 +308,8 @@ func (s *Server) lost(ctx context.Context, t *task, nw *notWon, leftover string,
 
 // retry tries a task's key again after d, keeping its place as the key's
 // first task. It goes through the queue and a worker, as every run does:
-// the worker bound holds, and Drain waits for it.
-func (s *Server) retry(ctx context.Context, t *task, d time.Duration) {
+// the worker bound holds, and drain waits for it.
+func (s *server) retry(ctx context.Context, t *task, d time.Duration) {
 	time.AfterFunc(d, func() {
 		if ctx.Err() != nil {
 			return
@@ -330,7 +329,7 @@ func (s *Server) retry(ctx context.Context, t *task, d time.Duration) {
 // run runs t's playbook, or resumes existing, its run from before a
 // restart; with a claim, only once it is won: before the run starts,
 // unless overlap lets the run's first step go on beside the claim.
-func (s *Server) run(ctx context.Context, t *task, pb *playbooks.Playbook, existing *playbooks.Run, claim *pendingClaim, overlap bool, log *slog.Logger) {
+func (s *server) run(ctx context.Context, t *task, pb *playbooks.Playbook, existing *playbooks.Run, claim *pendingClaim, overlap bool, log *slog.Logger) {
 	m := t.match
 	id := runID(t.item.id, t.index)
 	var hold func(context.Context) error
@@ -418,7 +417,7 @@ func (s *Server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 
 // renew keeps a won claim alive while its run goes on; the returned
 // function stops it and gives the claim's latest Lease.
-func (s *Server) renew(ctx context.Context, claim *Claim, log *slog.Logger) func() *coordinationv1.Lease {
+func (s *server) renew(ctx context.Context, claim *Claim, log *slog.Logger) func() *coordinationv1.Lease {
 	if claim.Lease == nil {
 		return func() *coordinationv1.Lease { return nil }
 	}
@@ -459,7 +458,7 @@ func (s *Server) renew(ctx context.Context, claim *Claim, log *slog.Logger) func
 
 // finishKey ends a key's run here: the alerts that waited for it are its
 // duplicates, and so are the key's alerts until window ends.
-func (s *Server) finishKey(key, outcome string, window time.Duration) {
+func (s *server) finishKey(key, outcome string, window time.Duration) {
 	for _, w := range s.keys.finish(key, s.o.Now(), window) {
 		s.o.Metrics.Deduplicated.Inc()
 		s.resolve(w, outcome)
@@ -467,7 +466,7 @@ func (s *Server) finishKey(key, outcome string, window time.Duration) {
 }
 
 // dryRun plans a match's run without acting, and logs it.
-func (s *Server) dryRun(ctx context.Context, t *task, log *slog.Logger) {
+func (s *server) dryRun(ctx context.Context, t *task, log *slog.Logger) {
 	entry, ok := s.o.Library.Get(t.match.Playbook)
 	if !ok {
 		s.resolve(t, "error:no playbook "+t.match.Playbook)
