@@ -29,10 +29,6 @@ import (
 	"time"
 
 	"kir.dev/kir/falco"
-	"kir.dev/kir/cmd/kir/internal/catalog"
-	"kir.dev/kir/internal/journal"
-	"kir.dev/kir/internal/spool"
-	"kir.dev/kir/playbooks"
 	"kir.dev/kir/serve"
 )
 
@@ -60,7 +56,7 @@ func TestAuthRefusedBeforeBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			adds, refused := r.spool.Stats().Adds, metric(t, r.URL, `kir_alerts_rejected_total{reason="unauthorized"}`)
+			adds, refused := r.stats().Adds, metric(t, r.URL, `kir_alerts_rejected_total{reason="unauthorized"}`)
 			rec := &readRecorder{r: bytes.NewReader(body)}
 			req, err := http.NewRequest(http.MethodPost, r.URL+"/falco", rec)
 			if err != nil {
@@ -93,7 +89,7 @@ func TestAuthRefusedBeforeBody(t *testing.T) {
 			if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
 				t.Errorf("WWW-Authenticate %q, want a Bearer challenge", got)
 			}
-			if got := r.spool.Stats().Adds; got != adds {
+			if got := r.stats().Adds; got != adds {
 				t.Errorf("spool adds %d → %d: a refused alert was stored", adds, got)
 			}
 			if got := metric(t, r.URL, `kir_alerts_rejected_total{reason="unauthorized"}`); got != refused+1 {
@@ -119,8 +115,8 @@ func (b *readRecorder) Read(p []byte) (int, error) {
 func TestAuthEmptyToken(t *testing.T) {
 	t.Parallel()
 	for _, tok := range [][]byte{nil, {}} {
-		if _, err := serve.New(serve.Options{Auth: &serve.Auth{Token: tok}}); err == nil || !strings.Contains(err.Error(), "needs a bearer token") {
-			t.Errorf("token %q: New gave %v, want a refusal", tok, err)
+		if err := serve.Run(t.Context(), serve.Options{Auth: &serve.Auth{Token: tok}}); err == nil || !strings.Contains(err.Error(), "needs a bearer token") {
+			t.Errorf("token %q: Run gave %v, want a refusal", tok, err)
 		}
 	}
 }
@@ -156,7 +152,7 @@ func TestIntakeStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			adds := r.spool.Stats().Adds
+			adds := r.stats().Adds
 			series := `kir_alerts_rejected_total{reason="` + tt.reason + `"}`
 			rejected := metric(t, r.URL, series)
 			resp, body := send(t, http.DefaultClient, tt.method, r.URL+tt.path, tt.body, bearer(token))
@@ -170,7 +166,7 @@ func TestIntakeStatus(t *testing.T) {
 			if tt.want == http.StatusAccepted {
 				wantAdds++
 			}
-			if got := r.spool.Stats().Adds; got != wantAdds {
+			if got := r.stats().Adds; got != wantAdds {
 				t.Errorf("spool adds %d → %d, want %d", adds, got, wantAdds)
 			}
 			if tt.reason == "" {
@@ -239,7 +235,7 @@ func TestHMAC(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			adds := r.spool.Stats().Adds
+			adds := r.stats().Adds
 			resp, out := send(t, http.DefaultClient, http.MethodPost, r.URL+"/falco", tt.body, tt.header)
 			if resp.StatusCode != tt.want {
 				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tt.want, out)
@@ -248,7 +244,7 @@ func TestHMAC(t *testing.T) {
 			if tt.want == http.StatusAccepted {
 				wantAdds++
 			}
-			if got := r.spool.Stats().Adds; got != wantAdds {
+			if got := r.stats().Adds; got != wantAdds {
 				t.Errorf("spool adds %d → %d, want %d", adds, got, wantAdds)
 			}
 		})
@@ -312,7 +308,7 @@ func TestTLSClientCert(t *testing.T) {
 			t.Cleanup(ts.Close)
 			for i, c := range tt.clients {
 				t.Run(c.name, func(t *testing.T) {
-					adds := r.spool.Stats().Adds
+					adds := r.stats().Adds
 					tc := &tls.Config{RootCAs: ca.pool, MaxVersion: c.maxVersion}
 					if c.maxVersion != 0 && c.maxVersion < tls.VersionTLS12 {
 						tc.MinVersion = tls.VersionTLS10 // the client would offer it; the server must refuse
@@ -355,7 +351,7 @@ func TestTLSClientCert(t *testing.T) {
 					if c.want == http.StatusAccepted {
 						wantAdds++
 					}
-					if got := r.spool.Stats().Adds; got != wantAdds {
+					if got := r.stats().Adds; got != wantAdds {
 						t.Errorf("spool adds %d → %d, want %d", adds, got, wantAdds)
 					}
 				})
@@ -497,14 +493,14 @@ func TestIntakeSurvivesGarbage(t *testing.T) {
 		[]byte(`{"rule":1e999999,"priority":"Critical"}`),
 		[]byte(`null`), []byte(`"alert"`), []byte(`42`),
 	)
-	adds := r.spool.Stats().Adds
+	adds := r.stats().Adds
 	for i, b := range bodies {
 		resp, out := send(t, http.DefaultClient, http.MethodPost, r.URL+"/falco", b, bearer(token))
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("body %d (%q…): status %d, want 400 (%s)", i, b[:min(len(b), 40)], resp.StatusCode, out)
 		}
 	}
-	if got := r.spool.Stats().Adds; got != adds {
+	if got := r.stats().Adds; got != adds {
 		t.Errorf("%d garbage bodies stored", got-adds)
 	}
 	if got := metric(t, r.URL, `kir_alerts_rejected_total{reason="panic"}`); got != 0 {
@@ -527,7 +523,7 @@ func TestIntakeRecoversPanic(t *testing.T) {
 		}
 		return time.Now()
 	}
-	srv, sp := newServer(t, serve.Options{Auth: &serve.Auth{Token: []byte(token)}, Now: now})
+	srv := newServer(t, serve.Options{Auth: &serve.Auth{Token: []byte(token)}, Now: now})
 	srv.Start(t.Context())
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
@@ -540,7 +536,7 @@ func TestIntakeRecoversPanic(t *testing.T) {
 	if got := metric(t, ts.URL, `kir_alerts_rejected_total{reason="panic"}`); got != 1 {
 		t.Errorf("panics counted: %v, want 1", got)
 	}
-	if n := sp.Stats().Adds; n != 0 {
+	if n := srv.SpoolStats().Adds; n != 0 {
 		t.Errorf("%d alerts stored by the request that panicked", n)
 	}
 	resp, out = send(t, http.DefaultClient, http.MethodPost, ts.URL+"/falco", unrouted(t, "uuid-after-panic"), bearer(token))
@@ -553,7 +549,7 @@ func TestIntakeRecoversPanic(t *testing.T) {
 // resumed what the spool kept, and neither needs credentials.
 func TestHealthReady(t *testing.T) {
 	t.Parallel()
-	srv, _ := newServer(t, serve.Options{Auth: &serve.Auth{Token: []byte(token)}})
+	srv := newServer(t, serve.Options{Auth: &serve.Auth{Token: []byte(token)}})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	get := func(path string) int {
@@ -611,33 +607,21 @@ func TestMetrics(t *testing.T) {
 // newServer is a Server on a fresh state directory, for the tests that
 // set Options newReceiver does not (Now) or must see it before Start.
 // Start it with t.Context(): the cleanup waits for its workers.
-func newServer(t *testing.T, o serve.Options) (*serve.Server, *spool.Spool) {
+func newServer(t *testing.T, o serve.Options) *serve.Server {
 	t.Helper()
 	state := t.TempDir()
-	lib, err := playbooks.NewLibrary(catalog.Registry(), playbooks.Sources{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := journal.Open(filepath.Join(state, "runs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, _, err := spool.Open(filepath.Join(state, "spool"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Routing, o.Library, o.Spool = falco.DefaultConfig(), lib, sp
-	o.Engine = &playbooks.Engine{Actions: catalog.Registry(), Journal: store, Evidence: filepath.Join(state, "evidence"), Version: "test"}
+	o.Routing, o.Library, o.SpoolDir = falco.DefaultConfig(), library(t), filepath.Join(state, "spool")
+	o.Engine = newEngine(t, state)
 	o.Log = slog.New(slog.DiscardHandler)
-	srv, err := serve.New(o)
+	srv, err := serve.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		srv.Wait() // t.Context() is done by now
-		sp.Close()
+		srv.Close()
 	})
-	return srv, sp
+	return srv
 }
 
 // unrouted is a valid Falcosidekick alert that no routing rule acts on (a

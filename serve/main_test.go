@@ -4,70 +4,71 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync/atomic"
+	"slices"
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"kir.dev/kir/action"
-	"kir.dev/kir/cmd/kir/internal/catalog"
-	"kir.dev/kir/cmd/kir/internal/cli"
+	"kir.dev/kir/collect"
+	"kir.dev/kir/contain"
 	"kir.dev/kir/falco"
-	"kir.dev/kir/internal/journal"
 	"kir.dev/kir/internal/kubetest"
 	"kir.dev/kir/internal/spool"
 	"kir.dev/kir/playbooks"
+	"kir.dev/kir/rotate"
 	"kir.dev/kir/serve"
 )
 
 // The real control plane every test of this package shares.
 var cluster *kubetest.Cluster
 
-// asKirEnv makes the test binary run kir's command line, for tests that
-// must kill a real kir serve process.
-const asKirEnv = "KIR_TEST_AS_KIR"
+func TestMain(m *testing.M) { kubetest.Main(m, &cluster, kubetest.Options{}) }
 
-func TestMain(m *testing.M) {
-	if os.Getenv(asKirEnv) == "1" {
-		os.Exit(cli.Run(context.Background(), append([]string{"kir"}, os.Args[1:]...), os.Stdout, os.Stderr))
+// kirActions are the actions the built-in playbooks name: every package's
+// list, as kir's catalog (cmd/kir/internal/catalog) joins them.
+func kirActions(t testing.TB) action.Registry {
+	t.Helper()
+	r, err := action.NewRegistry(slices.Concat(contain.Actions(), collect.Actions(), rotate.Actions())...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	os.Exit(run(m))
+	return r
 }
 
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var err error
-	cluster, err = kubetest.Start(ctx, kubetest.Options{})
+// newEngine is kir's engine on state: its runs and evidence under it.
+func newEngine(t testing.TB, state string) playbooks.Engine {
+	t.Helper()
+	runs, err := playbooks.OpenRuns(filepath.Join(state, "runs"))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting the test control plane: %v\n", err)
-		return 1
+		t.Fatal(err)
 	}
-	defer cluster.Stop()
-	code := m.Run()
-	if code != 0 {
-		fmt.Fprintf(os.Stderr, "control plane logs:\n%s\n", cluster.Logs())
+	return playbooks.Engine{Actions: kirActions(t), Runs: runs, Evidence: filepath.Join(state, "evidence"), Version: "test"}
+}
+
+// library is the built-in playbooks.
+func library(t testing.TB) *playbooks.Library {
+	t.Helper()
+	lib, err := playbooks.NewLibrary(kirActions(t), playbooks.Sources{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return code
+	return lib
 }
 
 const token = "test-token-0123456789abcdef"
 
-var seq atomic.Int64
-
-// world is one test's namespace and node with n Running pods.
+// world is one test's namespace and node with n Running pods of the
+// Deployment web.
 type world struct {
 	ns, node string
 	pods     []corev1.Pod
@@ -75,53 +76,8 @@ type world struct {
 
 func newWorld(t testing.TB, n int) *world {
 	t.Helper()
-	ctx := context.Background()
-	ns, err := cluster.Namespace(ctx, "serve")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{ns: ns, node: fmt.Sprintf("serve-node-%d-%d", os.Getpid()%10000, seq.Add(1))}
-	if _, err := cluster.AddNode(ctx, w.node); err != nil {
-		t.Fatal(err)
-	}
-	if n == 0 {
-		return w
-	}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(int32(n)),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
-				Spec: corev1.PodSpec{
-					NodeSelector: map[string]string{"kubernetes.io/hostname": w.node},
-					Tolerations:  []corev1.Toleration{{Key: action.TaintKey, Operator: corev1.TolerationOpExists}, {Key: "node.kubernetes.io/unschedulable", Operator: corev1.TolerationOpExists}},
-					Containers:   []corev1.Container{{Name: "web", Image: "registry.example/web:1"}},
-				},
-			},
-		},
-	}
-	if _, err := cluster.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	err = kubetest.Eventually(ctx, 60*time.Second, func(ctx context.Context) (bool, error) {
-		list, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		w.pods = w.pods[:0]
-		for _, p := range list.Items {
-			if p.Status.Phase == corev1.PodRunning {
-				w.pods = append(w.pods, p)
-			}
-		}
-		return len(w.pods) == n, nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for %d pods: %v", n, err)
-	}
-	return w
+	f := cluster.NewFixture(t, "serve", int32(n))
+	return &world{ns: f.Namespace, node: f.Node, pods: f.Pods}
 }
 
 // alert is a real Falcosidekick payload (testdata/falco) about pod.
@@ -148,11 +104,9 @@ func alert(t testing.TB, ns, pod, uuid string) []byte {
 // receiver is a kir serve in this process, on httptest.
 type receiver struct {
 	*httptest.Server
-	srv    *serve.Server
-	state  string
-	engine *playbooks.Engine
-	stop   context.CancelFunc
-	spool  *spool.Spool
+	srv   *serve.Server
+	state string
+	stop  context.CancelFunc
 }
 
 type receiverOpts struct {
@@ -176,27 +130,14 @@ func newReceiver(t testing.TB, o receiverOpts) *receiver {
 	if o.routing == nil {
 		o.routing = falco.DefaultConfig()
 	}
-	lib, err := playbooks.NewLibrary(catalog.Registry(), playbooks.Sources{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := journal.Open(filepath.Join(o.state, "runs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := &playbooks.Engine{Actions: catalog.Registry(), Journal: store, Evidence: filepath.Join(o.state, "evidence"), Version: "test"}
-	sp, pending, err := spool.Open(filepath.Join(o.state, "spool"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var claims *serve.Claims
 	if o.claims {
 		claims = &serve.Claims{Client: cluster.Client, Namespace: "default", Identity: o.identity, Duration: 3 * time.Second, Now: time.Now}
 	}
-	srv, err := serve.New(serve.Options{
-		Auth: o.auth, Routing: o.routing, Library: lib, Engine: eng,
-		Env:   action.Env{Kube: cluster.Client, Actor: "kubetest-admin", Version: "test", Cluster: cluster.Config.Host},
-		Spool: sp, Pending: pending, Claims: claims, Workers: o.workers, Queue: o.queue,
+	srv, err := serve.NewServer(serve.Options{
+		Auth: o.auth, Routing: o.routing, Library: library(t), Engine: newEngine(t, o.state),
+		Env:      action.Env{Kube: cluster.Client, Actor: "kubetest-admin", Version: "test", Cluster: cluster.Config.Host},
+		SpoolDir: filepath.Join(o.state, "spool"), Claims: claims, Workers: o.workers, Queue: o.queue,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -204,7 +145,7 @@ func newReceiver(t testing.TB, o receiverOpts) *receiver {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv.Start(ctx)
-	r := &receiver{Server: httptest.NewServer(srv.Handler()), srv: srv, state: o.state, engine: eng, stop: cancel, spool: sp}
+	r := &receiver{Server: httptest.NewServer(srv.Handler()), srv: srv, state: o.state, stop: cancel}
 	t.Cleanup(r.close)
 	return r
 }
@@ -213,8 +154,11 @@ func (r *receiver) close() {
 	r.Server.Close()
 	r.stop()
 	r.srv.Wait()
-	r.spool.Close()
+	r.srv.Close()
 }
+
+// stats are the counts of the receiver's spool.
+func (r *receiver) stats() spool.Stats { return r.srv.SpoolStats() }
 
 // post sends an alert with the token and returns the status and body.
 func (r *receiver) post(t testing.TB, body []byte) (int, string) {
@@ -269,14 +213,10 @@ func quarantineEvents(t testing.TB, pod corev1.Pod) int {
 	return len(list.Items)
 }
 
-// runs lists the runs a receiver's state holds.
+// runsIn lists the runs a receiver's state holds.
 func runsIn(t testing.TB, state string) []*playbooks.Run {
 	t.Helper()
-	store, err := journal.Open(filepath.Join(state, "runs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := &playbooks.Engine{Actions: catalog.Registry(), Journal: store}
+	eng := newEngine(t, state)
 	runs, err := eng.List()
 	if err != nil {
 		t.Fatal(err)

@@ -12,12 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"kir.dev/kir/internal/kubetest"
 	"kir.dev/kir/playbooks"
 )
 
-// kirBinary, when set, is the kir binary startServe runs instead of the
-// test binary as kir: benchmarks that measure the process (its RSS) use
-// the real one.
+// kirBinary, when set, is the kir binary startServe runs instead of
+// kubetest.KirBinary's: benchmarks that measure the process (its RSS) use
+// the one make build makes.
 var kirBinary string
 
 // buildKir builds cmd/kir once into a temporary directory, with make build,
@@ -35,7 +36,7 @@ func buildKir(b *testing.B) {
 	kirBinary = out
 }
 
-// serveProc is a real `kir serve` process: the test binary run as kir, or
+// serveProc is a real `kir serve` process: kubetest.KirBinary's kir, or
 // kirBinary.
 type serveProc struct {
 	cmd  *exec.Cmd
@@ -65,13 +66,14 @@ func startServe(t testing.TB, state, identity string, extra ...string) *servePro
 	defer logFile.Close()
 	args := append([]string{"serve", "--listen", addr, "--token-file", tokenFile, "--state-dir", state,
 		"--kubeconfig", cluster.Kubeconfig, "--identity", identity, "--lease-namespace", "default", "--lease-duration", "3s"}, extra...)
-	bin, env := os.Args[0], append(os.Environ(), asKirEnv+"=1")
-	if kirBinary != "" {
-		bin = kirBinary
+	bin := kirBinary
+	if bin == "" {
+		bin = kubetest.KirBinary(t)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// kir serve dies with the test binary, even one killed by a timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

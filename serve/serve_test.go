@@ -39,7 +39,7 @@ func TestAlertContainsPod(t *testing.T) {
 		t.Fatalf("second POST: %d %s", code, body)
 	}
 	// Let the duplicate be handled, then count.
-	waitFor(t, 10*time.Second, func() bool { return r.spool.Stats().Pending == 0 })
+	waitFor(t, 10*time.Second, func() bool { return r.stats().Pending == 0 })
 	runs := runsIn(t, r.state)
 	if len(runs) != 1 || runs[0].Status != playbooks.RunSucceeded || runs[0].Playbook != "contain-pod" {
 		t.Fatalf("runs %+v, want one succeeded contain-pod", runs)
@@ -67,7 +67,7 @@ func TestUnroutedAlert(t *testing.T) {
 	if code != 202 || !strings.Contains(out, `"matches":[]`) {
 		t.Fatalf("POST: %d %s", code, out)
 	}
-	waitFor(t, 5*time.Second, func() bool { return r.spool.Stats().Pending == 0 })
+	waitFor(t, 5*time.Second, func() bool { return r.stats().Pending == 0 })
 	if runs := runsIn(t, r.state); len(runs) != 0 {
 		t.Errorf("a Notice alert ran %d playbooks", len(runs))
 	}
@@ -95,7 +95,7 @@ func TestTwoReplicasOneContainment(t *testing.T) {
 		}
 	}
 	waitIsolated(t, pod, 10*time.Second)
-	waitFor(t, 20*time.Second, func() bool { return a.spool.Stats().Pending == 0 && b.spool.Stats().Pending == 0 })
+	waitFor(t, 20*time.Second, func() bool { return a.stats().Pending == 0 && b.stats().Pending == 0 })
 	ra, rb := runsIn(t, a.state), runsIn(t, b.state)
 	if len(ra)+len(rb) != 1 {
 		t.Errorf("replica a ran %d, replica b %d playbooks; want 1 in all", len(ra), len(rb))

@@ -13,7 +13,7 @@ import (
 // Evidence collection waits while a run holds a worker (isolating), an
 // alert waits in the queue or has just come in; other steps never wait.
 func TestCollectionYields(t *testing.T) {
-	s := &Server{workers: make(chan struct{}, 1)}
+	s := &server{workers: make(chan struct{}, 1)}
 	gate := s.collectGate(2)
 	ctx := context.Background()
 
