@@ -2,7 +2,6 @@ package falco
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"unicode"
 )
@@ -59,17 +58,6 @@ func parseTemplate(s string) (template, error) {
 		t = append(t, segment{text: text.String()})
 	}
 	return t, nil
-}
-
-// refs returns the fields t refers to, in order, each once.
-func (t template) refs() []string {
-	var out []string
-	for _, s := range t {
-		if s.ref != "" && !slices.Contains(out, s.ref) {
-			out = append(out, s.ref)
-		}
-	}
-	return out
 }
 
 // checkFieldName accepts what Falco field names look like, such as
