@@ -58,11 +58,11 @@ func release(t *testing.T, env action.Env, p contain.ReleaseParams) contain.Rele
 func TestIsolateSelectsOnlyTheTargetPod(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 3)
-	target := f.pods[0]
-	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Name: target.Name})
+	target := f.Pods[0]
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.Namespace, Name: target.Name})
 	cordon(t, f.env(), out.Nodes...)
 
-	got := f.pod(t, target.Name)
+	got := f.Pod(t, target.Name)
 	pols := selectingPolicies(t, got)
 	if len(pols) != 1 {
 		t.Fatalf("target pod is selected by %d policies, want exactly kir's", len(pols))
@@ -93,78 +93,35 @@ func TestIsolateSelectsOnlyTheTargetPod(t *testing.T) {
 	}
 
 	// The siblings keep serving: no kir policy selects them.
-	for _, sib := range f.pods[1:] {
-		for _, p := range selectingPolicies(t, f.pod(t, sib.Name)) {
+	for _, sib := range f.Pods[1:] {
+		for _, p := range selectingPolicies(t, f.Pod(t, sib.Name)) {
 			if p.Labels[action.LabelManagedBy] == action.ManagedByKir {
 				t.Errorf("sibling %s is selected by kir policy %s", sib.Name, p.Name)
 			}
 		}
 	}
 
-	node := f.getNode(t)
+	node := f.GetNode(t)
 	if !node.Spec.Unschedulable || !hasQuarantineTaint(node) {
 		t.Errorf("node unschedulable=%v taints=%v, want cordoned and tainted", node.Spec.Unschedulable, node.Spec.Taints)
 	}
 	if node.Annotations[action.AnnotationCordoned] != "true" {
 		t.Errorf("node annotations = %v, want kir's cordon recorded", node.Annotations)
 	}
-	events, err := cluster.Client.CoreV1().Events(f.ns).List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + target.Name + ",reason=Quarantined"})
+	events, err := cluster.Client.CoreV1().Events(f.Namespace).List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + target.Name + ",reason=Quarantined"})
 	if err != nil || len(events.Items) != 1 {
 		t.Errorf("Quarantined events on the pod: %d (err %v), want 1", len(events.Items), err)
 	}
 }
 
-// state is what containment may change, for comparing before and after.
-type state struct {
-	Labels, Annotations map[string]string
-	Policies            []string
-	PolicyVersions      []string
-	Unschedulable       bool
-	Taints              []corev1.Taint
-	NodeAnnotations     map[string]string
-}
-
-func snapshot(t *testing.T, f *fixture, pod string) state {
-	t.Helper()
-	p := f.pod(t, pod)
-	n := f.getNode(t)
-	s := state{Labels: p.Labels, Annotations: p.Annotations, Unschedulable: n.Spec.Unschedulable, NodeAnnotations: kirOnly(n.Annotations)}
-	for _, t := range n.Spec.Taints {
-		// The node lifecycle controller mirrors spec.unschedulable into a
-		// node.kubernetes.io/unschedulable taint, asynchronously: not kir's.
-		if !strings.HasPrefix(t.Key, "node.kubernetes.io/") {
-			s.Taints = append(s.Taints, t)
-		}
-	}
-	list, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).List(t.Context(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, pol := range list.Items {
-		s.Policies = append(s.Policies, pol.Name)
-		s.PolicyVersions = append(s.PolicyVersions, pol.ResourceVersion)
-	}
-	return s
-}
-
-func kirOnly(m map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range m {
-		if len(k) > len(action.AnnotationPrefix) && k[:len(action.AnnotationPrefix)] == action.AnnotationPrefix {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 func TestContainTwiceGivesTheSameState(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 2)
-	target := f.pods[0].Name
-	p := contain.IsolateParams{Namespace: f.ns, Name: target, Detach: true}
+	target := f.Pods[0].Name
+	p := contain.IsolateParams{Namespace: f.Namespace, Name: target, Detach: true}
 	_, out := isolate(t, f.env(), p)
 	cordon(t, f.env(), out.Nodes...)
-	first := snapshot(t, f, target)
+	first := f.Snapshot(t, target)
 
 	later := f.env()
 	later.Now = func() time.Time { return time.Now().Add(time.Hour) } // a rerun must not rewrite the record
@@ -177,7 +134,7 @@ func TestContainTwiceGivesTheSameState(t *testing.T) {
 	if !out2.Pods[0].AlreadyContained {
 		t.Errorf("second run did not see the pod as contained: %+v", out2.Pods[0])
 	}
-	if diff := cmp.Diff(first, snapshot(t, f, target)); diff != "" {
+	if diff := cmp.Diff(first, f.Snapshot(t, target)); diff != "" {
 		t.Errorf("state after containing twice differs (-once +twice):\n%s", diff)
 	}
 }
@@ -185,15 +142,15 @@ func TestContainTwiceGivesTheSameState(t *testing.T) {
 func TestDryRunServerPersistsNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 2)
-	target := f.pods[0].Name
-	before := snapshot(t, f, target)
+	target := f.Pods[0].Name
+	before := f.Snapshot(t, target)
 	env := f.env()
 	env.DryRun = action.DryRunServer
-	res, out := isolate(t, env, contain.IsolateParams{Namespace: f.ns, Name: target, Detach: true})
+	res, out := isolate(t, env, contain.IsolateParams{Namespace: f.Namespace, Name: target, Detach: true})
 	if _, err := contain.Cordon(t.Context(), env, contain.CordonParams{Nodes: out.Nodes}); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(before, snapshot(t, f, target)); diff != "" {
+	if diff := cmp.Diff(before, f.Snapshot(t, target)); diff != "" {
 		t.Errorf("server dry run changed the cluster (-before +after):\n%s", diff)
 	}
 	// The server validated and returned the exact objects.
@@ -206,10 +163,10 @@ func TestDryRunServerPersistsNothing(t *testing.T) {
 			t.Errorf("write %s %s/%s not accepted by the server: %s", w.Verb, w.Kind, w.Name, w.Error)
 		}
 	}
-	if policy == nil || policy.Name != action.PolicyName(string(f.pods[0].UID)) || policy.UID == "" {
+	if policy == nil || policy.Name != action.PolicyName(string(f.Pods[0].UID)) || policy.UID == "" {
 		t.Errorf("server dry run did not return the policy the server would store: %+v", policy)
 	}
-	events, err := cluster.Client.CoreV1().Events(f.ns).List(t.Context(), metav1.ListOptions{FieldSelector: "reason=Quarantined"})
+	events, err := cluster.Client.CoreV1().Events(f.Namespace).List(t.Context(), metav1.ListOptions{FieldSelector: "reason=Quarantined"})
 	if err != nil || len(events.Items) != 0 {
 		t.Errorf("server dry run stored %d events (err %v)", len(events.Items), err)
 	}
@@ -218,16 +175,16 @@ func TestDryRunServerPersistsNothing(t *testing.T) {
 func TestReleaseRestoresLabelsAndAnnotationsExactly(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 2)
-	target := f.pods[0].Name
-	before := snapshot(t, f, target)
-	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Name: target, AllowDNS: true})
+	target := f.Pods[0].Name
+	before := f.Snapshot(t, target)
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.Namespace, Name: target, AllowDNS: true})
 	cordon(t, f.env(), out.Nodes...)
 
-	rel := release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: target})
+	rel := release(t, f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: target})
 	if rel.Pods[0].NotContained {
 		t.Fatal("release did not see the pod as contained")
 	}
-	if diff := cmp.Diff(before, snapshot(t, f, target)); diff != "" {
+	if diff := cmp.Diff(before, f.Snapshot(t, target)); diff != "" {
 		t.Errorf("release did not restore the prior state (-before +after):\n%s", diff)
 	}
 }
@@ -236,19 +193,19 @@ func TestReleaseLeavesAnAdminCordonInPlace(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 1)
 	ctx := t.Context()
-	n := f.getNode(t)
+	n := f.GetNode(t)
 	n.Spec.Unschedulable = true // an admin cordoned it before the incident
 	if _, err := cluster.Client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	target := f.pods[0].Name
-	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Name: target})
+	target := f.Pods[0].Name
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.Namespace, Name: target})
 	cordon(t, f.env(), out.Nodes...)
-	if n := f.getNode(t); !hasQuarantineTaint(n) || n.Annotations[action.AnnotationCordoned] == "true" {
+	if n := f.GetNode(t); !hasQuarantineTaint(n) || n.Annotations[action.AnnotationCordoned] == "true" {
 		t.Fatalf("node after contain: taints %v annotations %v; want tainted and not recorded as cordoned by kir", n.Spec.Taints, n.Annotations)
 	}
-	release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: target})
-	n = f.getNode(t)
+	release(t, f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: target})
+	n = f.GetNode(t)
 	if !n.Spec.Unschedulable {
 		t.Error("release uncordoned a node an admin had cordoned")
 	}
@@ -260,19 +217,19 @@ func TestReleaseLeavesAnAdminCordonInPlace(t *testing.T) {
 func TestNodeStaysQuarantinedWhileAContainedPodRemains(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 2)
-	a, b := f.pods[0].Name, f.pods[1].Name
-	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Selector: "app=web"})
+	a, b := f.Pods[0].Name, f.Pods[1].Name
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.Namespace, Selector: "app=web"})
 	if len(out.Pods) != 2 {
 		t.Fatalf("selector isolated %d pods, want 2", len(out.Pods))
 	}
 	cordon(t, f.env(), out.Nodes...)
 
-	release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: a})
-	if n := f.getNode(t); !n.Spec.Unschedulable || !hasQuarantineTaint(n) {
+	release(t, f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: a})
+	if n := f.GetNode(t); !n.Spec.Unschedulable || !hasQuarantineTaint(n) {
 		t.Errorf("node released while pod %s is still contained", b)
 	}
-	release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: b})
-	if n := f.getNode(t); n.Spec.Unschedulable || hasQuarantineTaint(n) {
+	release(t, f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: b})
+	if n := f.GetNode(t); n.Spec.Unschedulable || hasQuarantineTaint(n) {
 		t.Errorf("node still quarantined after its last contained pod was released: %v %v", n.Spec.Unschedulable, n.Spec.Taints)
 	}
 }
@@ -280,7 +237,7 @@ func TestNodeStaysQuarantinedWhileAContainedPodRemains(t *testing.T) {
 func TestReleaseOfAPodNeverContainedChangesNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 1)
-	res, err := contain.Release(t.Context(), f.env(), contain.ReleaseParams{Namespace: f.ns, Name: f.pods[0].Name})
+	res, err := contain.Release(t.Context(), f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: f.Pods[0].Name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,21 +252,21 @@ func TestDetachStartsAReplacementAndReattachRestores(t *testing.T) {
 	f := newFixture(t, 3)
 	ctx := t.Context()
 	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: f.ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: f.Namespace},
 		Spec:       corev1.ServiceSpec{Selector: map[string]string{"tier": "frontend"}, Ports: []corev1.ServicePort{{Port: 80}}},
 	}
-	if _, err := cluster.Client.CoreV1().Services(f.ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+	if _, err := cluster.Client.CoreV1().Services(f.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	target := f.pods[0]
-	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Name: target.Name, Detach: true})
+	target := f.Pods[0]
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.Namespace, Name: target.Name, Detach: true})
 	removed := out.Pods[0].DetachedLabels
 	for _, k := range []string{"app", "pod-template-hash", "tier"} {
 		if _, ok := removed[k]; !ok {
 			t.Errorf("detach did not remove selector label %q; removed %v", k, removed)
 		}
 	}
-	got := f.pod(t, target.Name)
+	got := f.Pod(t, target.Name)
 	for k := range removed {
 		if _, ok := got.Labels[k]; ok {
 			t.Errorf("pod still has label %q", k)
@@ -321,27 +278,27 @@ func TestDetachStartsAReplacementAndReattachRestores(t *testing.T) {
 	}
 	// The real ReplicaSet controller releases the pod and starts a clean
 	// replacement, while the detached pod stays alive and isolated.
-	f.waitPods(t, "app=web", 3)
+	f.WaitPods(t, "app=web", 3)
 	if err := kubetest.Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
-		p, err := cluster.Client.CoreV1().Pods(f.ns).Get(ctx, target.Name, metav1.GetOptions{})
+		p, err := cluster.Client.CoreV1().Pods(f.Namespace).Get(ctx, target.Name, metav1.GetOptions{})
 		return err == nil && metav1.GetControllerOf(p) == nil && p.DeletionTimestamp == nil, err
 	}); err != nil {
 		t.Fatalf("the ReplicaSet did not release the detached pod: %v", err)
 	}
-	if pols := selectingPolicies(t, f.pod(t, target.Name)); len(pols) != 1 {
+	if pols := selectingPolicies(t, f.Pod(t, target.Name)); len(pols) != 1 {
 		t.Errorf("detached pod selected by %d policies, want kir's only", len(pols))
 	}
 
 	// Release without --reattach keeps it detached; with it, labels return.
-	rel := release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: target.Name})
+	rel := release(t, f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: target.Name})
 	if !maps.Equal(rel.Pods[0].StillDetached, removed) {
 		t.Errorf("release reported still detached %v, want %v", rel.Pods[0].StillDetached, removed)
 	}
-	if p := f.pod(t, target.Name); p.Labels["app"] != "" || p.Labels[action.LabelQuarantine] != "" {
+	if p := f.Pod(t, target.Name); p.Labels["app"] != "" || p.Labels[action.LabelQuarantine] != "" {
 		t.Errorf("after release without --reattach, labels = %v", p.Labels)
 	}
-	release(t, f.env(), contain.ReleaseParams{Namespace: f.ns, Name: target.Name, Reattach: true})
-	p := f.pod(t, target.Name)
+	release(t, f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: target.Name, Reattach: true})
+	p := f.Pod(t, target.Name)
 	if diff := cmp.Diff(target.Labels, p.Labels); diff != "" {
 		t.Errorf("labels after --reattach (-original +now):\n%s", diff)
 	}
@@ -382,11 +339,11 @@ func TestPolicyListFailureIsAWarning(t *testing.T) {
 	f := newFixture(t, 1)
 	env := f.env()
 	env.Kube = failingPolicyList{cluster.Client}
-	res, out := isolate(t, env, contain.IsolateParams{Namespace: f.ns, Name: f.pods[0].Name})
-	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{}); err != nil {
+	res, out := isolate(t, env, contain.IsolateParams{Namespace: f.Namespace, Name: f.Pods[0].Name})
+	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.Namespace).Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{}); err != nil {
 		t.Errorf("quarantine policy not stored: %v", err)
 	}
-	if p := f.pod(t, f.pods[0].Name); p.Labels[action.LabelQuarantine] != out.Pods[0].Quarantine {
+	if p := f.Pod(t, f.Pods[0].Name); p.Labels[action.LabelQuarantine] != out.Pods[0].Quarantine {
 		t.Errorf("pod not labelled: %v", p.Labels)
 	}
 	if !slices.ContainsFunc(res.Warnings, func(w string) bool { return containsAll(w, "could not check", "injected list failure") }) {
@@ -398,17 +355,17 @@ func TestWeakeningPoliciesAreReported(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 1)
 	allow := &networkingv1.NetworkPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "allow-web", Namespace: f.ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "allow-web", Namespace: f.Namespace},
 		Spec: networkingv1.NetworkPolicySpec{
 			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
 			Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 		},
 	}
-	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).Create(t.Context(), allow, metav1.CreateOptions{}); err != nil {
+	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.Namespace).Create(t.Context(), allow, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	res, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.ns, Name: f.pods[0].Name})
+	res, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.Namespace, Name: f.Pods[0].Name})
 	if diff := cmp.Diff([]contain.Weakener{{Name: "allow-web", Allows: []string{"Ingress"}}}, out.Pods[0].OtherPolicies); diff != "" {
 		t.Errorf("other policies (-want +got):\n%s", diff)
 	}

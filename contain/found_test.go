@@ -44,19 +44,19 @@ func TestIsolateStartsFromTheFoundPod(t *testing.T) {
 	env := f.env()
 	env.Kube = noPodGet{cluster.Client}
 	env.Found = &action.Found{}
-	env.Found.AddPod(f.pod(t, f.pods[0].Name))
-	_, out := isolate(t, env, contain.IsolateParams{Namespace: f.ns, Name: f.pods[0].Name})
-	p := f.pod(t, f.pods[0].Name)
+	env.Found.AddPod(f.Pod(t, f.Pods[0].Name))
+	_, out := isolate(t, env, contain.IsolateParams{Namespace: f.Namespace, Name: f.Pods[0].Name})
+	p := f.Pod(t, f.Pods[0].Name)
 	if p.Labels[action.LabelQuarantine] != out.Pods[0].Quarantine || out.Pods[0].UID != string(p.UID) {
 		t.Errorf("pod %s not isolated from its found read: labels %v, outcome %+v", p.Name, p.Labels, out.Pods[0])
 	}
-	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{}); err != nil {
+	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.Namespace).Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{}); err != nil {
 		t.Errorf("quarantine policy not stored: %v", err)
 	}
 
 	// Without a found pod, the pod is read (and here, that fails).
 	env.Found = &action.Found{}
-	if _, err := contain.Isolate(t.Context(), env, contain.IsolateParams{Namespace: f.ns, Name: f.pods[0].Name}); err == nil {
+	if _, err := contain.Isolate(t.Context(), env, contain.IsolateParams{Namespace: f.Namespace, Name: f.Pods[0].Name}); err == nil {
 		t.Error("Isolate did not read a pod the run had not found")
 	}
 }
@@ -66,15 +66,15 @@ func TestIsolateStartsFromTheFoundPod(t *testing.T) {
 func TestIsolateNeverLabelsAPodThatTookTheFoundOnesName(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 1)
-	stale := f.pod(t, f.pods[0].Name)
+	stale := f.Pod(t, f.Pods[0].Name)
 	stale.UID = types.UID("00000000-0000-0000-0000-000000000001") // the pod that was found, since deleted
 	env := f.env()
 	env.Found = &action.Found{}
 	env.Found.AddPod(stale)
-	if _, err := contain.Isolate(t.Context(), env, contain.IsolateParams{Namespace: f.ns, Name: stale.Name}); err == nil {
+	if _, err := contain.Isolate(t.Context(), env, contain.IsolateParams{Namespace: f.Namespace, Name: stale.Name}); err == nil {
 		t.Fatal("Isolate of a replaced pod succeeded")
 	}
-	if p := f.pod(t, stale.Name); p.Labels[action.LabelQuarantine] != "" {
+	if p := f.Pod(t, stale.Name); p.Labels[action.LabelQuarantine] != "" {
 		t.Errorf("the pod that took the name was labelled: %v", p.Labels)
 	}
 }
@@ -84,9 +84,9 @@ func TestIsolateNeverLabelsAPodThatTookTheFoundOnesName(t *testing.T) {
 func TestContainAgainRestoresAWeakenedPolicy(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 1)
-	p := contain.IsolateParams{Namespace: f.ns, Name: f.pods[0].Name}
+	p := contain.IsolateParams{Namespace: f.Namespace, Name: f.Pods[0].Name}
 	_, out := isolate(t, f.env(), p)
-	policies := cluster.Client.NetworkingV1().NetworkPolicies(f.ns)
+	policies := cluster.Client.NetworkingV1().NetworkPolicies(f.Namespace)
 	pol, err := policies.Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -40,9 +40,24 @@ type Options struct {
 	NoScheduler bool
 	// APIServerFlags are appended to kube-apiserver's command line.
 	APIServerFlags []string
-	// ExtraKwokConfig are YAML documents (a ClusterLogs, a custom Stage, …)
-	// appended to kwok's configuration after its default stages.
+	// ExtraKwokConfig are YAML documents (a custom Stage, …) appended to
+	// kwok's configuration after its default stages.
 	ExtraKwokConfig [][]byte
+	// ImageIDs adds kir's image-ID stages (ImageIDStages): pods annotated
+	// with ImageIDAnnotation get that image ID in their container statuses.
+	ImageIDs bool
+	// PodLogs are what kwok serves as container logs, the first entry
+	// whose Containers names the container (or that names none) winning.
+	// Without them pods/log answers an error.
+	PodLogs []PodLogs
+	// AuditLog makes the API server write an audit log (level Metadata,
+	// JSON lines) to Cluster.AuditLog.
+	AuditLog bool
+	// Setup, when set, is called by Start once the cluster is ready, for
+	// what a package's tests share beside it (a client, a registry); an
+	// error fails Start. The function it returns (nil: none) is called by
+	// Stop before the processes stop.
+	Setup func(ctx context.Context, c *Cluster) (cleanup func(), err error)
 	// Log receives the output of every process, each line prefixed with
 	// the process name. Nil keeps it to the files in Dir only.
 	Log io.Writer
@@ -59,8 +74,11 @@ type Cluster struct {
 	Kubeconfig string
 	// Dir holds the logs (<process>.log), certificates and data.
 	Dir string
+	// AuditLog is the API server's audit log when Options.AuditLog is set.
+	AuditLog string
 
 	noControllerManager bool
+	cleanup             func() // from Options.Setup
 	launcher            *launcher
 	procs               []*process
 	stopOnce            sync.Once
@@ -152,7 +170,13 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := run(etcdName, etcdArgs(dir, p)); err != nil {
 		return nil, err
 	}
-	if err := run(apiserverName, apiserverArgs(p, k, opts.APIServerFlags)); err != nil {
+	flags := opts.APIServerFlags
+	if opts.AuditLog {
+		if flags, err = c.auditFlags(flags); err != nil {
+			return nil, err
+		}
+	}
+	if err := run(apiserverName, apiserverArgs(p, k, flags)); err != nil {
 		return nil, err
 	}
 	if err := c.waitHealthy(ctx, apiserverName, apiserverTimeout, func(ctx context.Context) error {
@@ -168,7 +192,11 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	checks := map[string]int{kwokName: p.kwok}
 
 	kwokConf := filepath.Join(dir, "kwok.yaml")
-	conf, err := kwokConfig(opts.ExtraKwokConfig)
+	extra, err := extraKwokConfig(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	conf, err := kwokConfig(extra)
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +227,11 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return httpGetOK(ctx, health, localURL("https", port)+"/healthz")
 		}); err != nil {
 			return nil, err
+		}
+	}
+	if opts.Setup != nil {
+		if c.cleanup, err = opts.Setup(ctx, c); err != nil {
+			return nil, fmt.Errorf("setting up beside the cluster: %w", err)
 		}
 	}
 	return c, nil
@@ -258,6 +291,9 @@ func httpGetOK(ctx context.Context, client *http.Client, url string) error {
 // removes Dir unless KIR_TEST_KEEP=1. Calling it again does nothing.
 func (c *Cluster) Stop() {
 	c.stopOnce.Do(func() {
+		if c.cleanup != nil {
+			c.cleanup()
+		}
 		// etcd last: an apiserver that loses etcd first is slow to stop.
 		var etcd, others []*process
 		for _, p := range c.procs {

@@ -3,23 +3,47 @@
 // kwok, which turns annotated Nodes into fake kubelets so that scheduled pods
 // become Running without any container runtime.
 //
-// A package that tests against the cluster starts one in TestMain:
+// # One control plane per test package
 //
-//	func TestMain(m *testing.M) {
-//		ctx := context.Background()
-//		c, err := kubetest.Start(ctx, kubetest.Options{})
-//		if err != nil {
-//			fmt.Fprintln(os.Stderr, err)
-//			os.Exit(1)
-//		}
-//		cluster = c
-//		code := m.Run()
-//		c.Stop()
-//		os.Exit(code)
-//	}
+// A package whose tests need the cluster shares one, and its TestMain is
+// Main, which starts it, runs the tests, prints the control plane's logs if
+// any failed, stops it and exits:
 //
-// and gives every test its own namespace (Cluster.Namespace) and, when it
-// needs pods to run, its own node (Cluster.AddNode).
+//	var cluster *kubetest.Cluster
+//
+//	func TestMain(m *testing.M) { kubetest.Main(m, &cluster, kubetest.Options{}) }
+//
+// A package whose tests need the cluster only sometimes (kir's command
+// line: evidence commands and Vault rotations run without one) starts it
+// with the first test that asks, through a Shared:
+//
+//	var controlPlane = kubetest.Shared{Options: kubetest.Options{…}}
+//
+//	func TestMain(m *testing.M) { controlPlane.Main(m) }
+//
+//	func TestX(t *testing.T) { c := controlPlane.Get(t); … }
+//
+// What a package's tests share besides the cluster is declared in Options
+// rather than set up around Main: kwok's extra stages (ImageIDs), the logs
+// its pods serve (PodLogs), an audit log (AuditLog), and Setup for
+// anything else (a client, a registry), whose cleanup Stop runs.
+//
+// Every test gets its own namespace and kwok node from NewFixture, with a
+// Deployment of N pods pinned to that node and Running: the world most
+// tests start from (Fixture.Deploy adds more).
+//
+// # kir as a process
+//
+// Tests of kir's command line run kir as a real process: KirBinary builds
+// it once per test process (with the kirtest tag, whose hook kills kir
+// after a given journal record: KIR_TEST_KILL_AFTER), and Kir runs it with
+// a kubeconfig, a state directory and environment of the test's, returning
+// its exit code and output, or starts a long-running one (kir serve) for
+// tests that kill it. Runs share no process state, so such tests stay
+// parallel.
+//
+// Main also stops the Vault of SharedVault and removes KirBinary's kir,
+// when tests used them.
 //
 // The binaries are built once by tools/build.sh (make testbin). A missing
 // binary is an error, never a skip: a test that cannot reach its cluster

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -24,7 +22,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/ptr"
 )
 
 // cluster is the cluster the tests of this package share; each test works
@@ -47,57 +44,13 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "1" {
 		os.Exit(helper())
 	}
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	flag.Parse()
-	ctx := context.Background()
-	logDir, err := os.MkdirTemp("", "kubetest-logs-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(logDir)
-	logFile := filepath.Join(logDir, "pod.log")
-	line := "2026-01-02T03:04:05.000000000Z stdout F " + podLog + "\n"
-	if err := os.WriteFile(logFile, []byte(line), 0o600); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	previousFile := filepath.Join(logDir, "pod.previous.log")
-	line = "2026-01-02T03:00:00.000000000Z stderr F " + previousPodLog + "\n"
-	if err := os.WriteFile(previousFile, []byte(line), 0o600); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	clusterLogs := fmt.Appendf(nil, `apiVersion: kwok.x-k8s.io/v1alpha1
-kind: ClusterLogs
-metadata:
-  name: all-pods
-spec:
-  logs:
-  - logsFile: %q
-    previousLogsFile: %q
-`, logFile, previousFile)
-	imageIDStages, err := ImageIDStages()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-
-	start := time.Now()
-	c, err := Start(ctx, Options{ExtraKwokConfig: append(imageIDStages, clusterLogs)})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the test cluster:", err)
-		return 1
-	}
-	defer c.Stop()
-	if testing.Verbose() {
-		fmt.Fprintf(os.Stderr, "kubetest: cluster started in %s\n", time.Since(start).Round(time.Millisecond))
-	}
-	cluster = c
-	return m.Run()
+	Main(m, &cluster, Options{
+		ImageIDs: true,
+		PodLogs: []PodLogs{{
+			Log:      "2026-01-02T03:04:05.000000000Z stdout F " + podLog + "\n",
+			Previous: "2026-01-02T03:00:00.000000000Z stderr F " + previousPodLog + "\n",
+		}},
+	})
 }
 
 // helperReport is what the helper process prints.
@@ -123,48 +76,18 @@ func helper() int {
 func TestDeploymentRunsOnKwokNode(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	ns := namespace(t, "deploy")
-	node, err := cluster.AddNode(ctx, ns+"-node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	labels := map[string]string{"app": "web"}
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](3),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					NodeSelector: map[string]string{"kubernetes.io/hostname": node.Name},
-					Containers:   []corev1.Container{{Name: "web", Image: "registry.k8s.io/pause:3.10"}},
-				},
-			},
-		},
-	}
-	if _, err := cluster.Client.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var running int
-	err = Eventually(ctx, time.Minute, func(ctx context.Context) (bool, error) {
-		pods, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-		if err != nil {
-			return false, err
+	f := cluster.NewFixture(t, "deploy", 3)
+	running := 0
+	for _, p := range f.Pods {
+		if p.Status.Phase == corev1.PodRunning && p.Spec.NodeName == f.Node && p.Status.PodIP != "" {
+			running++
 		}
-		running = 0
-		for _, p := range pods.Items {
-			if p.Status.Phase == corev1.PodRunning && p.Spec.NodeName == node.Name && p.Status.PodIP != "" {
-				running++
-			}
-		}
-		return running == 3 && len(pods.Items) == 3, nil
-	})
-	if err != nil {
-		t.Fatalf("want 3 running pods on %s, got %d: %v\n%s", node.Name, running, err, cluster.Logs())
 	}
-	err = Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
-		d, err := cluster.Client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if running != 3 {
+		t.Fatalf("want 3 running pods on %s, got %d: %+v\n%s", f.Node, running, f.Pods, cluster.Logs())
+	}
+	err := Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		d, err := cluster.Client.AppsV1().Deployments(f.Namespace).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}

@@ -7,8 +7,39 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
+	"testing"
 	"time"
 )
+
+var sharedVault struct {
+	once sync.Once
+	v    *Vault
+	err  error
+}
+
+// SharedVault returns the Vault server this test process shares, started
+// by the first test that asks for it; Main stops it. Tests give their
+// secrets paths of their own.
+func SharedVault(t testing.TB) *Vault {
+	t.Helper()
+	sharedVault.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		sharedVault.v, sharedVault.err = StartVault(ctx)
+	})
+	if sharedVault.err != nil {
+		t.Fatalf("starting Vault: %v", sharedVault.err)
+	}
+	return sharedVault.v
+}
+
+// stopSharedVault stops SharedVault's server if a test started it.
+func stopSharedVault() {
+	if sharedVault.v != nil {
+		sharedVault.v.Stop()
+	}
+}
 
 // Vault is a real Vault server in dev mode (in memory, unsealed, KV v2 at
 // secret/), on a loopback port, with a random root token.

@@ -1,13 +1,9 @@
-package contain_test
+package cli_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -19,37 +15,21 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kir.dev/kir/action"
-	"kir.dev/kir/cmd/kir/internal/cli"
 	"kir.dev/kir/collect"
 	"kir.dev/kir/evidence"
+	"kir.dev/kir/internal/kubetest"
 	"kir.dev/kir/playbooks"
 )
-
-// kirProcess runs kir as a real child process (this test binary, as kir)
-// with a state directory and extra environment, and returns its exit error
-// and output.
-func kirProcess(t *testing.T, state string, env []string, args ...string) (error, string) {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(t.Context(), self, append(args, "--kubeconfig", cluster.Kubeconfig, "--state-dir", state)...)
-	cmd.Env = append(append(os.Environ(), asKirEnv+"=1"), env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	return err, out.String()
-}
 
 // containedState is what a contain-pod run leaves on the cluster, with
 // names and times made comparable across fixtures: the pod's kir labels
 // and annotations, its policy, its node's cordon and taint, and how many
 // Events kir emitted on each (each side effect must happen once).
-func containedState(t *testing.T, f *fixture, pod string) string {
+func containedState(t *testing.T, f *kubetest.Fixture, pod string) string {
 	t.Helper()
 	ctx := t.Context()
-	p, err := cluster.Client.CoreV1().Pods(f.ns).Get(ctx, pod, metav1.GetOptions{})
+	c := cluster(t)
+	p, err := c.Client.CoreV1().Pods(f.Namespace).Get(ctx, pod, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,14 +53,14 @@ func containedState(t *testing.T, f *fixture, pod string) string {
 			lines = append(lines, fmt.Sprintf("pod annotation %s=%s", k, v))
 		}
 	}
-	pol, err := cluster.Client.NetworkingV1().NetworkPolicies(f.ns).Get(ctx, action.PolicyName(value), metav1.GetOptions{})
+	pol, err := c.Client.NetworkingV1().NetworkPolicies(f.Namespace).Get(ctx, action.PolicyName(value), metav1.GetOptions{})
 	if err != nil {
 		lines = append(lines, "policy: "+err.Error())
 	} else {
 		spec, _ := json.Marshal(pol.Spec)
 		lines = append(lines, "policy spec "+strings.ReplaceAll(string(spec), value, "<uid>"))
 	}
-	n, err := cluster.Client.CoreV1().Nodes().Get(ctx, f.node, metav1.GetOptions{})
+	n, err := c.Client.CoreV1().Nodes().Get(ctx, f.Node, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +76,7 @@ func containedState(t *testing.T, f *fixture, pod string) string {
 			lines = append(lines, fmt.Sprintf("node annotation %s=%s", k, v))
 		}
 	}
-	events, err := cluster.Client.CoreV1().Events(f.ns).List(ctx, metav1.ListOptions{})
+	events, err := c.Client.CoreV1().Events(f.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +85,7 @@ func containedState(t *testing.T, f *fixture, pod string) string {
 			lines = append(lines, fmt.Sprintf("event on %s: %s", e.InvolvedObject.Kind, e.Reason))
 		}
 	}
-	nodeEvents, err := cluster.Client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + f.node})
+	nodeEvents, err := c.Client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + f.Node})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +107,11 @@ func containedState(t *testing.T, f *fixture, pod string) string {
 func TestKilledRunResumes(t *testing.T) {
 	t.Parallel()
 	ref := newFixture(t, 2)
-	refState := t.TempDir()
-	if err, out := kirProcess(t, refState, nil, "contain", "pod", ref.pods[0].Name, "-n", ref.ns, "--incident", "inc-resume"); err != nil {
-		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	kubeconfig := cluster(t).Kubeconfig
+	if r := (kubetest.Kir{Kubeconfig: kubeconfig}).Run(t, "contain", "pod", ref.Pods[0].Name, "-n", ref.Namespace, "--incident", "inc-resume"); r.Code != 0 {
+		t.Fatalf("uninterrupted run: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	want := containedState(t, ref, ref.pods[0].Name)
+	want := containedState(t, ref, ref.Pods[0].Name)
 	for _, e := range []string{"event on Pod: Quarantined", "event on Node: Quarantined"} {
 		if strings.Count(want, e) != 1 {
 			t.Fatalf("an uninterrupted run must emit %q once; state:\n%s", e, want)
@@ -163,11 +143,12 @@ func TestKilledRunResumes(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, 2)
 			state := t.TempDir()
-			err, out := kirProcess(t, state, []string{"KIR_TEST_KILL_AFTER=" + point},
-				"contain", "pod", f.pods[0].Name, "-n", f.ns, "--incident", "inc-resume", "--key", key)
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-				t.Fatalf("want kir killed by SIGKILL after %s, got %v\n%s", point, err, out)
+			kir := kubetest.Kir{Kubeconfig: kubeconfig, StateDir: state}
+			killed := kir
+			killed.Env = []string{"KIR_TEST_KILL_AFTER=" + point}
+			r := killed.Run(t, "contain", "pod", f.Pods[0].Name, "-n", f.Namespace, "--incident", "inc-resume", "--key", key)
+			if r.Code != -int(syscall.SIGKILL) {
+				t.Fatalf("want kir killed by SIGKILL after %s, got exit %d\n%s%s", point, r.Code, r.Stdout, r.Stderr)
 			}
 			run := onlyRun(t, state)
 			if run.Status != playbooks.RunInterrupted {
@@ -178,10 +159,10 @@ func TestKilledRunResumes(t *testing.T) {
 				finishedBefore[s.Name] = s.Status == playbooks.StepSucceeded
 			}
 
-			if err, out := kirProcess(t, state, nil, "runs", "resume", run.ID); err != nil {
-				t.Fatalf("resume: %v\n%s", err, out)
+			if r := kir.Run(t, "runs", "resume", run.ID); r.Code != 0 {
+				t.Fatalf("resume: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 			}
-			if diff := cmp.Diff(want, containedState(t, f, f.pods[0].Name)); diff != "" {
+			if diff := cmp.Diff(want, containedState(t, f, f.Pods[0].Name)); diff != "" {
 				t.Errorf("after kill at %s and resume, the cluster differs from an uninterrupted run (-want +got):\n%s", point, diff)
 			}
 			resumed := onlyRun(t, state)
@@ -209,7 +190,7 @@ func TestKilledRunResumes(t *testing.T) {
 			if rep.Outcome() != evidence.Verified {
 				t.Errorf("bundle after resume: %s: %v", rep.Outcome(), rep.Problems)
 			}
-			raw, err := os.ReadFile(filepath.Join(bundle, collect.PodDir(f.ns, f.pods[0].Name), "pod.json"))
+			raw, err := os.ReadFile(filepath.Join(bundle, collect.PodDir(f.Namespace, f.Pods[0].Name), "pod.json"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -217,11 +198,11 @@ func TestKilledRunResumes(t *testing.T) {
 			if err := json.Unmarshal(raw, &recorded); err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := recorded.Labels[action.LabelQuarantine]; ok || recorded.UID != f.pods[0].UID {
+			if _, ok := recorded.Labels[action.LabelQuarantine]; ok || recorded.UID != f.Pods[0].UID {
 				t.Errorf("pod.json was recorded after isolation, not before: labels %v", recorded.Labels)
 			}
 			// The second pod, a sibling, is untouched.
-			if got := containedState(t, f, f.pods[1].Name); strings.Contains(got, "pod label") {
+			if got := containedState(t, f, f.Pods[1].Name); strings.Contains(got, "pod label") {
 				t.Errorf("sibling pod changed:\n%s", got)
 			}
 		})
@@ -231,15 +212,9 @@ func TestKilledRunResumes(t *testing.T) {
 // onlyRun returns the one run recorded in state.
 func onlyRun(t *testing.T, state string) *playbooks.Run {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	cliMu.Lock()
-	code := cli.Run(context.Background(), []string{"kir", "runs", "list", "-o", "json", "--state-dir", state}, &out, &errOut)
-	cliMu.Unlock()
-	if code != 0 {
-		t.Fatalf("runs list: exit %d: %s", code, errOut.String())
-	}
+	r := kubetest.Kir{StateDir: state}.MustRun(t, "runs", "list", "-o", "json")
 	var runs []*playbooks.Run
-	if err := json.Unmarshal(out.Bytes(), &runs); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &runs); err != nil {
 		t.Fatal(err)
 	}
 	if len(runs) != 1 {
