@@ -11,16 +11,19 @@ LDFLAGS := -s -w -X kir.dev/kir/cmd/kir/internal/cli.Version=$(VERSION)
 # memory (serve's benches run the binary this target builds).
 BUILDFLAGS := -trimpath -tags kustomize_disable_go_plugin_support
 
-.PHONY: build test testbin demo lint bench bench-compare docs fuzz fmt clean
+.PHONY: build test testdeps testbin demo lint bench bench-compare docs fuzz clean help
 
 BIN ?= bin/kir
 build: ## build bin/kir (BIN=path elsewhere)
 	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kir
 
+testdeps: ## install the Debian packages the tests run (internal/kubetest/tools/debs.sh lists them) when missing, as root or with sudo
+	@internal/kubetest/tools/debs.sh
+
 testbin: ## build etcd, kube-apiserver, controller-manager, scheduler, kwok, cosign, Vault and kumo into the cache (once)
 	@internal/kubetest/tools/build.sh >/dev/null
 
-test: testbin ## run every test against the real control plane, then fuzz the playbook loader, the alert decoder and its JSON check briefly
+test: testdeps testbin ## run every test against the real control plane, then fuzz the playbook loader, the alert decoder and its JSON check briefly
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz FUZZLOAD=15000x FUZZDECODE=200000x FUZZVALID=150000x
 
@@ -42,9 +45,13 @@ demo: build ## contain one replica of a demo app on a local control plane (evide
 	@internal/kubetest/tools/build.sh --control-plane >/dev/null
 	@docs/demo.sh
 
-lint: ## go vet and gofmt
+# staticcheck (its default checks) is pinned by
+# internal/kubetest/tools/staticcheck/go.mod and built once into the
+# cache, like the test servers; build.sh says why staticcheck.
+lint: ## go vet, gofmt and staticcheck
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt wants to change:"; echo "$$out"; exit 1; fi
+	@bin=$$(internal/kubetest/tools/build.sh --lint) && "$$bin/staticcheck" ./...
 
 bench: testbin ## print the timing figures: contain (one pod, with evidence, 1,000 pods), evidence verify vs sha256sum, image snapshot vs crane, kir serve latency, storm and intake
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./contain/ | grep -E '^(Benchmark|ok|FAIL)'
@@ -63,5 +70,8 @@ bench-compare: ## compare kir serve's paced latency with kir at REF: make bench-
 	$(MAKE) -s -C $$tmp/src build BIN=$$tmp/kir-a && $(MAKE) -s build BIN=$$tmp/kir-b && \
 	KIR_COMPARE_A=$$tmp/kir-a KIR_COMPARE_B=$$tmp/kir-b $(GO) test -run '^$$' -bench PacedCompare -benchtime 1x -count 3 ./serve/ | grep -E '^(Benchmark|ok|FAIL)'
 
-clean:
+clean: ## remove bin/ (the test servers' cache stays)
 	rm -rf bin
+
+help: ## list the targets
+	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(firstword $(MAKEFILE_LIST))
