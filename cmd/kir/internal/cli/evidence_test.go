@@ -15,8 +15,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
-	"kir.dev/kir/evidence"
 	"kir.dev/kir/cmd/kir/internal/cli"
+	"kir.dev/kir/evidence"
+	"kir.dev/kir/internal/kubetest"
 )
 
 // evidenceKey is a key pair written by Keygen, as responders have it.
@@ -93,19 +94,19 @@ func packed(t *testing.T, dir string) string {
 
 func verifyJSON(t *testing.T, args ...string) (int, *evidence.Report) {
 	t.Helper()
-	code, out, errOut := kir(t, append([]string{"evidence", "verify", "-o", "json"}, args...)...)
-	var r evidence.Report
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("verify -o json %q: exit %d, %v: %q %q", args, code, err, out, errOut)
+	r := kir.Run(t, append([]string{"evidence", "verify", "-o", "json"}, args...)...)
+	var rep evidence.Report
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+		t.Fatalf("verify -o json %q: exit %d, %v: %q %q", args, r.Code, err, r.Stdout, r.Stderr)
 	}
-	return code, &r
+	return r.Code, &rep
 }
 
 func TestEvidenceKeygen(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "keys")
-	code, out, errOut := kir(t, "evidence", "keygen", "--out", dir)
-	if code != cli.ExitOK {
-		t.Fatalf("keygen: exit %d: %s", code, errOut)
+	r := kir.Run(t, "evidence", "keygen", "--out", dir)
+	if r.Code != cli.ExitOK {
+		t.Fatalf("keygen: exit %d: %s", r.Code, r.Stderr)
 	}
 	keyPath, pubPath := filepath.Join(dir, evidence.PrivateKeyFile), filepath.Join(dir, evidence.PublicKeyFile)
 	for path, want := range map[string]os.FileMode{keyPath: 0o600, pubPath: 0o644} {
@@ -127,23 +128,23 @@ func TestEvidenceKeygen(t *testing.T) {
 		t.Errorf("the private key does not load: %v", err)
 	}
 	for _, want := range []string{"key id:      " + id + " (ed25519)", keyPath, pubPath} {
-		if !strings.Contains(out, want) {
-			t.Errorf("stdout lacks %q:\n%s", want, out)
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r.Stdout)
 		}
 	}
 
 	before := mustRead(t, keyPath) + mustRead(t, pubPath)
-	code, _, errOut = kir(t, "evidence", "keygen", "--out", dir, "--alg", "ecdsa-p256")
-	if code != cli.ExitUsage || !strings.Contains(errOut, "never overwrites") {
-		t.Errorf("keygen over a key: exit %d, %q; want %d, refusing", code, errOut, cli.ExitUsage)
+	r = kir.Run(t, "evidence", "keygen", "--out", dir, "--alg", "ecdsa-p256")
+	if r.Code != cli.ExitUsage || !strings.Contains(r.Stderr, "never overwrites") {
+		t.Errorf("keygen over a key: exit %d, %q; want %d, refusing", r.Code, r.Stderr, cli.ExitUsage)
 	}
 	if after := mustRead(t, keyPath) + mustRead(t, pubPath); after != before {
 		t.Error("keygen over a key changed the key files")
 	}
 
 	ecDir := filepath.Join(t.TempDir(), "ec")
-	if code, _, errOut := kir(t, "evidence", "keygen", "--alg", "ecdsa-p256", "--out", ecDir); code != cli.ExitOK {
-		t.Fatalf("keygen --alg ecdsa-p256: exit %d: %s", code, errOut)
+	if r := kir.Run(t, "evidence", "keygen", "--alg", "ecdsa-p256", "--out", ecDir); r.Code != cli.ExitOK {
+		t.Fatalf("keygen --alg ecdsa-p256: exit %d: %s", r.Code, r.Stderr)
 	}
 	if pub, err := evidence.LoadPublicKey(filepath.Join(ecDir, evidence.PublicKeyFile)); err != nil {
 		t.Error(err)
@@ -159,9 +160,9 @@ func TestEvidenceKeygen(t *testing.T) {
 		{nil, "give --out DIR"},
 		{[]string{"--out", t.TempDir(), "extra"}, "keygen takes no arguments"},
 	} {
-		code, _, errOut := kir(t, append([]string{"evidence", "keygen"}, tt.args...)...)
-		if code != cli.ExitUsage || !strings.Contains(errOut, tt.want) {
-			t.Errorf("keygen %q: exit %d, %q; want %d and %q", tt.args, code, errOut, cli.ExitUsage, tt.want)
+		r := kir.Run(t, append([]string{"evidence", "keygen"}, tt.args...)...)
+		if r.Code != cli.ExitUsage || !strings.Contains(r.Stderr, tt.want) {
+			t.Errorf("keygen %q: exit %d, %q; want %d and %q", tt.args, r.Code, r.Stderr, cli.ExitUsage, tt.want)
 		}
 	}
 }
@@ -193,22 +194,22 @@ func TestEvidenceVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, out, errOut := kir(t, append([]string{"evidence", "verify"}, tt.args...)...)
-			if code != tt.code {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr: %s", code, tt.code, out, errOut)
+			r := kir.Run(t, append([]string{"evidence", "verify"}, tt.args...)...)
+			if r.Code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr: %s", r.Code, tt.code, r.Stdout, r.Stderr)
 			}
 			for _, want := range tt.stdout {
-				if !strings.Contains(out, want) {
-					t.Errorf("stdout lacks %q:\n%s", want, out)
+				if !strings.Contains(r.Stdout, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, r.Stdout)
 				}
 			}
-			if !strings.Contains(errOut, tt.stderr) || (tt.code == cli.ExitOK) != (errOut == "") {
-				t.Errorf("stderr %q, want it to hold %q (and be empty only on success)", errOut, tt.stderr)
+			if !strings.Contains(r.Stderr, tt.stderr) || (tt.code == cli.ExitOK) != (r.Stderr == "") {
+				t.Errorf("stderr %q, want it to hold %q (and be empty only on success)", r.Stderr, tt.stderr)
 			}
 
-			code, rep := verifyJSON(t, tt.args...)
-			if code != tt.code {
-				t.Errorf("-o json: exit %d, want %d", code, tt.code)
+			got, rep := verifyJSON(t, tt.args...)
+			if got != tt.code {
+				t.Errorf("-o json: exit %d, want %d", got, tt.code)
 			}
 			var paths []string
 			for _, p := range rep.Problems {
@@ -230,8 +231,8 @@ func TestEvidenceVerifyReadOnly(t *testing.T) {
 	key := newEvidenceKey(t)
 	dir := sealedBundle(t, key.signer)
 	before := mustRead(t, filepath.Join(dir, evidence.CustodyFile))
-	if code, _, errOut := kir(t, "evidence", "verify", dir, "--key", key.pub); code != cli.ExitOK {
-		t.Fatalf("exit %d: %s", code, errOut)
+	if r := kir.Run(t, "evidence", "verify", dir, "--key", key.pub); r.Code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	if after := mustRead(t, filepath.Join(dir, evidence.CustodyFile)); after != before {
 		t.Errorf("verify changed custody.log:\n%s", after)
@@ -269,9 +270,9 @@ func TestEvidenceUsage(t *testing.T) {
 		{[]string{"pull", "127.0.0.1:1/x:y"}, cli.ExitUsage, "give --out DIR"},
 		{[]string{"pull", "--out", t.TempDir()}, cli.ExitUsage, "pull takes REF; got 0"},
 	} {
-		code, _, errOut := kir(t, append([]string{"evidence"}, tt.args...)...)
-		if code != tt.code || !strings.Contains(errOut, tt.want) {
-			t.Errorf("evidence %q: exit %d, %q; want %d and %q", tt.args, code, errOut, tt.code, tt.want)
+		r := kir.Run(t, append([]string{"evidence"}, tt.args...)...)
+		if r.Code != tt.code || !strings.Contains(r.Stderr, tt.want) {
+			t.Errorf("evidence %q: exit %d, %q; want %d and %q", tt.args, r.Code, r.Stderr, tt.code, tt.want)
 		}
 	}
 }
@@ -280,9 +281,9 @@ func TestEvidenceShow(t *testing.T) {
 	key := newEvidenceKey(t)
 	dir := sealedBundle(t, key.signer)
 	for _, path := range []string{dir, packed(t, dir)} {
-		code, out, errOut := kir(t, "evidence", "show", path)
-		if code != cli.ExitOK {
-			t.Fatalf("show %s: exit %d: %s", path, code, errOut)
+		r := kir.Run(t, "evidence", "show", path)
+		if r.Code != cli.ExitOK {
+			t.Fatalf("show %s: exit %d: %s", path, r.Code, r.Stderr)
 		}
 		for _, re := range []string{
 			`(?m)^incident: +inc-42$`,
@@ -293,16 +294,16 @@ func TestEvidenceShow(t *testing.T) {
 			`(?m)^  2 +\S+ +contain +system:serviceaccount:ir:kir +\{"pod":"shop/web"\}$`,
 			`(?m)^  3 +\S+ +seal +`,
 		} {
-			if !regexp.MustCompile(re).MatchString(out) {
-				t.Errorf("show %s: stdout does not match %s:\n%s", path, re, out)
+			if !regexp.MustCompile(re).MatchString(r.Stdout) {
+				t.Errorf("show %s: stdout does not match %s:\n%s", path, re, r.Stdout)
 			}
 		}
 	}
 
-	code, out, _ := kir(t, "evidence", "show", dir, "-o", "json")
+	r := kir.Run(t, "evidence", "show", dir, "-o", "json")
 	var s evidence.Summary
-	if err := json.Unmarshal([]byte(out), &s); err != nil || code != cli.ExitOK {
-		t.Fatalf("show -o json: exit %d, %v: %s", code, err, out)
+	if err := json.Unmarshal([]byte(r.Stdout), &s); err != nil || r.Code != cli.ExitOK {
+		t.Fatalf("show -o json: exit %d, %v: %s", r.Code, err, r.Stdout)
 	}
 	var actions []string
 	for _, e := range s.Custody {
@@ -325,25 +326,25 @@ func TestEvidencePushPull(t *testing.T) {
 	sealedLog := mustRead(t, custody)
 
 	// Another key than the bundle's: refused before anything is sent.
-	code, _, errOut := kir(t, "evidence", "push", dir, host+"/evidence/inc-42:wrong", "--key", other.priv)
-	if code != cli.ExitUsage || !strings.Contains(errOut, "was signed by key "+key.signer.KeyID()) {
-		t.Errorf("push with another key: exit %d, %q; want %d", code, errOut, cli.ExitUsage)
+	r := kir.Run(t, "evidence", "push", dir, host+"/evidence/inc-42:wrong", "--key", other.priv)
+	if r.Code != cli.ExitUsage || !strings.Contains(r.Stderr, "was signed by key "+key.signer.KeyID()) {
+		t.Errorf("push with another key: exit %d, %q; want %d", r.Code, r.Stderr, cli.ExitUsage)
 	}
 	if mustRead(t, custody) != sealedLog {
 		t.Error("push with another key changed custody.log")
 	}
-	if code, _, errOut := kir(t, "evidence", "pull", host+"/evidence/inc-42:wrong", "--out", filepath.Join(t.TempDir(), "x")); code != cli.ExitNotFound {
-		t.Errorf("pull of what was refused: exit %d, %q; want %d", code, errOut, cli.ExitNotFound)
+	if r := kir.Run(t, "evidence", "pull", host+"/evidence/inc-42:wrong", "--out", filepath.Join(t.TempDir(), "x")); r.Code != cli.ExitNotFound {
+		t.Errorf("pull of what was refused: exit %d, %q; want %d", r.Code, r.Stderr, cli.ExitNotFound)
 	}
 
 	// With the key: pushed, then recorded in the local bundle only.
-	code, out, errOut := kir(t, "evidence", "push", dir, host+"/evidence/inc-42:v1", "--key", key.priv)
-	if code != cli.ExitOK {
-		t.Fatalf("push: exit %d: %s", code, errOut)
+	r = kir.Run(t, "evidence", "push", dir, host+"/evidence/inc-42:v1", "--key", key.priv)
+	if r.Code != cli.ExitOK {
+		t.Fatalf("push: exit %d: %s", r.Code, r.Stderr)
 	}
-	digestRef := strings.TrimSpace(out)
+	digestRef := strings.TrimSpace(r.Stdout)
 	if !regexp.MustCompile(`^` + regexp.QuoteMeta(host) + `/evidence/inc-42@sha256:[0-9a-f]{64}$`).MatchString(digestRef) {
-		t.Fatalf("push printed %q, want the digest reference", out)
+		t.Fatalf("push printed %q, want the digest reference", r.Stdout)
 	}
 	code, rep := verifyJSON(t, dir, "--key", key.pub)
 	if code != cli.ExitOK || rep.PostSeal != 1 || !rep.SignatureVerified {
@@ -360,16 +361,16 @@ func TestEvidencePushPull(t *testing.T) {
 		string(detail) != `{"digest":"`+digest+`","ref":"`+host+`/evidence/inc-42:v1"}` {
 		t.Errorf("last custody entry: %+v, detail %s", last, detail)
 	}
-	if _, out, _ := kir(t, "evidence", "show", dir); !strings.Contains(out, "(after sealing, signed by key "+key.signer.KeyID()[:12]) {
-		t.Errorf("show does not mark the push as appended after sealing:\n%s", out)
+	if r := kir.Run(t, "evidence", "show", dir); !strings.Contains(r.Stdout, "(after sealing, signed by key "+key.signer.KeyID()[:12]) {
+		t.Errorf("show does not mark the push as appended after sealing:\n%s", r.Stdout)
 	}
 
 	// Pulled by digest, the bundle is the sealed one: it verifies with
 	// the key and has no push entry.
 	pulled := filepath.Join(t.TempDir(), "pulled")
-	code, out, errOut = kir(t, "evidence", "pull", digestRef, "--out", pulled)
-	if code != cli.ExitOK || !strings.Contains(out, "pulled "+digestRef+" into "+pulled) || !strings.Contains(out, "SIGNATURE NOT CHECKED") {
-		t.Fatalf("pull: exit %d\nstdout:\n%s\nstderr: %s", code, out, errOut)
+	r = kir.Run(t, "evidence", "pull", digestRef, "--out", pulled)
+	if r.Code != cli.ExitOK || !strings.Contains(r.Stdout, "pulled "+digestRef+" into "+pulled) || !strings.Contains(r.Stdout, "SIGNATURE NOT CHECKED") {
+		t.Fatalf("pull: exit %d\nstdout:\n%s\nstderr: %s", r.Code, r.Stdout, r.Stderr)
 	}
 	code, rep = verifyJSON(t, pulled, "--key", key.pub)
 	if code != cli.ExitOK || rep.PostSeal != 0 || rep.Incident != "inc-42" {
@@ -378,25 +379,24 @@ func TestEvidencePushPull(t *testing.T) {
 	if got := mustRead(t, filepath.Join(pulled, evidence.CustodyFile)); got != sealedLog {
 		t.Errorf("pulled custody.log is not the sealed one:\n%s", got)
 	}
-	if code, _, errOut := kir(t, "evidence", "pull", digestRef, "--out", pulled); code != cli.ExitUsage || !strings.Contains(errOut, "not empty") {
-		t.Errorf("pull into a full directory: exit %d, %q", code, errOut)
+	if r := kir.Run(t, "evidence", "pull", digestRef, "--out", pulled); r.Code != cli.ExitUsage || !strings.Contains(r.Stderr, "not empty") {
+		t.Errorf("pull into a full directory: exit %d, %q", r.Code, r.Stderr)
 	}
 
 	// KIR_SIGNING_KEY stands for --key; a second push is a second entry.
-	t.Setenv("KIR_SIGNING_KEY", key.priv)
-	if code, _, errOut := kir(t, "evidence", "push", dir, host+"/evidence/inc-42:v2"); code != cli.ExitOK {
-		t.Fatalf("push with KIR_SIGNING_KEY: exit %d: %s", code, errOut)
+	withKey := kubetest.Kir{Env: []string{"KIR_SIGNING_KEY=" + key.priv}}
+	if r := withKey.Run(t, "evidence", "push", dir, host+"/evidence/inc-42:v2"); r.Code != cli.ExitOK {
+		t.Fatalf("push with KIR_SIGNING_KEY: exit %d: %s", r.Code, r.Stderr)
 	}
 	if code, rep := verifyJSON(t, dir, "--key", key.pub); code != cli.ExitOK || rep.PostSeal != 2 {
 		t.Errorf("after a second push: exit %d, %d entries after sealing: %v", code, rep.PostSeal, rep.Problems)
 	}
-	t.Setenv("KIR_SIGNING_KEY", "")
 
 	// Without a key, the push is not recorded.
 	before := mustRead(t, custody)
-	code, _, errOut = kir(t, "evidence", "push", dir, host+"/evidence/inc-42:v3")
-	if code != cli.ExitOK || !strings.Contains(errOut, "not recorded") {
-		t.Errorf("push without a key: exit %d, %q", code, errOut)
+	r = kir.Run(t, "evidence", "push", dir, host+"/evidence/inc-42:v3")
+	if r.Code != cli.ExitOK || !strings.Contains(r.Stderr, "not recorded") {
+		t.Errorf("push without a key: exit %d, %q", r.Code, r.Stderr)
 	}
 	if mustRead(t, custody) != before {
 		t.Error("push without a key changed custody.log")
@@ -406,19 +406,19 @@ func TestEvidencePushPull(t *testing.T) {
 	// does not verify.
 	tampered := sealedBundle(t, key.signer)
 	flipByte(t, filepath.Join(tampered, "pod.json"))
-	if code, _, errOut := kir(t, "evidence", "push", tampered, host+"/evidence/inc-43:v1"); code != cli.ExitOK {
-		t.Fatalf("push: exit %d: %s", code, errOut)
+	if r := kir.Run(t, "evidence", "push", tampered, host+"/evidence/inc-43:v1"); r.Code != cli.ExitOK {
+		t.Fatalf("push: exit %d: %s", r.Code, r.Stderr)
 	}
-	code, out, errOut = kir(t, "evidence", "pull", host+"/evidence/inc-43:v1", "--out", filepath.Join(t.TempDir(), "t"))
-	if code != cli.ExitUnverified || !strings.Contains(out, "pod.json: changed") || !strings.Contains(errOut, "does not verify") {
-		t.Errorf("pull of a changed bundle: exit %d, want %d\nstdout:\n%s\nstderr: %s", code, cli.ExitUnverified, out, errOut)
+	r = kir.Run(t, "evidence", "pull", host+"/evidence/inc-43:v1", "--out", filepath.Join(t.TempDir(), "t"))
+	if r.Code != cli.ExitUnverified || !strings.Contains(r.Stdout, "pod.json: changed") || !strings.Contains(r.Stderr, "does not verify") {
+		t.Errorf("pull of a changed bundle: exit %d, want %d\nstdout:\n%s\nstderr: %s", r.Code, cli.ExitUnverified, r.Stdout, r.Stderr)
 	}
 }
 
 func TestEvidencePushArchive(t *testing.T) {
 	archive := packed(t, sealedBundle(t, nil))
-	code, _, errOut := kir(t, "evidence", "push", archive, "127.0.0.1:1/evidence/x:y")
-	if code != cli.ExitUsage || !strings.Contains(errOut, "not a directory") {
-		t.Errorf("push of an archive: exit %d, %q", code, errOut)
+	r := kir.Run(t, "evidence", "push", archive, "127.0.0.1:1/evidence/x:y")
+	if r.Code != cli.ExitUsage || !strings.Contains(r.Stderr, "not a directory") {
+		t.Errorf("push of an archive: exit %d, %q", r.Code, r.Stderr)
 	}
 }

@@ -53,3 +53,7 @@ func newFixture(t testing.TB, replicas int32) *kubetest.Fixture {
 	t.Helper()
 	return cluster(t).NewFixture(t, "cli", replicas)
 }
+
+// kir runs kir against no cluster, each run with a state directory of its
+// own. Tests against the cluster make their own, with its kubeconfig.
+var kir kubetest.Kir
