@@ -16,6 +16,7 @@ import (
 
 	"kir.dev/kir/collect"
 	"kir.dev/kir/evidence"
+	"kir.dev/kir/internal/kubetest"
 )
 
 // BenchmarkImageSnapshot pulls a ~200 MB image (four random 50 MB layers)
@@ -31,7 +32,7 @@ func BenchmarkImageSnapshot(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ref, err := push(strings.TrimPrefix(srv.URL, "http://")+"/bench/big:1", img)
+	ref, err := kubetest.Push(strings.TrimPrefix(srv.URL, "http://")+"/bench/big:1", img)
 	if err != nil {
 		b.Fatal(err)
 	}

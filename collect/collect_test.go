@@ -16,10 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/google/go-containerregistry/pkg/v1/validate"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -367,56 +364,11 @@ func TestPodNotFound(t *testing.T) {
 }
 
 // checkLayout reads an OCI layout back with go-containerregistry and
-// validates it: index.json names digest, every blob is present and hashes
-// to its name, layers match the config's diff IDs.
+// checks it (kubetest.CheckLayout).
 func checkLayout(t *testing.T, dir, digest string, index bool) {
 	t.Helper()
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ii, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := ii.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Manifests) != 1 || m.Manifests[0].Digest.String() != digest {
-		t.Fatalf("%s/index.json names %+v, want %s alone", dir, m.Manifests, digest)
-	}
-	h := m.Manifests[0].Digest
-	if index {
-		child, err := ii.ImageIndex(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := validate.Index(child); err != nil {
-			t.Errorf("%s: %v", dir, err)
-		}
-	} else {
-		img, err := ii.Image(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := validate.Image(img); err != nil {
-			t.Errorf("%s: %v", dir, err)
-		}
-	}
-	// Our own check of every blob: its sha256 is its name.
-	blobs, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range blobs {
-		content, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", b.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, _, _ := v1.SHA256(bytes.NewReader(content)); got.Hex != b.Name() {
-			t.Errorf("%s/blobs/sha256/%s hashes to %s", dir, b.Name(), got.Hex)
-		}
+	if err := kubetest.CheckLayout(dir, digest, index); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -485,7 +437,7 @@ type auditEvent struct {
 // server's audit log.
 func findAudit(t *testing.T, id string) (auditEvent, bool) {
 	t.Helper()
-	f, err := os.Open(auditLog)
+	f, err := os.Open(cluster.AuditLog)
 	if err != nil {
 		return auditEvent{}, false
 	}

@@ -2,21 +2,17 @@ package collect_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -28,21 +24,17 @@ import (
 	"kir.dev/kir/internal/kubetest"
 )
 
-// distributionRegistry is the Debian package docker-registry, the
-// reference registry server (Distribution), as a real peer.
-const distributionRegistry = "/usr/bin/docker-registry"
-
 // TestImageFromDistributionRegistry pulls a pod's image from a real
 // Distribution registry (its own process, on 127.0.0.1) and checks the
 // layout: index.json names the pod's image ID, every blob verifies.
 func TestImageFromDistributionRegistry(t *testing.T) {
 	t.Parallel()
-	host := startDistribution(t)
+	host := kubetest.StartDistribution(t)
 	img, err := random.Image(256<<10, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := push(host+"/evidence/app:1", img)
+	ref, err := kubetest.Push(host+"/evidence/app:1", img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +81,7 @@ func TestPullImageCorrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := push(strings.TrimPrefix(srv.URL, "http://")+"/tampered/app:1", img)
+	ref, err := kubetest.Push(strings.TrimPrefix(srv.URL, "http://")+"/tampered/app:1", img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +126,7 @@ func TestPullSecretsAuthenticate(t *testing.T) {
 	// Pushed behind the auth check's back, straight to the inner registry.
 	plain := httptest.NewServer(inner)
 	t.Cleanup(plain.Close)
-	ref, err := push(strings.TrimPrefix(plain.URL, "http://")+"/private/app:1", img)
+	ref, err := kubetest.Push(strings.TrimPrefix(plain.URL, "http://")+"/private/app:1", img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,75 +193,6 @@ func assertNoMarker(t *testing.T, sink *dirSink, marker string) {
 			t.Errorf("custody entry %+v holds the secret marker", e)
 		}
 	}
-}
-
-// startDistribution runs docker-registry serve on a free port of
-// 127.0.0.1 with storage in a temporary directory, and returns host:port
-// once /v2/ answers.
-func startDistribution(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(distributionRegistry); err != nil {
-		t.Fatalf("the Distribution registry is needed (Debian package docker-registry): %v", err)
-	}
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	config := filepath.Join(dir, "config.yml")
-	err = os.WriteFile(config, fmt.Appendf(nil, `version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: %s
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), addr), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "registry.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(distributionRegistry, "serve", config)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	output := func() string { b, _ := os.ReadFile(logPath); return string(b) }
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	began := time.Now()
-	err = kubetest.Eventually(t.Context(), 10*time.Second, func(ctx context.Context) (bool, error) {
-		select {
-		case err := <-exited:
-			exited <- err
-			return false, fmt.Errorf("docker-registry exited: %v\n%s", err, output())
-		default:
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
-		t.Fatalf("docker-registry on %s not ready: %v\n%s", addr, err, output())
-	}
-	t.Logf("docker-registry ready on %s in %s", addr, time.Since(began).Round(time.Millisecond))
-	return addr
 }
 
 // TestPullImageProgress: a progress bar goes to a writer that asks for

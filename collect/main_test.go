@@ -6,15 +6,11 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"k8s.io/client-go/kubernetes"
@@ -32,8 +28,6 @@ var (
 	cluster *kubetest.Cluster
 	// client is an admin client that records Audit-Ids, as kube.New's do.
 	client kubernetes.Interface
-	// auditLog is the API server's audit log (JSON lines).
-	auditLog string
 	// reg is the in-process registry's host:port; appImage and
 	// multiImage were pushed to it, the second as a two-platform index.
 	reg        string
@@ -52,94 +46,40 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	tmp, err := os.MkdirTemp("", "kir-collect-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-
-	kwokConfig, err := kwokConfig(tmp)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	policy := filepath.Join(tmp, "audit-policy.yaml")
-	if err := os.WriteFile(policy, []byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n"), 0o600); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	auditLog = filepath.Join(tmp, "audit.log")
-	cluster, err = kubetest.Start(ctx, kubetest.Options{
-		ExtraKwokConfig: kwokConfig,
-		APIServerFlags:  []string{"--audit-policy-file=" + policy, "--audit-log-path=" + auditLog},
+	kubetest.Main(m, &cluster, kubetest.Options{
+		ImageIDs: true,
+		PodLogs: []kubetest.PodLogs{
+			{Containers: []string{"app"}, Log: appLog(), Previous: logTime + " stderr F " + appPreviousLog + "\n"},
+			{Log: logTime + " stdout F " + otherLog + "\n"},
+		},
+		AuditLog: true,
+		Setup:    setup,
 	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting the test control plane: %v\n", err)
-		return 1
-	}
-	defer cluster.Stop()
-	cfg := rest.CopyConfig(cluster.Config)
-	cfg.Wrap(kube.AuditIDTransport)
-	if client, err = kubernetes.NewForConfig(cfg); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	reg = strings.TrimPrefix(srv.URL, "http://")
-	if err := pushImages(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-
-	code := m.Run()
-	if code != 0 {
-		fmt.Fprintf(os.Stderr, "control plane logs:\n%s\n", cluster.Logs())
-	}
-	return code
 }
 
-// kwokConfig writes the log files kwok serves and returns kir's image-ID
-// stages and the ClusterLogs that serves them.
-func kwokConfig(dir string) ([][]byte, error) {
-	var app strings.Builder
+func appLog() string {
+	var b strings.Builder
 	for i := range appLogLines {
-		fmt.Fprintf(&app, "%s stdout F %s #%d\n", logTime, appLogLine, i)
+		fmt.Fprintf(&b, "%s stdout F %s #%d\n", logTime, appLogLine, i)
 	}
-	files := map[string]string{
-		"app.log":          app.String(),
-		"app.previous.log": logTime + " stderr F " + appPreviousLog + "\n",
-		"other.log":        logTime + " stdout F " + otherLog + "\n",
-	}
-	for f, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte(content), 0o600); err != nil {
-			return nil, err
-		}
-	}
-	logs := fmt.Appendf(nil, `apiVersion: kwok.x-k8s.io/v1alpha1
-kind: ClusterLogs
-metadata:
-  name: collect-test
-spec:
-  logs:
-  - containers: [app]
-    logsFile: %q
-    previousLogsFile: %q
-  - logsFile: %q
-`, filepath.Join(dir, "app.log"), filepath.Join(dir, "app.previous.log"), filepath.Join(dir, "other.log"))
-	stages, err := kubetest.ImageIDStages()
-	if err != nil {
+	return b.String()
+}
+
+// setup makes client and fills the registry.
+func setup(_ context.Context, c *kubetest.Cluster) (func(), error) {
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Wrap(kube.AuditIDTransport)
+	var err error
+	if client, err = kubernetes.NewForConfig(cfg); err != nil {
 		return nil, err
 	}
-	return append(stages, logs), nil
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	reg = strings.TrimPrefix(srv.URL, "http://")
+	if err := pushImages(); err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return srv.Close, nil
 }
 
 // pushImages pushes appImage (one platform) and multiImage (an index of
@@ -149,7 +89,7 @@ func pushImages() error {
 	if err != nil {
 		return err
 	}
-	if appImage, err = push(reg+"/test/app:1", img); err != nil {
+	if appImage, err = kubetest.Push(reg+"/test/app:1", img); err != nil {
 		return err
 	}
 	idx, err := random.Index(2048, 2, 2)
@@ -169,20 +109,4 @@ func pushImages() error {
 	}
 	multiImage = tag.Context().Digest(d.String())
 	return nil
-}
-
-// push pushes img as ref and returns its reference by digest.
-func push(ref string, img v1.Image) (name.Digest, error) {
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		return name.Digest{}, err
-	}
-	if err := remote.Write(tag, img); err != nil {
-		return name.Digest{}, fmt.Errorf("pushing %s: %w", tag, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return name.Digest{}, err
-	}
-	return tag.Context().Digest(d.String()), nil
 }

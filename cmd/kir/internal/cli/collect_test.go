@@ -1,9 +1,15 @@
-package collect_test
+package cli_test
 
 import (
 	"bytes"
 	"crypto"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
 	"io/fs"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,27 +17,73 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"kir.dev/kir/cmd/kir/internal/cli"
 	"kir.dev/kir/collect"
 	"kir.dev/kir/evidence"
-	"kir.dev/kir/cmd/kir/internal/cli"
+	"kir.dev/kir/internal/kubetest"
 )
 
-// cliMu serialises in-process runs of the command line: urfave/cli v2
-// writes to its package-level help flag while parsing.
-var cliMu sync.Mutex
+// testImage is a random image in a registry of this process, pushed
+// once, by the first test that needs it: what the pods of the collect
+// tests run.
+var testImage = sync.OnceValues(func() (name.Digest, error) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	img, err := random.Image(4096, 2)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	return kubetest.Push(strings.TrimPrefix(srv.URL, "http://")+"/test/app:1", img)
+})
 
-// kir runs the command line in-process against the test cluster with its
-// own state directory and returns the exit code, stdout and stderr.
-func kir(t *testing.T, state string, args ...string) (int, string, string) {
+// webApp is the scene of kir collect pod: a Deployment "web" of one pod
+// whose container "app" runs testImage (kwok reports its digest as the
+// image ID), reads a Secret holding marker into its environment, mounts it,
+// and pulls with a pull secret holding marker as its password.
+func webApp(t *testing.T, f *kubetest.Fixture, marker string) (*corev1.Pod, name.Digest) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	argv := append(append([]string{"kir"}, args...), "--kubeconfig", cluster.Kubeconfig, "--state-dir", state)
-	cliMu.Lock()
-	defer cliMu.Unlock()
-	code := cli.Run(t.Context(), argv, &out, &errOut)
-	return code, out.String(), errOut.String()
+	image, err := testImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := cluster(t).Client.CoreV1().Secrets(f.Namespace)
+	dockerConfig := fmt.Sprintf(`{"auths":{%q:{"username":"puller","password":%q}}}`, image.RegistryStr(), marker)
+	for _, s := range []*corev1.Secret{
+		{ObjectMeta: metav1.ObjectMeta{Name: "web-secret"}, StringData: map[string]string{"password": marker, "api-key": marker + "-2"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "web-pull"}, Type: corev1.SecretTypeDockerConfigJson, StringData: map[string]string{corev1.DockerConfigJsonKey: dockerConfig}},
+	} {
+		if _, err := secrets.Create(t.Context(), s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pods := f.Deploy(t, kubetest.Deployment{Name: "web", Template: func(p *corev1.PodTemplateSpec) {
+		p.Annotations[kubetest.ImageIDAnnotation] = image.String()
+		p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "web-pull"}}
+		p.Spec.Containers = []corev1.Container{{
+			Name: "app", Image: image.Context().Tag("1").String(),
+			Env: []corev1.EnvVar{{Name: "DB_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "web-secret"}, Key: "password",
+			}}}},
+			VolumeMounts: []corev1.VolumeMount{{Name: "secret", MountPath: "/run/secrets/web"}},
+		}}
+		p.Spec.Volumes = []corev1.Volume{{Name: "secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "web-secret"}}}}
+	}})
+	return &pods[0], image
+}
+
+// newMarker returns a value no file or output may hold.
+func newMarker(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "kir-marker-" + hex.EncodeToString(b)
 }
 
 // keyPair writes a signing key pair with kir's keygen and returns the
@@ -57,13 +109,15 @@ func keyPair(t *testing.T) (string, crypto.PublicKey) {
 // pod mounts.
 func TestCLICollectPod(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, "cli")
-	pod := w.webApp(t)
+	f := newFixture(t, 0)
+	marker := newMarker(t)
+	pod, image := webApp(t, f, marker)
 	key, pub := keyPair(t)
 	state := t.TempDir()
 	out := filepath.Join(t.TempDir(), "bundle")
 
-	code, stdout, stderr := kir(t, state, "collect", "pod", pod.Name, "-n", w.ns, "--out", out, "--key", key, "--incident", "inc-collect")
+	r := kubetest.Kir{Kubeconfig: cluster(t).Kubeconfig, StateDir: state}.Run(t, "collect", "pod", pod.Name, "-n", f.Namespace, "--out", out, "--key", key, "--incident", "inc-collect")
+	code, stdout, stderr := r.Code, r.Stdout, r.Stderr
 	if code != cli.ExitOK {
 		t.Fatalf("kir collect pod: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -82,7 +136,7 @@ func TestCLICollectPod(t *testing.T) {
 		t.Fatalf("verify: %s: %v", rep.Outcome(), rep.Problems)
 	}
 
-	dir := collect.PodDir(w.ns, pod.Name)
+	dir := collect.PodDir(f.Namespace, pod.Name)
 	sum, err := evidence.Show(out)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +155,9 @@ func TestCLICollectPod(t *testing.T) {
 		}
 	}
 	// The pod's image, by the digest its status reports.
-	checkLayout(t, filepath.Join(out, dir, "images/0"), appImage.DigestStr(), false)
+	if err := kubetest.CheckLayout(filepath.Join(out, dir, "images/0"), image.DigestStr(), false); err != nil {
+		t.Error(err)
+	}
 
 	var actions []string
 	for _, c := range sum.Custody {
@@ -127,7 +183,7 @@ func TestCLICollectPod(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if bytes.Contains(b, []byte(w.marker)) {
+			if bytes.Contains(b, []byte(marker)) {
 				t.Errorf("%s holds the Secret's value", p)
 			}
 			return nil
@@ -136,7 +192,7 @@ func TestCLICollectPod(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if strings.Contains(stdout+stderr, w.marker) {
+	if strings.Contains(stdout+stderr, marker) {
 		t.Error("kir printed the Secret's value")
 	}
 }
@@ -145,21 +201,25 @@ func TestCLICollectPod(t *testing.T) {
 // in a Distribution registry (its own process) into a .tar.gz, unsigned.
 func TestCLICollectPodArchiveFromDistribution(t *testing.T) {
 	t.Parallel()
-	host := startDistribution(t)
+	host := kubetest.StartDistribution(t)
 	img, err := random.Image(64<<10, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := push(host+"/evidence/cli:1", img)
+	ref, err := kubetest.Push(host+"/evidence/cli:1", img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWorld(t, "cli-archive")
-	pod := w.simplePod(t, "pulled", host+"/evidence/cli:1", "docker-pullable://"+ref.String())
-	state := t.TempDir()
+	f := newFixture(t, 0)
+	pod := f.Deploy(t, kubetest.Deployment{Name: "pulled", Template: func(p *corev1.PodTemplateSpec) {
+		p.Labels["pod"] = "pulled"
+		p.Annotations[kubetest.ImageIDAnnotation] = "docker-pullable://" + ref.String()
+		p.Spec.Containers = []corev1.Container{{Name: "app", Image: host + "/evidence/cli:1"}}
+	}})[0]
 	archive := filepath.Join(t.TempDir(), "evidence.tar.gz")
 
-	code, stdout, stderr := kir(t, state, "collect", "pod", "-n", w.ns, "-l", "pod=pulled", "--out", archive)
+	r := kubetest.Kir{Kubeconfig: cluster(t).Kubeconfig}.Run(t, "collect", "pod", "-n", f.Namespace, "-l", "pod=pulled", "--out", archive)
+	code, stdout, stderr := r.Code, r.Stdout, r.Stderr
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -177,7 +237,7 @@ func TestCLICollectPodArchiveFromDistribution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	manifest := collect.PodDir(w.ns, pod.Name) + "/images/0/blobs/sha256/" + strings.TrimPrefix(ref.DigestStr(), "sha256:")
+	manifest := collect.PodDir(f.Namespace, pod.Name) + "/images/0/blobs/sha256/" + strings.TrimPrefix(ref.DigestStr(), "sha256:")
 	if i := slices.IndexFunc(sum.Files, func(f evidence.File) bool { return f.Path == manifest }); i < 0 || "sha256:"+sum.Files[i].SHA256 != ref.DigestStr() {
 		t.Errorf("the archive lacks the image manifest %s, hashed to the pod's imageID", manifest)
 	}
@@ -187,11 +247,11 @@ func TestCLICollectPodArchiveFromDistribution(t *testing.T) {
 // bundle.
 func TestCLICollectMissingPod(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, "cli-missing")
+	f := newFixture(t, 0)
 	out := filepath.Join(t.TempDir(), "bundle")
-	code, stdout, stderr := kir(t, t.TempDir(), "collect", "pod", "no-such-pod", "-n", w.ns, "--out", out)
-	if code != cli.ExitNotFound || !strings.Contains(stderr, "no-such-pod") {
-		t.Errorf("exit %d, stderr %q, stdout %q; want %d naming the pod", code, stderr, stdout, cli.ExitNotFound)
+	r := kubetest.Kir{Kubeconfig: cluster(t).Kubeconfig}.Run(t, "collect", "pod", "no-such-pod", "-n", f.Namespace, "--out", out)
+	if r.Code != cli.ExitNotFound || !strings.Contains(r.Stderr, "no-such-pod") {
+		t.Errorf("exit %d, stderr %q, stdout %q; want %d naming the pod", r.Code, r.Stderr, r.Stdout, cli.ExitNotFound)
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a bundle was left for a pod that does not exist: %v", err)
