@@ -47,11 +47,16 @@ demo: build ## contain one replica of a demo app on a local control plane (evide
 
 # staticcheck (its default checks) is pinned by
 # internal/kubetest/tools/staticcheck/go.mod and built once into the
-# cache, like the test servers; build.sh says why staticcheck.
+# cache, like the test servers; build.sh says why staticcheck. The
+# kirtest build (the test binaries' kir, see cmd/kir/internal/cli/hook.go)
+# is checked too, in the packages that have kirtest files.
+KIRTEST_PKGS := ./cmd/kir/...
 lint: ## go vet, gofmt and staticcheck
 	$(GO) vet ./...
+	$(GO) vet -tags kirtest $(KIRTEST_PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt wants to change:"; echo "$$out"; exit 1; fi
-	@bin=$$(internal/kubetest/tools/build.sh --lint) && "$$bin/staticcheck" ./...
+	@bin=$$(internal/kubetest/tools/build.sh --lint) && \
+	"$$bin/staticcheck" ./... && "$$bin/staticcheck" -tags kirtest $(KIRTEST_PKGS)
 
 bench: testbin ## print the timing figures: contain (one pod, with evidence, 1,000 pods), evidence verify vs sha256sum, image snapshot vs crane, kir serve latency, storm and intake
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./contain/ | grep -E '^(Benchmark|ok|FAIL)'
