@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -11,10 +12,11 @@ import (
 )
 
 func actionsCommand() *cli.Command {
+	o := &outputOptions{}
 	return &cli.Command{
 		Name:  "actions",
 		Usage: "list every action playbooks can use, with its parameters and the RBAC it needs",
-		Flags: []cli.Flag{outputFlag()},
+		Flags: []cli.Flag{o.flag()},
 		Action: func(c *cli.Context) error {
 			reg := catalog.Registry()
 			var specs []action.Spec
@@ -22,30 +24,35 @@ func actionsCommand() *cli.Command {
 				a, _ := reg.Get(name)
 				specs = append(specs, a.Spec())
 			}
-			if f := c.String(flagOutput); f == "json" || f == "yaml" {
-				return printStructured(c.App.Writer, f, specs)
+			if o.structured() {
+				return printStructured(c.App.Writer, o.format, specs)
 			}
-			p := &textPrinter{w: c.App.Writer}
-			for i, s := range specs {
-				if i > 0 {
-					p.line("")
-				}
-				p.line("%s", s.Name)
-				p.line("  %s", s.Summary)
-				for _, param := range s.Params {
-					req := ""
-					if param.Required {
-						req = ", required"
-					}
-					p.line("  %s (%s%s): %s", param.Name, param.Type, req, param.Description)
-				}
-				for _, r := range s.Rules {
-					p.line("  needs %s %s", strings.Join(r.Verbs, ","), resources(r.APIGroups, r.Resources))
-				}
-			}
-			return p.err
+			return printSpecs(c.App.Writer, specs)
 		},
 	}
+}
+
+// printSpecs writes the actions for people.
+func printSpecs(w io.Writer, specs []action.Spec) error {
+	p := &textPrinter{w: w}
+	for i, s := range specs {
+		if i > 0 {
+			p.line("")
+		}
+		p.line("%s", s.Name)
+		p.line("  %s", s.Summary)
+		for _, param := range s.Params {
+			req := ""
+			if param.Required {
+				req = ", required"
+			}
+			p.line("  %s (%s%s): %s", param.Name, param.Type, req, param.Description)
+		}
+		for _, r := range s.Rules {
+			p.line("  needs %s %s", strings.Join(r.Verbs, ","), resources(r.APIGroups, r.Resources))
+		}
+	}
+	return p.err
 }
 
 func resources(groups, res []string) string {

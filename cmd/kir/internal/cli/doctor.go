@@ -32,36 +32,46 @@ type ActionAccess struct {
 	Missing []string `json:"missing,omitempty"` // "verb resource.group"
 }
 
+// doctorOptions are kir doctor's flags.
+type doctorOptions struct {
+	kube      kubeOptions
+	namespace string
+	output    outputOptions
+}
+
 func doctorCommand() *cli.Command {
+	o := &doctorOptions{}
 	return &cli.Command{
 		Name:  "doctor",
 		Usage: "can kir act here? API server reachable, who kir acts as, and the RBAC each action needs",
-		Flags: flagsOf(kubeFlags(), []cli.Flag{
-			&cli.StringFlag{Name: flagNamespace, Aliases: []string{"n"}, Usage: "check namespaced permissions in this namespace only (default: all namespaces)"},
-			outputFlag(),
+		Flags: flagsOf(o.kube.flags(), []cli.Flag{
+			&cli.StringFlag{Name: flagNamespace, Aliases: []string{"n"}, Usage: "check namespaced permissions in this namespace only (default: all namespaces)", Destination: &o.namespace},
+			o.output.flag(),
 		}),
-		Action: func(c *cli.Context) error {
-			kc, err := kube.New(kubeOptions(c))
-			if err != nil {
-				return usageError{err}
-			}
-			d, err := diagnose(c.Context, kc, c.String(flagNamespace))
-			if err != nil {
-				return err
-			}
-			if err := printDiagnosis(c.App.Writer, c.String(flagOutput), d); err != nil {
-				return err
-			}
-			// Rotation is opt-in (the kir-rotate role): doctor reports
-			// it, and fails only for what every response needs.
-			for _, a := range d.Actions {
-				if !a.Allowed && !strings.HasPrefix(a.Action, "rotate") {
-					return forbiddenError{fmt.Errorf("kir may not run every action here (see above)")}
-				}
-			}
-			return nil
-		},
+		Action: o.run,
 	}
+}
+
+func (o *doctorOptions) run(c *cli.Context) error {
+	kc, err := kube.New(o.kube.options())
+	if err != nil {
+		return usageError{err}
+	}
+	d, err := diagnose(c.Context, kc, o.namespace)
+	if err != nil {
+		return err
+	}
+	if err := printDiagnosis(c.App.Writer, o.output.format, d); err != nil {
+		return err
+	}
+	// Rotation is opt-in (the kir-rotate role): doctor reports it, and
+	// fails only for what every response needs.
+	for _, a := range d.Actions {
+		if !a.Allowed && !strings.HasPrefix(a.Action, "rotate") {
+			return forbiddenError{fmt.Errorf("kir may not run every action here (see above)")}
+		}
+	}
+	return nil
 }
 
 // forbiddenError maps to ExitForbidden.

@@ -41,68 +41,99 @@ func evidenceCommand() *cli.Command {
 			"signature. verify exits 0 only when everything holds and the signature verified with --key,\n" +
 			"7 when anything does not hold, 8 when all holds but no --key was given.",
 		Subcommands: []*cli.Command{
-			{
-				Name:  "keygen",
-				Usage: "write a new signing key pair: DIR/kir.key (private, 0600) and DIR/kir.pub; never overwrites",
-				Flags: []cli.Flag{
-					&cli.StringFlag{Name: flagOut, Usage: "directory to write kir.key and kir.pub into (created 0700 if missing)"},
-					&cli.StringFlag{Name: flagAlg, Value: evidence.AlgEd25519, Usage: "key algorithm: " + evidence.AlgEd25519 + " or " + evidence.AlgECDSAP256},
-				},
-				Action: evidenceKeygen,
-			},
-			{
-				Name:  "verify",
-				Usage: "check every file's hash, the custody chain and, with --key, the signatures",
-				Description: "Exit 0 only when everything holds and every signature verified with --key; 7 when\n" +
-					"anything does not hold, every problem listed (file, custody line, what); 8 when hashes and\n" +
-					"custody hold but no --key was given, so the signature was not checked. Read-only: verifying\n" +
-					"records nothing in the bundle.",
-				ArgsUsage: "DIR|FILE.tar.gz",
-				Flags: []cli.Flag{
-					&cli.StringFlag{Name: flagKey, Usage: "public key (kir.pub) to check the signatures with"},
-					outputFlag(),
-				},
-				Action: evidenceVerify,
-			},
-			{
-				Name:      "show",
-				Usage:     "summarise a bundle: incident, seal, signers, files, the custody timeline (read, not verified)",
-				ArgsUsage: "DIR|FILE.tar.gz",
-				Flags:     []cli.Flag{outputFlag()},
-				Action:    evidenceShow,
-			},
-			{
-				Name:  "push",
-				Usage: "upload a sealed bundle directory to a registry as an OCI artifact; print its digest reference",
-				Description: "Credentials come from the Docker config and its credential helpers, as for docker and crane.\n" +
-					"With --key, once the push succeeded, a signed \"push\" entry (ref, digest) is appended to the\n" +
-					"local bundle's custody.log: the pushed copy is the bundle as sealed and does not hold it.",
-				ArgsUsage: "DIR REF",
-				Flags: []cli.Flag{
-					&cli.StringFlag{Name: flagKey, EnvVars: []string{"KIR_SIGNING_KEY"}, Usage: "private key (kir.key) the bundle was sealed with, to sign the custody entry recording the push"},
-					insecureFlag(),
-				},
-				Action: evidencePush,
-			},
-			{
-				Name:  "pull",
-				Usage: "download a bundle from a registry into --out and check its hashes and custody",
-				Description: "Exit 0 when the pull succeeded and the hashes and custody hold (the signature is not\n" +
-					"checked: run kir evidence verify --key), 7 when they do not, every problem listed.",
-				ArgsUsage: "REF",
-				Flags: []cli.Flag{
-					&cli.StringFlag{Name: flagOut, Usage: "directory to unpack into; must not exist or be empty"},
-					insecureFlag(),
-				},
-				Action: evidencePull,
-			},
+			evidenceKeygenCommand(), evidenceVerifyCommand(), evidenceShowCommand(), evidencePushCommand(), evidencePullCommand(),
 		},
 	}
 }
 
-func insecureFlag() cli.Flag {
+// bundleOptions are the flags of the evidence commands; each takes some of
+// them.
+type bundleOptions struct {
+	out      string
+	alg      string
+	key      string
+	insecure bool
+	output   outputOptions
+}
+
+func evidenceKeygenCommand() *cli.Command {
+	o := &bundleOptions{}
+	return &cli.Command{
+		Name:  "keygen",
+		Usage: "write a new signing key pair: DIR/kir.key (private, 0600) and DIR/kir.pub; never overwrites",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: flagOut, Usage: "directory to write kir.key and kir.pub into (created 0700 if missing)", Destination: &o.out},
+			&cli.StringFlag{Name: flagAlg, Value: evidence.AlgEd25519, Usage: "key algorithm: " + evidence.AlgEd25519 + " or " + evidence.AlgECDSAP256, Destination: &o.alg},
+		},
+		Action: o.keygen,
+	}
+}
+
+func evidenceVerifyCommand() *cli.Command {
+	o := &bundleOptions{}
+	return &cli.Command{
+		Name:  "verify",
+		Usage: "check every file's hash, the custody chain and, with --key, the signatures",
+		Description: "Exit 0 only when everything holds and every signature verified with --key; 7 when\n" +
+			"anything does not hold, every problem listed (file, custody line, what); 8 when hashes and\n" +
+			"custody hold but no --key was given, so the signature was not checked. Read-only: verifying\n" +
+			"records nothing in the bundle.",
+		ArgsUsage: "DIR|FILE.tar.gz",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: flagKey, Usage: "public key (kir.pub) to check the signatures with", Destination: &o.key},
+			o.output.flag(),
+		},
+		Action: o.verify,
+	}
+}
+
+func evidenceShowCommand() *cli.Command {
+	o := &bundleOptions{}
+	return &cli.Command{
+		Name:      "show",
+		Usage:     "summarise a bundle: incident, seal, signers, files, the custody timeline (read, not verified)",
+		ArgsUsage: "DIR|FILE.tar.gz",
+		Flags:     []cli.Flag{o.output.flag()},
+		Action:    o.show,
+	}
+}
+
+func evidencePushCommand() *cli.Command {
+	o := &bundleOptions{}
+	return &cli.Command{
+		Name:  "push",
+		Usage: "upload a sealed bundle directory to a registry as an OCI artifact; print its digest reference",
+		Description: "Credentials come from the Docker config and its credential helpers, as for docker and crane.\n" +
+			"With --key, once the push succeeded, a signed \"push\" entry (ref, digest) is appended to the\n" +
+			"local bundle's custody.log: the pushed copy is the bundle as sealed and does not hold it.",
+		ArgsUsage: "DIR REF",
+		Flags: []cli.Flag{
+			signingKeyFlag(&o.key, "private key (kir.key) the bundle was sealed with, to sign the custody entry recording the push"),
+			o.insecureFlag(),
+		},
+		Action: o.push,
+	}
+}
+
+func evidencePullCommand() *cli.Command {
+	o := &bundleOptions{}
+	return &cli.Command{
+		Name:  "pull",
+		Usage: "download a bundle from a registry into --out and check its hashes and custody",
+		Description: "Exit 0 when the pull succeeded and the hashes and custody hold (the signature is not\n" +
+			"checked: run kir evidence verify --key), 7 when they do not, every problem listed.",
+		ArgsUsage: "REF",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: flagOut, Usage: "directory to unpack into; must not exist or be empty", Destination: &o.out},
+			o.insecureFlag(),
+		},
+		Action: o.pull,
+	}
+}
+
+func (o *bundleOptions) insecureFlag() cli.Flag {
 	return &cli.BoolFlag{Name: flagInsecure, Usage: "accept the registry's TLS certificate without verifying it " +
-		"(registries on localhost, loopback and private addresses may be plain HTTP anyway)"}
+		"(registries on localhost, loopback and private addresses may be plain HTTP anyway)", Destination: &o.insecure}
 }
 
 // exitError ends kir with its code: the outcomes of verify, which are no
@@ -116,11 +147,11 @@ type exitError struct {
 func (e exitError) Error() string { return e.err.Error() }
 func (e exitError) Unwrap() error { return e.err }
 
-func evidenceKeygen(c *cli.Context) error {
+func (o *bundleOptions) keygen(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usageError{fmt.Errorf("keygen takes no arguments (got %s): give the directory as --out DIR", strings.Join(c.Args().Slice(), " "))}
 	}
-	dir, alg := c.String(flagOut), c.String(flagAlg)
+	dir, alg := o.out, o.alg
 	if dir == "" {
 		return usageError{errors.New("give --out DIR, the directory to write kir.key and kir.pub into")}
 	}
@@ -148,8 +179,8 @@ func evidenceKeygen(c *cli.Context) error {
 	return err
 }
 
-func evidenceVerify(c *cli.Context) error {
-	format, err := evidenceFormat(c)
+func (o *bundleOptions) verify(c *cli.Context) error {
+	format, err := o.format()
 	if err != nil {
 		return err
 	}
@@ -162,7 +193,7 @@ func evidenceVerify(c *cli.Context) error {
 		return err
 	}
 	var pub crypto.PublicKey
-	if k := c.String(flagKey); k != "" {
+	if k := o.key; k != "" {
 		if pub, err = evidence.LoadPublicKey(k); err != nil {
 			return usageError{err}
 		}
@@ -229,8 +260,8 @@ func printVerification(w io.Writer, r *evidence.Report) error {
 	return p.err
 }
 
-func evidenceShow(c *cli.Context) error {
-	format, err := evidenceFormat(c)
+func (o *bundleOptions) show(c *cli.Context) error {
+	format, err := o.format()
 	if err != nil {
 		return err
 	}
@@ -342,7 +373,7 @@ func orNone(s string) string {
 	return s
 }
 
-func evidencePush(c *cli.Context) error {
+func (o *bundleOptions) push(c *cli.Context) error {
 	args, err := evidenceArgs(c, "DIR", "REF")
 	if err != nil {
 		return err
@@ -359,7 +390,7 @@ func evidencePush(c *cli.Context) error {
 		return usageError{fmt.Errorf("parsing reference %q: %w", ref, err)}
 	}
 	var signer evidence.Signer
-	if k := c.String(flagKey); k != "" {
+	if k := o.key; k != "" {
 		if signer, err = evidence.LoadSigner(k); err != nil {
 			return usageError{err}
 		}
@@ -369,7 +400,7 @@ func evidencePush(c *cli.Context) error {
 			return err
 		}
 	}
-	digest, err := evidence.Push(c.Context, dir, ref, registryOptions(c)...)
+	digest, err := evidence.Push(c.Context, dir, ref, o.registryOptions()...)
 	if errors.Is(err, evidence.ErrNotSealed) {
 		return usageError{fmt.Errorf("%w: seal it first (only a sealed bundle is pushed)", err)}
 	}
@@ -409,19 +440,19 @@ func sameKey(dir string, signer evidence.Signer) error {
 	return nil
 }
 
-func evidencePull(c *cli.Context) error {
+func (o *bundleOptions) pull(c *cli.Context) error {
 	args, err := evidenceArgs(c, "REF")
 	if err != nil {
 		return err
 	}
-	ref, out := args[0], c.String(flagOut)
+	ref, out := args[0], o.out
 	if out == "" {
 		return usageError{errors.New("give --out DIR, the directory to unpack the bundle into")}
 	}
 	if _, err := name.ParseReference(ref); err != nil {
 		return usageError{fmt.Errorf("parsing reference %q: %w", ref, err)}
 	}
-	if err := evidence.Pull(c.Context, ref, out, registryOptions(c)...); err != nil {
+	if err := evidence.Pull(c.Context, ref, out, o.registryOptions()...); err != nil {
 		if errors.Is(err, evidence.ErrExists) || errors.Is(err, evidence.ErrNotEvidence) {
 			return usageError{err}
 		}
@@ -444,9 +475,9 @@ func evidencePull(c *cli.Context) error {
 
 // registryOptions are the remote options of push and pull: credentials
 // from the Docker config and credential helpers, as docker and crane use.
-func registryOptions(c *cli.Context) []remote.Option {
+func (o *bundleOptions) registryOptions() []remote.Option {
 	opts := []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}
-	if c.Bool(flagInsecure) {
+	if o.insecure {
 		t := remote.DefaultTransport.(*http.Transport).Clone()
 		if t.TLSClientConfig == nil {
 			t.TLSClientConfig = &tls.Config{}
@@ -500,13 +531,8 @@ func bundleExists(path string) error {
 	return nil
 }
 
-func evidenceFormat(c *cli.Context) (string, error) {
-	switch f := c.String(flagOutput); f {
-	case "", "text":
-		return "text", nil
-	case "json", "yaml":
-		return f, nil
-	default:
-		return "", usageError{fmt.Errorf("invalid --output %q: want text, json or yaml", f)}
-	}
+// format is -o, checked.
+func (o *bundleOptions) format() (string, error) {
+	err := o.output.check()
+	return o.output.format, err
 }

@@ -15,38 +15,46 @@ import (
 
 func falcoCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "falco",
-		Usage: "work with Falco alerts by hand",
-		Subcommands: []*cli.Command{
-			{
-				Name: "replay",
-				Usage: "run what a saved Falco alert (JSON, as Falco or Falcosidekick posts it) would trigger in kir serve: " +
-					"the same routing, the same playbooks; --dry-run=client shows the plan",
-				ArgsUsage: "FILE.json",
-				Flags: flagsOf(kubeFlags(), writeFlags(), playbookFlags(), []cli.Flag{
-					&cli.StringFlag{Name: flagConfig, Usage: "routing rules, as kir serve --config (default: the built-in routing)", EnvVars: []string{"KIR_SERVE_CONFIG"}},
-					&cli.StringFlag{Name: flagKey, Usage: "private key that signs the evidence (for playbooks that take a key)", EnvVars: []string{"KIR_SIGNING_KEY"}},
-				}),
-				Action: falcoReplay,
-			},
-		},
+		Name:        "falco",
+		Usage:       "work with Falco alerts by hand",
+		Subcommands: []*cli.Command{falcoReplayCommand()},
 	}
 }
 
-func falcoReplay(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageError{errors.New("give exactly one alert FILE.json")}
+// falcoReplayOptions are kir falco replay's flags.
+type falcoReplayOptions struct {
+	kube     kubeOptions
+	write    writeOptions
+	playbook playbookOptions
+	config   string
+	key      string
+}
+
+func (o *falcoReplayOptions) flags() []cli.Flag {
+	return flagsOf(o.kube.flags(), o.write.flags(), o.playbook.flags(), []cli.Flag{
+		&cli.StringFlag{Name: flagConfig, Usage: "routing rules, as kir serve --config (default: the built-in routing)", EnvVars: envVars("KIR_SERVE_CONFIG"), Destination: &o.config},
+		signingKeyFlag(&o.key, "private key that signs the evidence (for playbooks that take a key)"),
+	})
+}
+
+func falcoReplayCommand() *cli.Command {
+	o := &falcoReplayOptions{}
+	return &cli.Command{
+		Name: "replay",
+		Usage: "run what a saved Falco alert (JSON, as Falco or Falcosidekick posts it) would trigger in kir serve: " +
+			"the same routing, the same playbooks; --dry-run=client shows the plan",
+		ArgsUsage: "FILE.json",
+		Flags:     o.flags(),
+		Action:    o.replay,
 	}
-	path := c.Args().First()
-	raw, err := os.ReadFile(path)
+}
+
+func (o *falcoReplayOptions) replay(c *cli.Context) error {
+	alert, err := readAlert(c)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	alert, err := falco.Decode(raw)
-	if err != nil {
-		return usageError{fmt.Errorf("%s: %w", path, err)}
-	}
-	routing, lib, err := loadRouting(c)
+	routing, lib, err := loadRouting(o.config, &o.playbook)
 	if err != nil {
 		return err
 	}
@@ -59,31 +67,50 @@ func falcoReplay(c *cli.Context) error {
 			routing.Source, alert.Rule, alert.Priority)
 		return nil
 	}
-	s, err := connect(c.Context, c, true)
+	s, err := online(c, &o.kube, &o.write, newIncident)
 	if err != nil {
 		return err
 	}
-	eng, err := newEngine(c)
+	eng, err := o.playbook.state.engine()
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, m := range matches {
-		e, _ := lib.Get(m.Playbook) // checkRoutes found every one
-		env := s.env
-		if m.DryRun && env.DryRun.Persists() {
-			env.DryRun = action.DryRunClient
-			fmt.Fprintf(c.App.ErrWriter, "kir: routing rule %s is dryRun: planning only\n", m.Rule)
-		}
-		params := serve.WithKey(e.Playbook, m.Params, absPath(c.String(flagKey)))
-		run, err := eng.Start(c.Context, playbooks.Request{Playbook: e.Playbook, Params: params, Alert: alert.Vars(), Env: env})
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := s.report(c, "falco replay ("+m.Rule+")", run); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, o.runMatch(c, s, eng, lib, alert, m))
 	}
 	return errors.Join(errs...)
+}
+
+// readAlert reads the one alert file argument.
+func readAlert(c *cli.Context) (*falco.Alert, error) {
+	if c.NArg() != 1 {
+		return nil, usageError{errors.New("give exactly one alert FILE.json")}
+	}
+	path := c.Args().First()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	alert, err := falco.Decode(raw)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("%s: %w", path, err)}
+	}
+	return alert, nil
+}
+
+// runMatch runs the playbook one routing rule chose, as kir serve would.
+func (o *falcoReplayOptions) runMatch(c *cli.Context, s *session, eng *playbooks.Engine, lib *playbooks.Library, alert *falco.Alert, m falco.Match) error {
+	e, _ := lib.Get(m.Playbook) // loadRouting checked every one
+	env := s.env
+	if m.DryRun && env.DryRun.Persists() {
+		env.DryRun = action.DryRunClient
+		fmt.Fprintf(c.App.ErrWriter, "kir: routing rule %s is dryRun: planning only\n", m.Rule)
+	}
+	params := serve.WithKey(e.Playbook, m.Params, absPath(o.key))
+	run, err := eng.Start(c.Context, playbooks.Request{Playbook: e.Playbook, Params: params, Alert: alert.Vars(), Env: env})
+	if err != nil {
+		return err
+	}
+	return s.report(c, "falco replay ("+m.Rule+")", run)
 }

@@ -17,102 +17,156 @@ func playbookCommand() *cli.Command {
 		Name:  "playbook",
 		Usage: "list, show, validate and run playbooks",
 		Subcommands: []*cli.Command{
-			{
-				Name:  "list",
-				Usage: "list the playbooks kir can run and where each comes from",
-				Flags: flagsOf(playbookFlags(), []cli.Flag{outputFlag()}),
-				Action: func(c *cli.Context) error {
-					lib, err := library(c)
-					if err != nil {
-						return err
-					}
-					return printPlaybooks(c, lib)
-				},
-			},
-			{
-				Name:      "show",
-				Usage:     "print a playbook as it will run",
-				ArgsUsage: "NAME",
-				Flags:     playbookFlags(),
-				Action: func(c *cli.Context) error {
-					name, err := oneName(c, "playbook")
-					if err != nil {
-						return err
-					}
-					e, err := findPlaybook(c, name)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "# source: %s\n", e.Source)
-					for _, o := range e.Overrides {
-						fmt.Fprintf(c.App.Writer, "# overrides: %s\n", o)
-					}
-					_, err = c.App.Writer.Write(e.Data)
-					return err
-				},
-			},
-			{
-				Name:      "validate",
-				Usage:     "check playbook files strictly; every problem is reported as file:line:col",
-				ArgsUsage: "FILE...",
-				Action: func(c *cli.Context) error {
-					if c.NArg() == 0 {
-						return usageError{errors.New("give one or more playbook FILEs")}
-					}
-					var problems []playbooks.Problem
-					for _, f := range c.Args().Slice() {
-						pb, err := playbooks.LoadFile(f, catalog.Registry())
-						var le *playbooks.LoadError
-						switch {
-						case errors.As(err, &le):
-							problems = append(problems, le.Problems...)
-						case err != nil:
-							problems = append(problems, playbooks.Problem{Pos: playbooks.Pos{File: f}, Msg: err.Error()})
-						default:
-							fmt.Fprintf(c.App.Writer, "%s: ok: playbook %s, %d steps\n", f, pb.Name, len(pb.Steps))
-						}
-					}
-					if len(problems) == 0 {
-						return nil
-					}
-					for _, p := range problems {
-						fmt.Fprintln(c.App.ErrWriter, p)
-					}
-					return usageError{fmt.Errorf("%d problem(s) found", len(problems))}
-				},
-			},
-			{
-				Name:      "run",
-				Usage:     "run a playbook: --set name=value for each parameter; --dry-run=client prints the plan",
-				ArgsUsage: "NAME",
-				Flags: flagsOf(kubeFlags(), writeFlags(), playbookFlags(), []cli.Flag{
-					&cli.StringSliceFlag{Name: "set", Usage: "a playbook parameter, name=value ([]string values comma-separated; repeatable)"},
-				}),
-				Action: func(c *cli.Context) error {
-					name, err := oneName(c, "playbook")
-					if err != nil {
-						return err
-					}
-					e, err := findPlaybook(c, name)
-					if err != nil {
-						return err
-					}
-					params, err := playbooks.ParseSets(e.Playbook, c.StringSlice("set"))
-					if err != nil {
-						return usageError{err}
-					}
-					if _, err := playbooks.Bind(e.Playbook, params); err != nil {
-						return usageError{err} // before connecting: bad input is found first
-					}
-					s, err := connect(c.Context, c, true)
-					if err != nil {
-						return err
-					}
-					return runPlaybook(c, s, "playbook run "+name, name, params)
-				},
-			},
+			playbookListCommand(), playbookShowCommand(), playbookValidateCommand(), playbookRunCommand(),
 		},
 	}
+}
+
+// playbookListOptions are kir playbook list's flags.
+type playbookListOptions struct {
+	playbook playbookOptions
+	output   outputOptions
+}
+
+func playbookListCommand() *cli.Command {
+	o := &playbookListOptions{}
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list the playbooks kir can run and where each comes from",
+		Flags: append(o.playbook.flags(), o.output.flag()),
+		Action: func(c *cli.Context) error {
+			lib, err := o.playbook.library()
+			if err != nil {
+				return err
+			}
+			return printPlaybooks(c, o.output, lib)
+		},
+	}
+}
+
+func playbookShowCommand() *cli.Command {
+	o := &playbookOptions{}
+	return &cli.Command{
+		Name:      "show",
+		Usage:     "print a playbook as it will run",
+		ArgsUsage: "NAME",
+		Flags:     o.flags(),
+		Action: func(c *cli.Context) error {
+			name, err := oneName(c, "playbook")
+			if err != nil {
+				return err
+			}
+			e, err := o.find(name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "# source: %s\n", e.Source)
+			for _, o := range e.Overrides {
+				fmt.Fprintf(c.App.Writer, "# overrides: %s\n", o)
+			}
+			_, err = c.App.Writer.Write(e.Data)
+			return err
+		},
+	}
+}
+
+func playbookValidateCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "validate",
+		Usage:     "check playbook files strictly; every problem is reported as file:line:col",
+		ArgsUsage: "FILE...",
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usageError{errors.New("give one or more playbook FILEs")}
+			}
+			return validatePlaybooks(c, c.Args().Slice())
+		},
+	}
+}
+
+// validatePlaybooks loads each file, prints "ok" or every problem, and
+// fails when there is one.
+func validatePlaybooks(c *cli.Context, files []string) error {
+	var problems []playbooks.Problem
+	for _, f := range files {
+		pb, err := playbooks.LoadFile(f, catalog.Registry())
+		var le *playbooks.LoadError
+		switch {
+		case errors.As(err, &le):
+			problems = append(problems, le.Problems...)
+		case err != nil:
+			problems = append(problems, playbooks.Problem{Pos: playbooks.Pos{File: f}, Msg: err.Error()})
+		default:
+			fmt.Fprintf(c.App.Writer, "%s: ok: playbook %s, %d steps\n", f, pb.Name, len(pb.Steps))
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	for _, p := range problems {
+		fmt.Fprintln(c.App.ErrWriter, p)
+	}
+	return usageError{fmt.Errorf("%d problem(s) found", len(problems))}
+}
+
+// playbookRunOptions are kir playbook run's flags.
+type playbookRunOptions struct {
+	kube     kubeOptions
+	write    writeOptions
+	playbook playbookOptions
+	sets     cli.StringSlice
+}
+
+func (o *playbookRunOptions) flags() []cli.Flag {
+	return flagsOf(o.kube.flags(), o.write.flags(), o.playbook.flags(), []cli.Flag{
+		&cli.StringSliceFlag{Name: "set", Usage: "a playbook parameter, name=value ([]string values comma-separated; repeatable)", Destination: &o.sets},
+	})
+}
+
+func playbookRunCommand() *cli.Command {
+	o := &playbookRunOptions{}
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run a playbook: --set name=value for each parameter; --dry-run=client prints the plan",
+		ArgsUsage: "NAME",
+		Flags:     o.flags(),
+		Action: func(c *cli.Context) error {
+			name, err := oneName(c, "playbook")
+			if err != nil {
+				return err
+			}
+			e, params, err := o.params(name)
+			if err != nil {
+				return err
+			}
+			s, err := online(c, &o.kube, &o.write, newIncident)
+			if err != nil {
+				return err
+			}
+			run, err := o.playbook.startWith(c, s, e, params)
+			if err != nil {
+				return err
+			}
+			return s.report(c, "playbook run "+name, run)
+		},
+	}
+}
+
+// params parses --set against the playbook's declarations, and checks
+// them before kir connects: bad input is found first.
+func (o *playbookRunOptions) params(name string) (*playbooks.Entry, map[string]any, error) {
+	e, err := o.playbook.find(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	params, err := playbooks.ParseSets(e.Playbook, o.sets.Value())
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	if _, err := playbooks.Bind(e.Playbook, params); err != nil {
+		return nil, nil, usageError{err}
+	}
+	return e, params, nil
 }
 
 // PlaybookInfo is one line of `kir playbook list -o json`.
@@ -125,7 +179,7 @@ type PlaybookInfo struct {
 	Steps       []string `json:"steps"`
 }
 
-func printPlaybooks(c *cli.Context, lib *playbooks.Library) error {
+func printPlaybooks(c *cli.Context, out outputOptions, lib *playbooks.Library) error {
 	var infos []PlaybookInfo
 	for _, e := range lib.List() {
 		info := PlaybookInfo{Name: e.Name, Source: e.Source, Overrides: e.Overrides, Description: e.Description, Parameters: []string{}, Steps: []string{}}
@@ -137,9 +191,8 @@ func printPlaybooks(c *cli.Context, lib *playbooks.Library) error {
 		}
 		infos = append(infos, info)
 	}
-	format := c.String(flagOutput)
-	if format == "json" || format == "yaml" {
-		return printStructured(c.App.Writer, format, infos)
+	if out.structured() {
+		return printStructured(c.App.Writer, out.format, infos)
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSOURCE\tSTEPS")

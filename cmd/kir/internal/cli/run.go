@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/playbooks"
 )
@@ -19,38 +20,19 @@ const (
 	flagPlaybook     = "playbook"
 )
 
-// playbookFlags say where playbooks and the run journal live.
-func playbookFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: flagPlaybooksDir, Usage: "directory of playbooks (*.yaml) that add to or override the built-in ones", EnvVars: []string{"KIR_PLAYBOOKS_DIR"}},
-		&cli.StringSliceFlag{Name: flagPlaybook, Usage: "playbook file that adds to or overrides the built-in ones and --playbooks-dir (repeatable)"},
-		stateDirFlag(),
-	}
+// stateOptions say where kir keeps its run journals and evidence.
+type stateOptions struct{ dir string }
+
+func (o *stateOptions) flag() cli.Flag {
+	return &cli.StringFlag{Name: flagStateDir, Usage: "where kir keeps its run journals (default $XDG_STATE_HOME/kir or ~/.local/state/kir)", EnvVars: envVars("KIR_STATE_DIR"), Destination: &o.dir}
 }
 
-func stateDirFlag() cli.Flag {
-	return &cli.StringFlag{Name: flagStateDir, Usage: "where kir keeps its run journals (default $XDG_STATE_HOME/kir or ~/.local/state/kir)", EnvVars: []string{"KIR_STATE_DIR"}}
-}
-
-// library loads the built-in playbooks and the user's.
-func library(c *cli.Context) (*playbooks.Library, error) {
-	var dirs []string
-	if d := c.String(flagPlaybooksDir); d != "" {
-		dirs = append(dirs, d)
+// path is the state directory.
+func (o *stateOptions) path() (string, error) {
+	if o.dir != "" {
+		return o.dir, nil
 	}
-	lib, err := playbooks.NewLibrary(catalog.Registry(), playbooks.Sources{Dirs: dirs, Files: c.StringSlice(flagPlaybook)})
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return lib, nil
-}
-
-// stateDir is where kir keeps its state.
-func stateDir(c *cli.Context) (string, error) {
-	if d := c.String(flagStateDir); d != "" {
-		return d, nil
-	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+	if d := getenv("XDG_STATE_HOME"); d != "" {
 		return filepath.Join(d, "kir"), nil
 	}
 	home, err := os.UserHomeDir()
@@ -60,22 +42,9 @@ func stateDir(c *cli.Context) (string, error) {
 	return filepath.Join(home, ".local", "state", "kir"), nil
 }
 
-// findPlaybook returns the named playbook of the library.
-func findPlaybook(c *cli.Context, name string) (*playbooks.Entry, error) {
-	lib, err := library(c)
-	if err != nil {
-		return nil, err
-	}
-	e, ok := lib.Get(name)
-	if !ok {
-		return nil, usageError{fmt.Errorf("no playbook named %s (have: %s)", name, strings.Join(lib.Names(), ", "))}
-	}
-	return e, nil
-}
-
-// newEngine returns the playbook engine with the run journal.
-func newEngine(c *cli.Context) (*playbooks.Engine, error) {
-	dir, err := stateDir(c)
+// engine returns the playbook engine with the run journal.
+func (o *stateOptions) engine() (*playbooks.Engine, error) {
+	dir, err := o.path()
 	if err != nil {
 		return nil, err
 	}
@@ -84,32 +53,86 @@ func newEngine(c *cli.Context) (*playbooks.Engine, error) {
 		return nil, err
 	}
 	return &playbooks.Engine{
-		Actions: catalog.Registry(), Runs: runs, Evidence: filepath.Join(dir, "evidence"),
+		Actions: registry(), Runs: runs, Evidence: filepath.Join(dir, "evidence"),
 		Version: Version, Observe: testHook(),
 	}, nil
 }
 
-// runPlaybook runs the named playbook with params, prints the report and
-// returns the command's error.
-func runPlaybook(c *cli.Context, s *session, command, name string, params map[string]any) error {
-	run, err := startPlaybook(c, s, name, params)
+// playbookOptions say where the user's playbooks and the run journal live.
+type playbookOptions struct {
+	dir   string
+	files cli.StringSlice
+	state stateOptions
+}
+
+func (o *playbookOptions) flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagPlaybooksDir, Usage: "directory of playbooks (*.yaml) that add to or override the built-in ones", EnvVars: envVars("KIR_PLAYBOOKS_DIR"), Destination: &o.dir},
+		&cli.StringSliceFlag{Name: flagPlaybook, Usage: "playbook file that adds to or overrides the built-in ones and --playbooks-dir (repeatable)", Destination: &o.files},
+		o.state.flag(),
+	}
+}
+
+// library loads the built-in playbooks and the user's.
+func (o *playbookOptions) library() (*playbooks.Library, error) {
+	var dirs []string
+	if o.dir != "" {
+		dirs = append(dirs, o.dir)
+	}
+	lib, err := playbooks.NewLibrary(catalog.Registry(), playbooks.Sources{Dirs: dirs, Files: o.files.Value()})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return lib, nil
+}
+
+// find returns the named playbook of the library.
+func (o *playbookOptions) find(name string) (*playbooks.Entry, error) {
+	lib, err := o.library()
+	if err != nil {
+		return nil, err
+	}
+	return entry(lib, name)
+}
+
+func entry(lib *playbooks.Library, name string) (*playbooks.Entry, error) {
+	e, ok := lib.Get(name)
+	if !ok {
+		return nil, usageError{fmt.Errorf("no playbook named %s (have: %s)", name, strings.Join(lib.Names(), ", "))}
+	}
+	return e, nil
+}
+
+// start runs the named playbook with the parameters the command's flags
+// and arguments set, and returns its run.
+func (o *playbookOptions) start(c *cli.Context, s *session, name string, params []param) (*playbooks.Run, error) {
+	e, err := o.find(name)
+	if err != nil {
+		return nil, err
+	}
+	given, err := bind(c, e, params)
+	if err != nil {
+		return nil, err
+	}
+	return o.startWith(c, s, e, given)
+}
+
+// startWith runs the playbook with parameters already bound.
+func (o *playbookOptions) startWith(c *cli.Context, s *session, e *playbooks.Entry, given map[string]any) (*playbooks.Run, error) {
+	eng, err := o.state.engine()
+	if err != nil {
+		return nil, err
+	}
+	return eng.Start(c.Context, playbooks.Request{Playbook: e.Playbook, Params: given, Env: s.env})
+}
+
+// run is start, then the report: what most commands do.
+func (o *playbookOptions) run(c *cli.Context, s *session, command, name string, params []param) error {
+	run, err := o.start(c, s, name, params)
 	if err != nil {
 		return err
 	}
 	return s.report(c, command, run)
-}
-
-// startPlaybook runs the playbook name and returns its run.
-func startPlaybook(c *cli.Context, s *session, name string, params map[string]any) (*playbooks.Run, error) {
-	pb, err := findPlaybook(c, name)
-	if err != nil {
-		return nil, err
-	}
-	eng, err := newEngine(c)
-	if err != nil {
-		return nil, err
-	}
-	return eng.Start(c.Context, playbooks.Request{Playbook: pb.Playbook, Params: params, Env: s.env})
 }
 
 // report prints a run's report and returns the command's error.
@@ -120,3 +143,6 @@ func (s *session) report(c *cli.Context, command string, run *playbooks.Run) err
 	}
 	return err
 }
+
+// registry is kir's actions, as commands run them.
+func registry() action.Registry { return catalog.Registry() }

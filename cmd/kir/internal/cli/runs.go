@@ -15,90 +15,122 @@ import (
 
 func runsCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "runs",
-		Usage: "the journal of playbook runs: list, show, resume",
-		Subcommands: []*cli.Command{
-			{
-				Name:  "list",
-				Usage: "list recorded runs, newest first",
-				Flags: []cli.Flag{stateDirFlag(), outputFlag()},
-				Action: func(c *cli.Context) error {
-					eng, err := newEngine(c)
-					if err != nil {
-						return err
-					}
-					runs, err := eng.List()
-					if err != nil {
-						return err
-					}
-					if f := c.String(flagOutput); f == "json" || f == "yaml" {
-						if runs == nil {
-							runs = []*playbooks.Run{}
-						}
-						return printStructured(c.App.Writer, f, runs)
-					}
-					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "RUN\tPLAYBOOK\tSTATUS\tSTARTED\tINCIDENT")
-					for _, r := range runs {
-						started := ""
-						if !r.Started.IsZero() {
-							started = r.Started.UTC().Format(time.RFC3339)
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Playbook, r.Status, started, r.Incident)
-					}
-					return tw.Flush()
-				},
-			},
-			{
-				Name:      "show",
-				Usage:     "show a run: every step, its parameters, result and writes",
-				ArgsUsage: "RUN",
-				Flags:     []cli.Flag{stateDirFlag(), outputFlag()},
-				Action: func(c *cli.Context) error {
-					_, run, err := loadRun(c, "RUN")
-					if err != nil {
-						return err
-					}
-					return printReport(c.App.Writer, c.String(flagOutput), reportOf("runs show", run))
-				},
-			},
-			{
-				Name:      "resume",
-				Usage:     "finish an interrupted or failed run: finished steps are not repeated, unfinished ones run",
-				ArgsUsage: "RUN",
-				Flags:     flagsOf(kubeFlags(), []cli.Flag{stateDirFlag(), outputFlag()}),
-				Action: func(c *cli.Context) error {
-					eng, run, err := loadRun(c, "RUN")
-					if err != nil {
-						return err
-					}
-					id := run.ID
-					// A run whose actions need no Kubernetes permission
-					// (a secret's rotation) resumes without a cluster.
-					pending, err := eng.PendingActions(c.Context, id)
-					if err != nil {
-						return err
-					}
-					s, err := offline(c, false)
-					if needsCluster(eng.Actions, pending) {
-						s, err = connect(c.Context, c, false)
-					}
-					if err != nil {
-						return err
-					}
-					run, err = eng.Resume(c.Context, id, s.env)
-					if errors.Is(err, playbooks.ErrFinished) {
-						fmt.Fprintf(c.App.ErrWriter, "kir: run %s already succeeded; nothing to resume\n", id)
-						return nil
-					}
-					if err != nil {
-						return err
-					}
-					return s.report(c, "runs resume", run)
-				},
-			},
+		Name:        "runs",
+		Usage:       "the journal of playbook runs: list, show, resume",
+		Subcommands: []*cli.Command{runsListCommand(), runsShowCommand(), runsResumeCommand()},
+	}
+}
+
+// journalOptions are the flags of the commands that read the journal.
+type journalOptions struct {
+	state  stateOptions
+	output outputOptions
+}
+
+func (o *journalOptions) flags() []cli.Flag { return []cli.Flag{o.state.flag(), o.output.flag()} }
+
+func runsListCommand() *cli.Command {
+	o := &journalOptions{}
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list recorded runs, newest first",
+		Flags: o.flags(),
+		Action: func(c *cli.Context) error {
+			eng, err := o.state.engine()
+			if err != nil {
+				return err
+			}
+			runs, err := eng.List()
+			if err != nil {
+				return err
+			}
+			return printRuns(c, o.output, runs)
 		},
 	}
+}
+
+func printRuns(c *cli.Context, out outputOptions, runs []*playbooks.Run) error {
+	if out.structured() {
+		if runs == nil {
+			runs = []*playbooks.Run{}
+		}
+		return printStructured(c.App.Writer, out.format, runs)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tPLAYBOOK\tSTATUS\tSTARTED\tINCIDENT")
+	for _, r := range runs {
+		started := ""
+		if !r.Started.IsZero() {
+			started = r.Started.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Playbook, r.Status, started, r.Incident)
+	}
+	return tw.Flush()
+}
+
+func runsShowCommand() *cli.Command {
+	o := &journalOptions{}
+	return &cli.Command{
+		Name:      "show",
+		Usage:     "show a run: every step, its parameters, result and writes",
+		ArgsUsage: "RUN",
+		Flags:     o.flags(),
+		Action: func(c *cli.Context) error {
+			_, run, err := o.state.load(c, "RUN")
+			if err != nil {
+				return err
+			}
+			return printReport(c.App.Writer, o.output.format, reportOf("runs show", run))
+		},
+	}
+}
+
+// runsResumeOptions are kir runs resume's flags.
+type runsResumeOptions struct {
+	kube  kubeOptions
+	state stateOptions
+	write writeOptions // -o only: a run resumes as it started
+}
+
+func runsResumeCommand() *cli.Command {
+	o := &runsResumeOptions{}
+	return &cli.Command{
+		Name:      "resume",
+		Usage:     "finish an interrupted or failed run: finished steps are not repeated, unfinished ones run",
+		ArgsUsage: "RUN",
+		Flags:     flagsOf(o.kube.flags(), []cli.Flag{o.state.flag(), o.write.output.flag()}),
+		Action:    o.resume,
+	}
+}
+
+func (o *runsResumeOptions) resume(c *cli.Context) error {
+	eng, run, err := o.state.load(c, "RUN")
+	if err != nil {
+		return err
+	}
+	id := run.ID
+	// A run whose actions need no Kubernetes permission (a secret's
+	// rotation) resumes without a cluster.
+	pending, err := eng.PendingActions(c.Context, id)
+	if err != nil {
+		return err
+	}
+	s, err := offline(c, &o.write, givenIncident)
+	if needsCluster(eng.Actions, pending) {
+		s, err = online(c, &o.kube, &o.write, givenIncident)
+	}
+	if err != nil {
+		return err
+	}
+	run, err = eng.Resume(c.Context, id, s.env)
+	if errors.Is(err, playbooks.ErrFinished) {
+		fmt.Fprintf(c.App.ErrWriter, "kir: run %s already succeeded; nothing to resume\n", id)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.report(c, "runs resume", run)
 }
 
 // needsCluster reports whether any of the actions declares Kubernetes
@@ -116,13 +148,13 @@ func needsCluster(actions action.Registry, pending []string) bool {
 // ErrRunNotFound is returned for a run id the journal does not hold.
 var ErrRunNotFound = errors.New("no such run")
 
-// loadRun loads the run named by the command's one argument, what.
-func loadRun(c *cli.Context, what string) (*playbooks.Engine, *playbooks.Run, error) {
+// load loads the run named by the command's one argument, what.
+func (o *stateOptions) load(c *cli.Context, what string) (*playbooks.Engine, *playbooks.Run, error) {
 	id, err := oneName(c, what)
 	if err != nil {
 		return nil, nil, err
 	}
-	eng, err := newEngine(c)
+	eng, err := o.engine()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -72,26 +72,14 @@ func printText(w io.Writer, r Report) error {
 				p.line("evidence: %s recorded in the custody log of %s", o.Entry, o.Bundle)
 			}
 		}
-		switch s.Status {
-		case playbooks.StepFailed:
-			if s.Output == nil || strings.HasPrefix(s.Action, "collect.") {
-				p.line("%s: FAILED: %s", s.Name, s.Error)
-			}
-		case playbooks.StepSkipped:
-			// A step the responder's flags turned off (--no-cordon,
-			// --no-evidence, no --evidence) is no news; the plan and -o
-			// json show every condition.
-			if dry != "" {
-				p.line("%s: skipped: its condition does not hold: %s", s.Name, s.Condition)
-			}
-		case playbooks.StepUnknown:
-			p.line("%s: started, outcome unknown (the run was interrupted); resuming runs it again", s.Name)
-		case playbooks.StepPending:
-			if r.Status != playbooks.RunSucceeded {
-				p.line("%s: not run", s.Name)
-			}
-		}
+		p.status(r, s)
 	}
+	p.outcome(r)
+	return p.err
+}
+
+// outcome prints the run's warnings and what to do next.
+func (p *textPrinter) outcome(r Report) {
 	for _, warn := range r.Warnings {
 		p.line("warning: %s", warn)
 	}
@@ -106,7 +94,30 @@ func printText(w io.Writer, r Report) error {
 	if r.Run != "" {
 		p.line("recorded as run %s (kir runs show %s)", r.Run, r.Run)
 	}
-	return p.err
+}
+
+// status prints what a step's status adds to its output's lines.
+func (p *textPrinter) status(r Report, s playbooks.StepRun) {
+	dry := r.DryRun != "none" && r.DryRun != ""
+	switch s.Status {
+	case playbooks.StepFailed:
+		if s.Output == nil || strings.HasPrefix(s.Action, "collect.") {
+			p.line("%s: FAILED: %s", s.Name, s.Error)
+		}
+	case playbooks.StepSkipped:
+		// A step the responder's flags turned off (--no-cordon,
+		// --no-evidence, no --evidence) is no news; the plan and -o
+		// json show every condition.
+		if dry {
+			p.line("%s: skipped: its condition does not hold: %s", s.Name, s.Condition)
+		}
+	case playbooks.StepUnknown:
+		p.line("%s: started, outcome unknown (the run was interrupted); resuming runs it again", s.Name)
+	case playbooks.StepPending:
+		if r.Status != playbooks.RunSucceeded {
+			p.line("%s: not run", s.Name)
+		}
+	}
 }
 
 type textPrinter struct {
