@@ -41,7 +41,7 @@ func TestReportInChromium(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatal("chromium is not on PATH: this test renders report.html in headless Chromium. " +
-			".ci/run installs it (apt-get install chromium); install it the same way to run the tests.")
+			"make test installs it (make testdeps: internal/kubetest/tools/debs.sh).")
 	}
 	signer, _ := newKey(t, evidence.AlgEd25519)
 	dir := makeBundle(t, signer)
