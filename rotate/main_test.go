@@ -2,62 +2,81 @@ package rotate_test
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"sync"
+	"path/filepath"
+	"strings"
 	"testing"
-	"time"
 
+	vault "github.com/hashicorp/vault/api"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"kir.dev/kir/cmd/kir/internal/cli"
 	"kir.dev/kir/internal/kubetest"
 )
 
 // The real control plane (etcd, kube-apiserver, controller-manager,
 // scheduler, kwok), started by the first test that needs it: the tests of
-// Vault and Secrets Manager rotation run without it.
-var (
-	clusterOnce sync.Once
-	cluster     *kubetest.Cluster
-	clusterErr  error
-)
+// parameters run without it.
+var shared kubetest.Shared
 
-func TestMain(m *testing.M) {
-	if os.Getenv(asKirEnv) == "1" {
-		// The test binary as the kir binary, for tests that run (and
-		// kill) a real kir process.
-		os.Exit(cli.Run(context.Background(), append([]string{"kir"}, os.Args[1:]...), os.Stdout, os.Stderr))
-	}
-	code := m.Run()
-	if vaultSrv != nil {
-		vaultSrv.Stop()
-	}
-	if cluster != nil {
-		if code != 0 {
-			fmt.Fprintf(os.Stderr, "control plane logs:\n%s\n", cluster.Logs())
-		}
-		cluster.Stop()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { shared.Main(m) }
 
 // controlPlane returns the test control plane, starting it once.
 func controlPlane(t *testing.T) *kubetest.Cluster {
 	t.Helper()
-	clusterOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cluster, clusterErr = kubetest.Start(ctx, kubetest.Options{})
-	})
-	if clusterErr != nil {
-		t.Fatalf("starting the test control plane: %v", clusterErr)
+	return shared.Get(t)
+}
+
+// vaultServer returns the Vault server the tests share
+// (kubetest.SharedVault) and a root client of it. Tests use paths of their
+// own.
+func vaultServer(t *testing.T) (*kubetest.Vault, *vault.Client) {
+	t.Helper()
+	v := kubetest.SharedVault(t)
+	cfg := vault.DefaultConfig()
+	cfg.Address = v.Addr
+	c, err := vault.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return cluster
+	c.SetToken(v.Token)
+	return v, c
+}
+
+// vaultData reads a Vault secret's current version and data.
+func vaultData(t *testing.T, c *vault.Client, mount, path string) (int, map[string]any) {
+	t.Helper()
+	s, err := c.KVv2(mount).Get(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.VersionMetadata.Version, s.Data
+}
+
+// noLeak fails the test if any planted value appears in any file under
+// dirs.
+func noLeak(t *testing.T, planted []string, dirs ...string) {
+	t.Helper()
+	for _, dir := range dirs {
+		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, p := range planted {
+				if p != "" && strings.Contains(string(b), p) {
+					t.Errorf("a secret value appears in %s", path)
+				}
+			}
+			return nil
+		})
+	}
 }
 
 // namespace gives a test its own namespace.
@@ -68,16 +87,6 @@ func namespace(t *testing.T, c *kubetest.Cluster) string {
 		t.Fatal(err)
 	}
 	return ns
-}
-
-// node gives a test its own kwok node, on which its pods run.
-func node(t *testing.T, c *kubetest.Cluster, ns string) string {
-	t.Helper()
-	name := "kir-test-" + ns
-	if _, err := c.AddNode(t.Context(), name); err != nil {
-		t.Fatal(err)
-	}
-	return name
 }
 
 // waitPods waits until exactly n pods matching sel run in ns, and returns

@@ -29,6 +29,7 @@ import (
 // TokenRequest token, a Role it is bound to, and workloads that run as it.
 type saWorld struct {
 	c            *kubetest.Cluster
+	f            *kubetest.Fixture
 	ns, node     string
 	sa           *corev1.ServiceAccount
 	legacyToken  string
@@ -43,8 +44,8 @@ func newSAWorld(t *testing.T) *saWorld {
 	t.Helper()
 	c := controlPlane(t)
 	ctx := t.Context()
-	w := &saWorld{c: c, ns: namespace(t, c)}
-	w.node = node(t, c, w.ns)
+	f := c.NewFixture(t, "rotate", 0)
+	w := &saWorld{c: c, f: f, ns: f.Namespace, node: f.Node}
 
 	sa, err := c.Client.CoreV1().ServiceAccounts(w.ns).Create(ctx, &corev1.ServiceAccount{
 		ObjectMeta: metav1.ObjectMeta{
@@ -111,24 +112,7 @@ func (w *saWorld) env() action.Env {
 
 func (w *saWorld) deploy(t *testing.T, name, sa string) {
 	t.Helper()
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
-				Spec: corev1.PodSpec{
-					ServiceAccountName: sa,
-					NodeSelector:       map[string]string{"kubernetes.io/hostname": w.node},
-					Containers:         []corev1.Container{{Name: name, Image: "registry.example/" + name + ":1"}},
-				},
-			},
-		},
-	}
-	if _, err := w.c.Client.AppsV1().Deployments(w.ns).Create(t.Context(), d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	w.f.Deploy(t, kubetest.Deployment{Name: name, ServiceAccount: sa})
 }
 
 func (w *saWorld) deployment(t *testing.T, name string) *appsv1.Deployment {
@@ -619,48 +603,4 @@ func containsWarning(warnings []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// kir rotate serviceaccount, a real process: refused without --yes
-// (revocation cannot be undone), then killed right after noting the
-// ServiceAccount and resumed: a token issued before is rejected, one
-// issued after works, and the journal is complete.
-func TestCLIRotateServiceAccountKilled(t *testing.T) {
-	c := controlPlane(t)
-	ctx := t.Context()
-	ns := namespace(t, c)
-	if _, err := c.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "app"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	secs := int64(3600)
-	old, err := c.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "app", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	state := t.TempDir()
-	args := []string{"rotate", "serviceaccount", ns + "/app", "--kubeconfig", c.Kubeconfig, "--state-dir", state}
-	if r := kir(t, nil, args...); r.code != 2 || !strings.Contains(r.stderr, "cannot be rolled back") {
-		t.Fatalf("without --yes: exit %d:\n%s", r.code, r.stderr)
-	}
-	if ok, _ := review(t, c, old.Status.Token); !ok {
-		t.Fatal("refused without --yes, yet the token was revoked")
-	}
-	r := kir(t, []string{"KIR_TEST_KILL_AFTER=step-note:revoke#1"}, append(args, "--yes")...)
-	if r.code != -9 {
-		t.Fatalf("kir was not killed: exit %d\n%s", r.code, r.stderr)
-	}
-	id := runID(t, nil, state)
-	resumed := mustKir(t, nil, "runs", "resume", id, "--kubeconfig", c.Kubeconfig, "--state-dir", state)
-	if s := runStatus(t, nil, state, id); s != "succeeded" {
-		t.Fatalf("resumed: status %s\n%s", s, resumed.stderr)
-	}
-	waitRejected(t, c, "a token issued before the rotation", old.Status.Token)
-	fresh, err := c.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "app", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok, _ := review(t, c, fresh.Status.Token); !ok {
-		t.Error("a token issued after the rotation does not authenticate")
-	}
-	noLeak(t, []string{old.Status.Token, fresh.Status.Token}, []result{r, resumed}, state)
 }

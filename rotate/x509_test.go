@@ -2,11 +2,7 @@ package rotate_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -19,8 +15,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	authnv1 "k8s.io/api/authentication/v1"
-	certv1 "k8s.io/api/certificates/v1"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,7 +24,6 @@ import (
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/ptr"
 
 	"kir.dev/kir/action"
 	"kir.dev/kir/internal/kubetest"
@@ -155,7 +148,10 @@ func newX509Fixture(t *testing.T) x509Fixture {
 		_ = rbac.ClusterRoles().Delete(ctx, ns+"-pods", metav1.DeleteOptions{})
 		_ = rbac.ClusterRoles().Delete(ctx, ns+"-namespaces", metav1.DeleteOptions{})
 	})
-	cfg, _ := clientCertConfig(t, c, f.user)
+	cfg, err := c.ClientCertConfig(ctx, f.user)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.alice = mustClient(t, cfg)
 	f.waitPods(t, f.alice, nil)
 	return f
@@ -211,59 +207,6 @@ func (f x509Fixture) params() rotate.X509Params {
 		SecretParams: rotate.SecretParams{Ref: "vault://secret/x509/" + f.ns, Rotation: "run-x509-" + f.ns},
 		User:         f.user, Expiration: action.Duration(time.Hour),
 	}
-}
-
-// clientCertConfig has the cluster's client CA sign a certificate for
-// user, as an administrator handing out kubeconfigs does, and returns a
-// config that authenticates with it and its key (PEM).
-func clientCertConfig(t *testing.T, c *kubetest.Cluster, name string) (*rest.Config, []byte) {
-	t.Helper()
-	ctx := t.Context()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csrs := c.Client.CertificatesV1().CertificateSigningRequests()
-	csr, err := csrs.Create(ctx, &certv1.CertificateSigningRequest{
-		ObjectMeta: metav1.ObjectMeta{Name: "test-" + name},
-		Spec: certv1.CertificateSigningRequestSpec{
-			Request:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
-			SignerName: certv1.KubeAPIServerClientSignerName, Usages: []certv1.KeyUsage{certv1.UsageClientAuth},
-			ExpirationSeconds: ptr.To(int32(3600)),
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = csrs.Delete(context.Background(), csr.Name, metav1.DeleteOptions{}) })
-	csr.Status.Conditions = append(csr.Status.Conditions, certv1.CertificateSigningRequestCondition{Type: certv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "Test"})
-	if _, err := csrs.UpdateApproval(ctx, csr.Name, csr, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var certPEM []byte
-	err = kubetest.Eventually(ctx, 60*time.Second, func(ctx context.Context) (bool, error) {
-		got, err := csrs.Get(ctx, csr.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		certPEM = got.Status.Certificate
-		return len(certPEM) > 0, nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for the certificate of %s: %v", name, err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	cfg := rest.AnonymousClientConfig(c.Config)
-	cfg.CertData, cfg.KeyData = certPEM, keyPEM
-	return cfg, keyPEM
 }
 
 // storedKubeconfig reads the kubeconfig a rotation stored in Vault, and
@@ -451,7 +394,7 @@ func TestX509UserRotation(t *testing.T) {
 	}
 	storedKubeconfig(t, f.ns, 1)
 
-	noLeak(t, planted(cfg.KeyData), nil, dump(t, first.notes, res, res2))
+	noLeak(t, planted(cfg.KeyData), dump(t, first.notes, res, res2))
 
 	restorer := clientWithRules(t, f.c, f.ns, "kir-restore", rotate.X509RestoreAction().Spec().Rules)
 	back, err := rotate.RestoreX509Bindings(ctx, action.Env{Kube: restorer}, rotate.X509RestoreParams{User: f.user, NewUser: newUser})
@@ -596,47 +539,4 @@ func TestX509RestoreRetriesConflicts(t *testing.T) {
 	if diff := cmp.Diff([]rbacv1.Subject{user(old), {Kind: rbacv1.GroupKind, Name: "ops"}}, crb.Subjects); diff != "" {
 		t.Errorf("ClusterRoleBinding subjects (-want +got):\n%s", diff)
 	}
-}
-
-// kir rotate kubeconfig --for user:NAME says the old certificate cannot be
-// revoked, moves the user's bindings to the new user whose kubeconfig it
-// stores in Vault as a new version, prints no key; kir rotate status lists
-// it by user; kir rotate rollback gives the bindings back and makes the
-// kubeconfig stored before current again.
-func TestCLIRotateX509User(t *testing.T) {
-	f := newX509Fixture(t)
-	v, vc := vaultServer(t)
-	ctx := t.Context()
-	path := "x509/" + f.ns
-	if _, err := vc.KVv2("secret").Put(ctx, path, map[string]any{"kubeconfig": "the kubeconfig before"}); err != nil {
-		t.Fatal(err)
-	}
-	state := t.TempDir()
-	rot := mustKir(t, v.Env(), "rotate", "kubeconfig", "--for", "user:"+f.user, "--store", "vault://secret/"+path,
-		"--ttl", "1h", "--kubeconfig", f.c.Kubeconfig, "--state-dir", state)
-	if !strings.Contains(rot.stderr, "cannot be revoked") || !strings.Contains(rot.stderr, "system:masters") {
-		t.Errorf("stderr does not say the certificate cannot be revoked:\n%s", rot.stderr)
-	}
-	id := runID(t, v.Env(), state)
-	newUser := rotate.X509NewUser(id, f.user)
-	cfg := storedKubeconfig(t, f.ns, 2)
-	stored := mustClient(t, cfg)
-	if got := whoami(t, stored); got != newUser {
-		t.Errorf("the stored kubeconfig authenticates as %q, want %q", got, newUser)
-	}
-	f.waitPods(t, stored, nil)
-	f.waitPods(t, f.alice, errors.New("forbidden"))
-
-	status := mustKir(t, v.Env(), "rotate", "status", "--state-dir", state)
-	if !strings.Contains(status.stdout, id) || !strings.Contains(status.stdout, "user:"+f.user) {
-		t.Errorf("rotate status does not list the rotation of user:%s:\n%s", f.user, status.stdout)
-	}
-
-	back := mustKir(t, v.Env(), "rotate", "rollback", id, "--kubeconfig", f.c.Kubeconfig, "--state-dir", state)
-	f.waitPods(t, f.alice, nil)
-	f.waitPods(t, stored, errors.New("forbidden"))
-	if ver, data := vaultData(t, vc, "secret", path); ver != 3 || data["kubeconfig"] != "the kubeconfig before" {
-		t.Errorf("after rollback Vault holds version %d with the kubeconfig before: %v; want version 3 with it", ver, data["kubeconfig"] == "the kubeconfig before")
-	}
-	noLeak(t, planted(cfg.KeyData), []result{rot, status, back}, state)
 }

@@ -2,15 +2,23 @@ package kubetest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	certv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 )
 
 const (
@@ -140,5 +148,61 @@ func (c *Cluster) ServiceAccountConfig(ctx context.Context, namespace, name stri
 	}
 	cfg := rest.AnonymousClientConfig(c.Config)
 	cfg.BearerToken = tr.Status.Token
+	return cfg, nil
+}
+
+// csrTimeout bounds ClientCertConfig's wait for the controller-manager to
+// sign.
+const csrTimeout = 60 * time.Second
+
+// ClientCertConfig returns a config that authenticates as user name with a
+// client certificate the cluster's client CA signed (through a
+// CertificateSigningRequest the controller-manager signs), as an
+// administrator handing out kubeconfigs does. The key is in KeyData.
+func (c *Cluster) ClientCertConfig(ctx context.Context, name string) (*rest.Config, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}}, key)
+	if err != nil {
+		return nil, err
+	}
+	csrs := c.Client.CertificatesV1().CertificateSigningRequests()
+	csr, err := csrs.Create(ctx, &certv1.CertificateSigningRequest{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "kubetest-" + name + "-"},
+		Spec: certv1.CertificateSigningRequestSpec{
+			Request:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+			SignerName: certv1.KubeAPIServerClientSignerName, Usages: []certv1.KeyUsage{certv1.UsageClientAuth},
+			ExpirationSeconds: ptr.To(int32(tokenLifetime / time.Second)),
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("requesting a certificate for %s: %w", name, err)
+	}
+	// Once issued, the request is of no more use.
+	defer func() { _ = csrs.Delete(context.WithoutCancel(ctx), csr.Name, metav1.DeleteOptions{}) }()
+	csr.Status.Conditions = append(csr.Status.Conditions, certv1.CertificateSigningRequestCondition{Type: certv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "Test"})
+	if _, err := csrs.UpdateApproval(ctx, csr.Name, csr, metav1.UpdateOptions{}); err != nil {
+		return nil, fmt.Errorf("approving the certificate of %s: %w", name, err)
+	}
+	var certPEM []byte
+	err = Eventually(ctx, csrTimeout, func(ctx context.Context) (bool, error) {
+		got, err := csrs.Get(ctx, csr.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		certPEM = got.Status.Certificate
+		return len(certPEM) > 0, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the certificate of %s: %w", name, err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	cfg := rest.AnonymousClientConfig(c.Config)
+	cfg.CertData, cfg.KeyData = certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 	return cfg, nil
 }

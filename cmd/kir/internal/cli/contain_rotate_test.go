@@ -1,4 +1,4 @@
-package rotate_test
+package cli_test
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"kir.dev/kir/internal/kubetest"
 )
 
 // kir contain pod --rotate-secrets: once the pod is isolated, the Vault
@@ -19,11 +20,11 @@ import (
 // printed, journaled or put in the evidence, and kir rotate rollback on the containment's run
 // restores the secret.
 func TestContainRotatesSecrets(t *testing.T) {
-	c := controlPlane(t)
+	c := cluster(t)
 	v, vc := vaultServer(t)
 	ctx := t.Context()
-	ns := namespace(t, c)
-	nodeName := node(t, c, ns)
+	f := newFixture(t, 0)
+	ns, nodeName := f.Namespace, f.Node
 	const planted = "PLANTED-pod-db-password"
 	path := "pods/" + ns
 	if _, err := vc.KVv2("secret").Put(ctx, path, map[string]any{"password": planted}); err != nil {
@@ -47,9 +48,9 @@ func TestContainRotatesSecrets(t *testing.T) {
 	if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitPods(t, c, ns, "app=web", 1)
+	f.WaitPods(t, "app=web", 1)
 	state := t.TempDir()
-	r := mustKir(t, v.Env(), "contain", "pod", "web-0", "-n", ns, "--rotate-secrets", "--no-images",
+	r := kubetest.Kir{Env: v.Env()}.MustRun(t, "contain", "pod", "web-0", "-n", ns, "--rotate-secrets", "--no-images",
 		"--kubeconfig", c.Kubeconfig, "--state-dir", state, "-o", "json")
 	var report struct {
 		Run   string `json:"run"`
@@ -59,7 +60,7 @@ func TestContainRotatesSecrets(t *testing.T) {
 			Output json.RawMessage `json:"output"`
 		} `json:"steps"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &report); err != nil {
 		t.Fatal(err)
 	}
 	rotated := ""
@@ -87,9 +88,9 @@ func TestContainRotatesSecrets(t *testing.T) {
 	if err != nil || !strings.Contains(string(journal), "rotate.pod-credentials") {
 		t.Fatalf("the evidence bundle holds no journal of the rotation: %v", err)
 	}
-	back := mustKir(t, v.Env(), "rotate", "rollback", report.Run, "--state-dir", state)
+	back := kubetest.Kir{Env: v.Env()}.MustRun(t, "rotate", "rollback", report.Run, "--state-dir", state)
 	if ver, data = vaultData(t, vc, "secret", path); ver != 3 || data["password"] != planted {
 		t.Errorf("rollback of the containment's rotation: version %d, restored %t", ver, data["password"] == planted)
 	}
-	noLeak(t, []string{planted, newValue, old.Status.Token}, []result{r, back}, state)
+	noLeak(t, []string{planted, newValue, old.Status.Token}, []kubetest.Result{r, back}, state)
 }

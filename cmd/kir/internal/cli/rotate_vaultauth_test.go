@@ -1,4 +1,4 @@
-package rotate_test
+package cli_test
 
 import (
 	"os"
@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"kir.dev/kir/internal/kubetest"
 )
 
 // rotatePolicy lets a Vault token rotate (and roll back) secrets under
@@ -35,7 +36,7 @@ func TestVaultAuthMethods(t *testing.T) {
 		if _, err := vc.KVv2("secret").Put(ctx, path, map[string]any{"password": "before"}); err != nil {
 			t.Fatal(err)
 		}
-		mustKir(t, env, "rotate", "secret", "vault://secret/"+path+"#password", "--state-dir", t.TempDir())
+		kubetest.Kir{Env: env}.MustRun(t, "rotate", "secret", "vault://secret/"+path+"#password", "--state-dir", t.TempDir())
 		if ver, data := vaultData(t, vc, "secret", path); ver != 2 || data["password"] == "before" {
 			t.Fatalf("not rotated: version %d", ver)
 		}
@@ -66,16 +67,16 @@ func TestVaultAuthMethods(t *testing.T) {
 		if err := os.WriteFile(file, []byte("00000000-0000-0000-0000-000000000000"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := kir(t, append(noToken, "KIR_VAULT_AUTH=approle", "KIR_VAULT_ROLE_ID="+rid.Data["role_id"].(string), "KIR_VAULT_SECRET_ID_FILE="+file),
+		r := kubetest.Kir{Env: append(noToken, "KIR_VAULT_AUTH=approle", "KIR_VAULT_ROLE_ID="+rid.Data["role_id"].(string), "KIR_VAULT_SECRET_ID_FILE="+file)}.Run(t,
 			"rotate", "secret", "vault://secret/auth/approle#password", "--state-dir", t.TempDir())
-		if r.code == 0 || !strings.Contains(r.stderr, "logging in to Vault (approle)") {
-			t.Errorf("a wrong secret id: exit %d:\n%s", r.code, r.stderr)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "logging in to Vault (approle)") {
+			t.Errorf("a wrong secret id: exit %d:\n%s", r.Code, r.Stderr)
 		}
 	})
 
 	t.Run("kubernetes", func(t *testing.T) {
-		c := controlPlane(t)
-		ns := namespace(t, c)
+		c := cluster(t)
+		ns := newFixture(t, 0).Namespace
 		// Vault reviews tokens as a ServiceAccount allowed to.
 		for _, name := range []string{"vault-reviewer", "kir"} {
 			if _, err := c.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {

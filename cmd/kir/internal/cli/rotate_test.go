@@ -1,19 +1,13 @@
-package rotate_test
+package cli_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,31 +19,20 @@ import (
 	"kir.dev/kir/internal/smserver"
 )
 
-// asKirEnv makes the test binary run kir's command line (see TestMain), so
-// that tests can kill a real kir process.
-const asKirEnv = "KIR_TEST_AS_KIR"
-
-// The real Vault server (dev mode), started by the first test that needs it.
-var (
-	vaultOnce sync.Once
-	vaultSrv  *kubetest.Vault
-	vaultErr  error
-)
-
+// vaultServer returns the Vault server the tests share
+// (kubetest.SharedVault) and a root client of it. Tests use paths of their
+// own.
 func vaultServer(t *testing.T) (*kubetest.Vault, *vault.Client) {
 	t.Helper()
-	vaultOnce.Do(func() { vaultSrv, vaultErr = kubetest.StartVault(context.Background()) })
-	if vaultErr != nil {
-		t.Fatalf("starting Vault: %v", vaultErr)
-	}
+	v := kubetest.SharedVault(t)
 	cfg := vault.DefaultConfig()
-	cfg.Address = vaultSrv.Addr
+	cfg.Address = v.Addr
 	c, err := vault.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetToken(vaultSrv.Token)
-	return vaultSrv, c
+	c.SetToken(v.Token)
+	return v, c
 }
 
 // secretsManager serves a Secrets Manager-compatible server on loopback
@@ -68,58 +51,15 @@ func secretsManager(t *testing.T) (string, *sm.Client, []string) {
 	return ts.URL, c, env
 }
 
-// result is one kir process's outcome.
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-// kir runs kir as a child process (this test binary) with env added.
-func kir(t *testing.T, env []string, args ...string) result {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(t.Context(), self, args...)
-	cmd.Env = append(append(os.Environ(), asKirEnv+"=1"), env...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
-	r := result{stdout: out.String(), stderr: errOut.String()}
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.code = -int(ws.Signal())
-		}
-	default:
-		t.Fatalf("running kir %v: %v", args, err)
-	}
-	return r
-}
-
-// mustKir runs kir and fails the test unless it exits 0.
-func mustKir(t *testing.T, env []string, args ...string) result {
-	t.Helper()
-	r := kir(t, env, args...)
-	if r.code != 0 {
-		t.Fatalf("kir %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
-	}
-	return r
-}
-
 // runID returns the id of the only run in a state directory.
 func runID(t *testing.T, env []string, state string) string {
 	t.Helper()
-	r := mustKir(t, env, "runs", "list", "--state-dir", state, "-o", "json")
+	r := kubetest.Kir{Env: env}.MustRun(t, "runs", "list", "--state-dir", state, "-o", "json")
 	var runs []struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil || len(runs) == 0 {
-		t.Fatalf("runs list: %v\n%s", err, r.stdout)
+	if err := json.Unmarshal([]byte(r.Stdout), &runs); err != nil || len(runs) == 0 {
+		t.Fatalf("runs list: %v\n%s", err, r.Stdout)
 	}
 	return runs[0].ID
 }
@@ -127,19 +67,19 @@ func runID(t *testing.T, env []string, state string) string {
 // runStatus returns a run's status from kir runs show.
 func runStatus(t *testing.T, env []string, state, id string) string {
 	t.Helper()
-	r := mustKir(t, env, "runs", "show", id, "--state-dir", state, "-o", "json")
+	r := kubetest.Kir{Env: env}.MustRun(t, "runs", "show", id, "--state-dir", state, "-o", "json")
 	var run struct {
 		Status string `json:"status"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &run); err != nil {
-		t.Fatalf("runs show: %v\n%s", err, r.stdout)
+	if err := json.Unmarshal([]byte(r.Stdout), &run); err != nil {
+		t.Fatalf("runs show: %v\n%s", err, r.Stdout)
 	}
 	return run.Status
 }
 
 // noLeak fails the test if any planted value appears in kir's output or in
 // any file under dirs.
-func noLeak(t *testing.T, planted []string, outputs []result, dirs ...string) {
+func noLeak(t *testing.T, planted []string, outputs []kubetest.Result, dirs ...string) {
 	t.Helper()
 	check := func(where, text string) {
 		for _, p := range planted {
@@ -149,8 +89,8 @@ func noLeak(t *testing.T, planted []string, outputs []result, dirs ...string) {
 		}
 	}
 	for i, r := range outputs {
-		check("kir's stdout (call "+string(rune('0'+i))+")", r.stdout)
-		check("kir's stderr (call "+string(rune('0'+i))+")", r.stderr)
+		check("kir's stdout (call "+string(rune('0'+i))+")", r.Stdout)
+		check("kir's stderr (call "+string(rune('0'+i))+")", r.Stderr)
 	}
 	for _, dir := range dirs {
 		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {

@@ -1,4 +1,4 @@
-package rotate_test
+package cli_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"kir.dev/kir/internal/kubetest"
 )
 
 // killPoints are the moments a rotation is killed at: right after each
@@ -103,27 +104,27 @@ func TestKilledRotationResumes(t *testing.T) {
 					kill = "step-finished:issue"
 				}
 				args := append([]string{"rotate", "secret", ref, "--state-dir", state}, flags...)
-				r := kir(t, append(env, "KIR_TEST_KILL_AFTER="+kill), args...)
-				if r.code != -9 {
-					t.Fatalf("kir was not killed at %s: exit %d\n%s", point, r.code, r.stderr)
+				r := kubetest.Kir{Env: append(env, "KIR_TEST_KILL_AFTER="+kill)}.Run(t, args...)
+				if r.Code != -9 {
+					t.Fatalf("kir was not killed at %s: exit %d\n%s", point, r.Code, r.Stderr)
 				}
 				run := runID(t, env, state)
 				if point == "written" {
 					dropLastRecord(t, filepath.Join(state, "runs", run+".jsonl"))
 				}
-				resumed := mustKir(t, env, "runs", "resume", run, "--state-dir", state)
+				resumed := kubetest.Kir{Env: env}.MustRun(t, "runs", "resume", run, "--state-dir", state)
 				if s := runStatus(t, env, state, run); s != "succeeded" {
-					t.Fatalf("resumed rotation: status %s\n%s", s, resumed.stderr)
+					t.Fatalf("resumed rotation: status %s\n%s", s, resumed.Stderr)
 				}
 				newValue := st.check(t, id)
 				if newValue == planted || !generated.MatchString(newValue) {
 					t.Fatalf("after resume the current value is not a generated one")
 				}
-				back := mustKir(t, env, append([]string{"rotate", "rollback", run, "--state-dir", state}, flags...)...)
+				back := kubetest.Kir{Env: env}.MustRun(t, append([]string{"rotate", "rollback", run, "--state-dir", state}, flags...)...)
 				if st.current(t, id) != planted {
 					t.Fatalf("rollback did not restore the original value")
 				}
-				noLeak(t, []string{planted, newValue}, []result{r, resumed, back}, state)
+				noLeak(t, []string{planted, newValue}, []kubetest.Result{r, resumed, back}, state)
 			})
 		}
 	}

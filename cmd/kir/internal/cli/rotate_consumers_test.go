@@ -1,12 +1,12 @@
-package rotate_test
+package cli_test
 
 import (
 	"strings"
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"kir.dev/kir/internal/kubetest"
 )
 
 // kir rotate secret --kube-secret --restart-consumers: the Kubernetes
@@ -15,10 +15,11 @@ import (
 // the restart time and resumed —, and the value is nowhere in kir's output
 // or journal.
 func TestRotateSyncsKubeSecret(t *testing.T) {
-	c := controlPlane(t)
+	c := cluster(t)
 	v, vc := vaultServer(t)
 	ctx := t.Context()
-	ns := namespace(t, c)
+	f := newFixture(t, 0)
+	ns := f.Namespace
 	const planted = "PLANTED-kube-copy"
 	path := "sync/" + ns
 	if _, err := vc.KVv2("secret").Put(ctx, path, map[string]any{"password": planted}); err != nil {
@@ -29,31 +30,20 @@ func TestRotateSyncsKubeSecret(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	one := int32(1)
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "api"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "api"}},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: "registry.example/api:1", Env: []corev1.EnvVar{{
-					Name: "DB_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "password"}},
-				}}}}},
-			},
-		},
-	}
-	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f.Deploy(t, kubetest.Deployment{Name: "api", Template: func(p *corev1.PodTemplateSpec) {
+		p.Spec.Containers[0].Env = []corev1.EnvVar{{
+			Name: "DB_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "password"}},
+		}}
+	}})
 	state := t.TempDir()
 	args := []string{"rotate", "secret", "vault://secret/" + path + "#password", "--kube-secret", ns + "/db", "--restart-consumers",
 		"--kubeconfig", c.Kubeconfig, "--state-dir", state}
-	killed := kir(t, append(v.Env(), "KIR_TEST_KILL_AFTER=step-note:sync#1"), args...)
-	if killed.code != -9 {
-		t.Fatalf("kir was not killed: exit %d\n%s", killed.code, killed.stderr)
+	killed := kubetest.Kir{Env: append(v.Env(), "KIR_TEST_KILL_AFTER=step-note:sync#1")}.Run(t, args...)
+	if killed.Code != -9 {
+		t.Fatalf("kir was not killed: exit %d\n%s", killed.Code, killed.Stderr)
 	}
 	id := runID(t, v.Env(), state)
-	resumed := mustKir(t, v.Env(), "runs", "resume", id, "--kubeconfig", c.Kubeconfig, "--state-dir", state)
+	resumed := kubetest.Kir{Env: v.Env()}.MustRun(t, "runs", "resume", id, "--kubeconfig", c.Kubeconfig, "--state-dir", state)
 	_, data := vaultData(t, vc, "secret", path)
 	newValue, _ := data["password"].(string)
 	sec, err := c.Client.CoreV1().Secrets(ns).Get(ctx, "db", metav1.GetOptions{})
@@ -71,9 +61,9 @@ func TestRotateSyncsKubeSecret(t *testing.T) {
 	if at == "" || d.Generation != 2 {
 		t.Fatalf("the Deployment was not restarted exactly once: restartedAt %q, generation %d", at, d.Generation)
 	}
-	status := mustKir(t, v.Env(), "runs", "show", id, "--state-dir", state, "-o", "json")
-	if !strings.Contains(status.stdout, `"secret": "`+ns+`/db"`) && !strings.Contains(status.stdout, `"secret":"`+ns+`/db"`) {
-		t.Errorf("the run does not record the sync:\n%s", status.stdout)
+	status := kubetest.Kir{Env: v.Env()}.MustRun(t, "runs", "show", id, "--state-dir", state, "-o", "json")
+	if !strings.Contains(status.Stdout, `"secret": "`+ns+`/db"`) && !strings.Contains(status.Stdout, `"secret":"`+ns+`/db"`) {
+		t.Errorf("the run does not record the sync:\n%s", status.Stdout)
 	}
-	noLeak(t, []string{planted, newValue}, []result{killed, resumed, status}, state)
+	noLeak(t, []string{planted, newValue}, []kubetest.Result{killed, resumed, status}, state)
 }

@@ -1,4 +1,4 @@
-package rotate_test
+package cli_test
 
 import (
 	"context"
@@ -29,28 +29,28 @@ func TestRotateVaultSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := "vault://secret/" + path + "#password"
-	rot := mustKir(t, env, "rotate", "secret", ref, "--state-dir", state, "-o", "json")
+	rot := kubetest.Kir{Env: env}.MustRun(t, "rotate", "secret", ref, "--state-dir", state, "-o", "json")
 	ver, data := vaultData(t, c, "secret", path)
 	if ver != 2 || data["username"] != "app" || !generated.MatchString(fmt.Sprint(data["password"])) {
 		t.Fatalf("after rotation: version %d, username %v, password generated: %t", ver, data["username"], generated.MatchString(fmt.Sprint(data["password"])))
 	}
 	newValue := data["password"].(string)
 	id := runID(t, env, state)
-	status := mustKir(t, env, "rotate", "status", "--state-dir", state)
-	if !strings.Contains(status.stdout, id) || !strings.Contains(status.stdout, ref) {
-		t.Errorf("rotate status does not list %s of %s:\n%s", id, ref, status.stdout)
+	status := kubetest.Kir{Env: env}.MustRun(t, "rotate", "status", "--state-dir", state)
+	if !strings.Contains(status.Stdout, id) || !strings.Contains(status.Stdout, ref) {
+		t.Errorf("rotate status does not list %s of %s:\n%s", id, ref, status.Stdout)
 	}
-	back := mustKir(t, env, "rotate", "rollback", id, "--state-dir", state)
+	back := kubetest.Kir{Env: env}.MustRun(t, "rotate", "rollback", id, "--state-dir", state)
 	ver, data = vaultData(t, c, "secret", path)
 	if ver != 3 || data["password"] != planted || data["username"] != "app" {
 		t.Fatalf("after rollback: version %d, password restored: %t", ver, data["password"] == planted)
 	}
 	// A second rollback finds it done.
-	again := mustKir(t, env, "rotate", "rollback", id, "--state-dir", state)
+	again := kubetest.Kir{Env: env}.MustRun(t, "rotate", "rollback", id, "--state-dir", state)
 	if ver, _ = vaultData(t, c, "secret", path); ver != 3 {
 		t.Errorf("a second rollback wrote version %d", ver)
 	}
-	noLeak(t, []string{planted, newValue}, []result{rot, status, back, again}, state)
+	noLeak(t, []string{planted, newValue}, []kubetest.Result{rot, status, back, again}, state)
 }
 
 // A Vault mount, or a secret, that keeps a single version is refused: the
@@ -80,9 +80,9 @@ func TestRotateVaultRefusesSingleVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ mount, path string }{{"single", "db"}, {"secret", path}} {
-		r := kir(t, v.Env(), "rotate", "secret", "vault://"+tc.mount+"/"+tc.path, "--state-dir", t.TempDir())
-		if r.code == 0 || !strings.Contains(r.stderr, "max_versions") {
-			t.Errorf("%s/%s: want a refusal naming max_versions, got exit %d:\n%s", tc.mount, tc.path, r.code, r.stderr)
+		r := kubetest.Kir{Env: v.Env()}.Run(t, "rotate", "secret", "vault://"+tc.mount+"/"+tc.path, "--state-dir", t.TempDir())
+		if r.Code == 0 || !strings.Contains(r.Stderr, "max_versions") {
+			t.Errorf("%s/%s: want a refusal naming max_versions, got exit %d:\n%s", tc.mount, tc.path, r.Code, r.Stderr)
 		}
 		if ver, data := vaultData(t, c, tc.mount, tc.path); ver != 1 || data["token"] != "x" {
 			t.Errorf("%s/%s: the refused rotation changed the secret: version %d", tc.mount, tc.path, ver)
@@ -100,18 +100,18 @@ func TestRotateVaultConcurrentWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Killed right after noting the version it read…
-	r := kir(t, append(env, "KIR_TEST_KILL_AFTER=step-note:issue#1"), "rotate", "secret", "vault://secret/"+path+"#password", "--state-dir", state)
-	if r.code != -9 {
-		t.Fatalf("kir was not killed: exit %d\n%s", r.code, r.stderr)
+	r := kubetest.Kir{Env: append(env, "KIR_TEST_KILL_AFTER=step-note:issue#1")}.Run(t, "rotate", "secret", "vault://secret/"+path+"#password", "--state-dir", state)
+	if r.Code != -9 {
+		t.Fatalf("kir was not killed: exit %d\n%s", r.Code, r.Stderr)
 	}
 	// …someone else writes…
 	if _, err := c.KVv2("secret").Put(t.Context(), path, map[string]any{"password": "theirs"}); err != nil {
 		t.Fatal(err)
 	}
 	// …and the resumed rotation refuses to overwrite it.
-	r = kir(t, env, "runs", "resume", runID(t, env, state), "--state-dir", state)
-	if r.code != 9 || !strings.Contains(r.stderr, "someone else") {
-		t.Fatalf("want exit 9 naming the concurrent writer, got %d:\n%s", r.code, r.stderr)
+	r = kubetest.Kir{Env: env}.Run(t, "runs", "resume", runID(t, env, state), "--state-dir", state)
+	if r.Code != 9 || !strings.Contains(r.Stderr, "someone else") {
+		t.Fatalf("want exit 9 naming the concurrent writer, got %d:\n%s", r.Code, r.Stderr)
 	}
 	if ver, data := vaultData(t, c, "secret", path); ver != 2 || data["password"] != "theirs" {
 		t.Errorf("the concurrent version was overwritten: version %d", ver)
@@ -126,17 +126,17 @@ func TestRotateSecretsManagerConcurrentWriter(t *testing.T) {
 	if _, err := c.CreateSecret(t.Context(), &sm.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("one")}); err != nil {
 		t.Fatal(err)
 	}
-	r := kir(t, append(env, "KIR_TEST_KILL_AFTER=step-note:issue#1"), "rotate", "secret", "aws-sm://"+name, "--endpoint-url", endpoint, "--state-dir", state)
-	if r.code != -9 {
-		t.Fatalf("kir was not killed: exit %d\n%s", r.code, r.stderr)
+	r := kubetest.Kir{Env: append(env, "KIR_TEST_KILL_AFTER=step-note:issue#1")}.Run(t, "rotate", "secret", "aws-sm://"+name, "--endpoint-url", endpoint, "--state-dir", state)
+	if r.Code != -9 {
+		t.Fatalf("kir was not killed: exit %d\n%s", r.Code, r.Stderr)
 	}
 	theirs, err := c.PutSecretValue(t.Context(), &sm.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String("theirs")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = kir(t, env, "runs", "resume", runID(t, env, state), "--state-dir", state)
-	if r.code != 9 || !strings.Contains(r.stderr, "AWSCURRENT moved") {
-		t.Fatalf("want exit 9 naming the move, got %d:\n%s", r.code, r.stderr)
+	r = kubetest.Kir{Env: env}.Run(t, "runs", "resume", runID(t, env, state), "--state-dir", state)
+	if r.Code != 9 || !strings.Contains(r.Stderr, "AWSCURRENT moved") {
+		t.Fatalf("want exit 9 naming the move, got %d:\n%s", r.Code, r.Stderr)
 	}
 	if stages := stagesOf(t, c, name); len(stages) != 2 || holderOf(stages, "AWSCURRENT") != aws.ToString(theirs.VersionId) {
 		t.Errorf("after the refusal: %v, want their version current and no third", stages)
@@ -161,7 +161,7 @@ func TestRotateSecretsManager(t *testing.T) {
 	pushed := filepath.Join(dir, "pushed")
 	setHook := writeScript(t, dir, "set", `cat > `+pushed)
 	testHook := writeScript(t, dir, "test", `cmp -s - `+pushed)
-	rot := mustKir(t, env, "rotate", "secret", "aws-sm://"+name+"#password", "--endpoint-url", endpoint,
+	rot := kubetest.Kir{Env: env}.MustRun(t, "rotate", "secret", "aws-sm://"+name+"#password", "--endpoint-url", endpoint,
 		"--set-hook", setHook, "--test-hook", testHook, "--state-dir", state, "-o", "json")
 	cur, curID := awsValue(t, c, name)
 	stages := stagesOf(t, c, name)
@@ -177,12 +177,12 @@ func TestRotateSecretsManager(t *testing.T) {
 	}
 	newValue := string(b)
 	id := runID(t, env, state)
-	back := mustKir(t, env, "rotate", "rollback", id, "--state-dir", state)
+	back := kubetest.Kir{Env: env}.MustRun(t, "rotate", "rollback", id, "--state-dir", state)
 	cur, curID = awsValue(t, c, name)
 	if curID != oldID || jsonField(t, cur, "password") != planted {
 		t.Fatalf("after rollback AWSCURRENT is %s, want %s", curID, oldID)
 	}
-	noLeak(t, []string{planted, newValue}, []result{rot, back}, state)
+	noLeak(t, []string{planted, newValue}, []kubetest.Result{rot, back}, state)
 }
 
 // A leftover AWSPENDING — what an interrupted rotation leaves — is
@@ -197,13 +197,13 @@ func TestRotateSecretsManagerLeftoverPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := mustKir(t, env, "rotate", "secret", "aws-sm://"+name, "--endpoint-url", endpoint, "--state-dir", t.TempDir())
+	r := kubetest.Kir{Env: env}.MustRun(t, "rotate", "secret", "aws-sm://"+name, "--endpoint-url", endpoint, "--state-dir", t.TempDir())
 	stages := stagesOf(t, c, name)
 	if len(stages[aws.ToString(left.VersionId)]) != 0 || holderOf(stages, "AWSPENDING") != "" {
 		t.Errorf("the leftover AWSPENDING was not removed: %v", stages)
 	}
-	if !strings.Contains(r.stdout+r.stderr, "interrupted rotation") {
-		t.Errorf("kir did not say it removed the leftover AWSPENDING:\n%s%s", r.stdout, r.stderr)
+	if !strings.Contains(r.Stdout+r.Stderr, "interrupted rotation") {
+		t.Errorf("kir did not say it removed the leftover AWSPENDING:\n%s%s", r.Stdout, r.Stderr)
 	}
 }
 
@@ -231,7 +231,7 @@ func TestRotateVaultKeySpecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := "vault://secret/" + path
-	mustKir(t, env, "rotate", "secret", ref, "--key-spec", "pin=6:0123456789", "--state-dir", state)
+	kubetest.Kir{Env: env}.MustRun(t, "rotate", "secret", ref, "--key-spec", "pin=6:0123456789", "--state-dir", state)
 	ver, data := vaultData(t, c, "secret", path)
 	if pin := fmt.Sprint(data["pin"]); ver != 2 || !regexp.MustCompile(`^[0-9]{6}$`).MatchString(pin) {
 		t.Errorf("version %d, pin of %d characters all digits: %t; want version 2 and 6 digits", ver, len(pin), regexp.MustCompile(`^[0-9]+$`).MatchString(pin))
@@ -248,9 +248,9 @@ func TestRotateVaultKeySpecs(t *testing.T) {
 		{"pin=six", 2, "the length must be a positive number"},
 		{"pin=6:", 2, "the alphabet after ':' is empty"},
 	} {
-		r := kir(t, env, "rotate", "secret", ref, "--key-spec", tc.spec, "--state-dir", state)
-		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.msg) {
-			t.Errorf("--key-spec %s: exit %d, want %d saying %q\nstdout:\n%s\nstderr:\n%s", tc.spec, r.code, tc.code, tc.msg, r.stdout, r.stderr)
+		r := kubetest.Kir{Env: env}.Run(t, "rotate", "secret", ref, "--key-spec", tc.spec, "--state-dir", state)
+		if r.Code != tc.code || !strings.Contains(r.Stdout+r.Stderr, tc.msg) {
+			t.Errorf("--key-spec %s: exit %d, want %d saying %q\nstdout:\n%s\nstderr:\n%s", tc.spec, r.Code, tc.code, tc.msg, r.Stdout, r.Stderr)
 		}
 		if ver, _ := vaultData(t, c, "secret", path); ver != 2 {
 			t.Errorf("--key-spec %s wrote version %d", tc.spec, ver)
@@ -261,12 +261,12 @@ func TestRotateVaultKeySpecs(t *testing.T) {
 	if err := os.WriteFile(file, []byte("PLANTED-one-value\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := kir(t, env, "rotate", "secret", ref, "--from-file", file, "--state-dir", state)
-	if r.code == 0 || !strings.Contains(r.stderr, "name the key to set") {
-		t.Errorf("--from-file on a secret of two keys: exit %d, stderr:\n%s", r.code, r.stderr)
+	r := kubetest.Kir{Env: env}.Run(t, "rotate", "secret", ref, "--from-file", file, "--state-dir", state)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "name the key to set") {
+		t.Errorf("--from-file on a secret of two keys: exit %d, stderr:\n%s", r.Code, r.Stderr)
 	}
 	if ver, _ := vaultData(t, c, "secret", path); ver != 2 {
 		t.Errorf("--from-file on a secret of two keys wrote version %d", ver)
 	}
-	noLeak(t, []string{"PLANTED-one-value"}, []result{r}, state)
+	noLeak(t, []string{"PLANTED-one-value"}, []kubetest.Result{r}, state)
 }
