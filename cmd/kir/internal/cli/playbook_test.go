@@ -66,7 +66,7 @@ func TestPlaybookOverride(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = kir.Run(t, "playbook", "list", "--playbooks-dir", dir)
-	if r.Code != cli.ExitUsage || !strings.Contains(r.Stderr, "broken.yaml:6:5: step \"x\": unknown action \"contain.nope\"") {
+	if r.Code != cli.ExitUsage || !strings.Contains(r.Stderr, "broken.yaml:7:13: step \"x\": unknown action \"contain.nope\"") {
 		t.Errorf("broken user playbook: exit %d, %q", r.Code, r.Stderr)
 	}
 }
