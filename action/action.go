@@ -22,6 +22,9 @@ type Action interface {
 	// Run performs the action. It must be idempotent: running it again
 	// after success, or after an interruption, reaches the same state.
 	Run(ctx context.Context, env Env, p Params) (Result, error)
+	// Output returns an output of Run's as its Go type: out as Run
+	// returned it, or as the plain JSON values a run's journal holds.
+	Output(out any) (any, error)
 }
 
 // Spec is an action's self-description, used for validation, docs and RBAC.

@@ -91,9 +91,9 @@ func TestRegistryRejectsDuplicatesAndMergesRules(t *testing.T) {
 	pods := func(verbs ...string) []rbacv1.PolicyRule {
 		return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: verbs}}
 	}
-	a := Func[testParams]{Name: "x.a", Rules: pods("patch", "get")}
-	b := Func[testParams]{Name: "x.b", Rules: pods("get", "list")}
-	other := Func[testParams]{Name: "y.c", Rules: pods("delete")}
+	a := Func[testParams, any]{Name: "x.a", Rules: pods("patch", "get")}
+	b := Func[testParams, any]{Name: "x.b", Rules: pods("get", "list")}
+	other := Func[testParams, any]{Name: "y.c", Rules: pods("delete")}
 	if _, err := NewRegistry(a, a); err == nil {
 		t.Error("NewRegistry accepted a duplicate name")
 	}

@@ -34,6 +34,17 @@ func (r Registry) Get(name string) (Action, bool) {
 	return a, ok
 }
 
+// Output returns an output of the named action as the action's Go type
+// (see Action.Output). The output of an action the registry does not have
+// (a journal of an older kir) is returned as it is.
+func (r Registry) Output(name string, out any) (any, error) {
+	a, ok := r.byName[name]
+	if !ok {
+		return out, nil
+	}
+	return a.Output(out)
+}
+
 // Names returns every action name, sorted.
 func (r Registry) Names() []string {
 	names := make([]string, 0, len(r.byName))

@@ -33,27 +33,27 @@ import (
 // completes it.
 func Actions() []action.Action {
 	return []action.Action{
-		action.Func[SnapshotParams]{
+		action.Func[SnapshotParams, SnapshotOutput]{
 			Name:     "collect.snapshot-pod",
 			ReadOnly: true,
 			Summary:  "Record pods exactly as they are now (pods/NS/NAME/pod.json in the evidence bundle, which it creates), before a later step changes them.",
 			Rules:    []rbacv1.PolicyRule{rule("", []string{"pods"}, "get", "list")},
 			Do:       snapshot,
 		},
-		action.Func[PodParams]{
+		action.Func[PodParams, PodOutput]{
 			Name:     "collect.pod",
 			ReadOnly: true,
 			Summary:  "Collect pods' logs (every container, current and previous), events, surrounding manifests and images by digest into the evidence bundle.",
 			Rules:    Rules(),
 			Do:       collectPods,
 		},
-		action.Func[SealParams]{
+		action.Func[SealParams, SealOutput]{
 			Name:     "collect.seal",
 			ReadOnly: true,
 			Summary:  "Add the run's journal to the evidence bundle, then seal it: manifest, in-toto statement, report and, with a key, a DSSE signature; optionally pack it as a .tar.gz.",
 			Do:       seal,
 		},
-		action.Func[CustodyParams]{
+		action.Func[CustodyParams, CustodyOutput]{
 			Name:     "collect.custody",
 			ReadOnly: true,
 			Summary:  "Append a signed entry to a sealed evidence bundle's custody log, recording what was done after sealing (a release, say), without touching the sealed files.",

@@ -10,7 +10,7 @@ import (
 // see them, each with the RBAC rules it needs.
 func Actions() []action.Action {
 	return []action.Action{
-		action.Func[IsolateParams]{
+		action.Func[IsolateParams, IsolateOutput]{
 			Name:    "contain.isolate-pod",
 			Summary: "Cut a pod (or every pod a selector matches) off the network with a quarantine NetworkPolicy that selects only that pod; optionally detach it from its controller and Services.",
 			Rules: []rbacv1.PolicyRule{
@@ -26,13 +26,13 @@ func Actions() []action.Action {
 			},
 			Do: Isolate,
 		},
-		action.Func[CordonParams]{
+		action.Func[CordonParams, NodesOutput]{
 			Name:    "contain.cordon-node",
 			Summary: "Cordon nodes and add the kir.dev/quarantine:NoSchedule taint, recording whether kir cordoned each.",
 			Rules:   []rbacv1.PolicyRule{rule("", []string{"nodes"}, "get", "update"), eventRule},
 			Do:      Cordon,
 		},
-		action.Func[DrainParams]{
+		action.Func[DrainParams, DrainOutput]{
 			Name:    "contain.drain-node",
 			Summary: "Evict a node's pods through the Eviction API, honouring PodDisruptionBudgets; quarantined pods are never evicted.",
 			Rules: []rbacv1.PolicyRule{
@@ -42,7 +42,7 @@ func Actions() []action.Action {
 			},
 			Do: Drain,
 		},
-		action.Func[ReleaseParams]{
+		action.Func[ReleaseParams, ReleaseOutput]{
 			Name:    "contain.release-pod",
 			Summary: "Undo contain.isolate-pod: delete the quarantine policy and remove kir's label and annotations; optionally reattach or delete the pod.",
 			Rules: []rbacv1.PolicyRule{
@@ -52,7 +52,7 @@ func Actions() []action.Action {
 			},
 			Do: Release,
 		},
-		action.Func[ReleaseNodeParams]{
+		action.Func[ReleaseNodeParams, NodesOutput]{
 			Name:    "contain.release-node",
 			Summary: "Remove kir's taint and uncordon the nodes kir cordoned, once no contained pod remains on them.",
 			Rules: []rbacv1.PolicyRule{

@@ -51,6 +51,9 @@ type IsolateOutput struct {
 	Pods []PodOutcome `json:"pods"`
 	// Nodes are the distinct nodes running the target pods.
 	Nodes []string `json:"nodes"`
+	// AllowedEgress is what the quarantine policies still allow: "DNS",
+	// then each CIDR (the allowDNS and allowEgressCIDRs parameters).
+	AllowedEgress []string `json:"allowedEgress,omitempty"`
 }
 
 // PodOutcome is what happened to one pod.
@@ -121,7 +124,7 @@ func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Resul
 			return action.Result{}, err
 		}
 	}
-	out := IsolateOutput{Pods: make([]PodOutcome, len(pods)), Nodes: nodesOf(pods)}
+	out := IsolateOutput{Pods: make([]PodOutcome, len(pods)), Nodes: nodesOf(pods), AllowedEgress: p.allow().allowed()}
 	changed := make([]bool, len(pods))
 	warnings := make([][]string, len(pods))
 	podLabels := make([]map[string]string, len(pods))

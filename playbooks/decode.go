@@ -68,6 +68,18 @@ func decode(file string, data []byte) (pb *Playbook, ps *problems, ok bool) {
 						d.At(n, "metadata.name %q is not a valid name: lowercase letters, digits and '-', starting with a letter, at most 63 characters", pb.Name)
 					}
 				},
+				"category": func(n *yaml.Node) {
+					pb.Category = d.Str(n, "metadata.category")
+					if !contains(categories, pb.Category) {
+						d.At(n, "metadata.category %q: want one of %s", pb.Category, strings.Join(categories, ", "))
+					}
+				},
+				"rollback": func(n *yaml.Node) {
+					pb.Rollback = d.Str(n, "metadata.rollback")
+					if !nameRE.MatchString(pb.Rollback) {
+						d.At(n, "metadata.rollback %q is not a playbook name: lowercase letters, digits and '-', starting with a letter, at most 63 characters", pb.Rollback)
+					}
+				},
 			})
 			if !sawName {
 				d.At(n, "metadata.name is missing")

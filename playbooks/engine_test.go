@@ -52,7 +52,7 @@ func (m *marks) count(key string) int {
 
 func testRegistry(t *testing.T, m *marks) action.Registry {
 	t.Helper()
-	reg, err := action.NewRegistry(action.Func[markParams]{
+	reg, err := action.NewRegistry(action.Func[markParams, any]{
 		Name: "test.mark", Summary: "Count a mark.",
 		Do: func(ctx context.Context, env action.Env, p markParams) (action.Result, error) {
 			if p.Fail {

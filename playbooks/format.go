@@ -35,6 +35,8 @@ var Format = []Section{
 	}},
 	{Name: "metadata", Fields: []Field{
 		{"name", "string", true, "How commands, routing rules and `kir playbook run NAME` refer to the playbook: lowercase letters, digits and `-`, at most 63 characters. A user playbook with a built-in one's name replaces it."},
+		{"category", "string", false, "What the playbook is: `" + strings.Join(categories, "`, `") + "`. `kir rotate status` lists the runs of `rotation` and `rollback` playbooks."},
+		{"rollback", "string", false, "The playbook that undoes the secret rotations of this one's runs: `kir rotate rollback RUN` runs it once per secret rotated (a playbook that declares `user` takes the rotated x509 user, once), giving it those of `rotation`, `ref`, `oldVersion`, `newVersion`, `user`, `newUser`, `endpointURL` and `region` it declares."},
 	}},
 	{Name: "parameter", Doc: "An input, set with `--set name=value` or by the command that runs the playbook. Every declared parameter is defined in expressions: given, defaulted, or the zero value of its type.", Fields: []Field{
 		{"name", "string", true, "An identifier: letters, digits and `_`, starting with a letter. Expressions use it as `params.NAME`."},

@@ -64,7 +64,7 @@ func lookActRegistry(t *testing.T, seen map[string]bool) action.Registry {
 	t.Helper()
 	var mu sync.Mutex
 	reg, err := action.NewRegistry(
-		action.Func[nameParams]{
+		action.Func[nameParams, any]{
 			Name: "test.look", Summary: "Read a pod.", ReadOnly: true,
 			Do: func(ctx context.Context, env action.Env, p nameParams) (action.Result, error) {
 				mu.Lock()
@@ -82,7 +82,7 @@ func lookActRegistry(t *testing.T, seen map[string]bool) action.Registry {
 				return action.Result{}, nil
 			},
 		},
-		action.Func[nameParams]{
+		action.Func[nameParams, any]{
 			Name: "test.act", Summary: "Act on a pod.",
 			Do: func(ctx context.Context, env action.Env, p nameParams) (action.Result, error) {
 				mu.Lock()

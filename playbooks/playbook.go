@@ -16,6 +16,19 @@ const (
 	OnErrorContinue = "continue" // record the failure and go on
 )
 
+// The categories of a playbook (metadata.category): what it is, so that
+// commands find runs by kind rather than by a list of names (`kir rotate
+// status` lists rotations and rollbacks).
+const (
+	CategoryContainment = "containment" // cuts pods or nodes off
+	CategoryRelease     = "release"     // undoes a containment
+	CategoryCollection  = "collection"  // collects evidence, changes nothing
+	CategoryRotation    = "rotation"    // replaces credentials
+	CategoryRollback    = "rollback"    // undoes a rotation
+)
+
+var categories = []string{CategoryContainment, CategoryRelease, CategoryCollection, CategoryRotation, CategoryRollback}
+
 // DefaultStepTimeout bounds a step that sets no timeout.
 const DefaultStepTimeout = 10 * time.Minute
 
@@ -23,7 +36,13 @@ const DefaultStepTimeout = 10 * time.Minute
 type Playbook struct {
 	// Name is metadata.name: what `kir playbook run NAME` and routing rules
 	// refer to.
-	Name        string
+	Name string
+	// Category is metadata.category: what the playbook is (a Category*
+	// constant), for the commands that list runs by kind; "" when not said.
+	Category string
+	// Rollback is metadata.rollback: the playbook `kir rotate rollback`
+	// runs to undo the secret rotations of this one's runs; "" when none.
+	Rollback    string
 	Description string
 	Parameters  []Parameter
 	Steps       []Step

@@ -13,27 +13,27 @@ import (
 // and Secrets Manager authorise them.
 func Actions() []action.Action {
 	return []action.Action{
-		action.Func[IssueSecretParams]{
+		action.Func[IssueSecretParams, SecretRotation]{
 			Name:    "rotate.issue-secret",
 			Summary: "Write a new value for a secret in Vault KV v2 (a new version, check-and-set against the one read) or Secrets Manager (a new AWSPENDING version under the rotation's ClientRequestToken); never logs or returns the value.",
 			Do:      IssueSecret,
 		},
-		action.Func[HookParams]{
+		action.Func[HookParams, map[string]any]{
 			Name:    "rotate.hook",
 			Summary: "Run a set or test hook with a secret version's value on its standard input.",
 			Do:      Hook,
 		},
-		action.Func[FinishParams]{
+		action.Func[FinishParams, map[string]any]{
 			Name:    "rotate.finish-secret",
 			Summary: "Make a rotated secret's new version current: Secrets Manager moves AWSCURRENT to it and removes AWSPENDING; Vault made it current when it was written.",
 			Do:      FinishSecret,
 		},
-		action.Func[FinishParams]{
+		action.Func[FinishParams, map[string]any]{
 			Name:    "rotate.rollback-secret",
 			Summary: "Make the version current before a rotation current again (Vault: rewritten under check-and-set; Secrets Manager: AWSCURRENT moved back).",
 			Do:      RollbackSecret,
 		},
-		action.Func[KubeconfigParams]{
+		action.Func[KubeconfigParams, SecretRotation]{
 			Name:    "rotate.issue-kubeconfig",
 			Summary: "Issue a short-lived token for a ServiceAccount (TokenRequest), build a kubeconfig around it and store it in Vault or Secrets Manager; never printed.",
 			Rules:   []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, Verbs: []string{"create"}}},
@@ -42,7 +42,7 @@ func Actions() []action.Action {
 		ServiceAccountAction(),
 		X509UserAction(),
 		X509RestoreAction(),
-		action.Func[SyncParams]{
+		action.Func[SyncParams, SyncOutput]{
 			Name:    "rotate.sync-kube-secret",
 			Summary: "Copy a rotated value into the Kubernetes Secret that also holds it (the write names the key, never the value) and restart the workloads that use that Secret.",
 			Rules: []rbacv1.PolicyRule{
@@ -52,7 +52,7 @@ func Actions() []action.Action {
 			},
 			Do: SyncKubeSecret,
 		},
-		action.Func[PodParams]{
+		action.Func[PodParams, PodOutput]{
 			Name:    "rotate.pod-credentials",
 			Summary: "Rotate everything compromised pods could read: their Vault and Secrets Manager secrets, and their ServiceAccounts' tokens (revoked: cannot be rolled back); list what kir cannot rotate.",
 			Rules:   slices.Concat(PlanRules(), ServiceAccountAction().Spec().Rules),

@@ -84,7 +84,7 @@ func RotatePodCredentials(ctx context.Context, env action.Env, p PodParams) (act
 	}
 	var errs []error
 	for _, r := range refs {
-		sp := SecretParams{Ref: r, Rotation: p.Rotation + "/" + r, EndpointURL: p.EndpointURL, Region: p.Region}
+		sp := SecretParams{Ref: r, Rotation: podRotation(p.Rotation, r), EndpointURL: p.EndpointURL, Region: p.Region}
 		rec, warns, err := rotateOne(ctx, scoped(env, r), sp)
 		res.Warnings = append(res.Warnings, warns...)
 		if err != nil {

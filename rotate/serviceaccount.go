@@ -119,7 +119,7 @@ type Workload struct {
 
 // ServiceAccountAction is rotate.serviceaccount.
 func ServiceAccountAction() action.Action {
-	return action.Func[ServiceAccountParams]{
+	return action.Func[ServiceAccountParams, ServiceAccountOutput]{
 		Name:    "rotate.serviceaccount",
 		Summary: "Revoke every token of a ServiceAccount by deleting its legacy token Secrets and recreating it under a new UID (RoleBindings still apply, by name), restart the workloads that run as it, and confirm with TokenReview that an old token is rejected; revocation cannot be rolled back.",
 		Rules: []rbacv1.PolicyRule{

@@ -134,7 +134,7 @@ type bindingRecord struct {
 
 // X509UserAction is rotate-x509.user.
 func X509UserAction() action.Action {
-	return action.Func[X509Params]{
+	return action.Func[X509Params, X509Output]{
 		Name:    "rotate-x509.user",
 		Summary: "Replace a compromised x509 client certificate, which Kubernetes cannot revoke: move the user's RoleBindings and ClusterRoleBindings to a new user, issue that user a certificate through a CertificateSigningRequest (kubernetes.io/kube-apiserver-client) and store a kubeconfig with it in Vault or Secrets Manager; the key is never printed.",
 		Rules: []rbacv1.PolicyRule{
@@ -645,7 +645,7 @@ func (p X509RestoreParams) Validate() error {
 // X509RestoreAction is rotate-x509.restore, the rollback of
 // rotate-x509.user's bindings.
 func X509RestoreAction() action.Action {
-	return action.Func[X509RestoreParams]{
+	return action.Func[X509RestoreParams, map[string]any]{
 		Name:    "rotate-x509.restore",
 		Summary: "Undo rotate-x509.user's move of bindings: every RoleBinding and ClusterRoleBinding that names the new user names the old user again, whose certificate regains its access.",
 		Rules: []rbacv1.PolicyRule{

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/dynamic"
 
+	"kir.dev/kir/playbooks"
 	"kir.dev/kir/rotate"
 )
 
@@ -158,7 +159,7 @@ type rotateServiceAccountOptions struct {
 func (o *rotateServiceAccountOptions) flags() []cli.Flag {
 	return flagsOf(o.kube.flags(), o.playbook.flags(), o.write.flags(), []cli.Flag{
 		&cli.BoolFlag{Name: "yes", Usage: "revocation cannot be rolled back: confirm it", Destination: &o.yes},
-		&cli.DurationFlag{Name: "confirm-timeout", Usage: "how long to wait for TokenReview to reject an old token (default 2m)", Destination: &o.confirmTimeout},
+		&cli.DurationFlag{Name: "confirm-timeout", Usage: "how long to wait for TokenReview to reject an old token", DefaultText: "2m, the playbook's", Destination: &o.confirmTimeout},
 		&cli.BoolFlag{Name: "no-restart", Usage: "do not restart the workloads that run as it", Destination: &o.noRestart},
 	})
 }
@@ -207,7 +208,7 @@ func (o *rotateKubeconfigOptions) flags() []cli.Flag {
 	return flagsOf(o.kube.flags(), o.playbook.flags(), o.store.flags(), o.write.flags(), []cli.Flag{
 		&cli.StringFlag{Name: "for", Required: true, Destination: &o.subject, Usage: "NAMESPACE/SERVICEACCOUNT the kubeconfig authenticates as, or user:NAME for an x509 user: its certificate cannot be revoked, so its RoleBindings and ClusterRoleBindings move to a new user NAME-kir-SUFFIX, whose certificate is issued (needs the kir-rotate-x509 role)"},
 		&cli.StringFlag{Name: "store", Required: true, Destination: &o.storeRef, Usage: "where to store it: vault://MOUNT/PATH[#KEY] (key default kubeconfig) or aws-sm://NAME[#KEY]"},
-		&cli.DurationFlag{Name: "ttl", Destination: &o.ttl, Usage: "lifetime of its token (default 8h; user:NAME: of its certificate, default 24h, at least 10m)"},
+		&cli.DurationFlag{Name: "ttl", Destination: &o.ttl, DefaultText: "8h, the playbook's", Usage: "lifetime of its token (user:NAME: of its certificate, default 24h, at least 10m)"},
 		&cli.BoolFlag{Name: "show", Destination: &o.show, Usage: "also print the kubeconfig on stdout (it holds a credential)"},
 	})
 }
@@ -264,11 +265,11 @@ func (o *rotateKubeconfigOptions) rotate(c *cli.Context) error {
 	if err := s.report(c, "rotate kubeconfig", run); err != nil || !o.show || !s.env.DryRun.Persists() {
 		return err
 	}
-	rec, err := rotationOf(run)
-	if err != nil {
-		return err
+	recs := rotations(run)
+	if len(recs) == 0 {
+		return noRotation(run, playbooks.CategoryRotation)
 	}
-	v, err := rotate.ReadValue(c.Context, rec.Ref, o.store.secretParams(), rec.NewVersion)
+	v, err := rotate.ReadValue(c.Context, recs[0].Ref, o.store.secretParams(), recs[0].NewVersion)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,12 +9,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/playbooks"
 	"kir.dev/kir/rotate"
 )
-
-// The playbooks a rotation runs; kir rotate status lists their runs.
-var rotationPlaybooks = []string{"rotate-secret", "rotate-kubeconfig", "rotate-serviceaccount", "rotate-x509-user", "rollback-secret", "rollback-x509-user"}
 
 // rotateRollbackOptions are kir rotate rollback's flags.
 type rotateRollbackOptions struct {
@@ -36,91 +33,156 @@ func rotateRollbackCommand() *cli.Command {
 	}
 }
 
+// rollback runs the playbook the rotation's playbook names as its rollback
+// (metadata.rollback) for what the run rotated.
 func (o *rotateRollbackOptions) rollback(c *cli.Context) error {
 	_, run, err := o.playbook.state.load(c, "ROTATION-ID")
 	if err != nil {
 		return err
 	}
-	// A rollback belongs to its rotation's incident.
-	o.write.incident = run.Incident
-	if run.Playbook == "rotate-x509-user" {
-		return o.rollbackX509(c, run)
-	}
-	s, err := offline(c, &o.write, givenIncident)
+	rotation, undo, err := o.undoing(run)
 	if err != nil {
 		return err
 	}
-	if run.Playbook == "rotate-secret" || run.Playbook == "rotate-kubeconfig" {
-		rec, err := rotationOf(run)
-		if err != nil {
-			return err
-		}
-		return o.playbook.run(c, s, "rotate rollback", "rollback-secret", o.secretParams(run, run.ID, rec))
+	each, err := o.params(run, rotation, undo)
+	if err != nil {
+		return err
 	}
-	// A containment that rotated the pod's secrets (--rotate-secrets):
-	// each one is rolled back.
-	recs := podRotationsOf(run)
-	if len(recs) == 0 {
-		return usageError{fmt.Errorf("run %s (%s) rotated no secret: nothing to roll back", run.ID, run.Playbook)}
+	o.write.incident = run.Incident // a rollback belongs to its rotation's incident
+	s, err := offline(c, &o.write, givenIncident)
+	if needsCluster(registry(), actionsOf(undo.Playbook)) {
+		s, err = online(c, &o.kube, &o.write, givenIncident)
+	}
+	if err != nil {
+		return err
 	}
 	var errs []error
-	for _, rec := range recs {
-		errs = append(errs, o.playbook.run(c, s, "rotate rollback", "rollback-secret", o.secretParams(run, run.ID+"/"+rec.Ref, rec)))
+	for _, params := range each {
+		errs = append(errs, o.playbook.run(c, s, "rotate rollback", undo.Name, params))
 	}
 	return errors.Join(errs...)
 }
 
-// secretParams are rollback-secret's parameters for one secret's
-// rotation.
-func (o *rotateRollbackOptions) secretParams(run *playbooks.Run, rotation string, rec rotate.SecretRotation) []param {
-	return o.withStore(run, arg("rotation", rotation), arg("ref", rec.Ref), arg("oldVersion", rec.OldVersion), arg("newVersion", rec.NewVersion))
-}
-
-// rollbackX509 undoes a rotate-x509-user run: the bindings go back to the
-// user, and the kubeconfig stored before is current again. The new user is
-// derived from the rotation, so even a run that failed half-way is undone.
-func (o *rotateRollbackOptions) rollbackX509(c *cli.Context, run *playbooks.Run) error {
-	user, _ := run.Params["user"].(string)
-	params := []param{arg("rotation", run.ID), arg("user", user), arg("newUser", rotate.X509NewUser(run.ID, user))}
-	if rec, err := rotationOf(run); err == nil {
-		params = append(params, arg("ref", rec.Ref), arg("oldVersion", rec.OldVersion), arg("newVersion", rec.NewVersion))
-	}
-	s, err := online(c, &o.kube, &o.write, givenIncident)
+// undoing returns the playbook run ran, and the one that rolls it back.
+func (o *rotateRollbackOptions) undoing(run *playbooks.Run) (ran, undo *playbooks.Entry, err error) {
+	lib, err := o.playbook.library()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	return o.playbook.run(c, s, "rotate rollback", "rollback-x509-user", o.withStore(run, params...))
+	ran, ok := lib.Get(run.Playbook)
+	if !ok || ran.Rollback == "" {
+		return nil, nil, usageError{fmt.Errorf("run %s (%s) rotated no secret: nothing to roll back", run.ID, run.Playbook)}
+	}
+	undo, err = entry(lib, ran.Rollback)
+	return ran, undo, err
 }
 
-// withStore adds to a rollback's params the store settings the rotation
-// ran with; the command's own flags, when set, win.
-func (o *rotateRollbackOptions) withStore(run *playbooks.Run, params ...param) []param {
-	for _, k := range []string{"endpointURL", "region"} {
-		if v, ok := run.Params[k].(string); ok && v != "" {
-			params = append(params, arg(k, v))
+// params are the parameters of each rollback: one per secret rotated, or
+// one for an x509 user (a playbook that takes the user), whose bindings
+// go back even when its rotation failed half-way. Each is given what the
+// playbook declares of what the run knows; the store flags, when set, win
+// over the rotation's.
+func (o *rotateRollbackOptions) params(run *playbooks.Run, ran, undo *playbooks.Entry) ([][]param, error) {
+	recs := rotations(run)
+	known := storeOf(run)
+	if undo.Takes("user") {
+		user, _ := run.Params["user"].(string)
+		known = append(known, arg("rotation", run.ID), arg("user", user), arg("newUser", rotate.X509NewUser(run.ID, user)))
+		if len(recs) > 1 {
+			recs = recs[:1]
+		} else if len(recs) == 0 {
+			recs = []rotate.Rotation{{ID: run.ID}}
 		}
 	}
-	return append(params, o.store.params()...)
+	if len(recs) == 0 {
+		return nil, noRotation(run, ran.Category)
+	}
+	var each [][]param
+	for _, r := range recs {
+		ps := append(slices.Clone(known), arg("rotation", r.ID))
+		if r.NewVersion != "" {
+			ps = append(ps, arg("ref", r.Ref), arg("oldVersion", r.OldVersion), arg("newVersion", r.NewVersion))
+		}
+		ps = slices.DeleteFunc(ps, func(p param) bool { return !undo.Takes(p.name) })
+		each = append(each, append(ps, o.store.params()...))
+	}
+	return each, nil
+}
+
+// noRotation is the error of a run that rotated nothing: a rotation that
+// stopped before it wrote a version, or a run that rotates only on request
+// (kir contain pod --rotate-secrets).
+func noRotation(run *playbooks.Run, category string) error {
+	if category == playbooks.CategoryRotation {
+		return fmt.Errorf("rotation %s issued no version (the run %s): nothing to roll back; `kir runs resume %s` finishes it", run.ID, run.Status, run.ID)
+	}
+	return usageError{fmt.Errorf("run %s (%s) rotated no secret: nothing to roll back", run.ID, run.Playbook)}
+}
+
+// storeOf are the store settings the rotation ran with.
+func storeOf(run *playbooks.Run) []param {
+	var ps []param
+	for _, k := range []string{"endpointURL", "region"} {
+		if v, ok := run.Params[k].(string); ok && v != "" {
+			ps = append(ps, arg(k, v))
+		}
+	}
+	return ps
+}
+
+// rotations returns the secrets a run's steps rotated: the outputs that
+// are rotate.Rotated, decoded as their actions' types.
+func rotations(run *playbooks.Run) []rotate.Rotation {
+	reg := catalog.Registry()
+	var out []rotate.Rotation
+	for _, st := range run.Steps {
+		o, err := reg.Output(st.Action, st.Output)
+		r, ok := o.(rotate.Rotated)
+		if err != nil || !ok {
+			continue
+		}
+		id, _ := st.Params["rotation"].(string)
+		if id == "" {
+			id = run.ID
+		}
+		out = append(out, r.Rotations(id)...)
+	}
+	return out
+}
+
+// actionsOf are the actions a playbook's steps run.
+func actionsOf(pb *playbooks.Playbook) []string {
+	var names []string
+	for _, s := range pb.Steps {
+		names = append(names, s.Action)
+	}
+	return names
+}
+
+// rotateStatusOptions are kir rotate status's flags.
+type rotateStatusOptions struct {
+	playbook playbookOptions
+	output   outputOptions
 }
 
 func rotateStatusCommand() *cli.Command {
-	o := &journalOptions{}
+	o := &rotateStatusOptions{}
 	return &cli.Command{
 		Name:      "status",
 		Usage:     "list rotations (and rollbacks), or show one",
 		ArgsUsage: "[ROTATION-ID]",
-		Flags:     o.flags(),
-		Action:    o.rotations,
+		Flags:     append(o.playbook.flags(), o.output.flag()),
+		Action:    o.status,
 	}
 }
 
-func (o *journalOptions) rotations(c *cli.Context) error {
-	eng, err := o.state.engine()
-	if err != nil {
-		return err
-	}
+func (o *rotateStatusOptions) status(c *cli.Context) error {
 	if c.NArg() > 1 {
 		return usageError{errors.New("give at most one ROTATION-ID")}
+	}
+	eng, err := o.playbook.state.engine()
+	if err != nil {
+		return err
 	}
 	if c.NArg() == 1 {
 		id := c.Args().First()
@@ -130,14 +192,19 @@ func (o *journalOptions) rotations(c *cli.Context) error {
 		}
 		return printReport(c.App.Writer, o.output.format, reportOf("rotate status", run))
 	}
+	lib, err := o.playbook.library()
+	if err != nil {
+		return err
+	}
 	runs, err := eng.List()
 	if err != nil {
 		return err
 	}
-	runs = slices.DeleteFunc(runs, func(r *playbooks.Run) bool { return !slices.Contains(rotationPlaybooks, r.Playbook) })
-	rows := make([]rotationRow, 0, len(runs))
+	rows := []rotationRow{}
 	for _, r := range runs {
-		rows = append(rows, rowOf(r))
+		if e, ok := lib.Get(r.Playbook); ok && (e.Category == playbooks.CategoryRotation || e.Category == playbooks.CategoryRollback) {
+			rows = append(rows, rowOf(r, e.Category))
+		}
 	}
 	return printRotations(c, o.output, rows)
 }
@@ -165,7 +232,8 @@ type rotationRow struct {
 	Started    time.Time `json:"started"`
 }
 
-func rowOf(r *playbooks.Run) rotationRow {
+// rowOf is the row of a run of a playbook of the category.
+func rowOf(r *playbooks.Run, category string) rotationRow {
 	row := rotationRow{ID: r.ID, Playbook: r.Playbook, Status: r.Status, Started: r.Started}
 	for _, k := range []string{"ref", "store", "serviceAccount"} {
 		if v, ok := r.Params[k].(string); ok && row.Target == "" {
@@ -179,13 +247,13 @@ func rowOf(r *playbooks.Run) rotationRow {
 	if u, ok := r.Params["user"].(string); ok {
 		row.Target = "user:" + u
 	}
-	if r.Playbook == "rollback-secret" || r.Playbook == "rollback-x509-user" {
+	if category == playbooks.CategoryRollback {
 		row.OldVersion, _ = r.Params["newVersion"].(string)
 		row.NewVersion, _ = r.Params["oldVersion"].(string)
 		return row
 	}
-	if rec, err := rotationOf(r); err == nil {
-		row.OldVersion, row.NewVersion = rec.OldVersion, rec.NewVersion
+	if recs := rotations(r); len(recs) > 0 {
+		row.OldVersion, row.NewVersion = recs[0].OldVersion, recs[0].NewVersion
 	}
 	return row
 }
@@ -195,43 +263,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// rotationOf returns the record of a secret's rotation from its issue step.
-func rotationOf(run *playbooks.Run) (rotate.SecretRotation, error) {
-	st := run.Step("issue")
-	if st == nil || st.Status != playbooks.StepSucceeded {
-		status := "not run"
-		if st != nil {
-			status = st.Status
-		}
-		return rotate.SecretRotation{}, fmt.Errorf("rotation %s issued no version (its issue step: %s): nothing to roll back; `kir runs resume %s` finishes it", run.ID, status, run.ID)
-	}
-	out, _ := st.Output.(map[string]any)
-	str := func(k string) string { s, _ := out[k].(string); return s }
-	rec := rotate.SecretRotation{Ref: str("ref"), Store: str("store"), OldVersion: str("oldVersion"), NewVersion: str("newVersion"), Fingerprint: str("fingerprint")}
-	if rec.Ref == "" || rec.NewVersion == "" {
-		return rec, fmt.Errorf("rotation %s: its issue step recorded no version", run.ID)
-	}
-	return rec, nil
-}
-
-// podRotationsOf returns the secret rotations of a run's
-// rotate.pod-credentials steps.
-func podRotationsOf(run *playbooks.Run) []rotate.SecretRotation {
-	var out []rotate.SecretRotation
-	for _, st := range run.Steps {
-		if st.Action != "rotate.pod-credentials" || st.Output == nil {
-			continue
-		}
-		b, err := json.Marshal(st.Output)
-		if err != nil {
-			continue
-		}
-		var o rotate.PodOutput
-		if json.Unmarshal(b, &o) == nil {
-			out = append(out, o.Secrets...)
-		}
-	}
-	return out
 }

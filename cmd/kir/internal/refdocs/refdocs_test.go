@@ -27,7 +27,7 @@ func TestGenerated(t *testing.T) {
 		"actions.md":   refdocs.Actions(reg),
 		"playbooks.md": refdocs.Playbooks(lib),
 	} {
-		path := filepath.Join("..", "..", "docs", file)
+		path := filepath.Join("..", "..", "..", "..", "docs", file)
 		if *update {
 			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 				t.Fatal(err)
