@@ -14,7 +14,7 @@ import (
 // list, as kir's catalog (cmd/kir/internal/catalog) joins them.
 func kirActions(t testing.TB) action.Registry {
 	t.Helper()
-	r, err := action.NewRegistry(slices.Concat(contain.Actions(), collect.Actions(), rotate.Actions())...)
+	r, err := action.NewRegistry(slices.Concat(contain.Actions(), collect.Actions(), rotate.Actions(rotate.Stores{}))...)
 	if err != nil {
 		t.Fatal(err)
 	}

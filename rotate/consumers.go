@@ -72,12 +72,12 @@ type syncNote struct {
 // also holds it, and restarts the workloads that use that Secret. The
 // value is read back from the store, never from the journal; the recorded
 // write names the key, not the value.
-func SyncKubeSecret(ctx context.Context, env action.Env, p SyncParams) (action.Result, error) {
+func (s Stores) SyncKubeSecret(ctx context.Context, env action.Env, p SyncParams) (action.Result, error) {
 	ns, name, key, _ := p.target()
 	ref, _ := ParseRef(p.Ref)
 	out := SyncOutput{Secret: ns + "/" + name, Key: key, Restarted: []Workload{}}
 	res := action.Result{Output: &out}
-	value, err := readValue(ctx, ref, p.SecretParams, p.Version)
+	value, err := s.readValue(ctx, ref, p.SecretParams, p.Version)
 	if err != nil {
 		return res, err
 	}

@@ -39,13 +39,13 @@ func (p HookParams) Validate() error {
 // Hook runs a set or test hook with a version's value on its standard
 // input. Its standard output is discarded and its standard error goes to
 // kir's, so that nothing it prints reaches a journal or evidence.
-func Hook(ctx context.Context, env action.Env, p HookParams) (action.Result, error) {
+func (s Stores) Hook(ctx context.Context, env action.Env, p HookParams) (action.Result, error) {
 	ref, _ := ParseRef(p.Ref)
 	out := map[string]any{"phase": p.Phase, "command": p.Command[0]}
 	if !env.DryRun.Persists() {
 		return action.Result{Output: out}, nil
 	}
-	value, err := readValue(ctx, ref, p.SecretParams, p.Version)
+	value, err := s.readValue(ctx, ref, p.SecretParams, p.Version)
 	if err != nil {
 		return action.Result{}, err
 	}
@@ -62,9 +62,9 @@ func Hook(ctx context.Context, env action.Env, p HookParams) (action.Result, err
 
 // readValue returns the value of ref (its key, or the whole secret) at a
 // version.
-func readValue(ctx context.Context, ref Ref, p SecretParams, version string) (string, error) {
+func (s Stores) readValue(ctx context.Context, ref Ref, p SecretParams, version string) (string, error) {
 	if ref.Store == StoreVault {
-		c, err := NewVaultClient(ctx, VaultAuthFromEnv())
+		c, err := NewVaultClient(ctx, s.Vault)
 		if err != nil {
 			return "", err
 		}
@@ -113,10 +113,10 @@ func keyOf(ref Ref, data map[string]any) (string, error) {
 // ReadValue returns the value of a secret reference (its key, or the whole
 // secret) at a version: for `kir rotate kubeconfig --show`, which prints
 // what it stored because the responder asked.
-func ReadValue(ctx context.Context, refString string, p SecretParams, version string) (string, error) {
+func (s Stores) ReadValue(ctx context.Context, refString string, p SecretParams, version string) (string, error) {
 	ref, err := ParseRef(refString)
 	if err != nil {
 		return "", err
 	}
-	return readValue(ctx, ref, p, version)
+	return s.readValue(ctx, ref, p, version)
 }

@@ -43,7 +43,7 @@ func (p KubeconfigParams) Validate() error {
 // a Vault secret unless the reference names one; created if missing). The
 // kubeconfig is never printed; earlier tokens stay valid until they
 // expire, unless the ServiceAccount is rotated too.
-func IssueKubeconfig(ctx context.Context, env action.Env, p KubeconfigParams) (action.Result, error) {
+func (s Stores) IssueKubeconfig(ctx context.Context, env action.Env, p KubeconfigParams) (action.Result, error) {
 	ref, _ := ParseRef(p.Ref)
 	if ref.Store == StoreVault && ref.Key == "" {
 		ref.Key = "kubeconfig"
@@ -69,7 +69,7 @@ func IssueKubeconfig(ctx context.Context, env action.Env, p KubeconfigParams) (a
 	if !env.DryRun.Writes() {
 		newValue = func(string) (string, error) { return "(not issued: client dry run)", nil }
 	}
-	res, err := issue(ctx, env, ref, p.SecretParams, true, newValues{of: newValue})
+	res, err := s.issue(ctx, env, ref, p.SecretParams, true, newValues{of: newValue})
 	if err != nil {
 		return res, err
 	}

@@ -54,7 +54,7 @@ type PodOutput struct {
 // rotate.serviceaccount). Kubernetes Secrets and what kir cannot reach are
 // listed in Left. Each credential notes its progress under its own
 // reference, so a resumed run finishes each one exactly once.
-func RotatePodCredentials(ctx context.Context, env action.Env, p PodParams) (action.Result, error) {
+func (s Stores) RotatePodCredentials(ctx context.Context, env action.Env, p PodParams) (action.Result, error) {
 	out := PodOutput{Secrets: []SecretRotation{}, ServiceAccounts: []ServiceAccountOutput{}, Left: []Item{}}
 	res := action.Result{Output: &out}
 	var refs, sas []string
@@ -85,7 +85,7 @@ func RotatePodCredentials(ctx context.Context, env action.Env, p PodParams) (act
 	var errs []error
 	for _, r := range refs {
 		sp := SecretParams{Ref: r, Rotation: podRotation(p.Rotation, r), EndpointURL: p.EndpointURL, Region: p.Region}
-		rec, warns, err := rotateOne(ctx, scoped(env, r), sp)
+		rec, warns, err := s.rotateOne(ctx, scoped(env, r), sp)
 		res.Warnings = append(res.Warnings, warns...)
 		if err != nil {
 			out.Failed = append(out.Failed, fmt.Sprintf("%s: %v", r, err))
@@ -116,14 +116,14 @@ func RotatePodCredentials(ctx context.Context, env action.Env, p PodParams) (act
 }
 
 // rotateOne issues a new value for a secret and makes it current.
-func rotateOne(ctx context.Context, env action.Env, p SecretParams) (SecretRotation, []string, error) {
+func (s Stores) rotateOne(ctx context.Context, env action.Env, p SecretParams) (SecretRotation, []string, error) {
 	ref, _ := ParseRef(p.Ref)
-	res, err := IssueSecret(ctx, env, IssueSecretParams{SecretParams: p})
+	res, err := s.IssueSecret(ctx, env, IssueSecretParams{SecretParams: p})
 	if err != nil {
 		return SecretRotation{}, res.Warnings, err
 	}
 	rec := res.Output.(SecretRotation)
-	fin, err := FinishSecret(ctx, env, FinishParams{SecretParams: p, OldVersion: rec.OldVersion, NewVersion: rec.NewVersion})
+	fin, err := s.FinishSecret(ctx, env, FinishParams{SecretParams: p, OldVersion: rec.OldVersion, NewVersion: rec.NewVersion})
 	if err != nil {
 		return rec, append(res.Warnings, fin.Warnings...), err
 	}

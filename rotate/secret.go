@@ -113,7 +113,7 @@ func note(env action.Env, data any) error {
 // rotation's ClientRequestToken (reused if it already exists); a leftover
 // AWSPENDING of another rotation is removed first. rotate.finish-secret
 // makes it current.
-func IssueSecret(ctx context.Context, env action.Env, p IssueSecretParams) (action.Result, error) {
+func (s Stores) IssueSecret(ctx context.Context, env action.Env, p IssueSecretParams) (action.Result, error) {
 	ref, _ := ParseRef(p.Ref)             // valid: Validate ran
 	specs, _ := ParseKeySpecs(p.KeySpecs) // valid: Validate ran
 	nv := newValues{of: func(key string) (string, error) {
@@ -126,7 +126,7 @@ func IssueSecret(ctx context.Context, env action.Env, p IssueSecretParams) (acti
 		nv.keys = append(nv.keys, k)
 	}
 	slices.Sort(nv.keys)
-	return issue(ctx, env, ref, p.SecretParams, false, nv)
+	return s.issue(ctx, env, ref, p.SecretParams, false, nv)
 }
 
 // newValues gives the new value of each key a rotation changes ("" for a
@@ -166,10 +166,10 @@ func ParseKeySpecs(specs []string) (map[string]ValueSource, error) {
 
 // issue is IssueSecret with the new value from newValue.
 // A missing secret is created when create is set, and an error otherwise.
-func issue(ctx context.Context, env action.Env, ref Ref, p SecretParams, create bool, nv newValues) (action.Result, error) {
+func (s Stores) issue(ctx context.Context, env action.Env, ref Ref, p SecretParams, create bool, nv newValues) (action.Result, error) {
 	switch ref.Store {
 	case StoreVault:
-		c, err := NewVaultClient(ctx, VaultAuthFromEnv())
+		c, err := NewVaultClient(ctx, s.Vault)
 		if err != nil {
 			return action.Result{}, err
 		}
@@ -427,7 +427,7 @@ func (p FinishParams) Validate() error {
 // moves to it (AWSPREVIOUS follows to the old one) and AWSPENDING is
 // removed — outside a rotation Lambda nothing else removes it. Vault: the
 // version was current when written; nothing to do.
-func FinishSecret(ctx context.Context, env action.Env, p FinishParams) (action.Result, error) {
+func (Stores) FinishSecret(ctx context.Context, env action.Env, p FinishParams) (action.Result, error) {
 	ref, _ := ParseRef(p.Ref)
 	if ref.Store == StoreVault {
 		return action.Result{Output: map[string]any{"current": p.NewVersion}}, nil
@@ -483,7 +483,7 @@ func switchAWS(ctx context.Context, env action.Env, s awsSecret, to, from string
 // again. Vault: its data is written as a new version, with check-and-set
 // against the rotation's version (a later write is not overwritten).
 // Secrets Manager: AWSCURRENT moves back to it.
-func RollbackSecret(ctx context.Context, env action.Env, p FinishParams) (action.Result, error) {
+func (s Stores) RollbackSecret(ctx context.Context, env action.Env, p FinishParams) (action.Result, error) {
 	ref, _ := ParseRef(p.Ref)
 	if p.OldVersion == "" || p.OldVersion == "0" {
 		return action.Result{}, fmt.Errorf("%s: the rotation created the secret: there is no earlier version to roll back to", ref)
@@ -495,7 +495,7 @@ func RollbackSecret(ctx context.Context, env action.Env, p FinishParams) (action
 		}
 		return switchAWS(ctx, env, awsSecret{c: c, ref: ref}, p.OldVersion, p.NewVersion)
 	}
-	c, err := NewVaultClient(ctx, VaultAuthFromEnv())
+	c, err := NewVaultClient(ctx, s.Vault)
 	if err != nil {
 		return action.Result{}, err
 	}

@@ -11,10 +11,21 @@ import (
 	vault "github.com/hashicorp/vault/api"
 )
 
-// VaultAuth says how kir logs in to Vault. Vault's own environment
-// variables configure the client (VAULT_ADDR, VAULT_CACERT,
-// VAULT_NAMESPACE, and VAULT_TOKEN for the token method); the kir
-// variables named on each field choose another method.
+// Stores say how rotate's actions reach the secret stores. The caller
+// builds them (kir's command line, from its environment table) and passes
+// them in: rotate reads no environment variable of kir's. The stores'
+// clients read their own standard configuration, as their CLIs do: Vault's
+// library VAULT_ADDR, VAULT_CACERT, VAULT_NAMESPACE and VAULT_TOKEN, the
+// AWS SDK its configuration chain; a Secrets Manager endpoint and region
+// are each rotation's parameters.
+type Stores struct {
+	// Vault says how to log in to Vault.
+	Vault VaultAuth
+}
+
+// VaultAuth says how kir logs in to Vault: with the token Vault's library
+// reads (VAULT_TOKEN), or by another method. kir's command line fills it
+// from the variables named on each field.
 type VaultAuth struct {
 	// Method is "token" (VAULT_TOKEN, the default), "kubernetes" or
 	// "approle". KIR_VAULT_AUTH.
@@ -35,18 +46,6 @@ type VaultAuth struct {
 
 // DefaultJWTFile is where a pod finds its service-account token.
 const DefaultJWTFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-
-// VaultAuthFromEnv reads VaultAuth from kir's environment variables.
-func VaultAuthFromEnv() VaultAuth {
-	return VaultAuth{
-		Method:       os.Getenv("KIR_VAULT_AUTH"),
-		Mount:        os.Getenv("KIR_VAULT_AUTH_MOUNT"),
-		Role:         os.Getenv("KIR_VAULT_ROLE"),
-		JWTFile:      os.Getenv("KIR_VAULT_JWT_FILE"),
-		RoleID:       os.Getenv("KIR_VAULT_ROLE_ID"),
-		SecretIDFile: os.Getenv("KIR_VAULT_SECRET_ID_FILE"),
-	}
-}
 
 // NewVaultClient returns a Vault client configured from Vault's
 // environment variables and logged in as auth says.

@@ -132,8 +132,8 @@ type bindingRecord struct {
 	Subjects []rbacv1.Subject `json:"subjects"`
 }
 
-// X509UserAction is rotate-x509.user.
-func X509UserAction() action.Action {
+// X509UserAction is rotate-x509.user, storing its kubeconfigs through s.
+func (s Stores) X509UserAction() action.Action {
 	return action.Func[X509Params, X509Output]{
 		Name:    "rotate-x509.user",
 		Summary: "Replace a compromised x509 client certificate, which Kubernetes cannot revoke: move the user's RoleBindings and ClusterRoleBindings to a new user, issue that user a certificate through a CertificateSigningRequest (kubernetes.io/kube-apiserver-client) and store a kubeconfig with it in Vault or Secrets Manager; the key is never printed.",
@@ -146,7 +146,7 @@ func X509UserAction() action.Action {
 			kubeRule(certv1.GroupName, []string{"certificatesigningrequests/approval"}, "update"),
 			{APIGroups: []string{certv1.GroupName}, Resources: []string{"signers"}, ResourceNames: []string{certv1.KubeAPIServerClientSignerName}, Verbs: []string{"approve"}},
 		},
-		Do: RotateX509User,
+		Do: s.RotateX509User,
 	}
 }
 
@@ -164,7 +164,7 @@ func X509UserAction() action.Action {
 // RestoreX509Bindings can undo the move. A key is never noted: if a run is
 // killed after its request was signed but before the kubeconfig was
 // stored, the resumed run issues another certificate.
-func RotateX509User(ctx context.Context, env action.Env, p X509Params) (action.Result, error) {
+func (s Stores) RotateX509User(ctx context.Context, env action.Env, p X509Params) (action.Result, error) {
 	env = env.Defaults()
 	if err := p.Validate(); err != nil {
 		return action.Result{}, err
@@ -173,7 +173,7 @@ func RotateX509User(ctx context.Context, env action.Env, p X509Params) (action.R
 		return action.Result{}, errors.New("rotating x509 user: the API server's address, which the new kubeconfig needs, is unknown")
 	}
 	r := &x509Rotation{
-		env: env, p: p, j: &action.WriteLog{Dry: env.DryRun},
+		env: env, stores: s, p: p, j: &action.WriteLog{Dry: env.DryRun},
 		newUser: X509NewUser(p.Rotation, p.User), csr: "kir-x509-" + x509Suffix(p.Rotation, p.User),
 	}
 	r.out = X509Output{User: p.User, NewUser: r.newUser, Bindings: []X509Binding{}}
@@ -197,6 +197,7 @@ func x509Suffix(rotation, user string) string {
 
 type x509Rotation struct {
 	env      action.Env
+	stores   Stores
 	p        X509Params
 	j        *action.WriteLog
 	newUser  string
@@ -316,7 +317,7 @@ func (r *x509Rotation) store(ctx context.Context) (action.Result, error) {
 		issued = v
 		return v, err
 	}
-	res, err := issue(ctx, r.env, ref, r.p.SecretParams, true, newValues{of: newValue})
+	res, err := r.stores.issue(ctx, r.env, ref, r.p.SecretParams, true, newValues{of: newValue})
 	if err != nil {
 		return res, fmt.Errorf("rotating x509 user %s: %w", r.p.User, err)
 	}

@@ -290,7 +290,7 @@ func TestX509UserRotation(t *testing.T) {
 	t.Setenv("VAULT_TOKEN", v.Token)
 	f := newX509Fixture(t)
 	ctx := t.Context()
-	kir := clientWithRules(t, f.c, f.ns, "kir", rotate.X509UserAction().Spec().Rules)
+	kir := clientWithRules(t, f.c, f.ns, "kir", rotate.Stores{}.X509UserAction().Spec().Rules)
 	env := action.Env{Kube: kir, Cluster: f.c.Config.Host, ClusterCA: f.c.Config.CAData, Incident: "inc-x509"}
 	wantRB, wantCRB := f.subjects(t)
 
@@ -298,7 +298,7 @@ func TestX509UserRotation(t *testing.T) {
 	dry.DryRun = action.DryRunServer
 	j := &journal{}
 	dry.Note = j.note
-	res, err := rotate.RotateX509User(ctx, dry, f.params())
+	res, err := rotate.Stores{}.RotateX509User(ctx, dry, f.params())
 	if err != nil {
 		t.Fatalf("server dry run: %v", err)
 	}
@@ -323,7 +323,7 @@ func TestX509UserRotation(t *testing.T) {
 
 	first := &journal{}
 	env.Note = first.note
-	res, err = rotate.RotateX509User(ctx, env, f.params())
+	res, err = rotate.Stores{}.RotateX509User(ctx, env, f.params())
 	if err != nil {
 		t.Fatalf("RotateX509User: %v", err)
 	}
@@ -379,7 +379,7 @@ func TestX509UserRotation(t *testing.T) {
 	second := &journal{}
 	resumed := env
 	resumed.Note, resumed.Notes = second.note, first.notes
-	res2, err := rotate.RotateX509User(ctx, resumed, f.params())
+	res2, err := rotate.Stores{}.RotateX509User(ctx, resumed, f.params())
 	if err != nil {
 		t.Fatalf("RotateX509User resumed: %v", err)
 	}
@@ -434,7 +434,7 @@ func TestX509UserResumeAfterLostKey(t *testing.T) {
 	// between signing and storing.
 	j := &journal{fail: func(n string) bool { return strings.HasPrefix(n, `{"write":`) }}
 	env.Note = j.note
-	res, err := rotate.RotateX509User(ctx, env, f.params())
+	res, err := rotate.Stores{}.RotateX509User(ctx, env, f.params())
 	if !errors.Is(err, errRefused) {
 		t.Fatalf("RotateX509User = %v, want the refused note's error", err)
 	}
@@ -456,7 +456,7 @@ func TestX509UserResumeAfterLostKey(t *testing.T) {
 
 	resumed := env
 	resumed.Note, resumed.Notes = (&journal{}).note, j.notes
-	res, err = rotate.RotateX509User(ctx, resumed, f.params())
+	res, err = rotate.Stores{}.RotateX509User(ctx, resumed, f.params())
 	if err != nil {
 		t.Fatalf("RotateX509User resumed: %v", err)
 	}

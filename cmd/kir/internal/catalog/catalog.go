@@ -13,9 +13,11 @@ import (
 	"kir.dev/kir/rotate"
 )
 
-// Registry returns every action kir ships.
-func Registry() action.Registry {
-	r, err := action.NewRegistry(slices.Concat(contain.Actions(), collect.Actions(), rotate.Actions())...)
+// Registry returns every action kir ships, its rotations reaching the
+// secret stores as stores says. Listing, documenting and validating
+// actions need no stores: rotate.Stores{} does.
+func Registry(stores rotate.Stores) action.Registry {
+	r, err := action.NewRegistry(slices.Concat(contain.Actions(), collect.Actions(), rotate.Actions(stores))...)
 	if err != nil {
 		panic(fmt.Sprintf("kir's action list is inconsistent: %v", err)) // a programming error, caught by every test
 	}

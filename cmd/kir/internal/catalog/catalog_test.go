@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"kir.dev/kir/cmd/kir/internal/catalog"
+	"kir.dev/kir/rotate"
 )
 
 // A read-only action's start is journaled without waiting for the disk and
 // its reads are reused by the step that acts: it must not be able to
 // change the cluster. Its RBAC rules say what it can do.
 func TestReadOnlyActionsOnlyRead(t *testing.T) {
-	reg := catalog.Registry()
+	reg := catalog.Registry(rotate.Stores{})
 	readOnly := 0
 	for _, name := range reg.Names() {
 		a, _ := reg.Get(name)

@@ -8,7 +8,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"kir.dev/kir/action"
-	"kir.dev/kir/cmd/kir/internal/catalog"
 )
 
 func actionsCommand() *cli.Command {
@@ -18,7 +17,7 @@ func actionsCommand() *cli.Command {
 		Usage: "list every action playbooks can use, with its parameters and the RBAC it needs",
 		Flags: []cli.Flag{o.flag()},
 		Action: func(c *cli.Context) error {
-			reg := catalog.Registry()
+			reg := registry()
 			var specs []action.Spec
 			for _, name := range reg.Names() {
 				a, _ := reg.Get(name)

@@ -22,7 +22,7 @@ func New(out, errOut io.Writer) *cli.App {
 		ErrWriter: errOut,
 		Description: "kir contains compromised pods and nodes and undoes exactly what it did.\n" +
 			"Every response is a playbook run, recorded in a journal: kir runs list.\n" +
-			"Flags may follow arguments, as in kubectl: kir contain pod web-7f9c -n shop.\n\n" + exitCodesHelp,
+			"Flags may follow arguments, as in kubectl: kir contain pod web-7f9c -n shop.\n\n" + exitCodesHelp(),
 		Commands: []*cli.Command{
 			containCommand(),
 			collectCommand(),

@@ -12,7 +12,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"kir.dev/kir/action"
-	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/internal/kube"
 )
 
@@ -92,7 +91,7 @@ func diagnose(ctx context.Context, kc *kube.Client, ns string) (Diagnosis, error
 		return d, err
 	}
 	d.User, d.Groups = who.Username, who.Groups
-	reg := catalog.Registry()
+	reg := registry()
 	cache := map[string]bool{}
 	for _, name := range reg.Names() {
 		a, _ := reg.Get(name)

@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/url"
 	"os"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -15,34 +17,57 @@ import (
 	"kir.dev/kir/rotate"
 )
 
-// Exit codes, the same for every command. Scripts rely on them.
+// Exit codes, the same for every command. Scripts rely on them; each has
+// its row in exitCodes, which --help and the README are generated from.
 const (
-	ExitOK          = 0 // done, or nothing to do
-	ExitFailure     = 1 // unexpected failure
-	ExitUsage       = 2 // bad usage or invalid input
-	ExitNotFound    = 3 // target not found
-	ExitForbidden   = 4 // forbidden (RBAC) or not authenticated
-	ExitUnreachable = 5 // API server unreachable or timed out
-	ExitPartial     = 6 // some steps done: the result lists which; rerunning finishes
-	// kir evidence verify:
-	ExitUnverified = 7 // the evidence does not verify: a file changed, missing or added, custody broken, bad signature
-	ExitUnsigned   = 8 // hashes and custody hold, but no --key was given: the signature was not checked
-	// kir rotate:
-	ExitConflict = 9 // someone else changed the secret meanwhile: nothing was overwritten
+	ExitOK          = 0
+	ExitFailure     = 1
+	ExitUsage       = 2
+	ExitNotFound    = 3
+	ExitForbidden   = 4
+	ExitUnreachable = 5
+	ExitPartial     = 6
+	ExitUnverified  = 7
+	ExitUnsigned    = 8
+	ExitConflict    = 9
 )
 
+// ExitStatus documents one exit code.
+type ExitStatus struct {
+	Code int
+	// Name is a short name for the code, as scripts may call it.
+	Name string
+	// Meaning is what the code says, in one line; `code` spans are
+	// Markdown.
+	Meaning string
+}
+
+// exitCodes is every exit code kir ends with, in order.
+var exitCodes = []ExitStatus{
+	{ExitOK, "ok", "done, or nothing to do (releasing what kir never contained says so)"},
+	{ExitFailure, "failure", "unexpected failure"},
+	{ExitUsage, "usage", "bad usage or invalid input"},
+	{ExitNotFound, "not-found", "target not found"},
+	{ExitForbidden, "forbidden", "forbidden by RBAC, or not authenticated"},
+	{ExitUnreachable, "unreachable", "API server unreachable or timed out"},
+	{ExitPartial, "partial", "partial: some steps done, the result lists which; rerunning finishes"},
+	{ExitUnverified, "unverified", "`kir evidence verify`: the evidence does not verify (changed, missing or added files, broken custody, bad signature)"},
+	{ExitUnsigned, "unsigned", "`kir evidence verify`: hashes and custody hold, but the signature was not checked (no `--key`)"},
+	{ExitConflict, "conflict", "`kir rotate`: someone else wrote the secret meanwhile; kir stopped and overwrote nothing"},
+}
+
+// ExitCodes returns the exit-code table.
+func ExitCodes() []ExitStatus { return append([]ExitStatus(nil), exitCodes...) }
+
 // exitCodesHelp documents the codes in --help.
-const exitCodesHelp = `EXIT CODES:
-   0  done, or nothing to do (releasing what kir never contained says so)
-   1  unexpected failure
-   2  bad usage or invalid input
-   3  target not found
-   4  forbidden by RBAC, or not authenticated
-   5  API server unreachable or timed out
-   6  partial: some steps done, the result lists which; rerunning finishes
-   7  kir evidence verify: the evidence does not verify (changed, missing or added files, broken custody, bad signature)
-   8  kir evidence verify: hashes and custody hold, but the signature was not checked (no --key)
-   9  kir rotate: someone else wrote the secret meanwhile; kir stopped and overwrote nothing`
+func exitCodesHelp() string {
+	var b strings.Builder
+	b.WriteString("EXIT CODES:")
+	for _, e := range exitCodes {
+		fmt.Fprintf(&b, "\n   %d  %s", e.Code, strings.ReplaceAll(e.Meaning, "`", ""))
+	}
+	return b.String()
+}
 
 // usageError marks bad input.
 type usageError struct{ err error }

@@ -10,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/urfave/cli/v2"
 
-	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/playbooks"
 )
 
@@ -47,7 +46,7 @@ func unsetEnv(t *testing.T, names ...string) {
 // defaults apply to the rest, and a --no-… flag sets its parameter false.
 func TestBindGivesOnlyWhatIsSet(t *testing.T) {
 	unsetEnv(t, "KIR_SIGNING_KEY", "KIR_INCIDENT", "KIR_PLAYBOOKS_DIR", "KIR_STATE_DIR", "KUBECONFIG")
-	lib, err := playbooks.NewLibrary(catalog.Registry(), playbooks.Sources{})
+	lib, err := playbooks.NewLibrary(registry(), playbooks.Sources{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +99,7 @@ steps:
 	if err := os.WriteFile(file, []byte(pb), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lib, err := playbooks.NewLibrary(catalog.Registry(), playbooks.Sources{Files: []string{file}})
+	lib, err := playbooks.NewLibrary(registry(), playbooks.Sources{Files: []string{file}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/playbooks"
 )
 
@@ -89,7 +88,7 @@ func playbookValidateCommand() *cli.Command {
 func validatePlaybooks(c *cli.Context, files []string) error {
 	var problems []playbooks.Problem
 	for _, f := range files {
-		pb, err := playbooks.LoadFile(f, catalog.Registry())
+		pb, err := playbooks.LoadFile(f, registry())
 		var le *playbooks.LoadError
 		switch {
 		case errors.As(err, &le):

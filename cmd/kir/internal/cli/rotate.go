@@ -269,7 +269,7 @@ func (o *rotateKubeconfigOptions) rotate(c *cli.Context) error {
 	if len(recs) == 0 {
 		return noRotation(run, playbooks.CategoryRotation)
 	}
-	v, err := rotate.ReadValue(c.Context, recs[0].Ref, o.store.secretParams(), recs[0].NewVersion)
+	v, err := stores().ReadValue(c.Context, recs[0].Ref, o.store.secretParams(), recs[0].NewVersion)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/playbooks"
 	"kir.dev/kir/rotate"
 )
@@ -133,7 +132,7 @@ func storeOf(run *playbooks.Run) []param {
 // rotations returns the secrets a run's steps rotated: the outputs that
 // are rotate.Rotated, decoded as their actions' types.
 func rotations(run *playbooks.Run) []rotate.Rotation {
-	reg := catalog.Registry()
+	reg := registry()
 	var out []rotate.Rotation
 	for _, st := range run.Steps {
 		o, err := reg.Output(st.Action, st.Output)

@@ -9,8 +9,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"kir.dev/kir/action"
-	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/playbooks"
 )
 
@@ -79,7 +77,7 @@ func (o *playbookOptions) library() (*playbooks.Library, error) {
 	if o.dir != "" {
 		dirs = append(dirs, o.dir)
 	}
-	lib, err := playbooks.NewLibrary(catalog.Registry(), playbooks.Sources{Dirs: dirs, Files: o.files.Value()})
+	lib, err := playbooks.NewLibrary(registry(), playbooks.Sources{Dirs: dirs, Files: o.files.Value()})
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -143,6 +141,3 @@ func (s *session) report(c *cli.Context, command string, run *playbooks.Run) err
 	}
 	return err
 }
-
-// registry is kir's actions, as commands run them.
-func registry() action.Registry { return catalog.Registry() }

@@ -9,7 +9,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"kir.dev/kir/action"
-	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/playbooks"
 )
 
@@ -17,7 +16,7 @@ import (
 // its output says of itself (action.Texter), decoded as its action's
 // type whether the run happened here or is read from a journal.
 func printText(w io.Writer, r Report) error {
-	p := &textPrinter{w: w, actions: catalog.Registry()}
+	p := &textPrinter{w: w, actions: registry()}
 	dry := ""
 	if r.DryRun != "none" && r.DryRun != "" {
 		dry = fmt.Sprintf(" (dry run: %s — nothing persisted)", r.DryRun)

@@ -41,7 +41,7 @@ func Actions(reg action.Registry) string {
 			b.WriteString("\n")
 		}
 	}
-	b.WriteString("## Roles\n\nOne least-privilege ClusterRole per capability, derived from the rules above (`kir rbac`, `deploy/rbac.yaml`):\n\n")
+	b.WriteString("## Roles\n\nOne least-privilege ClusterRole per capability, derived from the rules above (`kir rbac`, `deploy/components/rbac/rbac.yaml`):\n\n")
 	for _, c := range catalog.Capabilities {
 		fmt.Fprintf(&b, "- `kir-%s`: actions `%s*`. %s\n", c.Name, c.Prefix, c.Description)
 	}
