@@ -69,8 +69,8 @@ type Request struct {
 	// and no more than that is wasted if it refuses. If it returns an
 	// error, the run stops having changed nothing and is discarded: its
 	// default evidence bundle (run.evidence) and its journal are removed,
-	// and Start returns a *HeldError. kir serve claims an alert's key this
-	// way, while the run's snapshot reads the pod.
+	// and Start returns a *HeldError. It suits a claim that must be won
+	// before anything changes, made while the first step reads.
 	Hold func(ctx context.Context) error
 }
 

@@ -121,7 +121,7 @@ var ErrActed = errors.New("the run started a step that acts")
 // Discard removes run id, its journal and its default evidence bundle,
 // provided it never started a step that acts: what Start does itself when
 // Hold stops a run, for a run a restart interrupted before its Hold was
-// answered (kir serve, finding that another replica ran the alert's key).
+// answered (say, one whose claim was since won by another process).
 func (e *Engine) Discard(id string) error {
 	if e.Runs == nil {
 		return ErrNoJournal
