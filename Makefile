@@ -59,6 +59,7 @@ lint: ## go vet, gofmt and staticcheck
 	"$$bin/staticcheck" ./... && "$$bin/staticcheck" -tags kirtest $(KIRTEST_PKGS)
 
 bench: testbin ## print the timing figures: contain (one pod, with evidence, 1,000 pods), evidence verify vs sha256sum, image snapshot vs crane, kir serve latency, storm and intake
+	$(GO) test -run '^$$' -bench ContainPod -benchtime 1x -count 1 ./cmd/kir/internal/cli/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./contain/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./evidence/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./collect/ | grep -E '^(Benchmark|ok|FAIL)'
