@@ -68,7 +68,7 @@ func NewVaultClient(ctx context.Context, auth VaultAuth) (*vault.Client, error) 
 		return c, nil
 	case "kubernetes":
 		if auth.Role == "" {
-			return nil, errors.New("Vault kubernetes auth: KIR_VAULT_ROLE is not set")
+			return nil, errors.New("kubernetes auth to Vault: KIR_VAULT_ROLE is not set")
 		}
 		file := auth.JWTFile
 		if file == "" {
@@ -76,16 +76,16 @@ func NewVaultClient(ctx context.Context, auth VaultAuth) (*vault.Client, error) 
 		}
 		jwt, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("Vault kubernetes auth: reading the service-account token: %w", err)
+			return nil, fmt.Errorf("kubernetes auth to Vault: reading the service-account token: %w", err)
 		}
 		path, body["role"], body["jwt"] = mountOr(auth.Mount, "kubernetes"), auth.Role, strings.TrimSpace(string(jwt))
 	case "approle":
 		if auth.RoleID == "" || auth.SecretIDFile == "" {
-			return nil, errors.New("Vault approle auth: KIR_VAULT_ROLE_ID and KIR_VAULT_SECRET_ID_FILE must both be set")
+			return nil, errors.New("approle auth to Vault: KIR_VAULT_ROLE_ID and KIR_VAULT_SECRET_ID_FILE must both be set")
 		}
 		sid, err := os.ReadFile(auth.SecretIDFile)
 		if err != nil {
-			return nil, fmt.Errorf("Vault approle auth: reading the secret id: %w", err)
+			return nil, fmt.Errorf("approle auth to Vault: reading the secret id: %w", err)
 		}
 		path, body["role_id"], body["secret_id"] = mountOr(auth.Mount, "approle"), auth.RoleID, strings.TrimSpace(string(sid))
 	default:
