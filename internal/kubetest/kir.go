@@ -178,6 +178,9 @@ func (k Kir) command(t testing.TB, ctx context.Context, args []string) *exec.Cmd
 		state = t.TempDir()
 	}
 	env := []string{"KIR_STATE_DIR=" + state}
+	if raceEnabled {
+		env = append(env, "GORACE="+noExitSleep(os.Getenv("GORACE")))
+	}
 	if k.Kubeconfig != "" {
 		env = append(env, "KUBECONFIG="+k.Kubeconfig)
 	}
@@ -188,6 +191,18 @@ func (k Kir) command(t testing.TB, ctx context.Context, args []string) *exec.Cmd
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 5 * time.Second // a hook's grandchild holding a pipe
 	return cmd
+}
+
+// noExitSleep returns GORACE's options with the race detector's sleep at
+// exit (a second by default, which a test that runs kir a hundred times
+// pays a hundred times) turned off unless they set it. Races are reported
+// as they happen; the sleep only gives goroutines still running at exit a
+// chance to race.
+func noExitSleep(gorace string) string {
+	if strings.Contains(gorace, "atexit_sleep_ms") {
+		return gorace
+	}
+	return strings.TrimSpace(gorace + " atexit_sleep_ms=0")
 }
 
 // hermeticEnv is this process's environment without what configures kir

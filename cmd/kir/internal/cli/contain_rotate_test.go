@@ -20,6 +20,7 @@ import (
 // printed, journaled or put in the evidence, and kir rotate rollback on the containment's run
 // restores the secret.
 func TestContainRotatesSecrets(t *testing.T) {
+	t.Parallel()
 	c := cluster(t)
 	v, vc := vaultServer(t)
 	ctx := t.Context()

@@ -103,6 +103,7 @@ func verifyJSON(t *testing.T, args ...string) (int, *evidence.Report) {
 }
 
 func TestEvidenceKeygen(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "keys")
 	r := kir.Run(t, "evidence", "keygen", "--out", dir)
 	if r.Code != cli.ExitOK {
@@ -168,6 +169,7 @@ func TestEvidenceKeygen(t *testing.T) {
 }
 
 func TestEvidenceVerify(t *testing.T) {
+	t.Parallel()
 	key, other := newEvidenceKey(t), newEvidenceKey(t)
 	signed := sealedBundle(t, key.signer)
 	tampered := sealedBundle(t, key.signer)
@@ -228,6 +230,7 @@ func TestEvidenceVerify(t *testing.T) {
 // TestEvidenceVerifyReadOnly: verify changes nothing in a bundle, not even
 // by recording itself in its custody log.
 func TestEvidenceVerifyReadOnly(t *testing.T) {
+	t.Parallel()
 	key := newEvidenceKey(t)
 	dir := sealedBundle(t, key.signer)
 	before := mustRead(t, filepath.Join(dir, evidence.CustodyFile))
@@ -240,6 +243,7 @@ func TestEvidenceVerifyReadOnly(t *testing.T) {
 }
 
 func TestEvidenceUsage(t *testing.T) {
+	t.Parallel()
 	dir := sealedBundle(t, nil)
 	unsealed := filepath.Join(t.TempDir(), "unsealed")
 	b, err := evidence.Create(unsealed, evidence.Options{Incident: "inc-42"})
@@ -278,6 +282,7 @@ func TestEvidenceUsage(t *testing.T) {
 }
 
 func TestEvidenceShow(t *testing.T) {
+	t.Parallel()
 	key := newEvidenceKey(t)
 	dir := sealedBundle(t, key.signer)
 	for _, path := range []string{dir, packed(t, dir)} {
@@ -317,6 +322,7 @@ func TestEvidenceShow(t *testing.T) {
 // TestEvidencePushPull pushes bundles to a registry on 127.0.0.1 and pulls
 // them back, as responders ship evidence off a compromised network.
 func TestEvidencePushPull(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
@@ -416,6 +422,7 @@ func TestEvidencePushPull(t *testing.T) {
 }
 
 func TestEvidencePushArchive(t *testing.T) {
+	t.Parallel()
 	archive := packed(t, sealedBundle(t, nil))
 	r := kir.Run(t, "evidence", "push", archive, "127.0.0.1:1/evidence/x:y")
 	if r.Code != cli.ExitUsage || !strings.Contains(r.Stderr, "not a directory") {

@@ -12,6 +12,7 @@ import (
 )
 
 func TestPlaybookValidate(t *testing.T) {
+	t.Parallel()
 	r := kir.Run(t, "playbook", "validate", "../../../../testdata/playbooks/valid-full.yaml", "../../../../testdata/playbooks/invalid-references.yaml")
 	if r.Code != cli.ExitUsage {
 		t.Errorf("exit %d, want %d", r.Code, cli.ExitUsage)
@@ -40,6 +41,7 @@ func TestPlaybookValidate(t *testing.T) {
 // list and show say where each comes from; a broken user playbook stops
 // every command that loads playbooks, naming the file and line.
 func TestPlaybookOverride(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	mine := strings.Replace(mustRead(t, "../../../../playbooks/builtin/contain-node.yaml"), "description: >-", "description: >-\n  Site override.", 1)
 	if err := os.WriteFile(filepath.Join(dir, "contain-node.yaml"), []byte(mine), 0o644); err != nil {
@@ -72,6 +74,7 @@ func TestPlaybookOverride(t *testing.T) {
 }
 
 func TestActionsJSON(t *testing.T) {
+	t.Parallel()
 	r := kir.Run(t, "actions", "-o", "json")
 	if r.Code != 0 {
 		t.Fatalf("exit %d", r.Code)
@@ -92,6 +95,7 @@ func TestActionsJSON(t *testing.T) {
 }
 
 func TestRunsEmptyAndMissing(t *testing.T) {
+	t.Parallel()
 	state := t.TempDir()
 	r := kir.Run(t, "runs", "list", "--state-dir", state)
 	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "RUN  PLAYBOOK  STATUS  STARTED  INCIDENT" {

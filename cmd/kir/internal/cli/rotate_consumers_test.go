@@ -15,6 +15,7 @@ import (
 // the restart time and resumed —, and the value is nowhere in kir's output
 // or journal.
 func TestRotateSyncsKubeSecret(t *testing.T) {
+	t.Parallel()
 	c := cluster(t)
 	v, vc := vaultServer(t)
 	ctx := t.Context()

@@ -16,6 +16,7 @@ import (
 // the API server as the ServiceAccount, prints none of it, and a second
 // rotation writes a new version that rollback can undo.
 func TestRotateKubeconfigToVault(t *testing.T) {
+	t.Parallel()
 	c := cluster(t)
 	v, vc := vaultServer(t)
 	ctx := t.Context()

@@ -31,6 +31,7 @@ var killPoints = []string{
 // ends with exactly one new current value, a complete journal, and a
 // rollback that restores the old value — in Vault and in Secrets Manager.
 func TestKilledRotationResumes(t *testing.T) {
+	t.Parallel()
 	type store struct {
 		name string
 		// setUp creates the secret and returns its reference, the extra
@@ -96,6 +97,7 @@ func TestKilledRotationResumes(t *testing.T) {
 				continue // one note: the token makes the write idempotent
 			}
 			t.Run(st.name+"/"+strings.NewReplacer(":", "-", "#", "-").Replace(point), func(t *testing.T) {
+				t.Parallel()
 				id := "k" + string(rune('a'+i))
 				ref, flags, env := st.setUp(t, id)
 				state := t.TempDir()

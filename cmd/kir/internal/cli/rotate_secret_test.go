@@ -21,6 +21,7 @@ import (
 // generated value, the other keys kept, listed by status, rolled back to
 // the old value, and never a value in kir's output or state.
 func TestRotateVaultSecret(t *testing.T) {
+	t.Parallel()
 	v, c := vaultServer(t)
 	state, env := t.TempDir(), v.Env()
 	path := "app/" + strings.ToLower(t.Name())
@@ -57,6 +58,7 @@ func TestRotateVaultSecret(t *testing.T) {
 // rotation would destroy the only copy of the old value, and rollback with
 // it.
 func TestRotateVaultRefusesSingleVersion(t *testing.T) {
+	t.Parallel()
 	v, c := vaultServer(t)
 	ctx := t.Context()
 	if err := c.Sys().MountWithContext(ctx, "single", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
@@ -93,6 +95,7 @@ func TestRotateVaultRefusesSingleVersion(t *testing.T) {
 // Someone writes the secret between kir's read and its write: kir stops
 // with exit code 9 and overwrites nothing.
 func TestRotateVaultConcurrentWriter(t *testing.T) {
+	t.Parallel()
 	v, c := vaultServer(t)
 	state, env := t.TempDir(), v.Env()
 	path := "race/" + strings.ToLower(t.Name())
@@ -121,6 +124,7 @@ func TestRotateVaultConcurrentWriter(t *testing.T) {
 // Someone moves AWSCURRENT between kir's read and its write: kir stops
 // with exit code 9 and creates no version.
 func TestRotateSecretsManagerConcurrentWriter(t *testing.T) {
+	t.Parallel()
 	endpoint, c, env := secretsManager(t)
 	state, name := t.TempDir(), "race"
 	if _, err := c.CreateSecret(t.Context(), &sm.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("one")}); err != nil {
@@ -148,6 +152,7 @@ func TestRotateSecretsManagerConcurrentWriter(t *testing.T) {
 // AWSCURRENT moves (AWSPREVIOUS follows) and AWSPENDING is removed;
 // rollback moves AWSCURRENT back.
 func TestRotateSecretsManager(t *testing.T) {
+	t.Parallel()
 	endpoint, c, env := secretsManager(t)
 	state, dir := t.TempDir(), t.TempDir()
 	const planted = "PLANTED-aws-original-91c2"
@@ -188,6 +193,7 @@ func TestRotateSecretsManager(t *testing.T) {
 // A leftover AWSPENDING — what an interrupted rotation leaves — is
 // removed, and the rotation goes on.
 func TestRotateSecretsManagerLeftoverPending(t *testing.T) {
+	t.Parallel()
 	endpoint, c, env := secretsManager(t)
 	name := "leftover"
 	if _, err := c.CreateSecret(t.Context(), &sm.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("v1")}); err != nil {
@@ -224,6 +230,7 @@ func vaultMetaMax(n int) vault.KVMetadataPatchInput {
 // alphabet; settings for a key the secret lacks, or malformed ones, are
 // refused before anything is written.
 func TestRotateVaultKeySpecs(t *testing.T) {
+	t.Parallel()
 	v, c := vaultServer(t)
 	state, env := t.TempDir(), v.Env()
 	path := "app/" + strings.ToLower(t.Name())

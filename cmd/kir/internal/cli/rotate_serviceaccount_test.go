@@ -18,6 +18,7 @@ import (
 // ServiceAccount and resumed: a token issued before is rejected, one
 // issued after works, and the journal is complete.
 func TestCLIRotateServiceAccountKilled(t *testing.T) {
+	t.Parallel()
 	c := cluster(t)
 	ctx := t.Context()
 	ns := newFixture(t, 0).Namespace

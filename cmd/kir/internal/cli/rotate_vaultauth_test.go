@@ -26,6 +26,7 @@ path "secret/config" { capabilities = ["read"] }
 // checking kir's ServiceAccount token against the real API server with a
 // TokenReview — instead of a VAULT_TOKEN.
 func TestVaultAuthMethods(t *testing.T) {
+	t.Parallel()
 	v, vc := vaultServer(t)
 	ctx := t.Context()
 	if err := vc.Sys().PutPolicyWithContext(ctx, "kir-rotate", rotatePolicy); err != nil {

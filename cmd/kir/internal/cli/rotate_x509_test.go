@@ -25,6 +25,7 @@ import (
 // it by user; kir rotate rollback gives the bindings back and makes the
 // kubeconfig stored before current again.
 func TestCLIRotateX509User(t *testing.T) {
+	t.Parallel()
 	c := cluster(t)
 	ns := newFixture(t, 0).Namespace
 	user := "alice-" + ns
