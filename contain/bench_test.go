@@ -59,6 +59,7 @@ func BenchmarkContain1000Pods(b *testing.B) {
 		}
 		profiled()
 		cpu = kubetest.CPUTimes().Since(cpu0)
+		cpu["kir"] = r.CPU // exited: CPUTimes cannot see it
 		b.ReportMetric(d.Seconds()*1000, "ms/1000pods")
 		b.ReportMetric(n/d.Seconds(), "pods/s")
 		// Where the time goes: every process here shares the machine's

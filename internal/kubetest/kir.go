@@ -98,6 +98,9 @@ type Result struct {
 	// a SIGKILL.
 	Code           int
 	Stdout, Stderr string
+	// CPU is the CPU time kir used, user and system: kubetest.CPUTimes
+	// misses a process that has exited.
+	CPU time.Duration
 }
 
 // Run runs kir with args, waits for it to exit and returns what it did.
@@ -112,6 +115,9 @@ func (k Kir) Run(t testing.TB, args ...string) Result {
 		err = cmd.Wait()
 	}
 	r := Result{Stdout: out.String(), Stderr: errOut.String()}
+	if ps := cmd.ProcessState; ps != nil {
+		r.CPU = ps.UserTime() + ps.SystemTime()
+	}
 	var exit *exec.ExitError
 	switch {
 	case err == nil:

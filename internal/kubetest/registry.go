@@ -41,16 +41,7 @@ func StartDistribution(t testing.TB) string {
 	addr := l.Addr().String()
 	l.Close()
 	config := filepath.Join(dir, "config.yml")
-	err = os.WriteFile(config, fmt.Appendf(nil, `version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: %s
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), addr), 0o600)
-	if err != nil {
+	if err := os.WriteFile(config, distributionConfig(filepath.Join(dir, "data"), addr), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(dir, "registry.log")
@@ -92,6 +83,12 @@ http:
 	}
 	t.Logf("docker-registry ready on %s in %s", addr, time.Since(began).Round(time.Millisecond))
 	return addr
+}
+
+// distributionConfig is the registry's configuration: storage in dir,
+// listening on addr.
+func distributionConfig(dir, addr string) []byte {
+	return fmt.Appendf(nil, "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", dir, addr)
 }
 
 // Push pushes img to a registry as ref (a tag) and returns its reference

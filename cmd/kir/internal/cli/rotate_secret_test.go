@@ -24,30 +24,31 @@ func TestRotateVaultSecret(t *testing.T) {
 	t.Parallel()
 	v, c := vaultServer(t)
 	state, env := t.TempDir(), v.Env()
+	kir := kubetest.Kir{Env: env}
 	path := "app/" + strings.ToLower(t.Name())
 	const planted = "PLANTED-vault-original-7f3a"
 	if _, err := c.KVv2("secret").Put(t.Context(), path, map[string]any{"username": "app", "password": planted}); err != nil {
 		t.Fatal(err)
 	}
 	ref := "vault://secret/" + path + "#password"
-	rot := kubetest.Kir{Env: env}.MustRun(t, "rotate", "secret", ref, "--state-dir", state, "-o", "json")
+	rot := kir.MustRun(t, "rotate", "secret", ref, "--state-dir", state, "-o", "json")
 	ver, data := vaultData(t, c, "secret", path)
 	if ver != 2 || data["username"] != "app" || !generated.MatchString(fmt.Sprint(data["password"])) {
 		t.Fatalf("after rotation: version %d, username %v, password generated: %t", ver, data["username"], generated.MatchString(fmt.Sprint(data["password"])))
 	}
 	newValue := data["password"].(string)
 	id := runID(t, env, state)
-	status := kubetest.Kir{Env: env}.MustRun(t, "rotate", "status", "--state-dir", state)
+	status := kir.MustRun(t, "rotate", "status", "--state-dir", state)
 	if !strings.Contains(status.Stdout, id) || !strings.Contains(status.Stdout, ref) {
 		t.Errorf("rotate status does not list %s of %s:\n%s", id, ref, status.Stdout)
 	}
-	back := kubetest.Kir{Env: env}.MustRun(t, "rotate", "rollback", id, "--state-dir", state)
+	back := kir.MustRun(t, "rotate", "rollback", id, "--state-dir", state)
 	ver, data = vaultData(t, c, "secret", path)
 	if ver != 3 || data["password"] != planted || data["username"] != "app" {
 		t.Fatalf("after rollback: version %d, password restored: %t", ver, data["password"] == planted)
 	}
 	// A second rollback finds it done.
-	again := kubetest.Kir{Env: env}.MustRun(t, "rotate", "rollback", id, "--state-dir", state)
+	again := kir.MustRun(t, "rotate", "rollback", id, "--state-dir", state)
 	if ver, _ = vaultData(t, c, "secret", path); ver != 3 {
 		t.Errorf("a second rollback wrote version %d", ver)
 	}
@@ -154,6 +155,7 @@ func TestRotateSecretsManagerConcurrentWriter(t *testing.T) {
 func TestRotateSecretsManager(t *testing.T) {
 	t.Parallel()
 	endpoint, c, env := secretsManager(t)
+	kir := kubetest.Kir{Env: env}
 	state, dir := t.TempDir(), t.TempDir()
 	const planted = "PLANTED-aws-original-91c2"
 	name := "prod/db"
@@ -166,7 +168,7 @@ func TestRotateSecretsManager(t *testing.T) {
 	pushed := filepath.Join(dir, "pushed")
 	setHook := writeScript(t, dir, "set", `cat > `+pushed)
 	testHook := writeScript(t, dir, "test", `cmp -s - `+pushed)
-	rot := kubetest.Kir{Env: env}.MustRun(t, "rotate", "secret", "aws-sm://"+name+"#password", "--endpoint-url", endpoint,
+	rot := kir.MustRun(t, "rotate", "secret", "aws-sm://"+name+"#password", "--endpoint-url", endpoint,
 		"--set-hook", setHook, "--test-hook", testHook, "--state-dir", state, "-o", "json")
 	cur, curID := awsValue(t, c, name)
 	stages := stagesOf(t, c, name)
@@ -182,7 +184,7 @@ func TestRotateSecretsManager(t *testing.T) {
 	}
 	newValue := string(b)
 	id := runID(t, env, state)
-	back := kubetest.Kir{Env: env}.MustRun(t, "rotate", "rollback", id, "--state-dir", state)
+	back := kir.MustRun(t, "rotate", "rollback", id, "--state-dir", state)
 	cur, curID = awsValue(t, c, name)
 	if curID != oldID || jsonField(t, cur, "password") != planted {
 		t.Fatalf("after rollback AWSCURRENT is %s, want %s", curID, oldID)
@@ -233,12 +235,13 @@ func TestRotateVaultKeySpecs(t *testing.T) {
 	t.Parallel()
 	v, c := vaultServer(t)
 	state, env := t.TempDir(), v.Env()
+	kir := kubetest.Kir{Env: env}
 	path := "app/" + strings.ToLower(t.Name())
 	if _, err := c.KVv2("secret").Put(t.Context(), path, map[string]any{"password": "old-password", "pin": "1234"}); err != nil {
 		t.Fatal(err)
 	}
 	ref := "vault://secret/" + path
-	kubetest.Kir{Env: env}.MustRun(t, "rotate", "secret", ref, "--key-spec", "pin=6:0123456789", "--state-dir", state)
+	kir.MustRun(t, "rotate", "secret", ref, "--key-spec", "pin=6:0123456789", "--state-dir", state)
 	ver, data := vaultData(t, c, "secret", path)
 	if pin := fmt.Sprint(data["pin"]); ver != 2 || !regexp.MustCompile(`^[0-9]{6}$`).MatchString(pin) {
 		t.Errorf("version %d, pin of %d characters all digits: %t; want version 2 and 6 digits", ver, len(pin), regexp.MustCompile(`^[0-9]+$`).MatchString(pin))
@@ -255,7 +258,7 @@ func TestRotateVaultKeySpecs(t *testing.T) {
 		{"pin=six", 2, "the length must be a positive number"},
 		{"pin=6:", 2, "the alphabet after ':' is empty"},
 	} {
-		r := kubetest.Kir{Env: env}.Run(t, "rotate", "secret", ref, "--key-spec", tc.spec, "--state-dir", state)
+		r := kir.Run(t, "rotate", "secret", ref, "--key-spec", tc.spec, "--state-dir", state)
 		if r.Code != tc.code || !strings.Contains(r.Stdout+r.Stderr, tc.msg) {
 			t.Errorf("--key-spec %s: exit %d, want %d saying %q\nstdout:\n%s\nstderr:\n%s", tc.spec, r.Code, tc.code, tc.msg, r.Stdout, r.Stderr)
 		}
@@ -268,7 +271,7 @@ func TestRotateVaultKeySpecs(t *testing.T) {
 	if err := os.WriteFile(file, []byte("PLANTED-one-value\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := kubetest.Kir{Env: env}.Run(t, "rotate", "secret", ref, "--from-file", file, "--state-dir", state)
+	r := kir.Run(t, "rotate", "secret", ref, "--from-file", file, "--state-dir", state)
 	if r.Code == 0 || !strings.Contains(r.Stderr, "name the key to set") {
 		t.Errorf("--from-file on a secret of two keys: exit %d, stderr:\n%s", r.Code, r.Stderr)
 	}
