@@ -78,7 +78,8 @@ func removeKir() {
 // kir's environment is this process's without the variables that
 // configure kir or the stores it reaches (KUBECONFIG, KIR_*, VAULT_*,
 // AWS_*), so that a developer's settings never reach a test, plus
-// KUBECONFIG and KIR_STATE_DIR from Kubeconfig and StateDir, plus Env.
+// KUBECONFIG and KIR_STATE_DIR from Kubeconfig and StateDir, plus Env. A
+// race-built kir also gets atexit_sleep_ms=0 in GORACE (see noExitSleep).
 type Kir struct {
 	// Kubeconfig is kir's KUBECONFIG; empty: unset.
 	Kubeconfig string
