@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -198,4 +199,68 @@ func (w *apiWalker) walk(t types.Type, where string) {
 			}
 		}
 	}
+}
+
+// TestReadmeLayoutMatchesTheTree: README's layout table names every folder
+// that holds one idea — each top folder, and each package directly under
+// an internal/ — and names nothing that is gone.
+func TestReadmeLayoutMatchesTheTree(t *testing.T) {
+	root := moduleRoot(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(readme), "\n## Layout\n")
+	if !ok {
+		t.Fatal("README.md has no ## Layout section")
+	}
+	table, _, _ = strings.Cut(table, "\n## ")
+	listed := map[string]bool{}
+	for _, line := range strings.Split(table, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(line, "| `"), "`")
+		name = strings.TrimSuffix(name, "/")
+		listed[name] = true
+		if _, err := os.Stat(filepath.Join(root, name)); err != nil {
+			t.Errorf("README's layout lists %s, which is not in the tree", name)
+		}
+	}
+	var want []string
+	tops, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tops {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() != "bin" && e.Name() != "internal" && e.Name() != "cmd" {
+			want = append(want, e.Name())
+		}
+	}
+	for _, parent := range []string{"internal", "cmd/kir/internal"} {
+		subs, err := os.ReadDir(filepath.Join(root, parent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range subs {
+			if e.IsDir() {
+				want = append(want, parent+"/"+e.Name())
+			}
+		}
+	}
+	want = append(want, "cmd/kir")
+	for _, name := range want {
+		if !listed[name] {
+			t.Errorf("README's layout table does not list %s", name)
+		}
+	}
+}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
 }
