@@ -36,14 +36,7 @@ func controlPlane(t *testing.T) *kubetest.Cluster {
 func vaultServer(t *testing.T) (*kubetest.Vault, *vault.Client) {
 	t.Helper()
 	v := kubetest.SharedVault(t)
-	cfg := vault.DefaultConfig()
-	cfg.Address = v.Addr
-	c, err := vault.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(v.Token)
-	return v, c
+	return v, v.Client(t)
 }
 
 // vaultData reads a Vault secret's current version and data.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	vault "github.com/hashicorp/vault/api"
 )
 
 var sharedVault struct {
@@ -118,4 +120,18 @@ func (v *Vault) Stop() {
 	if !keep() {
 		os.RemoveAll(v.dir)
 	}
+}
+
+// Client returns a client of v with its root token, for tests to set up
+// and read what kir rotates.
+func (v *Vault) Client(t testing.TB) *vault.Client {
+	t.Helper()
+	cfg := vault.DefaultConfig()
+	cfg.Address = v.Addr
+	c, err := vault.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(v.Token)
+	return c
 }

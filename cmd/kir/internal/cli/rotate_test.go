@@ -25,14 +25,7 @@ import (
 func vaultServer(t *testing.T) (*kubetest.Vault, *vault.Client) {
 	t.Helper()
 	v := kubetest.SharedVault(t)
-	cfg := vault.DefaultConfig()
-	cfg.Address = v.Addr
-	c, err := vault.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(v.Token)
-	return v, c
+	return v, v.Client(t)
 }
 
 // secretsManager serves a Secrets Manager-compatible server on loopback
