@@ -14,7 +14,8 @@ import (
 type Param struct {
 	// Name is the key in a step's "with:" map.
 	Name string `json:"name"`
-	// Type is string, bool, int, duration or []string.
+	// Type is string, bool, int, duration, selector, namespace, pod name,
+	// node name, or a list ([]T) or map (map[string]T) of one of them.
 	Type string `json:"type"`
 	// Required parameters must be given.
 	Required bool `json:"required,omitempty"`
@@ -75,8 +76,17 @@ func paramsOf(t reflect.Type) []Param {
 }
 
 func typeName(t reflect.Type) string {
-	if t == reflect.TypeFor[Duration]() {
+	switch t {
+	case reflect.TypeFor[Duration]():
 		return "duration"
+	case reflect.TypeFor[Selector]():
+		return TypeSelector
+	case reflect.TypeFor[Namespace]():
+		return TypeNamespace
+	case reflect.TypeFor[PodName]():
+		return TypePodName
+	case reflect.TypeFor[NodeName]():
+		return TypeNodeName
 	}
 	switch t.Kind() {
 	case reflect.String:

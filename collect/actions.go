@@ -64,10 +64,10 @@ func Actions() []action.Action {
 
 // SnapshotParams are collect.snapshot-pod's parameters.
 type SnapshotParams struct {
-	Bundle    string `json:"bundle" kir:"required" doc:"Evidence bundle directory; created if absent."`
-	Namespace string `json:"namespace" kir:"required" doc:"Namespace of the pods."`
-	Name      string `json:"name" doc:"Name of the pod. Give this or selector."`
-	Selector  string `json:"selector" doc:"Label selector: every pod it matches is recorded."`
+	Bundle    string           `json:"bundle" kir:"required" doc:"Evidence bundle directory; created if absent."`
+	Namespace action.Namespace `json:"namespace" kir:"required" doc:"Namespace of the pods."`
+	Name      action.PodName   `json:"name" doc:"Name of the pod. Give this or selector."`
+	Selector  action.Selector  `json:"selector" doc:"Label selector: every pod it matches is recorded."`
 	// contain-pod sets it: its isolate step reports a missing pod, once.
 	IgnoreMissing bool `json:"ignoreMissing" doc:"A pod that does not exist (or a selector that matches none) is no error: the output lists no pod and no bundle is created."`
 }
@@ -78,11 +78,11 @@ func (p SnapshotParams) Validate() error {
 		return errors.New("give exactly one of name and selector")
 	}
 	if p.Selector != "" {
-		if _, err := labels.Parse(p.Selector); err != nil {
+		if _, err := labels.Parse(string(p.Selector)); err != nil {
 			return fmt.Errorf("selector: %w", err)
 		}
 	}
-	return nil
+	return errors.Join(action.CheckParam("namespace", p.Namespace), action.CheckParam("name", p.Name), action.CheckParam("selector", p.Selector))
 }
 
 // SnapshotOutput is collect.snapshot-pod's output.
@@ -99,9 +99,9 @@ type SnapshotOutput struct {
 func PodDir(namespace, name string) string { return path.Join("pods", namespace, name) }
 
 func snapshot(ctx context.Context, env action.Env, p SnapshotParams) (action.Result, error) {
-	names := []string{p.Name}
+	names := []string{string(p.Name)}
 	if p.Selector != "" {
-		list, err := env.Kube.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{LabelSelector: p.Selector})
+		list, err := env.Kube.CoreV1().Pods(string(p.Namespace)).List(ctx, metav1.ListOptions{LabelSelector: string(p.Selector)})
 		if err != nil {
 			return action.Result{}, fmt.Errorf("listing pods %s in %s: %w", p.Selector, p.Namespace, err)
 		}
@@ -113,7 +113,7 @@ func snapshot(ctx context.Context, env action.Env, p SnapshotParams) (action.Res
 	out := SnapshotOutput{Bundle: p.Bundle, Pods: []string{}, Files: []string{}}
 	if !env.DryRun.Persists() {
 		for _, n := range names {
-			out.Pods = append(out.Pods, p.Namespace+"/"+n)
+			out.Pods = append(out.Pods, string(p.Namespace)+"/"+n)
 		}
 		return action.Result{Output: out}, nil
 	}
@@ -123,12 +123,12 @@ func snapshot(ctx context.Context, env action.Env, p SnapshotParams) (action.Res
 	defer b.Close()
 	var errs []error
 	for _, n := range names {
-		dir := PodDir(p.Namespace, n)
+		dir := PodDir(string(p.Namespace), n)
 		if _, ok := b.has(path.Join(dir, "pod.json")); ok {
-			out.Pods = append(out.Pods, p.Namespace+"/"+n)
+			out.Pods = append(out.Pods, string(p.Namespace)+"/"+n)
 			continue // recorded before anything changed: keep that one
 		}
-		pod, f, err := PodManifest(ctx, env.Kube, p.Namespace, n, Options{Sink: b, Dir: dir, Cluster: env.Cluster, Log: env.Log, Now: env.Now})
+		pod, f, err := PodManifest(ctx, env.Kube, string(p.Namespace), n, Options{Sink: b, Dir: dir, Cluster: env.Cluster, Log: env.Log, Now: env.Now})
 		switch {
 		case apierrors.IsNotFound(err) && p.IgnoreMissing:
 			continue
@@ -137,11 +137,11 @@ func snapshot(ctx context.Context, env action.Env, p SnapshotParams) (action.Res
 			continue
 		}
 		env.Found.AddPod(pod) // the step that isolates it starts from this read
-		out.Pods = append(out.Pods, p.Namespace+"/"+n)
+		out.Pods = append(out.Pods, string(p.Namespace)+"/"+n)
 		out.Files = append(out.Files, f.Path)
 	}
 	if len(names) == 0 && !p.IgnoreMissing {
-		errs = append(errs, apierrors.NewNotFound(schema.GroupResource{Resource: "pods"}, "matching "+p.Selector))
+		errs = append(errs, apierrors.NewNotFound(schema.GroupResource{Resource: "pods"}, "matching "+string(p.Selector)))
 	}
 	return action.Result{Changed: len(out.Files) > 0, Output: out}, errors.Join(errs...)
 }
@@ -396,7 +396,7 @@ func addJournal(b *evidence.Bundle, file string, env action.Env) error {
 		var e evidence.Entry
 		switch r.Type {
 		case "run-started":
-			e = evidence.Entry{Action: "run", Detail: pick(d, "id", "playbook", "source", "digest", "incident", "dryRun")}
+			e = evidence.Entry{Action: "run", Detail: pick(d, "id", "playbook", "source", "digest", "incident", "dryRun", "forced")}
 		case "step-finished":
 			detail := pick(d, "name", "status", "changed", "error", "warnings")
 			if w, ok := d["writes"].([]any); ok {

@@ -59,7 +59,7 @@ func TestIsolateSelectsOnlyTheTargetPod(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 3)
 	target := f.Pods[0]
-	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.Namespace, Name: target.Name})
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(target.Name)})
 	cordon(t, f.env(), out.Nodes...)
 
 	got := f.Pod(t, target.Name)
@@ -118,7 +118,7 @@ func TestContainTwiceGivesTheSameState(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 2)
 	target := f.Pods[0].Name
-	p := contain.IsolateParams{Namespace: f.Namespace, Name: target, Detach: true}
+	p := contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(target), Detach: true}
 	_, out := isolate(t, f.env(), p)
 	cordon(t, f.env(), out.Nodes...)
 	first := f.Snapshot(t, target)
@@ -146,7 +146,7 @@ func TestDryRunServerPersistsNothing(t *testing.T) {
 	before := f.Snapshot(t, target)
 	env := f.env()
 	env.DryRun = action.DryRunServer
-	res, out := isolate(t, env, contain.IsolateParams{Namespace: f.Namespace, Name: target, Detach: true})
+	res, out := isolate(t, env, contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(target), Detach: true})
 	if _, err := contain.Cordon(t.Context(), env, contain.CordonParams{Nodes: out.Nodes}); err != nil {
 		t.Fatal(err)
 	}
@@ -177,10 +177,10 @@ func TestReleaseRestoresLabelsAndAnnotationsExactly(t *testing.T) {
 	f := newFixture(t, 2)
 	target := f.Pods[0].Name
 	before := f.Snapshot(t, target)
-	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.Namespace, Name: target, AllowDNS: true})
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(target), AllowDNS: true})
 	cordon(t, f.env(), out.Nodes...)
 
-	rel := release(t, f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: target})
+	rel := release(t, f.env(), contain.ReleaseParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(target)})
 	if rel.Pods[0].NotContained {
 		t.Fatal("release did not see the pod as contained")
 	}
@@ -199,12 +199,12 @@ func TestReleaseLeavesAnAdminCordonInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := f.Pods[0].Name
-	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.Namespace, Name: target})
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(target)})
 	cordon(t, f.env(), out.Nodes...)
 	if n := f.GetNode(t); !hasQuarantineTaint(n) || n.Annotations[action.AnnotationCordoned] == "true" {
 		t.Fatalf("node after contain: taints %v annotations %v; want tainted and not recorded as cordoned by kir", n.Spec.Taints, n.Annotations)
 	}
-	release(t, f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: target})
+	release(t, f.env(), contain.ReleaseParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(target)})
 	n = f.GetNode(t)
 	if !n.Spec.Unschedulable {
 		t.Error("release uncordoned a node an admin had cordoned")
@@ -218,17 +218,17 @@ func TestNodeStaysQuarantinedWhileAContainedPodRemains(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 2)
 	a, b := f.Pods[0].Name, f.Pods[1].Name
-	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.Namespace, Selector: "app=web"})
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Selector: "app=web"})
 	if len(out.Pods) != 2 {
 		t.Fatalf("selector isolated %d pods, want 2", len(out.Pods))
 	}
 	cordon(t, f.env(), out.Nodes...)
 
-	release(t, f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: a})
+	release(t, f.env(), contain.ReleaseParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(a)})
 	if n := f.GetNode(t); !n.Spec.Unschedulable || !hasQuarantineTaint(n) {
 		t.Errorf("node released while pod %s is still contained", b)
 	}
-	release(t, f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: b})
+	release(t, f.env(), contain.ReleaseParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(b)})
 	if n := f.GetNode(t); n.Spec.Unschedulable || hasQuarantineTaint(n) {
 		t.Errorf("node still quarantined after its last contained pod was released: %v %v", n.Spec.Unschedulable, n.Spec.Taints)
 	}
@@ -237,7 +237,7 @@ func TestNodeStaysQuarantinedWhileAContainedPodRemains(t *testing.T) {
 func TestReleaseOfAPodNeverContainedChangesNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 1)
-	res, err := contain.Release(t.Context(), f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: f.Pods[0].Name})
+	res, err := contain.Release(t.Context(), f.env(), contain.ReleaseParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(f.Pods[0].Name)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestDetachStartsAReplacementAndReattachRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := f.Pods[0]
-	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.Namespace, Name: target.Name, Detach: true})
+	_, out := isolate(t, f.env(), contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(target.Name), Detach: true})
 	removed := out.Pods[0].DetachedLabels
 	for _, k := range []string{"app", "pod-template-hash", "tier"} {
 		if _, ok := removed[k]; !ok {
@@ -290,14 +290,14 @@ func TestDetachStartsAReplacementAndReattachRestores(t *testing.T) {
 	}
 
 	// Release without --reattach keeps it detached; with it, labels return.
-	rel := release(t, f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: target.Name})
+	rel := release(t, f.env(), contain.ReleaseParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(target.Name)})
 	if !maps.Equal(rel.Pods[0].StillDetached, removed) {
 		t.Errorf("release reported still detached %v, want %v", rel.Pods[0].StillDetached, removed)
 	}
 	if p := f.Pod(t, target.Name); p.Labels["app"] != "" || p.Labels[action.LabelQuarantine] != "" {
 		t.Errorf("after release without --reattach, labels = %v", p.Labels)
 	}
-	release(t, f.env(), contain.ReleaseParams{Namespace: f.Namespace, Name: target.Name, Reattach: true})
+	release(t, f.env(), contain.ReleaseParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(target.Name), Reattach: true})
 	p := f.Pod(t, target.Name)
 	if diff := cmp.Diff(target.Labels, p.Labels); diff != "" {
 		t.Errorf("labels after --reattach (-original +now):\n%s", diff)
@@ -339,7 +339,7 @@ func TestPolicyListFailureIsAWarning(t *testing.T) {
 	f := newFixture(t, 1)
 	env := f.env()
 	env.Kube = failingPolicyList{cluster.Client}
-	res, out := isolate(t, env, contain.IsolateParams{Namespace: f.Namespace, Name: f.Pods[0].Name})
+	res, out := isolate(t, env, contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(f.Pods[0].Name)})
 	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.Namespace).Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{}); err != nil {
 		t.Errorf("quarantine policy not stored: %v", err)
 	}
@@ -365,7 +365,7 @@ func TestWeakeningPoliciesAreReported(t *testing.T) {
 	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.Namespace).Create(t.Context(), allow, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	res, out := isolate(t, f.env(), contain.IsolateParams{Namespace: f.Namespace, Name: f.Pods[0].Name})
+	res, out := isolate(t, f.env(), contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(f.Pods[0].Name)})
 	if diff := cmp.Diff([]contain.Weakener{{Name: "allow-web", Allows: []string{"Ingress"}}}, out.Pods[0].OtherPolicies); diff != "" {
 		t.Errorf("other policies (-want +got):\n%s", diff)
 	}

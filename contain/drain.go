@@ -15,7 +15,7 @@ import (
 
 // DrainParams are the parameters of Drain and contain.drain-node.
 type DrainParams struct {
-	Node    string          `json:"node" kir:"required" doc:"Node whose pods are evicted."`
+	Node    action.NodeName `json:"node" kir:"required" doc:"Node whose pods are evicted."`
 	Timeout action.Duration `json:"timeout,omitempty" doc:"How long to wait for the evictions (default 5m)."`
 	Force   bool            `json:"force,omitempty" doc:"Also evict pods that no controller manages (they are not recreated)."`
 }
@@ -24,6 +24,9 @@ type DrainParams struct {
 func (p DrainParams) Validate() error {
 	if p.Node == "" {
 		return errors.New("no node given")
+	}
+	if err := action.CheckParam("node", p.Node); err != nil {
+		return err
 	}
 	if p.Timeout < 0 {
 		return fmt.Errorf("timeout must not be negative")
@@ -64,8 +67,8 @@ func Drain(ctx context.Context, env action.Env, p DrainParams) (action.Result, e
 		Out:                 io.Discard,
 		ErrOut:              io.Discard,
 	}
-	out := DrainOutput{Node: p.Node, Evicted: []string{}}
-	list, errs := h.GetPodsForDeletion(p.Node)
+	out := DrainOutput{Node: string(p.Node), Evicted: []string{}}
+	list, errs := h.GetPodsForDeletion(string(p.Node))
 	if len(errs) > 0 {
 		return action.Result{Output: out}, fmt.Errorf("draining node %s: %w", p.Node, errors.Join(errs...))
 	}

@@ -45,7 +45,7 @@ func TestIsolateStartsFromTheFoundPod(t *testing.T) {
 	env.Kube = noPodGet{cluster.Client}
 	env.Found = &action.Found{}
 	env.Found.AddPod(f.Pod(t, f.Pods[0].Name))
-	_, out := isolate(t, env, contain.IsolateParams{Namespace: f.Namespace, Name: f.Pods[0].Name})
+	_, out := isolate(t, env, contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(f.Pods[0].Name)})
 	p := f.Pod(t, f.Pods[0].Name)
 	if p.Labels[action.LabelQuarantine] != out.Pods[0].Quarantine || out.Pods[0].UID != string(p.UID) {
 		t.Errorf("pod %s not isolated from its found read: labels %v, outcome %+v", p.Name, p.Labels, out.Pods[0])
@@ -56,7 +56,7 @@ func TestIsolateStartsFromTheFoundPod(t *testing.T) {
 
 	// Without a found pod, the pod is read (and here, that fails).
 	env.Found = &action.Found{}
-	if _, err := contain.Isolate(t.Context(), env, contain.IsolateParams{Namespace: f.Namespace, Name: f.Pods[0].Name}); err == nil {
+	if _, err := contain.Isolate(t.Context(), env, contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(f.Pods[0].Name)}); err == nil {
 		t.Error("Isolate did not read a pod the run had not found")
 	}
 }
@@ -71,7 +71,7 @@ func TestIsolateNeverLabelsAPodThatTookTheFoundOnesName(t *testing.T) {
 	env := f.env()
 	env.Found = &action.Found{}
 	env.Found.AddPod(stale)
-	if _, err := contain.Isolate(t.Context(), env, contain.IsolateParams{Namespace: f.Namespace, Name: stale.Name}); err == nil {
+	if _, err := contain.Isolate(t.Context(), env, contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(stale.Name)}); err == nil {
 		t.Fatal("Isolate of a replaced pod succeeded")
 	}
 	if p := f.Pod(t, stale.Name); p.Labels[action.LabelQuarantine] != "" {
@@ -84,7 +84,7 @@ func TestIsolateNeverLabelsAPodThatTookTheFoundOnesName(t *testing.T) {
 func TestContainAgainRestoresAWeakenedPolicy(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 1)
-	p := contain.IsolateParams{Namespace: f.Namespace, Name: f.Pods[0].Name}
+	p := contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(f.Pods[0].Name)}
 	_, out := isolate(t, f.env(), p)
 	policies := cluster.Client.NetworkingV1().NetworkPolicies(f.Namespace)
 	pol, err := policies.Get(t.Context(), out.Pods[0].Policy, metav1.GetOptions{})

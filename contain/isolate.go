@@ -19,17 +19,17 @@ import (
 
 // IsolateParams are the parameters of Isolate and of contain.isolate-pod.
 type IsolateParams struct {
-	Namespace        string   `json:"namespace" kir:"required" doc:"Namespace of the pod or pods."`
-	Name             string   `json:"name,omitempty" doc:"Name of the pod to isolate. Give this or selector."`
-	Selector         string   `json:"selector,omitempty" doc:"Label selector: isolate every pod it matches, each with its own policy."`
-	AllowDNS         bool     `json:"allowDNS,omitempty" doc:"Allow egress to the cluster DNS pods (kube-system, k8s-app=kube-dns) on port 53."`
-	AllowEgressCIDRs []string `json:"allowEgressCIDRs,omitempty" doc:"Allow egress to these CIDRs. Default: nothing."`
-	Detach           bool     `json:"detach,omitempty" doc:"Remove the labels the pod's controller and Services select on, so a clean replacement starts and traffic stops reaching it; the pod stays alive. The removed labels are recorded."`
-	Parallelism      int      `json:"parallelism,omitempty" doc:"How many pods to isolate at once (default 32)."`
+	Namespace        action.Namespace `json:"namespace" kir:"required" doc:"Namespace of the pod or pods."`
+	Name             action.PodName   `json:"name,omitempty" doc:"Name of the pod to isolate. Give this or selector."`
+	Selector         action.Selector  `json:"selector,omitempty" doc:"Label selector: isolate every pod it matches, each with its own policy."`
+	AllowDNS         bool             `json:"allowDNS,omitempty" doc:"Allow egress to the cluster DNS pods (kube-system, k8s-app=kube-dns) on port 53."`
+	AllowEgressCIDRs []string         `json:"allowEgressCIDRs,omitempty" doc:"Allow egress to these CIDRs. Default: nothing."`
+	Detach           bool             `json:"detach,omitempty" doc:"Remove the labels the pod's controller and Services select on, so a clean replacement starts and traffic stops reaching it; the pod stays alive. The removed labels are recorded."`
+	Parallelism      int              `json:"parallelism,omitempty" doc:"How many pods to isolate at once (default 32)."`
 }
 
 func (p IsolateParams) target() Target {
-	return Target{Namespace: p.Namespace, Name: p.Name, Selector: p.Selector}
+	return Target{Namespace: string(p.Namespace), Name: string(p.Name), Selector: string(p.Selector)}
 }
 
 func (p IsolateParams) allow() AllowList {
@@ -38,7 +38,7 @@ func (p IsolateParams) allow() AllowList {
 
 // Validate checks the parameters without I/O.
 func (p IsolateParams) Validate() error {
-	errs := []error{p.target().validate(), p.allow().Validate()}
+	errs := []error{p.target().validate(), p.allow().Validate(), action.CheckParam("namespace", p.Namespace), action.CheckParam("name", p.Name), action.CheckParam("selector", p.Selector)}
 	if p.Parallelism < 0 {
 		errs = append(errs, fmt.Errorf("parallelism must not be negative, got %d", p.Parallelism))
 	}
@@ -113,14 +113,14 @@ func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Resul
 				// kir's own quarantine policies never weaken an
 				// isolation: the server leaves them out, or every
 				// containment in a namespace would read all the others'.
-				policies, polErr = env.Kube.NetworkingV1().NetworkPolicies(p.Namespace).List(ctx, metav1.ListOptions{
+				policies, polErr = env.Kube.NetworkingV1().NetworkPolicies(string(p.Namespace)).List(ctx, metav1.ListOptions{
 					LabelSelector: action.LabelManagedBy + "!=" + action.ManagedByKir,
 				})
 			})
 		})
 	}
 	if p.Detach {
-		if iso.detacher, err = newDetacher(ctx, env.Kube, p.Namespace); err != nil {
+		if iso.detacher, err = newDetacher(ctx, env.Kube, string(p.Namespace)); err != nil {
 			return action.Result{}, err
 		}
 	}

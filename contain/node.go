@@ -33,6 +33,9 @@ func validNodes(nodes []string) error {
 		if n == "" {
 			return errors.New("empty node name")
 		}
+		if err := action.CheckString(action.TypeNodeName, n); err != nil {
+			return fmt.Errorf("parameter \"nodes\": %w", err)
+		}
 	}
 	return nil
 }

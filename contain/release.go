@@ -3,6 +3,7 @@ package contain
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,20 +16,22 @@ import (
 
 // ReleaseParams are the parameters of Release and contain.release-pod.
 type ReleaseParams struct {
-	Namespace   string `json:"namespace" kir:"required" doc:"Namespace of the pod or pods."`
-	Name        string `json:"name,omitempty" doc:"Name of the pod to release. Give this or selector."`
-	Selector    string `json:"selector,omitempty" doc:"Label selector: release every pod it matches."`
-	Reattach    bool   `json:"reattach,omitempty" doc:"Put back the labels --detach removed. The controller then re-adopts the pod and may delete a surplus replica."`
-	Delete      bool   `json:"delete,omitempty" doc:"Delete the pod once released (the responder is done with it)."`
-	Parallelism int    `json:"parallelism,omitempty" doc:"How many pods to release at once (default 32)."`
+	Namespace   action.Namespace `json:"namespace" kir:"required" doc:"Namespace of the pod or pods."`
+	Name        action.PodName   `json:"name,omitempty" doc:"Name of the pod to release. Give this or selector."`
+	Selector    action.Selector  `json:"selector,omitempty" doc:"Label selector: release every pod it matches."`
+	Reattach    bool             `json:"reattach,omitempty" doc:"Put back the labels --detach removed. The controller then re-adopts the pod and may delete a surplus replica."`
+	Delete      bool             `json:"delete,omitempty" doc:"Delete the pod once released (the responder is done with it)."`
+	Parallelism int              `json:"parallelism,omitempty" doc:"How many pods to release at once (default 32)."`
 }
 
 func (p ReleaseParams) target() Target {
-	return Target{Namespace: p.Namespace, Name: p.Name, Selector: p.Selector}
+	return Target{Namespace: string(p.Namespace), Name: string(p.Name), Selector: string(p.Selector)}
 }
 
 // Validate checks the parameters without I/O.
-func (p ReleaseParams) Validate() error { return p.target().validate() }
+func (p ReleaseParams) Validate() error {
+	return errors.Join(p.target().validate(), action.CheckParam("namespace", p.Namespace), action.CheckParam("name", p.Name), action.CheckParam("selector", p.Selector))
+}
 
 // ReleaseOutput is the output of Release.
 type ReleaseOutput struct {

@@ -12,12 +12,12 @@ import (
 
 // PodParams are rotate.pod-credentials' parameters.
 type PodParams struct {
-	Namespace      string          `json:"namespace" kir:"required" doc:"Namespace of the pods."`
-	Pods           []string        `json:"pods" kir:"required" doc:"Names of the compromised pods."`
-	Rotation       string          `json:"rotation" kir:"required" doc:"The run's id: each secret's rotation id is <rotation>/<ref>."`
-	EndpointURL    string          `json:"endpointURL,omitempty" doc:"Secrets Manager: a compatible server's URL instead of AWS's."`
-	Region         string          `json:"region,omitempty" doc:"Secrets Manager: the AWS region."`
-	ConfirmTimeout action.Duration `json:"confirmTimeout,omitempty" doc:"How long to wait for TokenReview to reject the ServiceAccount's old tokens (default 2m)."`
+	Namespace      action.Namespace `json:"namespace" kir:"required" doc:"Namespace of the pods."`
+	Pods           []action.PodName `json:"pods" kir:"required" doc:"Names of the compromised pods."`
+	Rotation       string           `json:"rotation" kir:"required" doc:"The run's id: each secret's rotation id is <rotation>/<ref>."`
+	EndpointURL    string           `json:"endpointURL,omitempty" doc:"Secrets Manager: a compatible server's URL instead of AWS's."`
+	Region         string           `json:"region,omitempty" doc:"Secrets Manager: the AWS region."`
+	ConfirmTimeout action.Duration  `json:"confirmTimeout,omitempty" doc:"How long to wait for TokenReview to reject the ServiceAccount's old tokens (default 2m)."`
 }
 
 // Validate checks the parameters without I/O.
@@ -59,7 +59,7 @@ func (s Stores) RotatePodCredentials(ctx context.Context, env action.Env, p PodP
 	res := action.Result{Output: &out}
 	var refs, sas []string
 	for _, pod := range p.Pods {
-		plan, err := PlanPod(ctx, env.Kube, nil, p.Namespace, pod)
+		plan, err := PlanPod(ctx, env.Kube, nil, string(p.Namespace), string(pod))
 		if err != nil {
 			return res, err
 		}
@@ -96,8 +96,8 @@ func (s Stores) RotatePodCredentials(ctx context.Context, env action.Env, p PodP
 		out.Secrets = append(out.Secrets, rec)
 	}
 	for _, name := range sas {
-		sr, err := RotateServiceAccount(ctx, scoped(env, "serviceaccount://"+p.Namespace+"/"+name),
-			ServiceAccountParams{Namespace: p.Namespace, Name: name, ConfirmTimeout: p.ConfirmTimeout})
+		sr, err := RotateServiceAccount(ctx, scoped(env, "serviceaccount://"+string(p.Namespace)+"/"+name),
+			ServiceAccountParams{Namespace: string(p.Namespace), Name: name, ConfirmTimeout: p.ConfirmTimeout})
 		res.Warnings = append(res.Warnings, sr.Warnings...)
 		res.Writes = append(res.Writes, sr.Writes...)
 		if err != nil {
