@@ -9,6 +9,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/internal/strictyaml"
 )
 
@@ -112,7 +113,7 @@ func decode(file string, data []byte) (pb *Playbook, ps *problems, ok bool) {
 var (
 	nameRE      = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
 	identRE     = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,62}$`)
-	paramTypes  = []string{"string", "bool", "int", "duration", "[]string"}
+	paramTypes  = []string{"string", "bool", "int", "duration", "[]string", action.TypeSelector, action.TypeNamespace, action.TypePodName, action.TypeNodeName}
 	onErrorVals = []string{OnErrorAbort, OnErrorContinue}
 )
 
@@ -134,9 +135,9 @@ func (d *decoder) parameter(n *yaml.Node) Parameter {
 	}
 	switch {
 	case p.Type == "":
-		d.At(n, "parameter %q has no type: want one of %v", p.Name, paramTypes)
+		d.At(n, "parameter %q has no type: want one of %q", p.Name, paramTypes)
 	case !contains(paramTypes, p.Type):
-		d.At(strictyaml.ValueOf(n, "type"), "parameter %q has unknown type %q: want one of %v", p.Name, p.Type, paramTypes)
+		d.At(strictyaml.ValueOf(n, "type"), "parameter %q has unknown type %q: want one of %q", p.Name, p.Type, paramTypes)
 	}
 	if def != nil {
 		v := d.value(def)

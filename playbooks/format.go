@@ -40,7 +40,7 @@ var Format = []Section{
 	}},
 	{Name: "parameter", Doc: "An input, set with `--set name=value` or by the command that runs the playbook. Every declared parameter is defined in expressions: given, defaulted, or the zero value of its type.", Fields: []Field{
 		{"name", "string", true, "An identifier: letters, digits and `_`, starting with a letter. Expressions use it as `params.NAME`."},
-		{"type", "string", true, "One of `string`, `bool`, `int`, `duration` (such as `30s`, `5m`) or `[]string` (comma-separated with `--set`)."},
+		{"type", "string", true, "One of `string`, `bool`, `int`, `duration` (such as `30s`, `5m`), `[]string` (comma-separated with `--set`), or a checked string: `selector` (a label selector; blank is refused, as it would select every pod), `namespace` (a DNS-1123 label), `pod name` or `node name` (DNS-1123 subdomains). An action parameter of a checked type refuses a bad value at load when it is a literal, and fails its step when it comes from an expression."},
 		{"required", "bool", false, "The run refuses to start without it. A required parameter has no default."},
 		{"default", "value", false, "The value when not given; a literal of the parameter's type."},
 		{"description", "string", false, "What it is for."},

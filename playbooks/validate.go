@@ -126,12 +126,19 @@ func checkWith(s Step, spec action.Spec, params map[string]Parameter, ps *proble
 		// ${{ params.X }} alone: the parameter's declared type must fit.
 		if v.kind == templateValue && len(v.parts) == 1 && len(v.parts[0].expr.refs) == 1 {
 			r := v.parts[0].expr.refs[0]
-			if pp, ok := params[r.name]; ok && r.variable == varParams && v.parts[0].expr.Source == varParams+"."+r.name && pp.Type != p.Type && !(pp.Type == "string" && p.Type == "duration") {
+			if pp, ok := params[r.name]; ok && r.variable == varParams && v.parts[0].expr.Source == varParams+"."+r.name && pp.Type != p.Type && !fits(pp.Type, p.Type) {
 				ps.add(v.pos.Line, v.pos.Col, "step %q: parameter %q wants %s, but playbook parameter %q has type %s", s.Name, key, p.Type, r.name, pp.Type)
 			}
 		}
 	}
 	return ps.Len() == before
+}
+
+// fits reports whether a playbook parameter of type from may feed an
+// action parameter of type to: a string may feed a duration or a checked
+// string type, whose value is then checked when the step runs.
+func fits(from, to string) bool {
+	return from == "string" && (to == "duration" || action.StringType(to))
 }
 
 // staticParams returns the step's parameters when none holds an
@@ -173,6 +180,12 @@ func checkType(v any, typ string) error {
 		if _, err := time.ParseDuration(s); err != nil {
 			return fmt.Errorf("want a duration such as 30s or 5m, got %q", s)
 		}
+	case action.TypeSelector, action.TypeNamespace, action.TypePodName, action.TypeNodeName:
+		s, ok := v.(string)
+		if !ok {
+			return bad()
+		}
+		return action.CheckString(typ, s)
 	case "[]string":
 		list, ok := v.([]any)
 		if !ok {
@@ -184,6 +197,16 @@ func checkType(v any, typ string) error {
 		for _, item := range list {
 			if _, ok := item.(string); !ok {
 				return fmt.Errorf("want a list of strings, got an item that is %s", describe(item))
+			}
+		}
+	case "[]" + action.TypePodName, "[]" + action.TypeNodeName:
+		list, ok := v.([]any)
+		if !ok {
+			return bad()
+		}
+		for _, item := range list {
+			if err := checkType(item, strings.TrimPrefix(typ, "[]")); err != nil {
+				return err
 			}
 		}
 	case "map[string]string":
