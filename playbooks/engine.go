@@ -47,6 +47,15 @@ type Engine struct {
 	// once it is durable (a read-only step's start: once appended), in
 	// order, on the goroutine running the run, which waits for it.
 	Observe func(Recorded)
+	// Guard, when set, is called once by Start with the playbook and its
+	// bound parameters, before the run is journaled or any step runs, dry
+	// runs included: to refuse runs aimed at what kir must never act on
+	// (package guard). An error refuses the run: Start returns it, having
+	// recorded and changed nothing. What it returns otherwise are
+	// refusals a person overrode: they are recorded in the run's
+	// run-started record (as forced) and its warnings. Resumed runs, which
+	// passed it when they started, are not asked again.
+	Guard func(ctx context.Context, env action.Env, pb *Playbook, params map[string]any) (forced []string, err error)
 }
 
 // Request asks for one run of a playbook.
@@ -90,6 +99,12 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	var forced []string
+	if e.Guard != nil {
+		if forced, err = e.Guard(ctx, env, pb, params); err != nil {
+			return nil, err
+		}
+	}
 	id := req.ID
 	if id == "" {
 		id = NewRunID(env.Now())
@@ -99,6 +114,7 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Run, error) {
 		Incident: env.Incident, Actor: env.Actor, DryRun: env.DryRun,
 		Status: RunInterrupted, Started: env.Now().UTC(), Steps: pendingSteps(pb),
 	}
+	run.addWarnings(forced)
 	x := &execution{engine: e, pb: pb, run: run, env: env, alert: req.Alert, scope: map[string]any{}, found: &action.Found{}, hold: req.Hold}
 	if e.Runs != nil && env.DryRun.Persists() {
 		w, err := e.Runs.store.Create(id)
@@ -110,7 +126,7 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Run, error) {
 		if err := x.record(recRunStarted, runStarted{
 			ID: id, Playbook: pb.Name, Source: pb.Source, Digest: digest(pb.Data), YAML: string(pb.Data),
 			Params: params, Alert: req.Alert, Incident: env.Incident, Actor: env.Actor,
-			DryRun: env.DryRun, Version: e.Version,
+			DryRun: env.DryRun, Version: e.Version, Forced: forced,
 		}); err != nil {
 			return nil, err
 		}

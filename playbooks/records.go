@@ -34,6 +34,8 @@ type runStarted struct {
 	Actor    string         `json:"actor,omitempty"`
 	DryRun   action.DryRun  `json:"dryRun"`
 	Version  string         `json:"version,omitempty"`
+	// Forced lists the guard's refusals a person overrode (Engine.Guard).
+	Forced []string `json:"forced,omitempty"`
 }
 
 type runResumed struct {
