@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -117,6 +118,56 @@ func TestCLIMissingPodIsOneLineAndExit3(t *testing.T) {
 	r = kir.Run(t, "contain", "pod", "-l", "app=nothing", "-n", f.Namespace)
 	if r.Code != cli.ExitNotFound {
 		t.Errorf("selector matching nothing: exit %d, want %d", r.Code, cli.ExitNotFound)
+	}
+}
+
+// TestCLIBlankSelectorOrBadNameIsUsage gives kir contain pod a selector
+// that would select every pod of the namespace, and names that are no
+// names: each exits 2 naming the parameter and the value, and nothing in
+// the cluster changes, no run is recorded.
+func TestCLIBlankSelectorOrBadNameIsUsage(t *testing.T) {
+	t.Parallel()
+	c := cluster(t)
+	f := newFixture(t, 2)
+	state := t.TempDir()
+	kir := kubetest.Kir{Kubeconfig: c.Kubeconfig, StateDir: state}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"contain", "pod", "-l", " ", "-n", f.Namespace}, `parameter "selector": " " is not a label selector: it is empty`},
+		{[]string{"contain", "pod", "-l", "\t", "-n", f.Namespace}, `is not a label selector`},
+		{[]string{"contain", "pod", "-l", "app in (web", "-n", f.Namespace}, `parameter "selector": "app in (web" is not a label selector`},
+		{[]string{"contain", "pod", "web,app", "-n", f.Namespace}, `parameter "name": "web,app" is not a pod name`},
+		{[]string{"contain", "pod", f.Pods[0].Name, "-n", "Kube System"}, `parameter "namespace": "Kube System" is not a namespace`},
+		{[]string{"release", "pod", "-l", " ", "-n", f.Namespace}, `parameter "selector": " " is not a label selector`},
+	} {
+		r := kir.Run(t, tt.args...)
+		if r.Code != cli.ExitUsage || !strings.Contains(r.Stderr, tt.want) {
+			t.Errorf("kir %q: exit %d, stderr %q; want %d and %q", tt.args, r.Code, r.Stderr, cli.ExitUsage, tt.want)
+		}
+	}
+	pods, err := c.Client.CoreV1().Pods(f.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: action.LabelQuarantine})
+	if err != nil || len(pods.Items) != 0 {
+		t.Errorf("quarantined pods: %d (%v), want none", len(pods.Items), err)
+	}
+	pols, err := c.Client.NetworkingV1().NetworkPolicies(f.Namespace).List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(pols.Items) != 0 {
+		t.Errorf("network policies: %d (%v), want none", len(pols.Items), err)
+	}
+	node, err := c.Client.CoreV1().Nodes().Get(t.Context(), f.Node, metav1.GetOptions{})
+	if err != nil || node.Spec.Unschedulable || slices.ContainsFunc(node.Spec.Taints, func(t corev1.Taint) bool { return t.Key == action.TaintKey }) {
+		t.Errorf("node %s: unschedulable %v, taints %v (%v); want it untouched", f.Node, node.Spec.Unschedulable, node.Spec.Taints, err)
+	}
+	var runs []string
+	_ = filepath.WalkDir(state, func(path string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".journal") {
+			runs = append(runs, path)
+		}
+		return nil
+	})
+	if len(runs) != 0 {
+		t.Errorf("runs recorded: %v, want none", runs)
 	}
 }
 
