@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -25,6 +26,11 @@ const (
 	AnnotationRun       = "kir.dev/run"
 	AnnotationFinished  = "kir.dev/finished-at"
 	AnnotationRunStatus = "kir.dev/run-status"
+	// AnnotationAttempts counts the key's runs that failed for a transient
+	// reason; AnnotationRetryAt, set while the claim waits for a retry, is
+	// when the key's next alert may resume the run AnnotationRun names.
+	AnnotationAttempts = "kir.dev/attempts"
+	AnnotationRetryAt  = "kir.dev/retry-at"
 )
 
 // Claims give each deduplication key to one replica at a time, through a
@@ -33,7 +39,9 @@ const (
 // window: alerts for the key within it are duplicates. The holder renews
 // the Lease while its run goes on; if the holder dies before finishing,
 // the Lease expires and a replica holding an alert for the key takes the
-// work over.
+// work over. A run that failed for a transient reason releases its claim
+// for a retry instead of finishing it (Release): the key's first alert
+// after the backoff, on any replica, wins it and resumes that run.
 type Claims struct {
 	Client    kubernetes.Interface
 	Namespace string
@@ -55,6 +63,9 @@ const (
 	// Held: another replica is running it; ask again at Expires to take
 	// over should it die.
 	Held
+	// Backoff: the key's run failed for a transient reason and waits to
+	// be retried at RetryAt: a duplicate until then.
+	Backoff
 )
 
 // Claim is the outcome of Claims.Claim.
@@ -66,6 +77,12 @@ type Claim struct {
 	Holder, Run string
 	// Expires is when a Held claim lapses unless renewed.
 	Expires time.Time
+	// Resume, on a Won claim, is the run to resume: one that failed for a
+	// transient reason, Attempts times so far. RetryAt is when a Backoff
+	// claim may be retried.
+	Resume   string
+	Attempts int
+	RetryAt  time.Time
 }
 
 // LeaseName is the Lease of a key.
@@ -96,20 +113,29 @@ func (c *Claims) Claim(ctx context.Context, key string, window time.Duration, ru
 		}
 		cl := claimOf(l)
 		until, _ := time.Parse(time.RFC3339Nano, l.Annotations[AnnotationUntil])
+		retry := cl.retryable()
 		switch {
 		case now.Before(until) && l.Annotations[AnnotationFinished] != "":
 			cl.State = Finished
 			return cl, nil
-		case now.Before(until) && now.Before(cl.Expires) && cl.Holder != c.Identity:
+		case retry && now.Before(cl.RetryAt):
+			cl.State = Backoff
+			return cl, nil
+		case !retry && now.Before(until) && now.Before(cl.Expires) && cl.Holder != c.Identity:
 			cl.State = Held
 			return cl, nil
 		}
 		// Lapsed: its holder died before finishing, or its window is
-		// over and this is a new incident. Take it, unless another
-		// replica was faster (a conflict: read again).
+		// over and this is a new incident, or its run waits for a retry
+		// whose time has come. Take it, unless another replica was
+		// faster (a conflict: read again).
 		fresh := c.newLease(key, window, now, run)
 		if now.Before(until) {
 			fresh.Annotations[AnnotationUntil] = l.Annotations[AnnotationUntil] // same incident, same window
+		}
+		if retry {
+			fresh.Annotations[AnnotationRun] = cl.Run
+			fresh.Annotations[AnnotationAttempts] = strconv.Itoa(cl.Attempts)
 		}
 		fresh.ResourceVersion = l.ResourceVersion
 		updated, err := leases.Update(ctx, fresh, metav1.UpdateOptions{})
@@ -119,7 +145,11 @@ func (c *Claims) Claim(ctx context.Context, key string, window time.Duration, ru
 		if err != nil {
 			return Claim{}, fmt.Errorf("taking over %q: %w", key, err)
 		}
-		return Claim{State: Won, Lease: updated, Holder: c.Identity}, nil
+		won := Claim{State: Won, Lease: updated, Holder: c.Identity}
+		if retry {
+			won.Resume, won.Attempts = cl.Run, cl.Attempts
+		}
+		return won, nil
 	}
 	return Claim{}, fmt.Errorf("claiming %q: too many concurrent changes", key)
 }
@@ -150,7 +180,14 @@ func claimOf(l *coordinationv1.Lease) Claim {
 	if l.Spec.RenewTime != nil {
 		cl.Expires = l.Spec.RenewTime.Add(time.Duration(ptr.Deref(l.Spec.LeaseDurationSeconds, 0)) * time.Second)
 	}
+	cl.Attempts, _ = strconv.Atoi(l.Annotations[AnnotationAttempts])
+	cl.RetryAt, _ = time.Parse(time.RFC3339Nano, l.Annotations[AnnotationRetryAt])
 	return cl
+}
+
+// retryable says whether the claim's run waits for a retry (Release).
+func (cl Claim) retryable() bool {
+	return !cl.RetryAt.IsZero() && cl.Lease.Annotations[AnnotationFinished] == ""
 }
 
 // errLost is returned when another replica took a claim over.
@@ -194,6 +231,20 @@ func (c *Claims) Finish(ctx context.Context, l *coordinationv1.Lease, run, statu
 		l.Annotations[AnnotationRun] = run
 		l.Annotations[AnnotationRunStatus] = status
 		l.Annotations[AnnotationFinished] = c.Now().UTC().Format(time.RFC3339Nano)
+	})
+}
+
+// Release gives up a claim whose run failed for a transient reason, for
+// a retry: the key's first alert at or after retryAt, on any replica, wins
+// it and resumes run; alerts before then are duplicates (Backoff).
+// attempts counts the key's transient failures, this one included.
+func (c *Claims) Release(ctx context.Context, l *coordinationv1.Lease, run, status string, attempts int, retryAt time.Time) (*coordinationv1.Lease, error) {
+	return c.update(ctx, l, func(l *coordinationv1.Lease) {
+		l.Annotations[AnnotationRun] = run
+		l.Annotations[AnnotationRunStatus] = status
+		l.Annotations[AnnotationAttempts] = strconv.Itoa(attempts)
+		l.Annotations[AnnotationRetryAt] = retryAt.UTC().Format(time.RFC3339Nano)
+		delete(l.Annotations, AnnotationFinished)
 	})
 }
 

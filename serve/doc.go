@@ -22,8 +22,16 @@
 // run and count as its duplicates, as do the key's alerts within its
 // window; across replicas, Claims give each key to one replica through a
 // Lease. Runs are recorded in the engine's journals, named after their
-// alert, so that a replayed alert finds its run and finishes or resumes
-// it rather than starting another.
+// alert (and, with claims, the replica), so that a replayed alert finds
+// its run and finishes or resumes it rather than starting another.
+//
+// Only a run that succeeded, or failed for a reason a retry cannot fix,
+// starts its key's window. One that failed for a transient reason (a 5xx,
+// a timeout, a lost connection: see transient) leaves its key to be
+// retried: the key's next alert after a backoff, on any replica that can
+// read the run's journal, resumes the same run; a replica that cannot
+// starts one of its own under the same claim. Attempts are capped
+// (Options.RetryAttempts).
 //
 // Evidence collection yields to intake and isolation: a bounded number of
 // collection steps run at once, and only while no alert is coming in or

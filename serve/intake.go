@@ -67,6 +67,11 @@ type task struct {
 	// retry says the task's key was claimed before, and another replica
 	// held it.
 	retry bool
+	// resume is the key's run that failed for a transient reason, to be
+	// resumed, and attempts the key's transient failures so far (from the
+	// key table; a claim across replicas says it instead).
+	resume   string
+	attempts int
 }
 
 // Response is the 202's body.

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"kir.dev/kir/action"
 	"kir.dev/kir/collect"
@@ -101,6 +102,15 @@ func alert(t testing.TB, ns, pod, uuid string) []byte {
 	return b
 }
 
+// testLog is where in-process receivers log: stderr with
+// KIR_TEST_SHOW_LOGS set, nowhere otherwise.
+func testLog() io.Writer {
+	if os.Getenv("KIR_TEST_SHOW_LOGS") != "" {
+		return os.Stderr
+	}
+	return io.Discard
+}
+
 // receiver is a kir serve in this process, on httptest.
 type receiver struct {
 	*httptest.Server
@@ -117,6 +127,12 @@ type receiverOpts struct {
 	workers  int
 	queue    int
 	state    string
+	// runs, when set, is the state directory of the runs and their
+	// evidence (a volume replicas share); the spool stays in state.
+	runs string
+	// kube, when set, is the client the runs act with.
+	kube         kubernetes.Interface
+	retryBackoff time.Duration
 }
 
 func newReceiver(t testing.TB, o receiverOpts) *receiver {
@@ -134,11 +150,18 @@ func newReceiver(t testing.TB, o receiverOpts) *receiver {
 	if o.claims {
 		claims = &serve.Claims{Client: cluster.Client, Namespace: "default", Identity: o.identity, Duration: 3 * time.Second, Now: time.Now}
 	}
+	if o.runs == "" {
+		o.runs = o.state
+	}
+	if o.kube == nil {
+		o.kube = cluster.Client
+	}
 	srv, err := serve.NewServer(serve.Options{
-		Auth: o.auth, Routing: o.routing, Library: library(t), Engine: newEngine(t, o.state),
-		Env:      action.Env{Kube: cluster.Client, Actor: "kubetest-admin", Version: "test", Cluster: cluster.Config.Host},
+		Auth: o.auth, Routing: o.routing, Library: library(t), Engine: newEngine(t, o.runs),
+		Env:      action.Env{Kube: o.kube, Actor: "kubetest-admin", Version: "test", Cluster: cluster.Config.Host},
 		SpoolDir: filepath.Join(o.state, "spool"), Claims: claims, Workers: o.workers, Queue: o.queue,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RetryBackoff: o.retryBackoff,
+		Log:          slog.New(slog.NewTextHandler(testLog(), nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,8 +14,12 @@ type Metrics struct {
 	Deduplicated prometheus.Counter
 	Rejected     *prometheus.CounterVec // by reason
 	Unrouted     prometheus.Counter
-	Runs         *prometheus.CounterVec // by playbook and result
-	Queue        prometheus.Gauge
+	// Runs counts runs (a first run or a resume) by playbook and result:
+	// the run's status, "error" for a run that could not start, or
+	// "retried" for one that failed for a transient reason and waits for
+	// the key's next alert to resume it.
+	Runs  *prometheus.CounterVec
+	Queue prometheus.Gauge
 	// AcceptLatency is from a request's arrival to its 202: the durable
 	// write included.
 	AcceptLatency prometheus.Histogram
@@ -38,7 +42,7 @@ func NewMetrics() *Metrics {
 		Deduplicated: prometheus.NewCounter(prometheus.CounterOpts{Name: "kir_alerts_deduplicated_total", Help: "Routed alerts that a run for the same key already covers."}),
 		Rejected:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kir_alerts_rejected_total", Help: "Alert requests refused, by reason."}, []string{"reason"}),
 		Unrouted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "kir_alerts_unrouted_total", Help: "Accepted alerts that no routing rule acts on."}),
-		Runs:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kir_runs_total", Help: "Playbook runs finished, by playbook and result."}, []string{"playbook", "result"}),
+		Runs:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kir_runs_total", Help: "Playbook runs finished, by playbook and result (retried: failed for a transient reason, to be resumed)."}, []string{"playbook", "result"}),
 		Queue:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "kir_queue_depth", Help: "Routed alerts waiting for a worker."}),
 		AcceptLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "kir_alert_accept_seconds", Help: "From an alert's arrival to its 202, the durable write included.", Buckets: buckets,

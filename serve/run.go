@@ -65,6 +65,13 @@ type Options struct {
 	// Claims give each key to one replica; nil deduplicates within this
 	// process only.
 	Claims *Claims
+	// RetryAttempts caps the attempts (a run and its resumes) at a key
+	// whose runs fail for a transient reason; RetryBackoff is the wait
+	// after the first such failure, doubled after each next one (see
+	// transient). 0 means DefaultRetryAttempts, DefaultRetryBackoff; an
+	// attempt cap of 1 retries nothing.
+	RetryAttempts int
+	RetryBackoff  time.Duration
 	// Workers run playbooks; Queue bounds the routed alerts waiting for
 	// one (a full queue answers 503).
 	Workers, Queue int

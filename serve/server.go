@@ -84,6 +84,12 @@ func withDefaults(o Options) Options {
 	if o.Queue <= 0 {
 		o.Queue = DefaultQueue
 	}
+	if o.RetryAttempts <= 0 {
+		o.RetryAttempts = DefaultRetryAttempts
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = DefaultRetryBackoff
+	}
 	if o.Collectors <= 0 {
 		o.Collectors = DefaultCollectors
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,13 +142,36 @@ func (s *server) sweep(ctx context.Context) {
 // restart, so that a replayed alert finds its run in the journal.
 func runID(id uint64, index int) string { return fmt.Sprintf("alert-%d-%d", id, index) }
 
+// runID names t's run. With claims across replicas it ends with this
+// replica's identity: replicas that share a state directory (a shared
+// volume, which lets one resume the other's failed run) would otherwise
+// both name their first alert's run alert-1-0.
+func (s *server) runID(t *task) string {
+	id := runID(t.item.id, t.index)
+	if s.o.Claims == nil || s.o.Claims.Identity == "" {
+		return id
+	}
+	return id + "." + identitySuffix(s.o.Claims.Identity)
+}
+
+// identitySuffix is identity as a journal id allows ([a-z0-9._-]), short.
+func identitySuffix(identity string) string {
+	b := []byte(strings.ToLower(identity))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	return truncate(string(b), 63)
+}
+
 // handle works on one match: a run that already exists (a replay) is
 // finished or resumed; otherwise the key is claimed, here and across
 // replicas, and the playbook run; alerts for a key being handled wait
 // for that run and then count as its duplicates.
 func (s *server) handle(ctx context.Context, t *task) {
 	m := t.match
-	id := runID(t.item.id, t.index)
+	id := s.runID(t)
 	log := s.o.Log.With("alert", t.item.id, "uuid", t.uuid, "run", id, "playbook", m.Playbook, "key", m.Key)
 	if m.DryRun {
 		s.dryRun(ctx, t, log)
@@ -184,7 +208,7 @@ func (s *server) handle(ctx context.Context, t *task) {
 // bundle of its own (which discarding would not remove) claim first.
 func (s *server) claimAndRun(ctx context.Context, t *task, existing *playbooks.Run, log *slog.Logger) {
 	m := t.match
-	id := runID(t.item.id, t.index)
+	id := s.runID(t)
 	entry, ok := s.o.Library.Get(m.Playbook)
 	if !ok {
 		log.Error("the routed playbook does not exist")
@@ -196,7 +220,7 @@ func (s *server) claimAndRun(ctx context.Context, t *task, existing *playbooks.R
 	if s.o.Claims != nil {
 		claim = s.claim(ctx, m.Key, m.Window, id, log)
 	}
-	overlap := claim != nil && existing == nil && !t.retry && s.defaultBundle(entry.Playbook, m.Params)
+	overlap := claim != nil && existing == nil && !t.retry && t.resume == "" && s.defaultBundle(entry.Playbook, m.Params)
 	s.run(ctx, t, entry.Playbook, existing, claim, overlap, log)
 }
 
@@ -287,6 +311,16 @@ func (s *server) lost(ctx context.Context, t *task, nw *notWon, leftover string,
 	case nw.err != nil:
 		log.Error("claiming the key; retrying", "err", nw.err)
 		s.retry(ctx, t, time.Second)
+	case claim.State == Backoff:
+		log.Info("duplicate: the key's run failed for a transient reason and waits to be retried", "retried", claim.Run, "attempts", claim.Attempts, "retryAt", claim.RetryAt)
+		if leftover != "" {
+			if err := s.o.Engine.Discard(leftover); err != nil {
+				log.Warn("a run of this alert's that never acted is kept", "err", err)
+			}
+		}
+		s.o.Metrics.Deduplicated.Inc()
+		s.finishKey(m.Key, "duplicate of "+claim.Run, claim.RetryAt.Sub(s.o.Now()))
+		s.resolve(t, "duplicate of "+claim.Run)
 	case claim.State == Finished:
 		log.Info("duplicate: another replica ran this key", "holder", claim.Holder, "holderRun", claim.Run)
 		if leftover != "" {
@@ -326,27 +360,39 @@ func (s *server) retry(ctx context.Context, t *task, d time.Duration) {
 	})
 }
 
-// run runs t's playbook, or resumes existing, its run from before a
-// restart; with a claim, only once it is won: before the run starts,
-// unless overlap lets the run's first step go on beside the claim.
+// run runs t's playbook, or resumes a run of its key's: existing, t's
+// own from before a restart, or the one that failed for a transient
+// reason and that the key's claim (or, without claims, the key table)
+// names for a retry. With a claim, only once it is won: before the run
+// starts, unless overlap lets the run's first step go on beside the
+// claim (a claim that turns out to name a run to resume then discards
+// the new run, which changed nothing).
 func (s *server) run(ctx context.Context, t *task, pb *playbooks.Playbook, existing *playbooks.Run, claim *pendingClaim, overlap bool, log *slog.Logger) {
 	m := t.match
-	id := runID(t.item.id, t.index)
+	id := s.runID(t)
+	resume, attempts := "", t.attempts
+	if existing != nil {
+		resume = existing.ID
+	} else if claim == nil {
+		resume = s.retryRun(t.resume, log)
+	}
 	var hold func(context.Context) error
 	if claim != nil {
 		if !overlap {
 			if nw := claim.wait(ctx); nw != nil {
-				leftover := ""
-				if existing != nil {
-					leftover = existing.ID
-				}
-				s.lost(ctx, t, nw, leftover, log)
+				s.lost(ctx, t, nw, resume, log)
 				return
+			}
+			if r := s.retryRun(claim.claim.Resume, log); r != "" && existing == nil {
+				resume = r
 			}
 		} else {
 			hold = func(hctx context.Context) error {
 				if nw := claim.wait(hctx); nw != nil {
 					return nw
+				}
+				if r := s.retryRun(claim.claim.Resume, log); r != "" {
+					return &resumeInstead{run: r}
 				}
 				return nil
 			}
@@ -358,9 +404,9 @@ func (s *server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 	s.o.Metrics.StartLatency.WithLabelValues(m.Playbook).Observe(s.o.Now().Sub(t.item.received).Seconds())
 	var run *playbooks.Run
 	var err error
-	if existing != nil {
-		log.Info("resuming the alert's run")
-		run, err = s.o.Engine.Resume(ctx, id, env)
+	if resume != "" {
+		log.Info("resuming the key's run", "resumed", resume)
+		run, err = s.resume(ctx, resume, env)
 	} else {
 		log.Info("running playbook", "incident", env.Incident)
 		run, err = s.o.Engine.Start(ctx, playbooks.Request{
@@ -368,19 +414,20 @@ func (s *server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 		})
 	}
 	if held := (*playbooks.HeldError)(nil); errors.As(err, &held) {
-		nw, ok := held.Err.(*notWon)
-		if !ok { // Hold returns only *notWon; never panic a worker over it
-			nw = &notWon{err: held.Err}
-		}
-		leftover := ""
-		if err != error(held) { // joined with what discarding it met
-			log.Warn("the run that lost its claim could not be discarded whole", "err", err)
-			leftover = id
+		if ri, ok := held.Err.(*resumeInstead); ok {
+			if err != error(held) {
+				log.Warn("the run set aside for a retry could not be discarded whole", "err", err)
+			}
+			resume = ri.run
+			log.Info("resuming the key's run that failed for a transient reason", "resumed", resume)
+			run, err = s.resume(ctx, resume, env)
 		} else {
-			log.Info("the run changed nothing and was discarded: its key is not this replica's to run", "reason", nw.Error())
+			s.heldBack(ctx, t, held, err, id, log)
+			return
 		}
-		s.lost(ctx, t, nw, leftover, log)
-		return
+	}
+	if resume != "" {
+		id = resume
 	}
 	var lease *coordinationv1.Lease
 	if claim != nil {
@@ -392,28 +439,142 @@ func (s *server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 			s.lost(ctx, t, nw, "", log)
 			return
 		}
+		// The claim counts the key's attempts, on every replica; a
+		// run of this replica's own under a retried claim (the run to
+		// resume out of reach) counts among them.
+		attempts = claim.claim.Attempts
 	}
 	if ctx.Err() != nil && (err != nil || run.Status == playbooks.RunInterrupted) {
 		log.Info("stopped with the server; the next start resumes it")
 		return
 	}
-	status := "error"
+	s.settle(ctx, t, id, run, err, lease, attempts, log)
+}
+
+// resumeInstead is what Hold returns when the claim it waited for names
+// a run to resume: the new run, which changed nothing, is discarded.
+type resumeInstead struct{ run string }
+
+func (r *resumeInstead) Error() string { return "the key's run " + r.run + " is to be resumed" }
+
+// retryRun is run, a run to retry, if this replica can resume it: its
+// journal is here (a state directory shared with the replica that ran
+// it) and it has not succeeded. Otherwise "": a run of this replica's own
+// takes its place, under the same claim and attempt count.
+func (s *server) retryRun(run string, log *slog.Logger) string {
+	if run == "" {
+		return ""
+	}
+	r, err := s.o.Engine.Load(run)
+	switch {
+	case errors.Is(err, playbooks.ErrRunNotFound):
+		log.Info("the run to retry is not in this replica's state (another replica's): starting a run of its own under the key's claim", "retried", run)
+		return ""
+	case err != nil:
+		log.Warn("the run to retry cannot be read: starting a run of its own under the key's claim", "retried", run, "err", err)
+		return ""
+	case r.Status == "running":
+		log.Warn("the run to retry is being run by another process: starting a run of its own under the key's claim", "retried", run)
+		return ""
+	}
+	return run
+}
+
+// resume resumes run id; one that had succeeded meanwhile is reported as
+// it is.
+func (s *server) resume(ctx context.Context, id string, env action.Env) (*playbooks.Run, error) {
+	run, err := s.o.Engine.Resume(ctx, id, env)
+	if errors.Is(err, playbooks.ErrFinished) && run != nil {
+		return run, nil
+	}
+	return run, err
+}
+
+// heldBack deals with a new run that Hold stopped because the claim was
+// not won: it changed nothing and was discarded.
+func (s *server) heldBack(ctx context.Context, t *task, held *playbooks.HeldError, err error, id string, log *slog.Logger) {
+	nw, ok := held.Err.(*notWon)
+	if !ok { // Hold returns only *notWon or *resumeInstead; never panic a worker over it
+		nw = &notWon{err: held.Err}
+	}
+	leftover := ""
+	if err != error(held) { // joined with what discarding it met
+		log.Warn("the run that lost its claim could not be discarded whole", "err", err)
+		leftover = id
+	} else {
+		log.Info("the run changed nothing and was discarded: its key is not this replica's to run", "reason", nw.Error())
+	}
+	s.lost(ctx, t, nw, leftover, log)
+}
+
+// settle ends the key's run id. One that succeeded, or failed for a reason
+// a retry cannot fix (see transient), or used its last attempt, finishes
+// the key: its window of duplicates starts and its claim is marked
+// finished. One that failed for a transient reason leaves the key to be
+// retried after a backoff, by resuming run id.
+func (s *server) settle(ctx context.Context, t *task, id string, run *playbooks.Run, err error, lease *coordinationv1.Lease, attempts int, log *slog.Logger) {
+	status, cause := "error", err
 	if err != nil {
 		log.Error("the playbook could not run", "err", err)
 	} else {
 		status = run.Status
+		if status == playbooks.RunFailed || status == playbooks.RunPartial {
+			cause = run.Err()
+		}
 		log.Info("playbook run finished", "status", run.Status, "error", run.Error)
 	}
-	s.o.Metrics.Runs.WithLabelValues(m.Playbook, status).Inc()
-	s.o.Metrics.RunLatency.WithLabelValues(m.Playbook).Observe(s.o.Now().Sub(t.item.received).Seconds())
+	s.o.Metrics.RunLatency.WithLabelValues(t.match.Playbook).Observe(s.o.Now().Sub(t.item.received).Seconds())
+	s.end(ctx, t, ending{run: id, status: status, cause: cause, resumable: err == nil || resumable(run), attempts: attempts}, lease, log)
+}
+
+// ending is how a key's run ended: its status, and what made it fail.
+type ending struct {
+	run, status string
+	cause       error
+	// resumable: the run left a journal to resume.
+	resumable bool
+	// attempts counts the key's earlier transient failures.
+	attempts int
+}
+
+// end ends the key's run e.run: finished, or left to be retried.
+func (s *server) end(ctx context.Context, t *task, e ending, lease *coordinationv1.Lease, log *slog.Logger) {
+	m := t.match
+	retry := transient(e.cause) && e.resumable
+	if retry && e.attempts+1 < s.o.RetryAttempts {
+		attempts := e.attempts + 1
+		wait := backoff(s.o.RetryBackoff, attempts)
+		retryAt := s.o.Now().Add(wait)
+		log.Warn("the run failed for a transient reason: the key's next alert resumes it", "attempts", attempts, "retryAt", retryAt, "err", e.cause)
+		s.o.Metrics.Runs.WithLabelValues(m.Playbook, "retried").Inc()
+		if lease != nil {
+			if _, err := s.o.Claims.Release(context.WithoutCancel(ctx), lease, e.run, e.status, attempts, retryAt); err != nil {
+				log.Warn("releasing the claim for a retry", "err", err)
+			}
+		}
+		for _, w := range s.keys.retry(m.Key, s.o.Now(), wait, e.run, attempts) {
+			s.o.Metrics.Deduplicated.Inc()
+			s.resolve(w, "duplicate of "+e.run)
+		}
+		s.resolve(t, "ran:"+e.run+":"+e.status+":retry")
+		return
+	}
+	if retry {
+		log.Error("the run failed for a transient reason, and its attempts are spent", "attempts", e.attempts+1)
+	}
+	s.o.Metrics.Runs.WithLabelValues(m.Playbook, e.status).Inc()
 	if lease != nil {
-		if _, err := s.o.Claims.Finish(context.WithoutCancel(ctx), lease, id, status); err != nil {
+		if _, err := s.o.Claims.Finish(context.WithoutCancel(ctx), lease, e.run, e.status); err != nil {
 			log.Warn("recording the run on its claim", "err", err)
 		}
 	}
-	s.finishKey(m.Key, "duplicate of "+id, m.Window)
-	s.resolve(t, "ran:"+id+":"+status)
+	s.finishKey(m.Key, "duplicate of "+e.run, m.Window)
+	s.resolve(t, "ran:"+e.run+":"+e.status)
 }
+
+// resumable says whether run, which returned an error, left a journal to
+// resume.
+func resumable(run *playbooks.Run) bool { return run != nil && run.Journaled }
 
 // renew keeps a won claim alive while its run goes on; the returned
 // function stops it and gives the claim's latest Lease.
