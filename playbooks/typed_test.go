@@ -126,3 +126,37 @@ func TestPlaybookParamTypes(t *testing.T) {
 		t.Errorf("good values: %v", err)
 	}
 }
+
+// TestStringParamsFeedTypedOnes loads playbooks whose untyped parameters
+// feed typed action parameters: strings and lists of strings may (their
+// values are checked when the step runs); other types may not.
+func TestStringParamsFeedTypedOnes(t *testing.T) {
+	t.Parallel()
+	const src = `apiVersion: kir.dev/v1alpha1
+kind: Playbook
+metadata:
+  name: feed
+parameters:
+  - name: ns
+    type: %s
+  - name: pods
+    type: "[]string"
+steps:
+  - name: rotate
+    action: rotate.pod-credentials
+    with:
+      namespace: ${{ params.ns }}
+      pods: ${{ params.pods }}
+      rotation: ${{ run.id }}
+`
+	reg := kirActions(t)
+	for _, typ := range []string{"string", "namespace"} {
+		if _, err := playbooks.Load("feed.yaml", []byte(strings.Replace(src, "%s", typ, 1)), reg); err != nil {
+			t.Errorf("a %s parameter feeding a namespace: %v", typ, err)
+		}
+	}
+	_, err := playbooks.Load("feed.yaml", []byte(strings.Replace(src, "%s", "bool", 1)), reg)
+	if err == nil || !strings.Contains(err.Error(), `parameter "namespace" wants namespace, but playbook parameter "ns" has type bool`) {
+		t.Errorf("a bool feeding a namespace: %v", err)
+	}
+}

@@ -136,8 +136,12 @@ func checkWith(s Step, spec action.Spec, params map[string]Parameter, ps *proble
 
 // fits reports whether a playbook parameter of type from may feed an
 // action parameter of type to: a string may feed a duration or a checked
-// string type, whose value is then checked when the step runs.
+// string type, and a list of strings a list of names, whose values are
+// then checked when the step runs.
 func fits(from, to string) bool {
+	if from == "[]string" {
+		return to == "[]"+action.TypePodName || to == "[]"+action.TypeNodeName
+	}
 	return from == "string" && (to == "duration" || action.StringType(to))
 }
 
