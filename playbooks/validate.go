@@ -190,29 +190,8 @@ func checkType(v any, typ string) error {
 			return bad()
 		}
 		return action.CheckString(typ, s)
-	case "[]string":
-		list, ok := v.([]any)
-		if !ok {
-			if _, ok := v.([]string); ok {
-				return nil
-			}
-			return bad()
-		}
-		for _, item := range list {
-			if _, ok := item.(string); !ok {
-				return fmt.Errorf("want a list of strings, got an item that is %s", describe(item))
-			}
-		}
-	case "[]" + action.TypePodName, "[]" + action.TypeNodeName:
-		list, ok := v.([]any)
-		if !ok {
-			return bad()
-		}
-		for _, item := range list {
-			if err := checkType(item, strings.TrimPrefix(typ, "[]")); err != nil {
-				return err
-			}
-		}
+	case "[]string", "[]" + action.TypePodName, "[]" + action.TypeNodeName:
+		return checkList(v, typ)
 	case "map[string]string":
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -222,6 +201,27 @@ func checkType(v any, typ string) error {
 			if _, ok := item.(string); !ok {
 				return fmt.Errorf("want a map of strings, got %q: %s", k, describe(item))
 			}
+		}
+	}
+	return nil
+}
+
+// checkList checks a plain value against a list type: []string, or a
+// list of names, each checked.
+func checkList(v any, typ string) error {
+	list, ok := v.([]any)
+	if !ok {
+		if _, ok := v.([]string); ok && typ == "[]string" {
+			return nil
+		}
+		return fmt.Errorf("want %s, got %s", typ, describe(v))
+	}
+	for _, item := range list {
+		if _, ok := item.(string); !ok {
+			return fmt.Errorf("want a list of strings, got an item that is %s", describe(item))
+		}
+		if err := action.CheckString(strings.TrimPrefix(typ, "[]"), item.(string)); err != nil {
+			return err
 		}
 	}
 	return nil
