@@ -189,3 +189,53 @@ func TestTransientFailureResumedByOtherReplica(t *testing.T) {
 		t.Errorf("an alert after the finished retry ran again: %+v", runs)
 	}
 }
+
+// TestTransientFailureRetriedWithoutSharedState: replicas with state of
+// their own (an emptyDir each) cannot read each other's journals: the
+// replica that takes the retry over starts a run of its own under the same
+// claim, which counts the same attempts; the pod is still contained once.
+func TestTransientFailureRetriedWithoutSharedState(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 1)
+	pod := w.pods[0]
+	broken, refused := unavailablePolicyWrites(t)
+	const backoff = 2 * time.Second
+	a := newReceiver(t, receiverOpts{identity: "own-a", claims: true, kube: broken, retryBackoff: backoff})
+	b := newReceiver(t, receiverOpts{identity: "own-b", claims: true, retryBackoff: backoff})
+
+	if code, body := a.post(t, alert(t, w.ns, pod.Name, "uuid-own-1")); code != 202 {
+		t.Fatalf("POST to a: %d %s", code, body)
+	}
+	waitFor(t, 60*time.Second, func() bool { return a.stats().Pending == 0 })
+	ra := runsIn(t, a.state)
+	if len(ra) != 1 || ra[0].Status == playbooks.RunSucceeded || refused.Load() == 0 {
+		t.Fatalf("after the 503: replica a's runs %+v (%d writes refused); want one, not succeeded", ra, refused.Load())
+	}
+	retryAt, err := time.Parse(time.RFC3339Nano, claimOf(t, ra[0].ID).Annotations[serve.AnnotationRetryAt])
+	if err != nil {
+		t.Fatalf("the claim's retry time: %v", err)
+	}
+	for time.Now().Before(retryAt) {
+		time.Sleep(time.Until(retryAt) + 50*time.Millisecond)
+	}
+
+	if code, body := b.post(t, alert(t, w.ns, pod.Name, "uuid-own-2")); code != 202 {
+		t.Fatalf("POST to b: %d %s", code, body)
+	}
+	waitIsolated(t, pod, 30*time.Second)
+	waitFor(t, 60*time.Second, func() bool { return b.stats().Pending == 0 })
+	rb := runsIn(t, b.state)
+	if len(rb) != 1 || rb[0].Status != playbooks.RunSucceeded {
+		t.Fatalf("replica b's runs %+v; want one of its own, succeeded", rb)
+	}
+	claim := claimOf(t, rb[0].ID)
+	if claim.Annotations[serve.AnnotationFinished] == "" || claim.Annotations[serve.AnnotationAttempts] != "1" {
+		t.Errorf("the claim after b's run: %v; want it finished, counting a's attempt", claim.Annotations)
+	}
+	if n := quarantineEvents(t, pod); n != 1 {
+		t.Errorf("%d containments of the pod, want 1", n)
+	}
+	if ra := runsIn(t, a.state); len(ra) != 1 || ra[0].Resumes != 0 {
+		t.Errorf("replica a's runs after b's: %+v; want its one, not resumed", ra)
+	}
+}
