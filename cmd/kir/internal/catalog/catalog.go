@@ -10,6 +10,7 @@ import (
 	"kir.dev/kir/action"
 	"kir.dev/kir/collect"
 	"kir.dev/kir/contain"
+	"kir.dev/kir/guard"
 	"kir.dev/kir/rotate"
 )
 
@@ -56,12 +57,13 @@ func rulesOf(r action.Registry, prefix string) []rbacv1.PolicyRule {
 	return r.Rules(prefix)
 }
 
-// baseRules are what every kir command needs: to learn who it acts as, and
-// (kir doctor) what it may do.
-var baseRules = []rbacv1.PolicyRule{
+// baseRules are what every kir command needs: to learn who it acts as,
+// (kir doctor) what it may do, and (the guard every run passes) what it
+// must never target: the protect list and the pods and nodes it checks.
+var baseRules = slices.Concat([]rbacv1.PolicyRule{
 	{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"selfsubjectreviews"}, Verbs: []string{"create"}},
 	{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}},
-}
+}, guard.Rules())
 
 // ClusterRoles derives one least-privilege ClusterRole per capability from
 // the rules its actions declare.

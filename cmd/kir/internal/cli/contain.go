@@ -32,7 +32,7 @@ type containPodOptions struct {
 }
 
 func (o *containPodOptions) flags() []cli.Flag {
-	return flagsOf(o.kube.flags(), o.write.flags(), o.playbook.flags(), o.evidence.flags(), o.target.flags(), []cli.Flag{
+	return flagsOf(o.kube.flags(), o.write.flags(), o.playbook.flags(), o.evidence.flags(), o.target.flags(), o.playbook.guard.flags(flagForce), []cli.Flag{
 		&cli.BoolFlag{Name: flagNoEvidence, Usage: "collect no evidence (by default the pod is recorded before anything changes, the rest collected once it is isolated)", Destination: &o.noEvidence},
 		&cli.BoolFlag{Name: "detach", Usage: "remove the labels its controller and Services select on: a clean replacement starts, traffic stops, the pod stays alive", Destination: &o.detach},
 		&cli.BoolFlag{Name: "allow-dns", Usage: "allow egress to the cluster DNS", Destination: &o.allowDNS},
@@ -86,7 +86,7 @@ type containNodeOptions struct {
 }
 
 func (o *containNodeOptions) flags() []cli.Flag {
-	return flagsOf(o.kube.flags(), o.write.flags(), o.playbook.flags(), []cli.Flag{
+	return flagsOf(o.kube.flags(), o.write.flags(), o.playbook.flags(), o.playbook.guard.flags("force-protected"), []cli.Flag{
 		&cli.BoolFlag{Name: "drain", Usage: "evict the node's pods through the Eviction API (honours PodDisruptionBudgets; never evicts a quarantined pod)", Destination: &o.drain},
 		&cli.BoolFlag{Name: "force", Usage: "with --drain, also evict pods no controller manages", Destination: &o.force},
 		&cli.DurationFlag{Name: "drain-timeout", Usage: "with --drain, how long to wait for evictions (default 5m)", Destination: &o.drainTimeout},

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"kir.dev/kir/contain"
+	"kir.dev/kir/guard"
 	"kir.dev/kir/playbooks"
 	"kir.dev/kir/rotate"
 )
@@ -30,6 +31,7 @@ const (
 	ExitUnverified  = 7
 	ExitUnsigned    = 8
 	ExitConflict    = 9
+	ExitRefused     = 10
 )
 
 // ExitStatus documents one exit code.
@@ -54,6 +56,7 @@ var exitCodes = []ExitStatus{
 	{ExitUnverified, "unverified", "`kir evidence verify`: the evidence does not verify (changed, missing or added files, broken custody, bad signature)"},
 	{ExitUnsigned, "unsigned", "`kir evidence verify`: hashes and custody hold, but the signature was not checked (no `--key`)"},
 	{ExitConflict, "conflict", "`kir rotate`: someone else wrote the secret meanwhile; kir stopped and overwrote nothing"},
+	{ExitRefused, "refused", "the run would act on what kir never targets (kir's namespace, `kube-system`, the Falco namespace, the `kir-protect` list): nothing done; `--force` overrides"},
 }
 
 // ExitCodes returns the exit-code table.
@@ -95,6 +98,8 @@ func ExitCode(err error) int {
 		return codeErr.code
 	case errors.As(err, &p):
 		return ExitPartial
+	case errors.As(err, new(*guard.RefusedError)):
+		return ExitRefused
 	case errors.As(err, &u), errors.As(err, new(*playbooks.ParamError)), errors.As(err, new(*playbooks.StepParamError)),
 		errors.As(err, new(*playbooks.LoadError)):
 		return ExitUsage

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"kir.dev/kir/action"
+	"kir.dev/kir/guard"
 	"kir.dev/kir/internal/kube"
 )
 
@@ -29,6 +30,8 @@ const (
 	flagQPS        = "kube-qps"
 	flagBurst      = "kube-burst"
 	flagTimeout    = "request-timeout"
+	flagKirNS      = "kir-namespace"
+	flagForce      = "force"
 )
 
 // kubeOptions are the kubectl-style connection flags.
@@ -112,6 +115,32 @@ func (o *writeOptions) dryRunMode() (action.DryRun, error) {
 func (o *writeOptions) persists() bool {
 	dry, err := action.ParseDryRun(o.dryRun)
 	return err == nil && dry.Persists()
+}
+
+// guardOptions say what the guard (package guard) protects and whether
+// a person overrides it. Every playbook run the command line starts
+// passes the guard; commands that act on pods or nodes take its flags.
+type guardOptions struct {
+	namespace string
+	force     bool
+}
+
+// flags are --kir-namespace and the override, named force (contain node
+// has kubectl drain's --force already: there it is --force-protected).
+func (o *guardOptions) flags(force string) []cli.Flag {
+	return []cli.Flag{
+		o.namespaceFlag(),
+		&cli.BoolFlag{Name: force, Usage: "act even on what kir never targets (kir's namespace, kube-system, the Falco namespace, the kir-protect list); recorded in the run's journal and evidence", Destination: &o.force},
+	}
+}
+
+func (o *guardOptions) namespaceFlag() cli.Flag {
+	return &cli.StringFlag{Name: flagKirNS, Value: guard.DefaultNamespace, Usage: "kir's own namespace: never a target, and where the ConfigMap " + guard.ConfigMap + " lists what else is not", EnvVars: envVars("KIR_NAMESPACE", "POD_NAMESPACE"), Destination: &o.namespace}
+}
+
+// guard is the guard the flags configure.
+func (o *guardOptions) guard() *guard.Guard {
+	return &guard.Guard{Namespace: o.namespace, Force: o.force}
 }
 
 // targetOptions name a command's pods besides its NAME argument.

@@ -117,7 +117,7 @@ type playbookRunOptions struct {
 }
 
 func (o *playbookRunOptions) flags() []cli.Flag {
-	return flagsOf(o.kube.flags(), o.write.flags(), o.playbook.flags(), []cli.Flag{
+	return flagsOf(o.kube.flags(), o.write.flags(), o.playbook.flags(), o.playbook.guard.flags(flagForce), []cli.Flag{
 		&cli.StringSliceFlag{Name: "set", Usage: "a playbook parameter, name=value ([]string values comma-separated; repeatable)", Destination: &o.sets},
 	})
 }

@@ -157,7 +157,7 @@ type rotateServiceAccountOptions struct {
 }
 
 func (o *rotateServiceAccountOptions) flags() []cli.Flag {
-	return flagsOf(o.kube.flags(), o.playbook.flags(), o.write.flags(), []cli.Flag{
+	return flagsOf(o.kube.flags(), o.playbook.flags(), o.write.flags(), o.playbook.guard.flags(flagForce), []cli.Flag{
 		&cli.BoolFlag{Name: "yes", Usage: "revocation cannot be rolled back: confirm it", Destination: &o.yes},
 		&cli.DurationFlag{Name: "confirm-timeout", Usage: "how long to wait for TokenReview to reject an old token", DefaultText: "2m, the playbook's", Destination: &o.confirmTimeout},
 		&cli.BoolFlag{Name: "no-restart", Usage: "do not restart the workloads that run as it", Destination: &o.noRestart},

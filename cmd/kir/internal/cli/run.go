@@ -61,6 +61,9 @@ type playbookOptions struct {
 	dir   string
 	files cli.StringSlice
 	state stateOptions
+	// guard guards the runs started; only the commands that act on pods
+	// or nodes add its flags.
+	guard guardOptions
 }
 
 func (o *playbookOptions) flags() []cli.Flag {
@@ -121,6 +124,7 @@ func (o *playbookOptions) startWith(c *cli.Context, s *session, e *playbooks.Ent
 	if err != nil {
 		return nil, err
 	}
+	eng.Guard = o.guard.guard().Check
 	return eng.Start(c.Context, playbooks.Request{Playbook: e.Playbook, Params: given, Env: s.env})
 }
 

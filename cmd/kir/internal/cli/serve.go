@@ -65,7 +65,7 @@ func serveCommand() *cli.Command {
 			"namespace and pod) within a window, across replicas through a Lease per key. Without --config,\n" +
 			"an alert of priority Critical or higher naming k8s.ns.name and k8s.pod.name runs contain-pod on\n" +
 			"that pod. /healthz, /readyz and /metrics (Prometheus) are served on the same address.",
-		Flags:  flagsOf(o.kube.flags(), o.playbook.flags(), o.flags()),
+		Flags:  flagsOf(o.kube.flags(), o.playbook.flags(), []cli.Flag{o.playbook.guard.namespaceFlag()}, o.flags()),
 		Action: o.serve,
 	}
 }
@@ -130,7 +130,7 @@ func (o *serveOptions) options(c *cli.Context) (serve.Options, error) {
 	}
 	return serve.Options{
 		Listen: o.listen, TLS: tlsCfg, Auth: auth, Routing: routing, Library: lib, Key: absPath(o.key),
-		Engine: *eng, Env: s.env, SpoolDir: filepath.Join(state, "spool"), Claims: o.claims(s),
+		Engine: *eng, Env: s.env, SpoolDir: filepath.Join(state, "spool"), Claims: o.claims(s), Guard: o.playbook.guard.guard(),
 		Workers: o.workers, Queue: o.queue, Collectors: o.collectors, BodyLimit: o.bodyLimit,
 		ShutdownTimeout: o.shutdownTimeout, MemoryLimit: serveMemoryLimit(),
 		Log: slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil)),
