@@ -11,6 +11,7 @@ import (
 
 	"kir.dev/kir/action"
 	"kir.dev/kir/falco"
+	"kir.dev/kir/guard"
 	"kir.dev/kir/playbooks"
 )
 
@@ -62,6 +63,11 @@ type Options struct {
 	// answered 202 only once it is written and synced there, and the
 	// alerts it holds unhandled are resumed on the next start.
 	SpoolDir string
+	// Guard refuses runs aimed at what kir never targets (package guard):
+	// Run sets its Engine's Guard hook to it, never forcing, whatever the
+	// Engine had. nil guards with the built-in list, kir living in
+	// guard.DefaultNamespace.
+	Guard *guard.Guard
 	// Claims give each key to one replica; nil deduplicates within this
 	// process only.
 	Claims *Claims
@@ -124,6 +130,17 @@ func Run(ctx context.Context, o Options) error {
 		s.o.Log.Warn("serving plain HTTP on a non-loopback address: alerts and the token cross the network in clear; give a TLS certificate and key")
 	}
 	return s.serve(ctx, ln)
+}
+
+// guardHook is the Engine's Guard hook the server sets: Guard's check,
+// never forcing (kir serve acts on alerts; only a person may force).
+func (o *Options) guardHook() func(context.Context, action.Env, *playbooks.Playbook, map[string]any) ([]string, error) {
+	g := guard.Guard{}
+	if o.Guard != nil {
+		g = *o.Guard
+	}
+	g.Force = false
+	return g.Check
 }
 
 // setMemoryLimit sets the runtime's soft memory limit and returns what

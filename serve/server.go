@@ -66,6 +66,7 @@ func newServer(o Options) (*server, error) {
 		keys: newKeyTable(), draining: make(chan struct{}),
 	}
 	// o is a copy, and so is its Engine: the caller's is left as it was.
+	s.o.Engine.Guard = s.o.guardHook()
 	if s.o.Engine.Gate == nil {
 		s.o.Engine.Gate = s.collectGate(o.Collectors)
 	}
