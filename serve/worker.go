@@ -16,7 +16,6 @@ import (
 
 	"kir.dev/kir/action"
 	"kir.dev/kir/falco"
-	"kir.dev/kir/guard"
 	"kir.dev/kir/playbooks"
 )
 
@@ -179,6 +178,12 @@ func (s *server) handle(ctx context.Context, t *task) {
 		return
 	}
 	run, err := s.o.Engine.Load(id)
+	if legacy := runID(t.item.id, t.index); errors.Is(err, playbooks.ErrRunNotFound) && legacy != id {
+		// Journaled before run ids carried the replica's identity.
+		if r, lerr := s.o.Engine.Load(legacy); lerr == nil {
+			run, err, id = r, nil, legacy
+		}
+	}
 	switch {
 	case err == nil && run.Status != playbooks.RunInterrupted:
 		log.Info("the alert's run finished before the restart", "status", run.Status)
@@ -514,14 +519,6 @@ func (s *server) heldBack(ctx context.Context, t *task, held *playbooks.HeldErro
 // finished. One that failed for a transient reason leaves the key to be
 // retried after a backoff, by resuming run id.
 func (s *server) settle(ctx context.Context, t *task, id string, run *playbooks.Run, err error, lease *coordinationv1.Lease, attempts int, log *slog.Logger) {
-	if errors.As(err, new(*guard.RefusedError)) {
-		// Nothing ran, nothing changed: no window, and the claim lapses.
-		log.Warn("run refused", "err", err)
-		s.o.Metrics.Runs.WithLabelValues(t.match.Playbook, "refused").Inc()
-		s.finishKey(t.match.Key, "refused", 0)
-		s.resolve(t, "refused:"+id)
-		return
-	}
 	status, cause := "error", err
 	if err != nil {
 		log.Error("the playbook could not run", "err", err)
