@@ -6,8 +6,16 @@ import "k8s.io/apimachinery/pkg/types"
 // field manager kir writes. They are part of kir's interface: do not change
 // them. Every package that writes or reads kir's marks uses these.
 const (
-	// FieldManager is the server-side apply field manager of every write.
+	// FieldManager is the field manager of kir's writes that have none of
+	// their own below.
 	FieldManager = "kir"
+	// FieldManagerQuarantineLabel applies a contained pod's quarantine
+	// label, and nothing else: server-side apply removes what a manager
+	// stops applying, so this one must never carry another field.
+	FieldManagerQuarantineLabel = "kir-quarantine-label"
+	// FieldManagerQuarantinePolicy applies a pod's quarantine
+	// NetworkPolicy, its selector and its record (the annotations).
+	FieldManagerQuarantinePolicy = "kir-quarantine-policy"
 
 	// LabelQuarantine marks a contained pod; its value is unique to the pod.
 	LabelQuarantine = "kir.dev/quarantine"
@@ -21,16 +29,25 @@ const (
 
 	// AnnotationPrefix begins every annotation kir writes.
 	AnnotationPrefix = "kir.dev/"
-	// AnnotationIncident holds the incident id.
+	// AnnotationIncident holds the incident id (on a quarantine policy, a
+	// cordoned node; on pods contained by kir before label-first).
 	AnnotationIncident = "kir.dev/incident"
 	// AnnotationContainedAt holds the UTC time of containment (RFC 3339).
 	AnnotationContainedAt = "kir.dev/contained-at"
 	// AnnotationContainedBy holds the identity kir acted as.
 	AnnotationContainedBy = "kir.dev/contained-by"
-	// AnnotationPolicy names the quarantine NetworkPolicy of a pod.
+	// AnnotationPolicy named the quarantine NetworkPolicy on a pod contained
+	// by kir before label-first. Release still removes it.
 	AnnotationPolicy = "kir.dev/policy"
-	// AnnotationPriorLabels holds the pod's labels before containment (JSON).
+	// AnnotationPriorLabels held, on a pod contained by kir before
+	// label-first, a copy of every label (JSON): a pod with enough labels
+	// made that write too long to land. Nothing writes or reads it now;
+	// release still removes it.
 	AnnotationPriorLabels = "kir.dev/prior-labels"
+	// AnnotationFallback is on a quarantine policy that selects its pod's
+	// own labels, because the pod's quarantine label could not be written:
+	// why it could not.
+	AnnotationFallback = "kir.dev/fallback"
 	// AnnotationDetachedLabels holds the labels --detach removed (JSON).
 	AnnotationDetachedLabels = "kir.dev/detached-labels"
 	// AnnotationCordoned is "true" on a node kir cordoned (it was

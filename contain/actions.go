@@ -15,8 +15,9 @@ func Actions() []action.Action {
 			Summary: "Cut a pod (or every pod a selector matches) off the network with a quarantine NetworkPolicy that selects only that pod; optionally detach it from its controller and Services.",
 			Rules: []rbacv1.PolicyRule{
 				rule("", []string{"pods"}, "get", "list", "patch"),
-				// Server-side apply creates the policy when it does not exist.
-				rule("networking.k8s.io", []string{"networkpolicies"}, "list", "create", "patch"),
+				// Server-side apply creates the policy when it does not exist;
+				// containing again reads the record on it.
+				rule("networking.k8s.io", []string{"networkpolicies"}, "get", "list", "create", "patch"),
 				// --detach reads the selectors of the pod's controller and Services.
 				rule("", []string{"services"}, "list"),
 				rule("", []string{"replicationcontrollers"}, "get"),
@@ -47,7 +48,8 @@ func Actions() []action.Action {
 			Summary: "Undo contain.isolate-pod: delete the quarantine policy and remove kir's label and annotations; optionally reattach or delete the pod.",
 			Rules: []rbacv1.PolicyRule{
 				rule("", []string{"pods"}, "get", "list", "patch", "delete"),
-				rule("networking.k8s.io", []string{"networkpolicies"}, "delete"),
+				// A pod whose label never landed may still have a policy.
+				rule("networking.k8s.io", []string{"networkpolicies"}, "get", "delete"),
 				eventRule,
 			},
 			Do: Release,

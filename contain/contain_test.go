@@ -83,13 +83,17 @@ func TestIsolateSelectsOnlyTheTargetPod(t *testing.T) {
 	if p.Labels[action.LabelManagedBy] != action.ManagedByKir {
 		t.Errorf("policy labels = %v, want managed-by kir", p.Labels)
 	}
-	for _, ann := range []string{action.AnnotationIncident, action.AnnotationContainedAt, action.AnnotationContainedBy, action.AnnotationPolicy, action.AnnotationPriorLabels} {
-		if got.Annotations[ann] == "" {
-			t.Errorf("pod lacks annotation %s: %v", ann, got.Annotations)
+	// The record is on the policy; the pod carries the label alone.
+	for _, ann := range []string{action.AnnotationIncident, action.AnnotationContainedAt, action.AnnotationContainedBy, action.AnnotationPod} {
+		if p.Annotations[ann] == "" {
+			t.Errorf("policy lacks annotation %s: %v", ann, p.Annotations)
 		}
 	}
-	if got.Annotations[action.AnnotationIncident] != "inc-test" || got.Annotations[action.AnnotationContainedBy] != "test-admin" {
-		t.Errorf("pod record = %v", got.Annotations)
+	if p.Annotations[action.AnnotationIncident] != "inc-test" || p.Annotations[action.AnnotationContainedBy] != "test-admin" {
+		t.Errorf("policy record = %v", p.Annotations)
+	}
+	if a := kirOnly(got.Annotations); len(a) != 0 {
+		t.Errorf("pod annotated by kir: %v", a)
 	}
 
 	// The siblings keep serving: no kir policy selects them.

@@ -36,8 +36,7 @@ func (noPodGetPods) Get(context.Context, string, metav1.GetOptions) (*corev1.Pod
 }
 
 // contain-pod's snapshot reads the pod it records; isolating it starts from
-// that read (one API round trip less), and the prior labels it records are
-// those of the recorded pod.
+// that read (one API round trip less).
 func TestIsolateStartsFromTheFoundPod(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 1)
@@ -76,6 +75,10 @@ func TestIsolateNeverLabelsAPodThatTookTheFoundOnesName(t *testing.T) {
 	}
 	if p := f.Pod(t, stale.Name); p.Labels[action.LabelQuarantine] != "" {
 		t.Errorf("the pod that took the name was labelled: %v", p.Labels)
+	}
+	// Nor is it caught by a fallback policy: its label was not refused.
+	if pols, err := cluster.Client.NetworkingV1().NetworkPolicies(f.Namespace).List(t.Context(), metav1.ListOptions{}); err != nil || len(pols.Items) != 0 {
+		t.Errorf("policies after isolating a replaced pod: %v (%v), want none", pols, err)
 	}
 }
 

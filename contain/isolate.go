@@ -2,17 +2,14 @@ package contain
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"kir.dev/kir/action"
 )
@@ -68,6 +65,9 @@ type PodOutcome struct {
 	Policy string `json:"policy"`
 	// AlreadyContained is true when the pod was contained before this run.
 	AlreadyContained bool `json:"alreadyContained"`
+	// Fallback is set when the pod's quarantine label was refused and a
+	// policy on its own labels isolates it instead (and the pods it names).
+	Fallback *Fallback `json:"fallback,omitempty"`
 	// DetachedLabels are the labels removed by --detach.
 	DetachedLabels map[string]string `json:"detachedLabels,omitempty"`
 	// OtherPolicies select the pod too and allow traffic: they weaken the
@@ -82,11 +82,14 @@ type PodOutcome struct {
 // CNIWarning is said with every isolation.
 const CNIWarning = "NetworkPolicies are enforced only by a network plugin (CNI) that implements them; check that this cluster's does"
 
-// Isolate cuts the target pods off the network. For each pod it applies a
-// quarantine NetworkPolicy selecting only that pod (deny all ingress and
-// egress but the allow-list), labels and annotates the pod so the policy
-// selects it, optionally detaches it, and records an Event. It is
-// idempotent: isolating a contained pod changes nothing.
+// Isolate cuts the target pods off the network. For each pod it applies the
+// quarantine label, alone, then a quarantine NetworkPolicy selecting only
+// that label's value (deny all ingress and egress but the allow-list),
+// which carries kir's record of the containment; optionally detaches the
+// pod, and records an Event. A pod whose label is refused is isolated by a
+// fallback policy on its own labels, and its error (ErrFallback) names the
+// other pods that policy selects. It is idempotent: isolating a contained
+// pod changes nothing.
 func Isolate(ctx context.Context, env action.Env, p IsolateParams) (action.Result, error) {
 	env = env.Defaults()
 	if err := p.Validate(); err != nil {
@@ -184,54 +187,39 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 	}
 	id := pod.Namespace + "/" + pod.Name
 
-	// What an earlier containment recorded wins: containing again must not
-	// rewrite when, by whom or for which incident the pod was contained.
-	prior := map[string]string{}
-	for k, v := range pod.Labels {
-		if k != action.LabelQuarantine {
-			prior[k] = v
-		}
-	}
-	priorJSON, _ := json.Marshal(prior)
-	record := merged(map[string]string{
-		action.AnnotationIncident:    env.Incident,
-		action.AnnotationContainedAt: iso.now.Format(time.RFC3339),
-		action.AnnotationContainedBy: env.Actor,
-		action.AnnotationPolicy:      out.Policy,
-		action.AnnotationPriorLabels: string(priorJSON),
-	}, kirAnnotations(pod.Annotations))
-	delete(record, action.AnnotationDetachedLabels) // written by detach, not by this apply
-
-	// The policy first: it selects nothing until the label lands, and the
-	// label then isolates the pod in one step.
-	policy := QuarantinePolicy(pod, iso.p.allow(), map[string]string{
-		action.AnnotationIncident: record[action.AnnotationIncident], action.AnnotationContainedAt: record[action.AnnotationContainedAt], action.AnnotationPod: id,
-	})
-	err = iso.j.Do(action.Write{Verb: "apply", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: out.Policy, Body: policy}, func() (any, error) {
-		return env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Apply(ctx, policy, applyOpts(env))
-	})
-	iso.policySent()
-	if err != nil {
-		return out, nil, false, nil, fmt.Errorf("isolating pod %s: applying NetworkPolicy %s: %w", id, out.Policy, err)
-	}
-
+	record := iso.record(pod)
 	stored := pod // the object as the server holds it after this step
-	if !out.AlreadyContained || !maps.Equal(record, subset(pod.Annotations, record)) {
-		apply := corev1ac.Pod(pod.Name, pod.Namespace).
-			WithUID(pod.UID). // never label a new pod that reused the name
-			WithLabels(map[string]string{action.LabelQuarantine: value}).
-			WithAnnotations(record)
-		err = iso.j.Do(action.Write{Verb: "apply", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, Body: apply}, func() (any, error) {
-			got, err := env.Kube.CoreV1().Pods(pod.Namespace).Apply(ctx, apply, applyOpts(env))
-			if err == nil && env.DryRun.Persists() {
-				stored = got
-			}
-			return got, err
-		})
+	if out.AlreadyContained {
+		// What an earlier containment recorded wins: containing again must
+		// not rewrite when, by whom or for which incident the pod was
+		// contained. The record is on the policy, kir's own object.
+		var same bool
+		if same, err = iso.keepRecord(ctx, pod, record, false); err != nil {
+			return out, nil, false, nil, fmt.Errorf("isolating pod %s: %w", id, err)
+		}
+		changed = !same
+	} else {
+		// The label first, alone: the smallest write that makes the policy
+		// select the pod, so nothing the pod carries can make it too
+		// large. It isolates nothing until the policy exists, which then
+		// isolates the pod in one step.
+		got, err := iso.label(ctx, pod)
 		if err != nil {
+			if refused(err) {
+				return iso.fallback(ctx, pod, out, record, err)
+			}
 			return out, nil, false, nil, fmt.Errorf("isolating pod %s: labelling it: %w", id, err)
 		}
+		if got != nil {
+			stored = got
+		}
 		changed = true
+	}
+
+	policy := QuarantinePolicy(pod, iso.p.allow(), record)
+	err = iso.applyPolicy(ctx, pod, policy)
+	if err != nil {
+		return out, nil, changed, nil, fmt.Errorf("isolating pod %s: applying NetworkPolicy %s: %w", id, out.Policy, err)
 	}
 
 	podLabels = merged(pod.Labels, map[string]string{action.LabelQuarantine: value})
@@ -259,17 +247,6 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 	return out, podLabels, changed, warnings, nil
 }
 
-func applyOpts(env action.Env) metav1.ApplyOptions {
-	return metav1.ApplyOptions{FieldManager: action.FieldManager, Force: true, DryRun: env.DryRun.Opts()}
-}
-
-// subset returns the entries of m whose keys are in keys.
-func subset(m, keys map[string]string) map[string]string {
-	out := map[string]string{}
-	for k := range keys {
-		if v, ok := m[k]; ok {
-			out[k] = v
-		}
-	}
-	return out
+func applyOpts(env action.Env, manager string) metav1.ApplyOptions {
+	return metav1.ApplyOptions{FieldManager: manager, Force: true, DryRun: env.DryRun.Opts()}
 }

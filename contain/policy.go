@@ -2,6 +2,7 @@ package contain
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 
@@ -39,9 +40,29 @@ func (a AllowList) Validate() error {
 // pod's quarantine label and value, declares Ingress and Egress, and has no
 // ingress rule at all, and no egress rule unless the allow-list asks.
 func QuarantinePolicy(pod *corev1.Pod, allow AllowList, annotations map[string]string) *networkingv1ac.NetworkPolicyApplyConfiguration {
+	return quarantinePolicy(pod, allow, map[string]string{action.LabelQuarantine: action.QuarantineValue(pod.UID)}, annotations)
+}
+
+// FallbackPolicy is the quarantine policy of a pod whose quarantine label
+// could not be written: the same policy, under the same name, selecting
+// the pod's own labels, and so every other pod that has them too. The
+// annotations say why (action.AnnotationFallback). Applying QuarantinePolicy
+// over it, once the label lands, narrows it back to the pod in one write.
+func FallbackPolicy(pod *corev1.Pod, allow AllowList, annotations map[string]string) *networkingv1ac.NetworkPolicyApplyConfiguration {
+	return quarantinePolicy(pod, allow, fallbackSelector(pod), annotations)
+}
+
+// fallbackSelector is the pod's labels but kir's own (which it lacks).
+func fallbackSelector(pod *corev1.Pod) map[string]string {
+	sel := maps.Clone(pod.Labels)
+	delete(sel, action.LabelQuarantine)
+	return sel
+}
+
+func quarantinePolicy(pod *corev1.Pod, allow AllowList, selector, annotations map[string]string) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	value := action.QuarantineValue(pod.UID)
 	spec := networkingv1ac.NetworkPolicySpec().
-		WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{action.LabelQuarantine: value})).
+		WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(selector)).
 		WithPolicyTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)
 	if allow.DNS {
 		udp, tcp := corev1.ProtocolUDP, corev1.ProtocolTCP

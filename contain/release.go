@@ -110,20 +110,28 @@ func Release(ctx context.Context, env action.Env, p ReleaseParams) (action.Resul
 func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p ReleaseParams, pod *corev1.Pod) (ReleaseOutcome, error) {
 	id := pod.Namespace + "/" + pod.Name
 	o := ReleaseOutcome{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Spec.NodeName}
-	value, labelled := pod.Labels[action.LabelQuarantine]
-	record := kirAnnotations(pod.Annotations)
+	// The policy's name comes from the UID, never from the label's value,
+	// which the pod's owner can set to name another pod's policy.
+	value := action.QuarantineValue(pod.UID)
+	labelled := pod.Labels[action.LabelQuarantine] == value
+	record := subset(pod.Annotations, podAnnotations)
 	if !labelled && len(record) == 0 {
-		o.NotContained = true
-		return o, nil
+		// A pod whose label never landed may still have its policy: a
+		// fallback on its own labels, or one a failed run left behind.
+		has, err := kirPolicy(ctx, env, pod.Namespace, action.PolicyName(value))
+		if err != nil {
+			return o, fmt.Errorf("releasing pod %s: %w", id, err)
+		}
+		if !has {
+			o.NotContained = true
+			return o, nil
+		}
 	}
 	var detached map[string]string
 	if rec := record[action.AnnotationDetachedLabels]; rec != "" {
 		if err := json.Unmarshal([]byte(rec), &detached); err != nil {
 			return o, fmt.Errorf("releasing pod %s: reading annotation %s: %w", id, action.AnnotationDetachedLabels, err)
 		}
-	}
-	if value == "" {
-		value = action.QuarantineValue(pod.UID)
 	}
 
 	// Policy first: once it is gone the pod talks again, whatever its labels.
@@ -138,9 +146,15 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 	if err != nil {
 		return o, fmt.Errorf("releasing pod %s: deleting NetworkPolicy %s: %w", id, o.Policy, err)
 	}
+	if !labelled && len(record) == 0 {
+		return releaseDelete(ctx, env, j, p, pod, o)
+	}
 
 	// A strategic merge patch removing exactly what kir added.
-	lbls := map[string]any{action.LabelQuarantine: nil}
+	lbls := map[string]any{}
+	if labelled {
+		lbls[action.LabelQuarantine] = nil
+	}
 	annos := map[string]any{}
 	for k := range record {
 		annos[k] = nil
@@ -166,17 +180,35 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 		return o, fmt.Errorf("releasing pod %s: removing kir's label and annotations: %w", id, err)
 	}
 
-	if p.Delete {
-		uid := pod.UID
-		err = j.Do(action.Write{Verb: "delete", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name}, func() (any, error) {
-			return nil, env.Kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-				DryRun: env.DryRun.Opts(), Preconditions: &metav1.Preconditions{UID: &uid},
-			})
-		})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return o, fmt.Errorf("releasing pod %s: deleting it: %w", id, err)
-		}
-		o.Deleted = true
+	return releaseDelete(ctx, env, j, p, pod, o)
+}
+
+// releaseDelete deletes the released pod, if asked to.
+func releaseDelete(ctx context.Context, env action.Env, j *action.WriteLog, p ReleaseParams, pod *corev1.Pod, o ReleaseOutcome) (ReleaseOutcome, error) {
+	if !p.Delete {
+		return o, nil
 	}
+	uid := pod.UID
+	err := j.Do(action.Write{Verb: "delete", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name}, func() (any, error) {
+		return nil, env.Kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+			DryRun: env.DryRun.Opts(), Preconditions: &metav1.Preconditions{UID: &uid},
+		})
+	})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return o, fmt.Errorf("releasing pod %s/%s: deleting it: %w", pod.Namespace, pod.Name, err)
+	}
+	o.Deleted = true
 	return o, nil
+}
+
+// kirPolicy tells whether the NetworkPolicy name exists and is kir's.
+func kirPolicy(ctx context.Context, env action.Env, ns, name string) (bool, error) {
+	pol, err := env.Kube.NetworkingV1().NetworkPolicies(ns).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading NetworkPolicy %s: %w", name, err)
+	}
+	return pol.Labels[action.LabelManagedBy] == action.ManagedByKir, nil
 }

@@ -25,6 +25,8 @@ func (o IsolateOutput) Text() []string {
 	var lines []string
 	for _, pod := range o.Pods {
 		switch {
+		case pod.Fallback != nil:
+			lines = append(lines, fmt.Sprintf("pod %s/%s: FALLBACK: its quarantine label was refused (%s); %s", pod.Namespace, pod.Name, pod.Fallback.Reason, pod.Fallback.line(pod.Policy)))
 		case pod.Error != "":
 			lines = append(lines, fmt.Sprintf("pod %s/%s: FAILED: %s", pod.Namespace, pod.Name, pod.Error))
 		case pod.AlreadyContained:
