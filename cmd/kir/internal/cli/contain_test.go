@@ -267,8 +267,9 @@ func TestServiceAccountBoundToDeployRBACCanContainAndRelease(t *testing.T) {
 	if r := kir.Run(t, "contain", "pod", target, "-n", f.Namespace, "--detach"); r.Code != cli.ExitOK {
 		t.Fatalf("contain as the ServiceAccount: exit %d: %s", r.Code, r.Stderr)
 	}
-	if p := f.Pod(t, target); p.Annotations[action.AnnotationContainedBy] != "system:serviceaccount:"+f.Namespace+":responder" {
-		t.Errorf("contained-by = %q, want the ServiceAccount", p.Annotations[action.AnnotationContainedBy])
+	pol, err := c.Client.NetworkingV1().NetworkPolicies(f.Namespace).Get(ctx, action.PolicyName(string(f.Pods[0].UID)), metav1.GetOptions{})
+	if err != nil || pol.Annotations[action.AnnotationContainedBy] != "system:serviceaccount:"+f.Namespace+":responder" {
+		t.Errorf("the policy's contained-by = %q (%v), want the ServiceAccount", pol.Annotations[action.AnnotationContainedBy], err)
 	}
 	if r := kir.Run(t, "contain", "node", f.Node, "--drain", "--drain-timeout", "60s"); r.Code != cli.ExitOK {
 		t.Fatalf("contain node --drain as the ServiceAccount: exit %d: %s", r.Code, r.Stderr)

@@ -186,10 +186,14 @@ func describe(ctx context.Context, c kubernetes.Interface, ns string) error {
 	nodes := map[string]bool{}
 	for _, p := range pods {
 		var selecting []string
+		record := map[string]string{} // kir's record is on its policy
 		for _, pol := range pols.Items {
 			sel, err := metav1.LabelSelectorAsSelector(&pol.Spec.PodSelector)
 			if err == nil && sel.Matches(labels.Set(p.Labels)) {
 				selecting = append(selecting, pol.Name)
+				if pol.Name == action.PolicyName(string(p.UID)) {
+					record = pol.Annotations
+				}
 			}
 		}
 		state := "serving (no policy selects it)"
@@ -200,7 +204,7 @@ func describe(ctx context.Context, c kubernetes.Interface, ns string) error {
 		if v := p.Labels[action.LabelQuarantine]; v != "" {
 			fmt.Printf("    label %s=%s\n", action.LabelQuarantine, v)
 			for _, k := range []string{action.AnnotationIncident, action.AnnotationContainedAt, action.AnnotationContainedBy} {
-				fmt.Printf("    annotation %s=%s\n", k, p.Annotations[k])
+				fmt.Printf("    policy annotation %s=%s\n", k, record[k])
 			}
 		}
 		nodes[p.Spec.NodeName] = true
