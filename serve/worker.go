@@ -16,6 +16,7 @@ import (
 
 	"kir.dev/kir/action"
 	"kir.dev/kir/falco"
+	"kir.dev/kir/guard"
 	"kir.dev/kir/playbooks"
 )
 
@@ -519,6 +520,14 @@ func (s *server) heldBack(ctx context.Context, t *task, held *playbooks.HeldErro
 // finished. One that failed for a transient reason leaves the key to be
 // retried after a backoff, by resuming run id.
 func (s *server) settle(ctx context.Context, t *task, id string, run *playbooks.Run, err error, lease *coordinationv1.Lease, attempts int, log *slog.Logger) {
+	if errors.As(err, new(*guard.RefusedError)) {
+		// Nothing ran, nothing changed: no window, and the claim lapses.
+		log.Warn("run refused", "err", err)
+		s.o.Metrics.Runs.WithLabelValues(t.match.Playbook, "refused").Inc()
+		s.finishKey(t.match.Key, "refused", 0)
+		s.resolve(t, "refused:"+id)
+		return
+	}
 	status, cause := "error", err
 	if err != nil {
 		log.Error("the playbook could not run", "err", err)
