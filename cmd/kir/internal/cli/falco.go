@@ -32,6 +32,7 @@ type falcoReplayOptions struct {
 
 func (o *falcoReplayOptions) flags() []cli.Flag {
 	return flagsOf(o.kube.flags(), o.write.flags(), o.playbook.flags(), []cli.Flag{
+		o.playbook.guard.namespaceFlag(),
 		&cli.StringFlag{Name: flagConfig, Usage: "routing rules, as kir serve --config (default: the built-in routing)", EnvVars: envVars("KIR_SERVE_CONFIG"), Destination: &o.config},
 		signingKeyFlag(&o.key, "private key that signs the evidence (for playbooks that take a key)"),
 	})
@@ -75,6 +76,7 @@ func (o *falcoReplayOptions) replay(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	eng.Guard = o.playbook.guard.guard().Check // as kir serve's: never forced
 	var errs []error
 	for _, m := range matches {
 		errs = append(errs, o.runMatch(c, s, eng, lib, alert, m))

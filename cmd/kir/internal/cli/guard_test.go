@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,6 +58,24 @@ func TestCLIGuard(t *testing.T) {
 		if r.Code != cli.ExitRefused || !strings.Contains(r.Stderr, tc.want) || !strings.Contains(r.Stderr, "--force") {
 			t.Errorf("%s: exit %d, stderr %q; want %d naming %q and --force", tc.name, r.Code, r.Stderr, cli.ExitRefused, tc.want)
 		}
+	}
+	// kir falco replay refuses as kir serve would, dry run or not.
+	raw, err := os.ReadFile("../../../../testdata/falco/sidekick-drop-execute.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a map[string]any
+	if err := json.Unmarshal(raw, &a); err != nil {
+		t.Fatal(err)
+	}
+	a["output_fields"].(map[string]any)["k8s.ns.name"] = own.Namespace
+	a["output_fields"].(map[string]any)["k8s.pod.name"] = own.Pods[0].Name
+	alertFile := filepath.Join(t.TempDir(), "alert.json")
+	if b, err := json.Marshal(a); err != nil || os.WriteFile(alertFile, b, 0o600) != nil {
+		t.Fatal(err)
+	}
+	if r := k.Run(t, "falco", "replay", alertFile, "--dry-run=client", kirNS); r.Code != cli.ExitRefused || !strings.Contains(r.Stderr, guard.RuleKir) {
+		t.Errorf("falco replay: exit %d, stderr %q; want %d naming %q", r.Code, r.Stderr, cli.ExitRefused, guard.RuleKir)
 	}
 	// Nothing changed, and nothing was journaled.
 	for _, p := range append(app.Pods, own.Pods...) {
