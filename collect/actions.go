@@ -235,6 +235,14 @@ func collectPods(ctx context.Context, env action.Env, p PodParams) (action.Resul
 		return action.Result{Output: out}, nil
 	}
 	b, err := openBundle(p.Bundle, env)
+	if errors.Is(err, evidence.ErrSealed) {
+		if s, serr := evidence.Show(p.Bundle); serr == nil && s.Incident != "" && s.Incident == env.Incident {
+			// Collected and sealed by an earlier attempt of this run (a
+			// resumed run runs again the steps after the one that
+			// failed): what it holds stands, and a seal takes no more.
+			return action.Result{Output: out, Warnings: []string{fmt.Sprintf("bundle %s was sealed by an earlier attempt of this run: nothing more collected into it", p.Bundle)}}, nil
+		}
+	}
 	if err != nil {
 		return action.Result{}, err
 	}
