@@ -352,9 +352,15 @@ func TestPlaybookRunPlan(t *testing.T) {
 	if _, err := os.Stat(steps["seal"].Params["bundle"].(string)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a dry run wrote the evidence bundle: %v", err)
 	}
-	policy, _ := json.Marshal(steps["isolate"].Writes[0].Body)
+	// Label first: the pod's quarantine label, then the policy that
+	// selects it, as the server returned it.
+	writes := steps["isolate"].Writes
+	if writes[0].Kind != "Pod" || writes[1].Kind != "NetworkPolicy" {
+		t.Errorf("isolate's writes are %s then %s, want the Pod's label then the NetworkPolicy", writes[0].Kind, writes[1].Kind)
+	}
+	policy, _ := json.Marshal(writes[1].Body)
 	if !strings.Contains(string(policy), `"uid"`) || !strings.Contains(string(policy), `"policyTypes":["Ingress","Egress"]`) {
-		t.Errorf("the first write is not the server's NetworkPolicy object: %s", policy)
+		t.Errorf("the second write is not the server's NetworkPolicy object: %s", policy)
 	}
 	if diff := cmp.Diff(before, f.Snapshot(t, target)); diff != "" {
 		t.Errorf("a server dry run changed the cluster (-before +after):\n%s", diff)
