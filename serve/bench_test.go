@@ -144,6 +144,7 @@ func BenchmarkAlertToPolicy(b *testing.B) {
 			pol := typedPolicy(b, contain.QuarantinePolicy(&pod, contain.AllowList{}, map[string]string{
 				action.AnnotationIncident:    "floor",
 				action.AnnotationContainedAt: time.Now().UTC().Format(time.RFC3339),
+				action.AnnotationContainedBy: "admin",
 				action.AnnotationPod:         pod.Namespace + "/" + pod.Name,
 			}))
 			start := time.Now()

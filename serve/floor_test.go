@@ -143,18 +143,21 @@ func (r *bareReceiver) contain(ns, name string) error {
 	}
 	now := time.Now().UTC()
 	value := action.QuarantineValue(pod.UID)
-	apply := metav1.ApplyOptions{FieldManager: action.FieldManager, Force: true}
-	policy := contain.QuarantinePolicy(pod, contain.AllowList{}, map[string]string{action.AnnotationPod: ns + "/" + name})
-	if _, err := r.kube.NetworkingV1().NetworkPolicies(ns).Apply(ctx, policy, apply); err != nil {
+	// kir's writes since label first: the quarantine label alone, then
+	// the policy carrying the containment record, each under its own
+	// field manager.
+	label := corev1ac.Pod(name, ns).WithUID(pod.UID).WithLabels(map[string]string{action.LabelQuarantine: value})
+	if _, err := r.kube.CoreV1().Pods(ns).Apply(ctx, label, metav1.ApplyOptions{FieldManager: action.FieldManagerQuarantineLabel, Force: true}); err != nil {
+		return err
+	}
+	policy := contain.QuarantinePolicy(pod, contain.AllowList{}, map[string]string{
+		action.AnnotationIncident: "floor", action.AnnotationContainedAt: now.Format(time.RFC3339),
+		action.AnnotationContainedBy: "admin", action.AnnotationPod: ns + "/" + name,
+	})
+	if _, err := r.kube.NetworkingV1().NetworkPolicies(ns).Apply(ctx, policy, metav1.ApplyOptions{FieldManager: action.FieldManagerQuarantinePolicy, Force: true}); err != nil {
 		return err
 	}
 	r.isolated.Store(ns+"/"+name, time.Now())
-	label := corev1ac.Pod(name, ns).WithUID(pod.UID).
-		WithLabels(map[string]string{action.LabelQuarantine: value}).
-		WithAnnotations(map[string]string{action.AnnotationPolicy: action.PolicyName(value), action.AnnotationContainedAt: now.Format(time.RFC3339)})
-	if _, err := r.kube.CoreV1().Pods(ns).Apply(ctx, label, apply); err != nil {
-		return err
-	}
 	ev := &corev1.Event{
 		ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", name, now.UnixNano()), Namespace: ns},
 		InvolvedObject: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: ns, Name: name, UID: pod.UID},
