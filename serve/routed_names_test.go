@@ -1,4 +1,4 @@
-package falco_test
+package serve_test
 
 import (
 	"errors"
@@ -42,7 +42,7 @@ func TestRoutedBadNamesRefused(t *testing.T) {
 		{"prod", strings.Repeat("a", 300), `is not a pod name: must be no more than 253 characters`},
 	}
 	for _, tt := range tests {
-		a := alert()
+		a := criticalAlert()
 		a.Fields["k8s.ns.name"], a.Fields["k8s.pod.name"] = tt.ns, tt.pod
 		matches, skipped := falco.DefaultConfig().Route(a)
 		if len(matches) != 1 || len(skipped) != 0 {
@@ -61,5 +61,20 @@ func TestRoutedBadNamesRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q/%q: contain.isolate-pod's Validate = %v, want %q", tt.ns, tt.pod, err, tt.want)
 		}
+	}
+}
+
+// criticalAlert is a Critical alert about a pod, as the built-in routing
+// contains.
+func criticalAlert() *falco.Alert {
+	return &falco.Alert{
+		Rule:     "Drop and execute new binary in container",
+		Priority: falco.PriorityCritical,
+		Source:   "syscall",
+		Tags:     []string{"container", "mitre_persistence"},
+		Fields: map[string]string{
+			"k8s.ns.name":  "prod",
+			"k8s.pod.name": "checkout-5d7f9c8b4-q7wlm",
+		},
 	}
 }
