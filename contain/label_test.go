@@ -157,8 +157,8 @@ func TestTheLabelIsWrittenAloneAndTheRecordIsOnThePolicy(t *testing.T) {
 		if strings.HasPrefix(m.Manager, "kir") {
 			managers = append(managers, m.Manager)
 			want := `{"f:metadata":{"f:labels":{"f:` + action.LabelQuarantine + `":{}}}}`
-			if m.Manager != action.FieldManagerQuarantineLabel || m.Operation != metav1.ManagedFieldsOperationApply || string(m.FieldsV1.Raw) != want {
-				t.Errorf("kir's fields on the pod: %s %s %s; want %s to apply %s", m.Manager, m.Operation, m.FieldsV1.Raw, action.FieldManagerQuarantineLabel, want)
+			if m.Manager != action.FieldManagerQuarantineLabel || m.Operation != metav1.ManagedFieldsOperationApply || m.FieldsV1.GetRawString() != want {
+				t.Errorf("kir's fields on the pod: %s %s %s; want %s to apply %s", m.Manager, m.Operation, m.FieldsV1.GetRawString(), action.FieldManagerQuarantineLabel, want)
 			}
 		}
 	}
