@@ -86,6 +86,18 @@ func TestGuardRefusesProtectedTargets(t *testing.T) {
 		t.Fatalf("second kube-system alert: %d", code)
 	}
 	waitRefused(4)
+	// The unprotected pod's run goes on collecting evidence into state
+	// once it is isolated: let it end before the test's directories go.
+	ended := func() float64 {
+		var n float64
+		for _, status := range []string{"succeeded", "partial", "failed"} {
+			n += counterValue(t, metrics.Runs.WithLabelValues("contain-pod", status))
+		}
+		return n
+	}
+	if err := kubetest.Eventually(ctx, 60*time.Second, func(context.Context) (bool, error) { return ended() >= 1, nil }); err != nil {
+		t.Fatalf("the unprotected pod's run did not end: %v", err)
+	}
 	if got := counterValue(t, metrics.Deduplicated); got != 0 {
 		t.Errorf("deduplicated alerts: %v, want 0", got)
 	}
