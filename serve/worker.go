@@ -98,8 +98,13 @@ func (s *server) drain(ctx context.Context) {
 
 // wait waits for the workers once start's context has ended. Alerts still
 // queued or running stay in the spool and the journal: the next start
-// resumes them.
-func (s *server) wait() { s.wg.Wait() }
+// resumes them. It also waits for the runs in progress, whose context has
+// ended with the workers': none may write its journal or bundle after
+// wait returns (serve.Run returns after it).
+func (s *server) wait() {
+	s.wg.Wait()
+	s.active.Wait()
+}
 
 // resumePending queues again what the spool kept.
 func (s *server) resumePending() {
