@@ -59,7 +59,7 @@ k8sver="-X k8s.io/component-base/version.gitVersion=$kube_version -X k8s.io/comp
 # the modules of every binary still to build in the background while the
 # first ones compile (go's module cache takes concurrent fetches).
 case $mode in
-"") mods="etcd kwok kube cosign vault kumo" ;;
+"") mods="etcd kwok kube kubelet cosign vault kumo kuberouter" ;;
 --control-plane) mods="etcd kwok kube" ;;
 --lint) mods="staticcheck" ;;
 esac
@@ -79,6 +79,24 @@ control_plane() {
 	build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8sver"
 	build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8sver"
 }
+# The real node (internal/kubetest/node.go): kubelet in a module of its
+# own, so that its few extra requirements leave the control plane's cache
+# key alone; it shares the control plane's packages in go's build cache.
+node() {
+	build kubelet kubelet k8s.io/kubernetes/cmd/kubelet "$k8sver"
+	# The pod sandbox's one process: Kubernetes' own pause.c, from the
+	# kubernetes module the kubelet is built from, linked static so that
+	# the image needs nothing else.
+	local dir="$cache/kubelet-$(key kubelet)"
+	if [ ! -x "$dir/pause" ]; then
+		local src
+		src="$(cd "$here/kubelet" && go env GOMODCACHE)/k8s.io/kubernetes@$kube_version/build/pause/linux/pause.c"
+		local tmp
+		tmp=$(mktemp "$dir/.pause.XXXXXX")
+		gcc -Os -static -DVERSION="$kube_version" -o "$tmp" "$src"
+		mv -f "$tmp" "$dir/pause"
+	fi
+}
 # The servers only tests talk to, each for a few calls, are built without
 # optimisation (-N -l): it cuts their compile time, and nothing times them.
 test_servers() {
@@ -92,6 +110,10 @@ test_servers() {
 	# v1.36.0 above the versions kumo asks for (v1.38.16, v1.35.14), which
 	# the checksum database has no entry for, so go refuses them.
 	build kumo kumo github.com/sivchari/kumo/cmd/kumo
+	# kube-router v2.1.0, the only version the module proxy serves, run with
+	# --run-firewall only: the NetworkPolicy enforcer of the real node.
+	# Optimised: it programs the node's packet filter while tests time it.
+	gcflags="all=-dwarf=false" build kuberouter kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 }
 # staticcheck rather than golangci-lint: one maintained suite of analyzers
 # (bugs, simplifications, style, unused code) from one module requiring
@@ -109,13 +131,17 @@ case $mode in
 	;;
 *)
 	pairs="etcd:etcd kwok:kwok kube:kube-apiserver kube:kube-controller-manager kube:kube-scheduler"
-	control_plane &
+	if [ "$mode" = --control-plane ]; then
+		control_plane &
+	else
+		{ control_plane && node; } &
+	fi
 	pids+=($!)
 	# --control-plane: what make demo needs, without the test-only servers.
 	if [ "$mode" != --control-plane ]; then
 		test_servers &
 		pids+=($!)
-		pairs="$pairs cosign:cosign vault:vault kumo:kumo"
+		pairs="$pairs kubelet:kubelet kubelet:pause cosign:cosign vault:vault kumo:kumo kuberouter:kube-router"
 	fi
 	;;
 esac

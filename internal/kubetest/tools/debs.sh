@@ -14,6 +14,20 @@ debs=(
 	"chromium chromium"
 	# Distribution, the out-of-process OCI registry (internal/kubetest/registry.go)
 	"docker-registry /usr/bin/docker-registry"
+	# the real node (internal/kubetest/node.go): containerd and runc run
+	# its pods, the CNI bridge and host-local plugins wire them, kube-router
+	# (built from the module proxy) enforces NetworkPolicy through
+	# iptables and ipset, conntrack shows and cuts flows, busybox-static
+	# is the workload image's one binary, libc6-dev links the static pause
+	"containerd /usr/bin/containerd"
+	"runc /usr/sbin/runc"
+	"containernetworking-plugins /usr/lib/cni/bridge"
+	"iptables /usr/sbin/iptables"
+	"ipset /usr/sbin/ipset"
+	"conntrack /usr/sbin/conntrack"
+	"iproute2 /usr/sbin/ip"
+	"busybox-static /bin/busybox"
+	"libc6-dev /usr/lib/x86_64-linux-gnu/libc.a"
 )
 
 need=()
