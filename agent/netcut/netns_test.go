@@ -77,7 +77,9 @@ func do(t *testing.T, ns *NS, fn func() error) {
 }
 
 // link joins a and b with a veth pair, "va" in a and "vb" in b, with the
-// given addresses (CIDR notation), up, without duplicate address detection.
+// given addresses (CIDR notation), up, without duplicate address detection,
+// and with permanent neighbour entries so that no first packet waits for ARP
+// or neighbour discovery.
 func link(t *testing.T, a, b *NS, addrsA, addrsB []string) {
 	t.Helper()
 	do(t, a, func() error {
@@ -88,6 +90,40 @@ func link(t *testing.T, a, b *NS, addrsA, addrsB []string) {
 		return setUp("va", addrsA)
 	})
 	do(t, b, func() error { return setUp("vb", addrsB) })
+	macA, macB := mac(t, a, "va"), mac(t, b, "vb")
+	do(t, a, func() error { return neighbours("va", addrsB, macB) })
+	do(t, b, func() error { return neighbours("vb", addrsA, macA) })
+}
+
+func mac(t *testing.T, ns *NS, name string) net.HardwareAddr {
+	t.Helper()
+	var hw net.HardwareAddr
+	do(t, ns, func() error {
+		l, err := netlink.LinkByName(name)
+		if err == nil {
+			hw = l.Attrs().HardwareAddr
+		}
+		return err
+	})
+	return hw
+}
+
+func neighbours(name string, addrs []string, hw net.HardwareAddr) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		ipnet, err := netlink.ParseIPNet(a)
+		if err != nil {
+			return err
+		}
+		n := &netlink.Neigh{LinkIndex: l.Attrs().Index, State: netlink.NUD_PERMANENT, IP: ipnet.IP, HardwareAddr: hw}
+		if err := netlink.NeighAdd(n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func setUp(name string, addrs []string) error {
@@ -119,15 +155,22 @@ func run(t *testing.T, ns *NS, args ...string) {
 	})
 }
 
-// listen opens a TCP listener inside ns; it accepts until the test ends.
+// listen opens a TCP listener inside ns (nil: the test's own namespace).
 func listen(t *testing.T, ns *NS, addr string) net.Listener {
 	t.Helper()
 	var l net.Listener
-	do(t, ns, func() error {
+	open := func() error {
 		var err error
 		l, err = net.Listen("tcp", addr)
 		return err
-	})
+	}
+	if ns == nil {
+		if err := open(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		do(t, ns, open)
+	}
 	t.Cleanup(func() { l.Close() })
 	return l
 }
