@@ -3,7 +3,9 @@
 package netcut
 
 import (
+	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"syscall"
@@ -24,14 +26,18 @@ var families = []family{
 func hostPort(ip string, port string) string { return net.JoinHostPort(ip, port) }
 
 // pair is two namespaces, A (the pod) and B (its peer), with a TCP session
-// each way, a connected and an unconnected UDP socket in A, all on fixed
-// ports so that two pairs hold the very same 4-tuples.
+// each way, a connected and an unconnected UDP socket in A, a socket of A in
+// TIME_WAIT and a connect of A pending, all on fixed ports so that two pairs
+// hold the very same 4-tuples.
 type pair struct {
 	a, b                 *NS
 	aListener            net.Listener
 	outA, outB, inA, inB net.Conn // A→B session (A's end, B's end), B→A session
 	udpConn, udpUnconn   net.Conn // in A
 	udpPeer              net.PacketConn
+	// pending is the result of a connect from A that B's DROP rule holds
+	// in SYN_SENT.
+	pending <-chan error
 }
 
 func newPair(t *testing.T, f family) *pair {
@@ -61,7 +67,63 @@ func newPair(t *testing.T, f family) *pair {
 			t.Fatalf("session %s-%s before the cut: %v", s[0].LocalAddr(), s[0].RemoteAddr(), err)
 		}
 	}
+	p.timeWait(t, f, bl)
+	p.synSent(t, f)
 	return p
+}
+
+// timeWait leaves a socket of A in TIME_WAIT: A closes first.
+func (p *pair) timeWait(t *testing.T, f family, bl net.Listener) {
+	a := dial(t, p.a, "tcp", hostPort(f.a, "40004"), hostPort(f.b, "7000"))
+	b := accept(t, bl)
+	a.Close()
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(b); err != nil {
+		t.Fatalf("waiting for A's FIN: %v", err)
+	}
+	b.Close()
+	waitFor(t, p.a, func(s Socket) bool { return s.State == TimeWait && s.Local.Port() == 40004 })
+}
+
+// synSent leaves a connect of A pending: B drops its SYNs.
+func (p *pair) synSent(t *testing.T, f family) {
+	ipt := "iptables"
+	if f.name == "ipv6" {
+		ipt = "ip6tables"
+	}
+	run(t, p.b, ipt, "-A", "INPUT", "-p", "tcp", "--dport", "7002", "-j", "DROP")
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	pending := make(chan error, 1)
+	p.pending = pending
+	go func() {
+		pending <- p.a.Do(func() error {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", hostPort(f.b, "7002"))
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+	}()
+	waitFor(t, p.a, func(s Socket) bool { return s.State == SynSent && s.Remote.Port() == 7002 })
+}
+
+// waitFor polls List until a socket of ns matches.
+func waitFor(t *testing.T, ns *NS, match func(Socket) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		socks, err := List(ctxT(t), ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range socks {
+			if match(s) {
+				return
+			}
+		}
+	}
+	t.Fatalf("no such socket in %s within 5s", ns)
 }
 
 func TestCut(t *testing.T) {
@@ -73,13 +135,25 @@ func TestCut(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Cut: %v", err)
 			}
-			want := Count{IPv4: 2}
+			// Two established sessions and one pending connect.
+			want := Count{IPv4: 3}
 			wantUDP := Count{IPv4: 1}
 			if f.name == "ipv6" {
-				want, wantUDP = Count{IPv6: 2}, Count{IPv6: 1}
+				want, wantUDP = Count{IPv6: 3}, Count{IPv6: 1}
 			}
 			if res.TCP != want || res.UDP != wantUDP || len(res.Failed) != 0 {
 				t.Errorf("Cut = TCP %+v UDP %+v failed %v; want TCP %+v UDP %+v", res.TCP, res.UDP, res.Failed, want, wantUDP)
+			}
+			if len(res.Skipped) != 1 || res.Skipped[0].State != TimeWait || res.Skipped[0].Local.Port() != 40004 {
+				t.Errorf("Cut skipped %v; want the TIME_WAIT socket from port 40004", res.Skipped)
+			}
+			select {
+			case err := <-p.pending:
+				if !errors.Is(err, syscall.ECONNABORTED) {
+					t.Errorf("pending connect after the cut: %v; want ECONNABORTED", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("pending connect still pending 5s after the cut")
 			}
 			checkListAfterCut(t, p.a, f)
 			checkPeersReset(t, p)
