@@ -60,8 +60,16 @@ func (e SocketError) Unwrap() error { return e.Err }
 // once, with an error wrapping [ErrDestroyUnsupported], if the kernel cannot
 // destroy sockets at all. Sockets opened after its dump are not seen: re-check
 // with [List].
+//
+// Cut refuses, with [ErrOwnNamespace], the calling process's own namespace
+// (the node's, for the agent).
 func Cut(ctx context.Context, ns *NS) (CutResult, error) {
 	var res CutResult
+	if ns != nil {
+		if err := ns.refuseSame("/proc/self/ns/net"); err != nil {
+			return res, fmt.Errorf("cutting sockets: %w", err)
+		}
+	}
 	c, err := dialDiag(ctx, ns)
 	if err != nil {
 		return res, err

@@ -38,6 +38,26 @@ func OpenNS(path string) (*NS, error) {
 	return &NS{fd: fd, path: path}, nil
 }
 
+// ErrOwnNamespace means a Cut was aimed at the network namespace of the
+// calling process itself — for the agent, the node's: a hostNetwork pod's
+// namespace is the node's, and cutting it would cut every session of the node.
+var ErrOwnNamespace = errors.New("refusing to act on the caller's own network namespace")
+
+// refuseSame returns ErrOwnNamespace if ns is the namespace at path.
+func (ns *NS) refuseSame(path string) error {
+	var a, b unix.Stat_t
+	if err := unix.Fstat(ns.fd, &a); err != nil {
+		return fmt.Errorf("reading network namespace %s: %w", ns.path, err)
+	}
+	if err := unix.Stat(path, &b); err != nil {
+		return fmt.Errorf("reading network namespace %s: %w", path, err)
+	}
+	if a.Dev == b.Dev && a.Ino == b.Ino {
+		return fmt.Errorf("%s is %s: %w", ns.path, path, ErrOwnNamespace)
+	}
+	return nil
+}
+
 // String returns the path the namespace was opened from.
 func (ns *NS) String() string { return ns.path }
 

@@ -4,6 +4,7 @@ package netcut
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -52,5 +53,22 @@ func TestDo(t *testing.T) {
 	}
 	if err := (*NS)(nil).Do(func() error { return nil }); err == nil {
 		t.Error("Do on a nil namespace succeeded")
+	}
+}
+
+// TestRefuseSame checks the guard that keeps Cut off the node's own
+// namespace, on throwaway namespaces: running Cut on the host's namespace to
+// test it would cut the host's sessions if the guard were broken.
+func TestRefuseSame(t *testing.T) {
+	a, b := newNS(t), newNS(t)
+	self := "/proc/self/fd/" + strconv.Itoa(a.fd)
+	if err := a.refuseSame(self); !errors.Is(err, ErrOwnNamespace) {
+		t.Errorf("refuseSame(itself) = %v; want ErrOwnNamespace", err)
+	}
+	if err := b.refuseSame(self); err != nil {
+		t.Errorf("refuseSame(another namespace) = %v; want nil", err)
+	}
+	if err := a.refuseSame("/proc/self/ns/net"); err != nil {
+		t.Errorf("refuseSame(the host's) for a throwaway namespace = %v; want nil", err)
 	}
 }
