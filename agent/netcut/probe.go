@@ -44,33 +44,40 @@ type ProbeResult struct {
 // Probe opens a TCP connection to addr from inside ns and closes it at once.
 // With a nil ns it probes from the caller's namespace (the host's, for the
 // agent): the control probe. It waits at most timeout, less if ctx ends first.
+//
+// An enforced policy shows as Refused, Unreachable or TimedOut depending on
+// how the enforcer rejects (REJECT with a RST or an ICMP type, or DROP); only
+// a Connected control probe to the same address makes that failure mean the
+// policy rather than a dead peer. Probe never fails: a probe that could not
+// run is a Failed result.
 func Probe(ctx context.Context, ns *NS, addr netip.AddrPort, timeout time.Duration) ProbeResult {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
+	var dialErr error
 	dial := func() error {
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", addr.String())
 		if err == nil {
 			conn.Close()
 		}
-		return err
+		dialErr = err
+		return nil
 	}
-	var err error
+	var nsErr error
 	if ns == nil {
-		err = dial()
+		dial()
 	} else {
-		var dialErr error
-		err = ns.Do(func() error { dialErr = dial(); return nil })
-		if err == nil {
-			err = dialErr
-		} else {
-			return ProbeResult{Addr: addr, Outcome: Failed, Err: err.Error(), Elapsed: time.Since(start)}
-		}
+		nsErr = ns.Do(dial)
 	}
-	r := ProbeResult{Addr: addr, Outcome: classify(ctx, err), Elapsed: time.Since(start)}
-	if err != nil {
-		r.Err = err.Error()
+	r := ProbeResult{Addr: addr, Elapsed: time.Since(start)}
+	switch {
+	case nsErr != nil:
+		r.Outcome, r.Err = Failed, nsErr.Error()
+	case dialErr != nil:
+		r.Outcome, r.Err = classify(ctx, dialErr), dialErr.Error()
+	default:
+		r.Outcome = Connected
 	}
 	return r
 }
