@@ -103,11 +103,11 @@ func Cut(ctx context.Context, ns *NS) (CutResult, error) {
 // no destroy can work.
 func (res *CutResult) cut(c *diagConn, s Socket) error {
 	switch {
-	case s.pf.proto == unix.IPPROTO_TCP && (s.State == TimeWait || s.State == Close):
+	case s.pf.proto == unix.IPPROTO_TCP && (s.State == StateTimeWait || s.State == StateClose):
 		res.Skipped = append(res.Skipped, s)
 		return nil
-	case s.pf.proto == unix.IPPROTO_TCP && s.State == Listen,
-		s.pf.proto == unix.IPPROTO_UDP && s.State != Established:
+	case s.pf.proto == unix.IPPROTO_TCP && s.State == StateListen,
+		s.pf.proto == unix.IPPROTO_UDP && s.State != StateEstablished:
 		return nil
 	}
 	err := c.destroy(s)

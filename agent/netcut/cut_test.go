@@ -82,7 +82,7 @@ func (p *pair) timeWait(t *testing.T, f family, bl net.Listener) {
 		t.Fatalf("waiting for A's FIN: %v", err)
 	}
 	b.Close()
-	waitFor(t, p.a, func(s Socket) bool { return s.State == TimeWait && s.Local.Port() == 40004 })
+	waitFor(t, p.a, func(s Socket) bool { return s.State == StateTimeWait && s.Local.Port() == 40004 })
 }
 
 // synSent leaves a connect of A pending: B drops its SYNs.
@@ -106,7 +106,7 @@ func (p *pair) synSent(t *testing.T, f family) {
 			return err
 		})
 	}()
-	waitFor(t, p.a, func(s Socket) bool { return s.State == SynSent && s.Remote.Port() == 7002 })
+	waitFor(t, p.a, func(s Socket) bool { return s.State == StateSynSent && s.Remote.Port() == 7002 })
 }
 
 // waitFor polls List until a socket of ns matches.
@@ -144,7 +144,7 @@ func TestCut(t *testing.T) {
 			if res.TCP != want || res.UDP != wantUDP || len(res.Failed) != 0 {
 				t.Errorf("Cut = TCP %+v UDP %+v failed %v; want TCP %+v UDP %+v", res.TCP, res.UDP, res.Failed, want, wantUDP)
 			}
-			if len(res.Skipped) != 1 || res.Skipped[0].State != TimeWait || res.Skipped[0].Local.Port() != 40004 {
+			if len(res.Skipped) != 1 || res.Skipped[0].State != StateTimeWait || res.Skipped[0].Local.Port() != 40004 {
 				t.Errorf("Cut skipped %v; want the TIME_WAIT socket from port 40004", res.Skipped)
 			}
 			select {
@@ -175,11 +175,11 @@ func checkListAfterCut(t *testing.T, a *NS, f family) {
 	var listen, unconn bool
 	for _, s := range socks {
 		switch {
-		case s.Proto == "tcp" && s.State == Listen && s.Local.Port() == 7001:
+		case s.Proto == "tcp" && s.State == StateListen && s.Local.Port() == 7001:
 			listen = true
-		case s.Proto == "udp" && s.State == Close && s.Local.Port() == 9001:
+		case s.Proto == "udp" && s.State == StateClose && s.Local.Port() == 9001:
 			unconn = true
-		case s.State == Established || s.State == SynSent || s.State == CloseWait:
+		case s.State == StateEstablished || s.State == StateSynSent || s.State == StateCloseWait:
 			t.Errorf("socket survived the cut: %s", s)
 		}
 	}

@@ -13,22 +13,22 @@ import (
 )
 
 // State is a socket's state as sock_diag reports it (the kernel's TCP_*
-// values). A UDP socket is Established when connected, Close when not.
+// values). A UDP socket is StateEstablished when connected, StateClose when not.
 type State uint8
 
 // The states sock_diag reports (include/net/tcp_states.h).
 const (
-	Established State = 1 + iota
-	SynSent
-	SynRecv
-	FinWait1
-	FinWait2
-	TimeWait
-	Close
-	CloseWait
-	LastAck
-	Listen
-	Closing
+	StateEstablished State = 1 + iota
+	StateSynSent
+	StateSynRecv
+	StateFinWait1
+	StateFinWait2
+	StateTimeWait
+	StateClose
+	StateCloseWait
+	StateLastAck
+	StateListen
+	StateClosing
 )
 
 var stateNames = [...]string{"", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
