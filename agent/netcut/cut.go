@@ -102,12 +102,10 @@ func Cut(ctx context.Context, ns *NS) (CutResult, error) {
 // cut destroys s if Cut should, and records what happened. Its error means
 // no destroy can work.
 func (res *CutResult) cut(c *diagConn, s Socket) error {
-	switch {
-	case s.pf.proto == unix.IPPROTO_TCP && (s.State == StateTimeWait || s.State == StateClose):
-		res.Skipped = append(res.Skipped, s)
-		return nil
-	case s.pf.proto == unix.IPPROTO_TCP && s.State == StateListen,
-		s.pf.proto == unix.IPPROTO_UDP && s.State != StateEstablished:
+	if !s.Live() {
+		if s.pf.proto == unix.IPPROTO_TCP && s.State != StateListen {
+			res.Skipped = append(res.Skipped, s)
+		}
 		return nil
 	}
 	err := c.destroy(s)

@@ -256,3 +256,23 @@ func TestListAndCutNeedNamespace(t *testing.T) {
 		t.Error("Cut(nil) succeeded; want an error")
 	}
 }
+
+func TestLive(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		proto string
+		state State
+		want  bool
+	}{
+		{"tcp", StateEstablished, true}, {"tcp", StateSynSent, true}, {"tcp", StateSynRecv, true},
+		{"tcp", StateFinWait1, true}, {"tcp", StateFinWait2, true}, {"tcp", StateCloseWait, true},
+		{"tcp", StateLastAck, true}, {"tcp", StateClosing, true},
+		{"tcp", StateListen, false}, {"tcp", StateTimeWait, false}, {"tcp", StateClose, false},
+		{"udp", StateEstablished, true}, {"udp", StateClose, false},
+	}
+	for _, tt := range tests {
+		if got := (Socket{Proto: tt.proto, State: tt.state}).Live(); got != tt.want {
+			t.Errorf("%s %s: Live() = %v, want %v", tt.proto, tt.state, got, tt.want)
+		}
+	}
+}

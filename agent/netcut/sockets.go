@@ -65,6 +65,16 @@ func (s Socket) String() string {
 	return fmt.Sprintf("%s/%s %s %s->%s inode %d", s.Proto, s.Family, s.State, s.Local, s.Remote, s.Inode)
 }
 
+// Live reports whether s can still carry data, and so whether Cut destroys
+// it: a TCP socket in any state but LISTEN, TIME_WAIT and CLOSE, a UDP socket
+// when connected.
+func (s Socket) Live() bool {
+	if s.Proto == "udp" {
+		return s.State == StateEstablished
+	}
+	return s.State != StateListen && s.State != StateTimeWait && s.State != StateClose
+}
+
 type protoFamily struct {
 	proto, family uint8
 }
