@@ -90,3 +90,20 @@ func TestConntrackBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestConntrackHost reads (only reads) the host's own table, as the agent
+// does: the nil namespace opens the caller's.
+func TestConntrackHost(t *testing.T) {
+	needRoot(t)
+	ct, err := OpenConntrack(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ct.Close()
+	// 192.0.2.1 and 2001:db8::1 are documentation addresses: no flow of
+	// this machine names them.
+	ips := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")}
+	if n, err := ct.CountFlows(ctxT(t), ips); err != nil || n != 0 {
+		t.Errorf("CountFlows(%v) in the host namespace = %d, %v; want 0, nil", ips, n, err)
+	}
+}

@@ -38,6 +38,9 @@ type sockID [sizeofSockID]byte
 type diagConn struct {
 	fd  int
 	seq uint32
+	// buf holds one read: a dump part is at most 32 KiB, and a longer
+	// message is reported as truncated, never cut short silently.
+	buf []byte
 }
 
 // dialDiag opens a sock_diag socket inside ns. Receives time out at ctx's
@@ -64,7 +67,7 @@ func dialDiag(ctx context.Context, ns *NS) (*diagConn, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("setting sock_diag receive timeout: %w", err)
 	}
-	return &diagConn{fd: fd}, nil
+	return &diagConn{fd: fd, buf: make([]byte, 64<<10)}, nil
 }
 
 func (c *diagConn) close() { unix.Close(c.fd) }
@@ -89,16 +92,15 @@ func (c *diagConn) send(typ, flags uint16, family, proto uint8, states uint32, i
 // ack is an ERROR with code 0). It reports whether the kernel marked the dump
 // inconsistent.
 func (c *diagConn) receive(seq uint32, fn func([]byte) error) (interrupted bool, err error) {
-	buf := make([]byte, 64<<10)
 	for {
-		n, _, rflags, _, err := unix.Recvmsg(c.fd, buf, nil, 0)
+		n, _, rflags, _, err := unix.Recvmsg(c.fd, c.buf, nil, 0)
 		if err != nil {
 			return interrupted, fmt.Errorf("reading sock_diag answer: %w", err)
 		}
 		if rflags&unix.MSG_TRUNC != 0 {
 			return interrupted, errors.New("reading sock_diag answer: message truncated")
 		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		msgs, err := syscall.ParseNetlinkMessage(c.buf[:n])
 		if err != nil {
 			return interrupted, fmt.Errorf("parsing sock_diag answer: %w", err)
 		}
