@@ -58,6 +58,10 @@ type Options struct {
 	// error fails Start. The function it returns (nil: none) is called by
 	// Stop before the processes stop.
 	Setup func(ctx context.Context, c *Cluster) (cleanup func(), err error)
+	// RealNode also starts a real node (Cluster.Node): kubelet, containerd
+	// and kube-router on this machine, as root, one per machine. Check
+	// RealNodePrerequisites (or RequireRealNode) first.
+	RealNode bool
 	// Log receives the output of every process, each line prefixed with
 	// the process name. Nil keeps it to the files in Dir only.
 	Log io.Writer
@@ -76,6 +80,8 @@ type Cluster struct {
 	Dir string
 	// AuditLog is the API server's audit log when Options.AuditLog is set.
 	AuditLog string
+	// Node is the real node when Options.RealNode is set.
+	Node *Node
 
 	noControllerManager bool
 	cleanup             func() // from Options.Setup
@@ -229,6 +235,11 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
+	if opts.RealNode {
+		if c.Node, err = startNode(ctx, c, k, mirror); err != nil {
+			return nil, fmt.Errorf("starting the real node: %w", err)
+		}
+	}
 	if opts.Setup != nil {
 		if c.cleanup, err = opts.Setup(ctx, c); err != nil {
 			return nil, fmt.Errorf("setting up beside the cluster: %w", err)
@@ -294,6 +305,13 @@ func (c *Cluster) Stop() {
 		if c.cleanup != nil {
 			c.cleanup()
 		}
+		if c.Node != nil {
+			// Whatever is left on the host, the next start cleans again;
+			// say so meanwhile.
+			if err := c.Node.stop(); err != nil {
+				fmt.Fprintf(os.Stderr, "kubetest: cleaning the host after the real node: %v\n", err)
+			}
+		}
 		// etcd last: an apiserver that loses etcd first is slow to stop.
 		var etcd, others []*process
 		for _, p := range c.procs {
@@ -329,6 +347,9 @@ func (c *Cluster) Logs() string {
 		}
 		b.WriteString(text)
 		b.WriteString("\n")
+	}
+	if c.Node != nil {
+		b.WriteString(c.Node.Logs())
 	}
 	return b.String()
 }
