@@ -3,6 +3,7 @@ package action
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -123,6 +124,9 @@ type Env struct {
 	// instead of reading them again; the engine gives later steps none.
 	// Nil outside a run.
 	Found *Found
+	// KirNamespace is kir's own namespace, where its node agents report
+	// (package agent); Defaults sets DefaultKirNamespace.
+	KirNamespace string
 }
 
 // Defaults fills unset optional fields.
@@ -136,8 +140,16 @@ func (e Env) Defaults() Env {
 	if e.DryRun == "" {
 		e.DryRun = DryRunNone
 	}
+	if e.KirNamespace == "" {
+		e.KirNamespace = DefaultKirNamespace
+	}
 	return e
 }
+
+// ErrNotEnforced marks an isolation the node did not enforce in time: the
+// pod still reached what its quarantine policy denies. Such a run reads
+// "not enforced", never contained.
+var ErrNotEnforced = errors.New("isolation not enforced")
 
 // Result is what an action reports back.
 type Result struct {

@@ -56,6 +56,20 @@ const (
 	AnnotationCordoned = "kir.dev/cordoned"
 	// AnnotationPod names the pod (namespace/name) a quarantine policy isolates.
 	AnnotationPod = "kir.dev/pod"
+	// AnnotationSessions, on a quarantine policy, is SessionsKeep when the
+	// responder asked that the pod's open sessions stay open (--no-cut):
+	// the node agent confirms the isolation but cuts nothing.
+	AnnotationSessions = "kir.dev/sessions"
+	// SessionsKeep is AnnotationSessions' one value.
+	SessionsKeep = "keep"
+
+	// DefaultKirNamespace is kir's own namespace unless told otherwise
+	// (--kir-namespace).
+	DefaultKirNamespace = "kir-system"
+
+	// FieldManagerAgent is the field manager of the node agent's writes:
+	// its reports and its heartbeat (package agent).
+	FieldManagerAgent = "kir-node-agent"
 )
 
 // QuarantineValue is the quarantine label value of the pod with this UID:

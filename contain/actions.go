@@ -27,6 +27,16 @@ func Actions() []action.Action {
 			},
 			Do: Isolate,
 		},
+		action.Func[ConfirmParams, ConfirmOutput]{
+			Name:    "contain.confirm-isolation",
+			Summary: "Wait for the node agents to confirm that each isolated pod's quarantine policy is enforced and to report the open sessions they cut; fails with not-enforced when a pod still reaches what its policy denies.",
+			Rules: []rbacv1.PolicyRule{
+				rule("networking.k8s.io", []string{"networkpolicies"}, "get"),
+				// The agents' heartbeats and reports, in kir's namespace.
+				rule("coordination.k8s.io", []string{"leases"}, "get"),
+			},
+			Do: Confirm,
+		},
 		action.Func[CordonParams, NodesOutput]{
 			Name:    "contain.cordon-node",
 			Summary: "Cordon nodes and add the kir.dev/quarantine:NoSchedule taint, recording whether kir cordoned each.",

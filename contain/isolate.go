@@ -23,6 +23,7 @@ type IsolateParams struct {
 	AllowEgressCIDRs []string         `json:"allowEgressCIDRs,omitempty" doc:"Allow egress to these CIDRs. Default: nothing."`
 	Detach           bool             `json:"detach,omitempty" doc:"Remove the labels the pod's controller and Services select on, so a clean replacement starts and traffic stops reaching it; the pod stays alive. The removed labels are recorded."`
 	Parallelism      int              `json:"parallelism,omitempty" doc:"How many pods to isolate at once (default 32)."`
+	KeepSessions     bool             `json:"keepSessions,omitempty" doc:"Ask the node agent to keep the pods' open sessions open (recorded on each policy as kir.dev/sessions: keep): it confirms the isolation but cuts nothing."`
 }
 
 func (p IsolateParams) target() Target {

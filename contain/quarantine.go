@@ -53,12 +53,16 @@ const maxReason = 1024
 
 // record is the record a new containment of pod puts on its policy.
 func (iso *isolator) record(pod *corev1.Pod) map[string]string {
-	return map[string]string{
+	r := map[string]string{
 		action.AnnotationIncident:    iso.env.Incident,
 		action.AnnotationContainedAt: iso.now.Format(time.RFC3339),
 		action.AnnotationContainedBy: iso.env.Actor,
 		action.AnnotationPod:         pod.Namespace + "/" + pod.Name,
 	}
+	if iso.p.KeepSessions {
+		r[action.AnnotationSessions] = action.SessionsKeep
+	}
+	return r
 }
 
 // keepRecord reads pod's quarantine policy, if it exists, and copies into

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"kir.dev/kir/action"
+	"kir.dev/kir/agent"
 )
 
 // The text of contain's outputs (action.Texter): one line per pod or
@@ -17,7 +18,46 @@ var (
 	_ action.ItemErrors = NodesOutput{}
 	_ action.ItemErrors = ReleaseOutput{}
 	_ action.ItemErrors = DrainOutput{}
+	_ action.ItemErrors = ConfirmOutput{}
 )
+
+// Text says, per pod, whether its node enforces the isolation, when, and
+// which open sessions were cut.
+func (o ConfirmOutput) Text() []string {
+	var lines []string
+	for _, c := range o.Pods {
+		id := c.Namespace + "/" + c.Name
+		switch c.State {
+		case agent.StateEnforced:
+			lines = append(lines, fmt.Sprintf("pod %s: ENFORCED on node %s %d ms after its agent saw the label%s", id, c.Node, c.Report.EnforcedAfterMS, cutText(c.Report.Cut)))
+		case agent.StateNotEnforced:
+			lines = append(lines, fmt.Sprintf("pod %s: NOT ENFORCED: %s", id, c.Note))
+		default:
+			lines = append(lines, fmt.Sprintf("pod %s: not confirmed: %s", id, c.Note))
+		}
+	}
+	return lines
+}
+
+func cutText(c *agent.CutRecord) string {
+	switch {
+	case c == nil:
+		return ""
+	case c.Kept:
+		return fmt.Sprintf("; %d open sessions KEPT open as asked (--no-cut)", c.Remaining)
+	}
+	s := fmt.Sprintf("; cut %d open sessions (%d TCP, %d UDP) and %d conntrack entries", c.Sessions(), c.TCP, c.UDP, c.Flows)
+	if c.Remaining > 0 {
+		s += fmt.Sprintf("; %d REMAIN", c.Remaining)
+	}
+	if len(c.Errors) > 0 {
+		s += "; errors: " + strings.Join(c.Errors, "; ")
+	}
+	return s
+}
+
+// ShowsItemErrors marks ConfirmOutput as showing each pod's error.
+func (ConfirmOutput) ShowsItemErrors() {}
 
 // Text says, per pod, whether it was isolated and what its policy still
 // allows.

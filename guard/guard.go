@@ -21,7 +21,7 @@ import (
 
 // Defaults of Guard and of the protect list.
 const (
-	DefaultNamespace      = "kir-system"
+	DefaultNamespace      = action.DefaultKirNamespace
 	DefaultFalcoNamespace = "falco"
 	// ConfigMap is the protect list's name, in kir's namespace.
 	ConfigMap = "kir-protect"

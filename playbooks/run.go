@@ -3,6 +3,7 @@ package playbooks
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"kir.dev/kir/action"
@@ -14,6 +15,11 @@ const (
 	RunFailed      = "failed"      // a step failed before anything was changed
 	RunPartial     = "partial"     // a step failed after others changed something: resume or rerun to finish
 	RunInterrupted = "interrupted" // stopped (signal, kill) before the end: resume to finish
+	// RunNotEnforced: every step that failed failed because the node did
+	// not enforce an isolation in time (action.ErrNotEnforced): the pod
+	// is labelled and its policy stored, but it still reaches what the
+	// policy denies. Never read as contained.
+	RunNotEnforced = "not-enforced"
 )
 
 // The statuses of a step.
@@ -94,6 +100,28 @@ func (r *Run) Err() error {
 	return errors.Join(errs...)
 }
 
+// notEnforced reports whether the step failed only because an isolation
+// was not enforced. A step loaded from a journal has its error's text.
+func (s *StepRun) notEnforced() bool {
+	if s.err != nil {
+		return isOnly(s.err, action.ErrNotEnforced)
+	}
+	return strings.Contains(s.Error, action.ErrNotEnforced.Error())
+}
+
+// isOnly reports whether every error joined in err is target.
+func isOnly(err, target error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !isOnly(e, target) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, target)
+}
+
 // AnyDone reports whether any write took effect.
 func (r *Run) AnyDone() bool {
 	if !r.DryRun.Persists() {
@@ -120,15 +148,18 @@ func (r *Run) Step(name string) *StepRun {
 }
 
 func (r *Run) settle() {
-	failed := false
+	failed, notEnforced := false, true
 	for _, s := range r.Steps {
 		if s.Status == StepFailed {
 			failed = true
+			notEnforced = notEnforced && s.notEnforced()
 		}
 	}
 	switch {
 	case !failed:
 		r.Status, r.Error = RunSucceeded, ""
+	case notEnforced:
+		r.Status, r.Error = RunNotEnforced, r.Err().Error()
 	case r.AnyDone():
 		r.Status, r.Error = RunPartial, r.Err().Error()
 	default:

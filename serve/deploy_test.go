@@ -58,12 +58,19 @@ func TestDeployManifests(t *testing.T) {
 	}
 
 	byKind := map[string][]*unstructured.Unstructured{}
+	agentKinds := map[string][]*unstructured.Unstructured{}
 	for _, o := range created {
-		byKind[o.GetKind()] = append(byKind[o.GetKind()], o)
 		if got := o.GetLabels()[managedBy]; got != "kir" {
 			t.Errorf("%s %s: %s=%q, want kir", o.GetKind(), o.GetName(), managedBy, got)
 		}
+		// The node agent's component is checked on its own.
+		if o.GetLabels()["app.kubernetes.io/name"] == "kir-node-agent" || o.GetName() == "kir-node" {
+			agentKinds[o.GetKind()] = append(agentKinds[o.GetKind()], o)
+			continue
+		}
+		byKind[o.GetKind()] = append(byKind[o.GetKind()], o)
 	}
+	checkNodeAgent(t, agentKinds)
 
 	d := one[appsv1.Deployment](t, byKind, "kir-serve")
 	if d.Namespace != deployNamespace || d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {

@@ -538,7 +538,7 @@ func (s *server) settle(ctx context.Context, t *task, id string, run *playbooks.
 		log.Error("the playbook could not run", "err", err)
 	} else {
 		status = run.Status
-		if status == playbooks.RunFailed || status == playbooks.RunPartial {
+		if status == playbooks.RunFailed || status == playbooks.RunPartial || status == playbooks.RunNotEnforced {
 			cause = run.Err()
 		}
 		log.Info("playbook run finished", "status", run.Status, "error", run.Error)

@@ -31,6 +31,7 @@ func New(out, errOut io.Writer) *cli.App {
 			runsCommand(),
 			actionsCommand(),
 			doctorCommand(),
+			nodeCommand(),
 			rbacCommand(),
 			evidenceCommand(),
 			rotateCommand(),

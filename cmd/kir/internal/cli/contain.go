@@ -29,6 +29,8 @@ type containPodOptions struct {
 	allowEgress   cli.StringSlice
 	noCordon      bool
 	rotateSecrets bool
+	enforce       time.Duration
+	noCut         bool
 }
 
 func (o *containPodOptions) flags() []cli.Flag {
@@ -38,6 +40,8 @@ func (o *containPodOptions) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "allow-dns", Usage: "allow egress to the cluster DNS", Destination: &o.allowDNS},
 		&cli.StringSliceFlag{Name: "allow-egress-cidr", Usage: "allow egress to this CIDR (repeatable)", Destination: &o.allowEgress},
 		&cli.BoolFlag{Name: "no-cordon", Usage: "leave the pod's node schedulable and untainted", Destination: &o.noCordon},
+		&cli.DurationFlag{Name: "enforce-timeout", Value: 10 * time.Second, Usage: "how long to wait for the node agent (kir node agent) to confirm that the pod's policy is enforced and to cut its open sessions; not confirmed in time ends with the not-enforced status", Destination: &o.enforce},
+		&cli.BoolFlag{Name: "no-cut", Usage: "keep the pod's open sessions (its attacker's shell, say) open, to watch them: the node agent confirms the isolation but cuts nothing; recorded on the quarantine policy", Destination: &o.noCut},
 		&cli.BoolFlag{Name: "rotate-secrets", Usage: "once isolated, rotate what the pod could read (kir rotate plan pod): its Vault and Secrets Manager secrets, and its ServiceAccount's tokens, which cannot be rolled back; needs the kir-rotate role", Destination: &o.rotateSecrets},
 	})
 }
@@ -51,6 +55,8 @@ func (o *containPodOptions) params(namespace, name string) []param {
 		{"no-cordon", "cordon", !o.noCordon},
 		{flagNoEvidence, "evidence", !o.noEvidence},
 		{"rotate-secrets", "rotateSecrets", o.rotateSecrets},
+		{"enforce-timeout", "enforceTimeout", o.enforce.String()},
+		{"no-cut", "cut", !o.noCut},
 	})
 }
 

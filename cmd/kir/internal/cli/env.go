@@ -43,6 +43,7 @@ var environment = []EnvVar{
 	{Name: "POD_NAME", Meaning: "`kir serve` in Kubernetes: its name in claims, without `--identity` or `KIR_IDENTITY`"},
 	{Name: "POD_NAMESPACE", Meaning: "`kir serve` in Kubernetes: where the claim Leases live, as `--lease-namespace`; and kir's own namespace, without `--kir-namespace` or `KIR_NAMESPACE`"},
 	{Name: "KIR_NAMESPACE", Meaning: "kir's own namespace, as `--kir-namespace` (default `kir-system`): never a target, and home of the `kir-protect` ConfigMap"},
+	{Name: "NODE_NAME", Meaning: "`kir node agent`: the node it runs on, as `--node` (a DaemonSet sets it from `spec.nodeName`)"},
 	{Name: "GOMEMLIMIT", Meaning: "`kir serve`: the Go runtime's soft memory limit, instead of kir serve's own (48 MiB)"},
 	{Name: "VAULT_ADDR", Meaning: "`kir rotate`: the Vault server, read by Vault's client library as Vault's own CLI reads it"},
 	{Name: "VAULT_CACERT", Meaning: "`kir rotate`: the CA that verifies the Vault server, read by Vault's client library"},

@@ -12,6 +12,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/contain"
 	"kir.dev/kir/guard"
 	"kir.dev/kir/playbooks"
@@ -32,6 +33,7 @@ const (
 	ExitUnsigned    = 8
 	ExitConflict    = 9
 	ExitRefused     = 10
+	ExitNotEnforced = 11
 )
 
 // ExitStatus documents one exit code.
@@ -57,6 +59,7 @@ var exitCodes = []ExitStatus{
 	{ExitUnsigned, "unsigned", "`kir evidence verify`: hashes and custody hold, but the signature was not checked (no `--key`)"},
 	{ExitConflict, "conflict", "`kir rotate`: someone else wrote the secret meanwhile; kir stopped and overwrote nothing"},
 	{ExitRefused, "refused", "the run would act on what kir never targets (kir's namespace, `kube-system`, the Falco namespace, the `kir-protect` list): nothing done; `--force` overrides"},
+	{ExitNotEnforced, "not-enforced", "the pod is labelled and its quarantine policy stored, but the node agent saw the node not enforce it within `--enforce-timeout`: the pod is NOT contained"},
 }
 
 // ExitCodes returns the exit-code table.
@@ -96,6 +99,8 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &codeErr):
 		return codeErr.code
+	case errors.Is(err, action.ErrNotEnforced):
+		return ExitNotEnforced
 	case errors.As(err, &p):
 		return ExitPartial
 	case errors.As(err, new(*guard.RefusedError)):

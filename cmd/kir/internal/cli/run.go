@@ -125,7 +125,9 @@ func (o *playbookOptions) startWith(c *cli.Context, s *session, e *playbooks.Ent
 		return nil, err
 	}
 	eng.Guard = o.guard.guard().Check
-	return eng.Start(c.Context, playbooks.Request{Playbook: e.Playbook, Params: given, Env: s.env})
+	env := s.env
+	env.KirNamespace = o.guard.namespace
+	return eng.Start(c.Context, playbooks.Request{Playbook: e.Playbook, Params: given, Env: env})
 }
 
 // run is start, then the report: what most commands do.

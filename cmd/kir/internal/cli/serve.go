@@ -128,9 +128,11 @@ func (o *serveOptions) options(c *cli.Context) (serve.Options, error) {
 	if err != nil {
 		return serve.Options{}, err
 	}
+	env := s.env
+	env.KirNamespace = o.playbook.guard.namespace
 	return serve.Options{
 		Listen: o.listen, TLS: tlsCfg, Auth: auth, Routing: routing, Library: lib, Key: absPath(o.key),
-		Engine: *eng, Env: s.env, SpoolDir: filepath.Join(state, "spool"), Claims: o.claims(s), Guard: o.playbook.guard.guard(),
+		Engine: *eng, Env: env, SpoolDir: filepath.Join(state, "spool"), Claims: o.claims(s), Guard: o.playbook.guard.guard(),
 		Workers: o.workers, Queue: o.queue, Collectors: o.collectors, BodyLimit: o.bodyLimit,
 		ShutdownTimeout: o.shutdownTimeout, MemoryLimit: serveMemoryLimit(),
 		Log: slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil)),

@@ -93,6 +93,8 @@ func (p *textPrinter) outcome(r Report) {
 		p.line("PARTIAL: some steps were done and some failed (see above); run the same command again, or kir runs resume %s, to finish", r.Run)
 	case r.Status == playbooks.RunPartial:
 		p.line("PARTIAL: some steps were done and some failed (see above); run the same command again to finish")
+	case r.Status == playbooks.RunNotEnforced:
+		p.line("NOT ENFORCED: the quarantine policy is stored, but the node did not enforce it in time: the pod still reaches what the policy denies and its open sessions were not cut; check the network plugin (kir doctor), then run the same command again")
 	case r.Status == playbooks.RunInterrupted && r.Run != "":
 		p.line("INTERRUPTED: finish with kir runs resume %s", r.Run)
 	}

@@ -1,0 +1,224 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"kir.dev/kir/action"
+)
+
+// Config configures an agent.
+type Config struct {
+	Kube kubernetes.Interface
+	// Node is the node the agent runs on; it watches that node's pods only.
+	Node string
+	// Namespace is kir's namespace, where the agent's Leases live.
+	Namespace string
+	// ProcRoot is the host's /proc (the agent runs with hostPID).
+	ProcRoot string
+	// ProbeTimeout bounds one probe; ProbeEvery spaces them; ProbeFor is
+	// how long the agent probes before it reports the isolation not
+	// enforced.
+	ProbeTimeout, ProbeEvery, ProbeFor time.Duration
+	Log                                *slog.Logger
+	Now                                func() time.Time
+
+	// net does the work inside network namespaces; nil means the real one.
+	net network
+}
+
+func (c *Config) defaults() {
+	if c.ProcRoot == "" {
+		c.ProcRoot = "/proc"
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = 250 * time.Millisecond
+	}
+	if c.ProbeEvery == 0 {
+		c.ProbeEvery = 50 * time.Millisecond
+	}
+	if c.ProbeFor == 0 {
+		c.ProbeFor = 2 * time.Minute
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Namespace == "" {
+		c.Namespace = action.DefaultKirNamespace
+	}
+	if c.net == nil {
+		c.net = hostNetwork{}
+	}
+}
+
+// network is what the agent does to packets: probes, socket destruction
+// and conntrack, inside a pod's network namespace or the host's.
+type network interface {
+	// probe connects to target over TCP from inside the network
+	// namespace at nsPath ("" is the host's) and says how it ended:
+	// outcomeConnected, a refusal, a timeout, unreachable, or
+	// outcomeFailed (the probe could not run: it proves nothing).
+	probe(ctx context.Context, nsPath string, target netip.AddrPort, timeout time.Duration) (outcome, detail string)
+	// cut destroys the established TCP and connected UDP sockets inside
+	// the namespace, never a listening one.
+	cut(ctx context.Context, nsPath string) (tcp, udp int, errs []string, err error)
+	// sessions counts the sockets cut would destroy.
+	sessions(ctx context.Context, nsPath string) (int, error)
+	// deleteFlows deletes the host's conntrack entries of ips (original
+	// or reply tuple); countFlows counts them.
+	deleteFlows(ctx context.Context, ips []netip.Addr) (int, error)
+	countFlows(ctx context.Context, ips []netip.Addr) (int, error)
+}
+
+// The outcomes of a probe that decide: any other means a filter stopped it.
+const (
+	outcomeConnected = "connected"
+	outcomeFailed    = "failed"
+)
+
+// Agent watches the quarantined pods of one node, confirms their
+// isolation and cuts their open sessions. It decides nothing: kir labels
+// and isolates; the agent reports what the node sees.
+type Agent struct {
+	cfg     Config
+	targets []netip.AddrPort
+
+	mu      sync.Mutex
+	working map[types.UID]*job
+	wg      sync.WaitGroup
+}
+
+// job is the agent's work on one pod's quarantine.
+type job struct {
+	quarantine string
+	cancel     context.CancelFunc
+}
+
+// Run runs the agent until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	if cfg.Kube == nil || cfg.Node == "" {
+		return errors.New("agent: a client and a node name are required")
+	}
+	node, err := cfg.Kube.CoreV1().Nodes().Get(ctx, cfg.Node, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading node %s: %w", cfg.Node, err)
+	}
+	a := &Agent{cfg: cfg, targets: probeTargets(node), working: map[types.UID]*job{}}
+	if len(a.targets) == 0 {
+		return fmt.Errorf("node %s has no InternalIP and kubelet port to probe", cfg.Node)
+	}
+	cfg.Log.Info("node agent started", "node", cfg.Node, "namespace", cfg.Namespace, "probe", a.targets)
+	defer a.wg.Wait()
+	a.wg.Go(func() { a.heartbeat(ctx) })
+	return a.watch(ctx)
+}
+
+// probeTargets are what a pod on node reaches unless it is isolated: the
+// node's own kubelet, at each InternalIP. It is on this machine and it
+// always listens, so a probe of it from the host always gets through.
+func probeTargets(node *corev1.Node) []netip.AddrPort {
+	port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
+	if port == 0 {
+		port = 10250
+	}
+	var out []netip.AddrPort
+	for _, a := range node.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil {
+			out = append(out, netip.AddrPortFrom(ip, uint16(port)))
+		}
+	}
+	return out
+}
+
+// watch follows the quarantined pods of the node.
+func (a *Agent) watch(ctx context.Context) error {
+	f := informers.NewSharedInformerFactoryWithOptions(a.cfg.Kube, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", a.cfg.Node).String()
+		o.LabelSelector = action.LabelQuarantine
+	}))
+	inf := f.Core().V1().Pods().Informer()
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { a.seen(ctx, obj) },
+		UpdateFunc: func(_, obj any) { a.seen(ctx, obj) },
+		// Released (the label went) or deleted: the agent stops and
+		// drops its report, and does nothing else to the pod.
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if pod, ok := obj.(*corev1.Pod); ok {
+				a.forget(pod.UID)
+				a.drop(ctx, pod)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	f.Start(ctx.Done())
+	<-ctx.Done()
+	f.Shutdown()
+	a.mu.Lock()
+	for _, j := range a.working {
+		j.cancel()
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// seen starts the work on a pod whose quarantine label is new to the
+// agent; a pod whose label went (released) is forgotten, its work
+// stopped: the agent takes no action on released pods.
+func (a *Agent) seen(ctx context.Context, obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	value := pod.Labels[action.LabelQuarantine]
+	if value != action.QuarantineValue(pod.UID) {
+		// Not kir's label (absent, or copied from another pod's).
+		a.forget(pod.UID)
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if j, ok := a.working[pod.UID]; ok && j.quarantine == value {
+		return
+	}
+	jctx, cancel := context.WithCancel(ctx)
+	a.working[pod.UID] = &job{quarantine: value, cancel: cancel}
+	seenAt := a.cfg.Now().UTC()
+	a.wg.Go(func() {
+		defer cancel()
+		a.respond(jctx, pod.DeepCopy(), seenAt)
+	})
+}
+
+func (a *Agent) forget(uid types.UID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if j, ok := a.working[uid]; ok {
+		j.cancel()
+		delete(a.working, uid)
+	}
+}

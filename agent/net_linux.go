@@ -1,0 +1,83 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"kir.dev/kir/agent/netcut"
+)
+
+// hostNetwork is the agent's network on Linux: package netcut, its
+// sockets opened inside the pod's namespace, conntrack in the host's.
+type hostNetwork struct{}
+
+func (hostNetwork) probe(ctx context.Context, nsPath string, target netip.AddrPort, timeout time.Duration) (string, string) {
+	var ns *netcut.NS
+	if nsPath != "" {
+		var err error
+		if ns, err = netcut.OpenNS(nsPath); err != nil {
+			return outcomeFailed, err.Error()
+		}
+		defer ns.Close()
+	}
+	r := netcut.Probe(ctx, ns, target, timeout)
+	return string(r.Outcome), r.Err
+}
+
+func (hostNetwork) cut(ctx context.Context, nsPath string) (tcp, udp int, errs []string, err error) {
+	ns, err := netcut.OpenNS(nsPath)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	defer ns.Close()
+	res, err := netcut.Cut(ctx, ns)
+	for _, f := range res.Failed {
+		errs = append(errs, f.Error())
+	}
+	// Per-socket failures are listed; only a Cut that could not run at
+	// all is an error.
+	if len(res.Failed) > 0 && !errors.Is(err, netcut.ErrDestroyUnsupported) {
+		err = nil
+	}
+	return res.TCP.Total(), res.UDP.Total(), errs, err
+}
+
+func (hostNetwork) sessions(ctx context.Context, nsPath string) (int, error) {
+	ns, err := netcut.OpenNS(nsPath)
+	if err != nil {
+		return 0, err
+	}
+	defer ns.Close()
+	socks, err := netcut.List(ctx, ns)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range socks {
+		if s.Live() {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (hostNetwork) deleteFlows(ctx context.Context, ips []netip.Addr) (int, error) {
+	ct, err := netcut.OpenConntrack(nil)
+	if err != nil {
+		return 0, err
+	}
+	defer ct.Close()
+	return ct.DeleteFlows(ctx, ips)
+}
+
+func (hostNetwork) countFlows(ctx context.Context, ips []netip.Addr) (int, error) {
+	ct, err := netcut.OpenConntrack(nil)
+	if err != nil {
+		return 0, err
+	}
+	defer ct.Close()
+	return ct.CountFlows(ctx, ips)
+}
+

@@ -1,0 +1,227 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"kir.dev/kir/action"
+)
+
+// respond confirms one pod's isolation, then cuts its open sessions, in
+// that order: a cut before the policy holds only makes the attacker
+// reconnect. Every step ends in the pod's report Lease.
+func (a *Agent) respond(ctx context.Context, pod *corev1.Pod, seenAt time.Time) {
+	log := a.cfg.Log.With("pod", pod.Namespace+"/"+pod.Name)
+	r := &Report{Namespace: pod.Namespace, Pod: pod.Name, UID: string(pod.UID), Node: a.cfg.Node, SeenAt: seenAt, State: StateProbing}
+	pol, err := a.policy(ctx, pod)
+	if err != nil {
+		// No policy of kir's selects the label: someone else put it
+		// there, or the run stopped between the two writes. Nothing to
+		// confirm, and nothing the agent may cut.
+		log.Warn("no quarantine policy of kir's for the labelled pod: nothing done", "err", err)
+		return
+	}
+	r.PolicyUID = string(pol.UID)
+	if old := a.oldReport(ctx, pod); old != nil && old.PolicyUID == r.PolicyUID && old.Final() {
+		return // done before this agent restarted
+	}
+	if pod.Spec.HostNetwork {
+		r.State = StateSkipped
+		r.Notes = append(r.Notes, "the pod uses the host's network: no NetworkPolicy isolates it, and its sessions are the node's; nothing confirmed or cut")
+		a.finish(ctx, pod, r, log)
+		return
+	}
+	a.publish(ctx, pod, r)
+	nsPath, err := a.netns(ctx, pod)
+	if err != nil {
+		r.State = StateSkipped
+		r.Notes = append(r.Notes, "the pod's network namespace was not found on the node: "+err.Error())
+		a.finish(ctx, pod, r, log)
+		return
+	}
+	if !a.confirm(ctx, nsPath, r) {
+		if ctx.Err() != nil {
+			return // released, or the agent stops: no verdict
+		}
+		r.State = StateNotEnforced
+		r.Notes = append(r.Notes, fmt.Sprintf("after %s the pod still reached what its quarantine policy denies: the network plugin does not enforce NetworkPolicy here, or not yet; its sessions were not cut", a.cfg.ProbeFor))
+		a.finish(ctx, pod, r, log)
+		return
+	}
+	r.State = StateEnforced
+	a.publish(ctx, pod, r) // kir waits for this much; the cut follows
+	r.Cut = a.cut(ctx, pod, nsPath, pol.Annotations[action.AnnotationSessions] == action.SessionsKeep)
+	a.finish(ctx, pod, r, log)
+}
+
+// policy waits for the quarantine policy kir applies right after the
+// label, and returns it once it is kir's and selects the label's value.
+func (a *Agent) policy(ctx context.Context, pod *corev1.Pod) (*networkingv1.NetworkPolicy, error) {
+	value := action.QuarantineValue(pod.UID)
+	name := action.PolicyName(value)
+	var pol *networkingv1.NetworkPolicy
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		got, err := a.cfg.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return false, nil
+		case err != nil:
+			a.cfg.Log.Debug("reading the quarantine policy", "err", err)
+			return false, nil
+		case got.Labels[action.LabelManagedBy] != action.ManagedByKir ||
+			got.Spec.PodSelector.MatchLabels[action.LabelQuarantine] != value:
+			return false, fmt.Errorf("NetworkPolicy %s/%s is not kir's quarantine policy of the pod", pod.Namespace, name)
+		}
+		pol = got
+		return true, nil
+	})
+	return pol, err
+}
+
+// confirm probes from inside the pod until the policy holds: every
+// target the host reaches, the pod does not. It records the moment, on the
+// node's clock, from when the label was seen.
+func (a *Agent) confirm(ctx context.Context, nsPath string, r *Report) bool {
+	deadline := time.After(a.cfg.ProbeFor)
+	tick := time.NewTicker(a.cfg.ProbeEvery)
+	defer tick.Stop()
+	for {
+		enforced, records := a.probeAll(ctx, nsPath, r)
+		r.Probes = records
+		if enforced {
+			at := a.cfg.Now().UTC()
+			r.EnforcedAt, r.EnforcedAfterMS = &at, at.Sub(r.SeenAt).Milliseconds()
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline:
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// probeAll probes every target once from the pod and from the host.
+func (a *Agent) probeAll(ctx context.Context, nsPath string, r *Report) (enforced bool, records []ProbeRecord) {
+	enforced = true
+	for _, t := range a.targets {
+		fromPod, podDetail := a.cfg.net.probe(ctx, nsPath, t, a.cfg.ProbeTimeout)
+		control, controlDetail := a.cfg.net.probe(ctx, "", t, a.cfg.ProbeTimeout)
+		records = append(records, ProbeRecord{Target: t.String(), FromPod: join(fromPod, podDetail), Control: join(control, controlDetail)})
+		if fromPod == outcomeConnected {
+			r.ReachableBefore = true
+		}
+		// A target the host cannot reach, or a probe that could not run,
+		// proves nothing either way.
+		if fromPod == outcomeConnected || fromPod == outcomeFailed || control != outcomeConnected {
+			enforced = false
+		}
+	}
+	return enforced, records
+}
+
+// cut destroys the pod's open sessions, deletes their conntrack entries
+// on the host, then checks again.
+func (a *Agent) cut(ctx context.Context, pod *corev1.Pod, nsPath string, keep bool) *CutRecord {
+	c := &CutRecord{Kept: keep}
+	defer func() { c.At = a.cfg.Now().UTC() }()
+	if keep {
+		n, err := a.cfg.net.sessions(ctx, nsPath)
+		c.Remaining = n
+		if err != nil {
+			c.Errors = append(c.Errors, "counting the sessions kept: "+err.Error())
+		}
+		return c
+	}
+	tcp, udp, errs, err := a.cfg.net.cut(ctx, nsPath)
+	c.TCP, c.UDP, c.Errors = tcp, udp, errs
+	if err != nil {
+		c.Errors = append(c.Errors, "destroying the pod's sockets: "+err.Error())
+	}
+	ips := podIPs(pod)
+	if c.Flows, err = a.cfg.net.deleteFlows(ctx, ips); err != nil {
+		c.Errors = append(c.Errors, "deleting the pod's conntrack entries: "+err.Error())
+	}
+	// The re-check: what is left is what the attacker reopened through a
+	// hole in the policy, or what the kernel refused to destroy.
+	if n, err := a.cfg.net.sessions(ctx, nsPath); err != nil {
+		c.Errors = append(c.Errors, "re-checking the pod's sockets: "+err.Error())
+	} else {
+		c.Remaining += n
+	}
+	if n, err := a.cfg.net.countFlows(ctx, ips); err != nil {
+		c.Errors = append(c.Errors, "re-checking conntrack: "+err.Error())
+	} else {
+		c.Remaining += n
+	}
+	return c
+}
+
+func join(outcome, detail string) string {
+	if detail == "" {
+		return outcome
+	}
+	return outcome + ": " + detail
+}
+
+func podIPs(pod *corev1.Pod) []netip.Addr {
+	var ips []netip.Addr
+	for _, p := range pod.Status.PodIPs {
+		if ip, err := netip.ParseAddr(p.IP); err == nil {
+			ips = append(ips, ip)
+		}
+	}
+	if len(ips) == 0 && pod.Status.PodIP != "" {
+		if ip, err := netip.ParseAddr(pod.Status.PodIP); err == nil {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
+}
+
+// finish publishes the final report and records an Event on the pod.
+func (a *Agent) finish(ctx context.Context, pod *corev1.Pod, r *Report, log interface {
+	Info(string, ...any)
+}) {
+	a.publish(ctx, pod, r)
+	msg := summary(r)
+	log.Info(msg)
+	a.event(ctx, pod, r.State, msg)
+}
+
+// summary says in one line what the agent found and did.
+func summary(r *Report) string {
+	switch r.State {
+	case StateEnforced:
+		s := fmt.Sprintf("isolation enforced after %d ms", r.EnforcedAfterMS)
+		switch {
+		case r.Cut == nil:
+		case r.Cut.Kept:
+			s += fmt.Sprintf("; open sessions kept as asked (%d)", r.Cut.Remaining)
+		default:
+			s += fmt.Sprintf("; cut %d open sessions (%d TCP, %d UDP) and %d conntrack entries; %d remain", r.Cut.Sessions(), r.Cut.TCP, r.Cut.UDP, r.Cut.Flows, r.Cut.Remaining)
+		}
+		return s
+	case StateNotEnforced:
+		return "isolation NOT enforced: " + lastNote(r)
+	default:
+		return "nothing confirmed or cut: " + lastNote(r)
+	}
+}
+
+func lastNote(r *Report) string {
+	if len(r.Notes) == 0 {
+		return ""
+	}
+	return r.Notes[len(r.Notes)-1]
+}
