@@ -64,29 +64,69 @@ func TestRealNodeEnforcesNetworkPolicy(t *testing.T) {
 	t.Parallel()
 	c, node := realNode(t)
 	ns := namespace(t, c)
+	startServerAndProber(t, c, node, ns)
+	policies := c.Client.NetworkingV1().NetworkPolicies(ns)
+	if _, err := policies.Create(t.Context(), denyServerIngress(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitLastAttempts(t, c, ns, "prober", "fail")
+
+	if err := policies.Delete(t.Context(), denyServerIngress().Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitLastAttempts(t, c, ns, "prober", "ok")
+}
+
+// TestRealNodeEnforcerStops: with kube-router stopped the stored deny
+// policy no longer holds (what a cluster whose network plugin ignores
+// NetworkPolicy looks like); started again, it holds again. Not parallel:
+// no other test may run without the enforcer.
+func TestRealNodeEnforcerStops(t *testing.T) {
+	c, node := realNode(t)
+	ns := namespace(t, c)
+	startServerAndProber(t, c, node, ns)
+	if _, err := c.Client.NetworkingV1().NetworkPolicies(ns).Create(t.Context(), denyServerIngress(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitLastAttempts(t, c, ns, "prober", "fail")
+
+	t.Cleanup(func() {
+		if err := node.StartEnforcer(context.Background()); err != nil {
+			t.Errorf("restarting the enforcer for the next tests: %v", err)
+		}
+	})
+	if err := node.StopEnforcer(); err != nil {
+		t.Fatal(err)
+	}
+	waitLastAttempts(t, c, ns, "prober", "ok")
+
+	if err := node.StartEnforcer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitLastAttempts(t, c, ns, "prober", "fail")
+}
+
+// startServerAndProber starts a server and a prober that opens a new
+// connection to it every 200 ms, logging "attempt N ok" or "attempt N
+// fail", and waits for the attempts to succeed.
+func startServerAndProber(t *testing.T, c *kubetest.Cluster, node *kubetest.Node, ns string) {
+	t.Helper()
 	server := startPod(t, c, node, ns, "server", serverScript)
 	startPod(t, c, node, ns, "prober", fmt.Sprintf(`i=0; while true; do i=$((i+1))
 if echo probe | nc -w 1 %s 8080 >/dev/null 2>&1; then echo "attempt $i ok"; else echo "attempt $i fail"; fi
 sleep 0.2; done`, server.Status.PodIP))
 	waitLastAttempts(t, c, ns, "prober", "ok")
+}
 
-	policy := &networkingv1.NetworkPolicy{
+// denyServerIngress denies all ingress to the pods labelled app=server.
+func denyServerIngress() *networkingv1.NetworkPolicy {
+	return &networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: "deny-server-ingress"},
 		Spec: networkingv1.NetworkPolicySpec{
 			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "server"}},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 		},
 	}
-	policies := c.Client.NetworkingV1().NetworkPolicies(ns)
-	if _, err := policies.Create(t.Context(), policy, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitLastAttempts(t, c, ns, "prober", "fail")
-
-	if err := policies.Delete(t.Context(), policy.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitLastAttempts(t, c, ns, "prober", "ok")
 }
 
 // namespace creates the test's namespace, deleted when it ends.
