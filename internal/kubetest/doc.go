@@ -53,6 +53,45 @@
 // lifetime of the cluster, with Pdeathsig set to SIGKILL, so a test binary
 // that is killed, panics or times out takes its servers with it.
 //
+// # A real node
+//
+// Options.RealNode adds one real node (Cluster.Node, named RealNodeName)
+// for tests that need packets: kubelet (built by tools/build.sh), Debian's
+// containerd 1.6 with runc and the CNI bridge and host-local plugins, and
+// kube-router v2.1.0 as the NetworkPolicy enforcer (--run-firewall only).
+// Its network is a bridge of its own, kir0, whose address 10.88.0.1 is the
+// node's InternalIP and the gateway of its pods (10.88.0.0/24); pods get
+// no default route and no masquerading, so they reach each other and the
+// node (kubelet on Node.IP:KubeletPort) and nothing off the machine. The
+// node is tainted RealNodeTaintKey=true:NoSchedule, so only pods placed
+// with Node.Pin (nodeName and a toleration) run there. Its images,
+// PauseImage (Kubernetes' static pause) and BusyboxImage (Debian's
+// busybox-static), are built in Go and imported into containerd: nothing
+// is pulled, pods use imagePullPolicy Never. Node.StopEnforcer stops
+// kube-router and removes its rules (no policy is enforced any more, as
+// with a network plugin that ignores them); Node.StartEnforcer starts it
+// again. Node.Logs has the tails of the three logs; Cluster.Logs includes
+// them.
+//
+// The node runs as root and changes the host, so one runs per machine:
+// its start takes a lock (/run/kir-test-node.lock) that the next waits
+// for, and the tests that use it live in internal/nodetest. What the node
+// changes is undone when it starts (what a killed run left) and when it
+// stops: the sysctls kubelet and the bridge plugin set (recorded in
+// /run/kir-test-node.sysctl.json before the first start), the pods'
+// processes, containerd's shims and kubelet's cgroups, the mounts under
+// and the contents of the fixed paths (/var/lib/kubelet, /var/log/pods,
+// /var/log/containers, /var/lib/cni, /run/containerd, /var/lib/kube-router,
+// containerd's /run/kir-test-node and /var/lib/kir-test-node, the
+// /run/netns/cni-* namespaces), every KUBE-* iptables chain and the rules
+// jumping to one (kube-router's own cleanup removes none), kube-router's
+// ipsets, the bridge and its veths. Those paths belong to the test node on
+// a machine that runs it: no other kubelet or containerd may use them.
+//
+// RealNodePrerequisites names whatever the machine lacks (root, a binary,
+// a package, a kernel module); RequireRealNode skips a test with that
+// message, or fails it when CI=true.
+//
 // # Environment
 //
 //	Variable        Meaning

@@ -122,7 +122,7 @@ func (n *Node) startContainerd(ctx context.Context) error {
 		return err
 	}
 	if err := n.wait(ctx, "containerd's socket", func(ctx context.Context) error {
-		_, err := n.run(ctx, "ctr", "--address", containerdSocket, "version")
+		_, err := hostCmd(ctx, "ctr", "--address", containerdSocket, "version")
 		return err
 	}); err != nil {
 		return err
@@ -222,11 +222,6 @@ func (n *Node) processes() []*process {
 		procs = append(procs, n.enforcer)
 	}
 	return procs
-}
-
-// run runs a host tool.
-func (n *Node) run(ctx context.Context, name string, args ...string) (string, error) {
-	return hostCmd(ctx, name, args...)
 }
 
 // stop stops kube-router, kubelet, the pods and containerd, then undoes

@@ -158,7 +158,7 @@ func (n *Node) importNodeImages(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = n.run(ctx, "ctr", "--address", containerdSocket, "--namespace", "k8s.io",
+	_, err = hostCmd(ctx, "ctr", "--address", containerdSocket, "--namespace", "k8s.io",
 		"images", "import", "--snapshotter", containerdSnapshotter, path)
 	if err != nil {
 		return fmt.Errorf("importing the node's images into containerd: %w", err)

@@ -59,6 +59,17 @@ func writeCNIConfig(dir string) (string, error) {
 // createBridge creates the bridge with the node's address, before kubelet
 // starts: kubelet serves on that address.
 func createBridge(ctx context.Context) error {
+	// Another network on the machine (podman's default is 10.88.0.0/16)
+	// would take the pods' packets.
+	routes, err := hostCmd(ctx, "ip", "-o", "-4", "route", "show", "to", "match", nodeIP)
+	if err != nil {
+		return err
+	}
+	for _, r := range strings.Split(strings.TrimSpace(routes), "\n") {
+		if r != "" && !strings.HasPrefix(r, "default ") {
+			return fmt.Errorf("%w: the node's network %s is already routed on this machine: %s", ErrRealNodeUnavailable, nodePodCIDR, r)
+		}
+	}
 	for _, args := range [][]string{
 		{"link", "add", nodeBridge, "type", "bridge"},
 		{"addr", "add", nodeIP + "/24", "dev", nodeBridge},
