@@ -39,6 +39,9 @@ type Node struct {
 	PodCIDR string
 	// PauseImage and BusyboxImage are the images present on the node.
 	PauseImage, BusyboxImage string
+	// RuntimeEndpoint is containerd's CRI socket, for a test that asks the
+	// runtime about a pod (its sandbox, its processes).
+	RuntimeEndpoint string
 
 	dir      string
 	bins     map[string]string
@@ -73,7 +76,8 @@ func startNode(ctx context.Context, c *Cluster, k *pki, mirror *lockedWriter) (_
 	}
 	n := &Node{
 		Name: RealNodeName, IP: nodeIP, PodCIDR: nodePodCIDR, PauseImage: PauseImage, BusyboxImage: BusyboxImage,
-		dir: filepath.Join(c.Dir, "node"), bins: bins, c: c, mirror: mirror,
+		RuntimeEndpoint: "unix://" + containerdSocket,
+		dir:             filepath.Join(c.Dir, "node"), bins: bins, c: c, mirror: mirror,
 	}
 	if n.lock, err = lockNode(ctx); err != nil {
 		return nil, err

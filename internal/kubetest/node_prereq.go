@@ -72,10 +72,23 @@ func RealNodePrerequisites() error {
 			missing = append(missing, fmt.Sprintf("%s (%s)", path, nodeHostFiles[path]))
 		}
 	}
+	if !memoryCgroup() {
+		missing = append(missing, "the memory cgroup controller (/sys/fs/cgroup/memory, or memory in /sys/fs/cgroup/cgroup.controllers)")
+	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w; missing: %s", ErrRealNodeUnavailable, strings.Join(missing, "; "))
 	}
 	return nil
+}
+
+// memoryCgroup reports whether kubelet finds the memory controller, cgroup
+// v1 or v2.
+func memoryCgroup() bool {
+	if _, err := os.Stat("/sys/fs/cgroup/memory"); err == nil {
+		return true
+	}
+	b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil && slices.Contains(strings.Fields(string(b)), "memory")
 }
 
 // RequireRealNode skips the test when the machine cannot run the real
