@@ -48,7 +48,7 @@ func (c *Config) defaults() {
 		c.ProbeTimeout = 250 * time.Millisecond
 	}
 	if c.ProbeEvery == 0 {
-		c.ProbeEvery = 50 * time.Millisecond
+		c.ProbeEvery = 100 * time.Millisecond
 	}
 	if c.ProbeFor == 0 {
 		c.ProbeFor = 2 * time.Minute
@@ -78,7 +78,7 @@ type network interface {
 	// cut destroys the established TCP and connected UDP sockets inside
 	// the namespace, never a listening one.
 	cut(ctx context.Context, nsPath string) (tcp, udp int, errs []string, err error)
-	// sessions counts the sockets cut would destroy.
+	// sessions counts the established TCP and connected UDP sockets.
 	sessions(ctx context.Context, nsPath string) (int, error)
 	// deleteFlows deletes the host's conntrack entries of ips (original
 	// or reply tuple); countFlows counts them.

@@ -56,7 +56,9 @@ func (hostNetwork) sessions(ctx context.Context, nsPath string) (int, error) {
 	}
 	n := 0
 	for _, s := range socks {
-		if s.Live() {
+		// Established only: a connect still pending (SYN_SENT) is the
+		// attacker trying again through a policy that drops it.
+		if s.State == netcut.StateEstablished {
 			n++
 		}
 	}

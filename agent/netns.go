@@ -39,9 +39,9 @@ func (a *Agent) netns(ctx context.Context, pod *corev1.Pod) (string, error) {
 var errNoProcess = errors.New("no process of the pod runs on this node")
 
 // findNetns scans procRoot for a process of the pod with uid that is not
-// in the host's network namespace.
+// in the host's network namespace, the agent's own (hostNetwork).
 func findNetns(procRoot, uid string) (string, error) {
-	host, err := os.Readlink(filepath.Join(procRoot, "1", "ns", "net"))
+	host, err := os.Readlink(filepath.Join(procRoot, "self", "ns", "net"))
 	if err != nil {
 		return "", fmt.Errorf("reading the host's network namespace: %w", err)
 	}

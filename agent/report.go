@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"kir.dev/kir/action"
 )
@@ -110,6 +113,8 @@ type CutRecord struct {
 	At time.Time `json:"at"`
 	// Errors are what failed, per socket or step.
 	Errors []string `json:"errors,omitempty"`
+	// Notes say what the agent could not know.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Sessions is the number of sessions cut.
@@ -150,4 +155,20 @@ func Alive(l *coordinationv1.Lease, now time.Time) bool {
 // managed are the labels on every Lease the agent writes.
 func managed(role, node string) map[string]string {
 	return map[string]string{action.LabelManagedBy: action.ManagedByKir, LabelRole: role, LabelNode: node}
+}
+
+// Heartbeats returns, per node, when its agent last renewed its heartbeat
+// in kir's namespace ns.
+func Heartbeats(ctx context.Context, kube kubernetes.Interface, ns string) (map[string]time.Time, error) {
+	ls, err := kube.CoordinationV1().Leases(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelRole + "=" + RoleHeartbeat})
+	if err != nil {
+		return nil, fmt.Errorf("listing the node agents' heartbeats in %s: %w", ns, err)
+	}
+	out := map[string]time.Time{}
+	for _, l := range ls.Items {
+		if node := l.Labels[LabelNode]; node != "" && l.Spec.RenewTime != nil {
+			out[node] = l.Spec.RenewTime.Time
+		}
+	}
+	return out, nil
 }

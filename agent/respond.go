@@ -152,6 +152,9 @@ func (a *Agent) cut(ctx context.Context, pod *corev1.Pod, nsPath string, keep bo
 	if c.Flows, err = a.cfg.net.deleteFlows(ctx, ips); err != nil {
 		c.Errors = append(c.Errors, "deleting the pod's conntrack entries: "+err.Error())
 	}
+	if c.Flows == 0 && c.TCP+c.UDP > 0 && err == nil {
+		c.Notes = append(c.Notes, "sessions were cut but the host's conntrack held no entry of the pod's IPs: a network plugin that tracks connections itself (eBPF) keeps its own table, where the conntrack step does not apply")
+	}
 	// The re-check: what is left is what the attacker reopened through a
 	// hole in the policy, or what the kernel refused to destroy.
 	if n, err := a.cfg.net.sessions(ctx, nsPath); err != nil {

@@ -183,9 +183,12 @@ func waitReport(ctx context.Context, env action.Env, pod PodOutcome, policyUID s
 		select {
 		case <-ctx.Done():
 			c.State = agent.StateNotEnforced
-			if c.Report == nil {
+			switch {
+			case c.Report == nil:
 				c.Note = fmt.Sprintf("the node agent on %s did not report within %s", pod.Node, timeout)
-			} else {
+			case len(c.Report.Probes) == 0:
+				c.Note = fmt.Sprintf("the node agent on %s had not probed the pod within %s (%s)", pod.Node, timeout, strings.Join(c.Report.Notes, "; "))
+			default:
 				c.Note = fmt.Sprintf("within %s the pod still reached what its policy denies (node agent on %s); its open sessions were not cut", timeout, pod.Node)
 			}
 			return c

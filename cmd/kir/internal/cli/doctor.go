@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	authzv1 "k8s.io/api/authorization/v1"
@@ -12,6 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"kir.dev/kir/action"
+	"kir.dev/kir/agent"
+	"kir.dev/kir/contain"
 	"kir.dev/kir/internal/kube"
 )
 
@@ -22,6 +25,22 @@ type Diagnosis struct {
 	User    string         `json:"user"`
 	Groups  []string       `json:"groups"`
 	Actions []ActionAccess `json:"actions"`
+	// Nodes say, per node, whether a node agent answers there.
+	Nodes []NodeAgent `json:"nodes"`
+	// NodesError says why the node agents could not be listed (kir's
+	// roles need not list nodes or Leases).
+	NodesError string `json:"nodesError,omitempty"`
+	// Canary is the enforcement probe --probe-node ran, if asked.
+	Canary *contain.Confirmation `json:"canary,omitempty"`
+}
+
+// NodeAgent says whether a node's agent answers.
+type NodeAgent struct {
+	Node string `json:"node"`
+	// Agent is "answers" (heartbeat fresh), "silent" (stale) or "none".
+	Agent string `json:"agent"`
+	// LastHeartbeat is when it last renewed its heartbeat.
+	LastHeartbeat *time.Time `json:"lastHeartbeat,omitempty"`
 }
 
 // ActionAccess says whether kir may run one action here.
@@ -36,6 +55,10 @@ type doctorOptions struct {
 	kube      kubeOptions
 	namespace string
 	output    outputOptions
+	guard     guardOptions
+	probe     string
+	image     string
+	enforce   time.Duration
 }
 
 func doctorCommand() *cli.Command {
@@ -46,6 +69,10 @@ func doctorCommand() *cli.Command {
 		Flags: flagsOf(o.kube.flags(), []cli.Flag{
 			&cli.StringFlag{Name: flagNamespace, Aliases: []string{"n"}, Usage: "check namespaced permissions in this namespace only (default: all namespaces)", Destination: &o.namespace},
 			o.output.flag(),
+			o.guard.namespaceFlag(),
+			&cli.StringFlag{Name: "probe-node", Usage: "run the enforcement probe on this node: a canary pod in kir's namespace, isolated, confirmed by the node agent, then released and deleted", Destination: &o.probe},
+			&cli.StringFlag{Name: "canary-image", Value: contain.DefaultCanaryImage, Usage: "with --probe-node, the canary's image (anything that stays up)", Destination: &o.image},
+			&cli.DurationFlag{Name: "enforce-timeout", Value: 10 * time.Second, Usage: "with --probe-node, how long to wait for the agent's confirmation", Destination: &o.enforce},
 		}),
 		Action: o.run,
 	}
@@ -60,6 +87,21 @@ func (o *doctorOptions) run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if d.Nodes, err = nodeAgents(c.Context, kc.Interface, o.guard.namespace); err != nil {
+		d.NodesError = err.Error()
+	}
+	var probeErr error
+	if o.probe != "" {
+		env := action.Env{Kube: kc.Interface, KirNamespace: o.guard.namespace, Incident: "doctor", Actor: d.User}
+		conf, err := contain.Canary(c.Context, env, contain.CanaryParams{Node: o.probe, Image: o.image, Timeout: o.enforce})
+		if err != nil {
+			return err
+		}
+		d.Canary = &conf
+		if conf.State != agent.StateEnforced {
+			probeErr = exitError{ExitNotEnforced, fmt.Errorf("node %s: the enforcement probe did not confirm the isolation (%s): %s", o.probe, conf.State, conf.Note)}
+		}
+	}
 	if err := printDiagnosis(c.App.Writer, o.output.format, d); err != nil {
 		return err
 	}
@@ -70,7 +112,31 @@ func (o *doctorOptions) run(c *cli.Context) error {
 			return forbiddenError{fmt.Errorf("kir may not run every action here (see above)")}
 		}
 	}
-	return nil
+	return probeErr
+}
+
+// nodeAgents says, for every node, whether its agent answers.
+func nodeAgents(ctx context.Context, c kubernetes.Interface, kirNS string) ([]NodeAgent, error) {
+	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	beats, err := agent.Heartbeats(ctx, c, kirNS)
+	if err != nil {
+		return nil, err
+	}
+	out := []NodeAgent{}
+	for _, n := range nodes.Items {
+		na := NodeAgent{Node: n.Name, Agent: "none"}
+		if at, ok := beats[n.Name]; ok {
+			na.LastHeartbeat, na.Agent = &at, "silent"
+			if time.Since(at) < agent.HeartbeatStale {
+				na.Agent = "answers"
+			}
+		}
+		out = append(out, na)
+	}
+	return out, nil
 }
 
 // forbiddenError maps to ExitForbidden.
@@ -153,6 +219,26 @@ func printDiagnosis(w io.Writer, format string, d Diagnosis) error {
 			p.line("  ok       %s", a.Action)
 		} else {
 			p.line("  MISSING  %s: %s", a.Action, strings.Join(a.Missing, "; "))
+		}
+	}
+	p.line("node agents (they confirm isolations and cut open sessions):")
+	if d.NodesError != "" {
+		p.line("  UNKNOWN  %s", d.NodesError)
+	}
+	for _, n := range d.Nodes {
+		switch n.Agent {
+		case "answers":
+			p.line("  ok       %s: agent answers", n.Node)
+		case "silent":
+			p.line("  SILENT   %s: agent last seen %s", n.Node, n.LastHeartbeat.Format(time.RFC3339))
+		default:
+			p.line("  NONE     %s: no agent: isolations there are not confirmed and open sessions are not cut", n.Node)
+		}
+	}
+	if d.Canary != nil {
+		p.line("enforcement probe on %s:", d.Canary.Node)
+		for _, l := range (contain.ConfirmOutput{Pods: []contain.Confirmation{*d.Canary}}).Text() {
+			p.line("  %s", l)
 		}
 	}
 	return p.err
