@@ -82,4 +82,3 @@ func (hostNetwork) countFlows(ctx context.Context, ips []netip.Addr) (int, error
 	defer ct.Close()
 	return ct.CountFlows(ctx, ips)
 }
-

@@ -47,7 +47,7 @@ func (a *Agent) respond(ctx context.Context, pod *corev1.Pod, seenAt time.Time) 
 		a.finish(ctx, pod, r, log)
 		return
 	}
-	if !a.confirm(ctx, nsPath, r) {
+	if !a.confirm(ctx, pod, nsPath, r) {
 		if ctx.Err() != nil {
 			return // released, or the agent stops: no verdict
 		}
@@ -86,20 +86,39 @@ func (a *Agent) policy(ctx context.Context, pod *corev1.Pod) (*networkingv1.Netw
 	return pol, err
 }
 
+// confirmRounds is how many rounds in a row must see the pod blocked
+// while the host gets through: one probe that timed out proves nothing on
+// a loaded node, where a stall can outlast a probe's timeout.
+const confirmRounds = 3
+
 // confirm probes from inside the pod until the policy holds: every
-// target the host reaches, the pod does not. It records the moment, on the
-// node's clock, from when the label was seen.
-func (a *Agent) confirm(ctx context.Context, nsPath string, r *Report) bool {
+// target the host reaches, the pod does not, confirmRounds rounds in a
+// row. It records the moment the first of them began, on the node's
+// clock, from when the label was seen.
+func (a *Agent) confirm(ctx context.Context, pod *corev1.Pod, nsPath string, r *Report) bool {
 	deadline := time.After(a.cfg.ProbeFor)
 	tick := time.NewTicker(a.cfg.ProbeEvery)
 	defer tick.Stop()
+	var first time.Time
+	held, rounds := 0, 0
 	for {
+		began := a.cfg.Now().UTC()
 		enforced, records := a.probeAll(ctx, nsPath, r)
 		r.Probes = records
-		if enforced {
-			at := a.cfg.Now().UTC()
-			r.EnforcedAt, r.EnforcedAfterMS = &at, at.Sub(r.SeenAt).Milliseconds()
+		switch {
+		case !enforced:
+			held = 0
+		case held == 0:
+			first, held = began, 1
+		default:
+			held++
+		}
+		if held == confirmRounds {
+			r.EnforcedAt, r.EnforcedAfterMS = &first, max(0, first.Sub(r.SeenAt).Milliseconds())
 			return true
+		}
+		if rounds++; rounds == 1 {
+			a.publish(ctx, pod, r) // what the first probe saw, for whoever waits
 		}
 		select {
 		case <-ctx.Done():
@@ -111,12 +130,19 @@ func (a *Agent) confirm(ctx context.Context, nsPath string, r *Report) bool {
 	}
 }
 
-// probeAll probes every target once from the pod and from the host.
+// probeAll probes every target once from the pod and, at the same time,
+// from the host: a stall of the target shows in both.
 func (a *Agent) probeAll(ctx context.Context, nsPath string, r *Report) (enforced bool, records []ProbeRecord) {
 	enforced = true
 	for _, t := range a.targets {
+		var control, controlDetail string
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			control, controlDetail = a.cfg.net.probe(ctx, "", t, a.cfg.ProbeTimeout)
+		}()
 		fromPod, podDetail := a.cfg.net.probe(ctx, nsPath, t, a.cfg.ProbeTimeout)
-		control, controlDetail := a.cfg.net.probe(ctx, "", t, a.cfg.ProbeTimeout)
+		<-done
 		records = append(records, ProbeRecord{Target: t.String(), FromPod: join(fromPod, podDetail), Control: join(control, controlDetail)})
 		if fromPod == outcomeConnected {
 			r.ReachableBefore = true

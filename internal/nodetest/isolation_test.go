@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -342,8 +343,19 @@ func TestNotEnforcedWithoutEnforcer(t *testing.T) {
 	// kir doctor's probe sees the same, with the same exit code.
 	d, r := doctor(t, c, node, kirNS)
 	if canary, _ := d["canary"].(map[string]any); r.Code != exitNotEnforced || canary["state"] != agent.StateNotEnforced {
-		t.Errorf("kir doctor --probe-node with no enforcer: exit %d, canary %v; want %d, not-enforced", r.Code, canary, exitNotEnforced)
+		t.Errorf("kir doctor --probe-node with no enforcer: exit %d, canary %v; want %d, not-enforced\nthe host:\n%s", r.Code, canary, exitNotEnforced, hostState())
 	}
+}
+
+// hostState is what may block a pod's packets on the host, for failure
+// messages.
+func hostState() string {
+	var b strings.Builder
+	for _, cmd := range [][]string{{"iptables-save"}, {"ipset", "list", "-n"}, {"ip", "addr", "show", "kir0"}, {"ip", "neigh"}, {"pgrep", "-a", "kube-router"}} {
+		out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput()
+		fmt.Fprintf(&b, "$ %s (%v)\n%s\n", strings.Join(cmd, " "), err, out)
+	}
+	return b.String()
 }
 
 // TestReleaseRestoresConnections: kir release pod lifts the isolation:
