@@ -135,11 +135,11 @@ func (r *Report) Final() bool {
 func ReportOf(l *coordinationv1.Lease) (*Report, error) {
 	raw, ok := l.Annotations[AnnotationReport]
 	if !ok {
-		return nil, fmt.Errorf("Lease %s/%s holds no %s annotation", l.Namespace, l.Name, AnnotationReport)
+		return nil, fmt.Errorf("lease %s/%s holds no %s annotation", l.Namespace, l.Name, AnnotationReport)
 	}
 	var r Report
 	if err := json.Unmarshal([]byte(raw), &r); err != nil {
-		return nil, fmt.Errorf("Lease %s/%s: decoding its report: %w", l.Namespace, l.Name, err)
+		return nil, fmt.Errorf("lease %s/%s: decoding its report: %w", l.Namespace, l.Name, err)
 	}
 	return &r, nil
 }

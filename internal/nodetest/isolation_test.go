@@ -43,9 +43,9 @@ const marker = "kir-test-marker: the server started"
 
 // sessions are the pods of one test.
 type sessions struct {
-	c                     *kubetest.Cluster
-	ns                    string
-	third, server, client string // their IPs
+	c             *kubetest.Cluster
+	ns            string
+	third, server string // their IPs
 }
 
 // startSessions starts third, server and client and waits until every
