@@ -292,13 +292,19 @@ func TestContainCutsOpenSessions(t *testing.T) {
 	alive := count(t, c, ns, "server", "alive ")
 	waitCount(t, c, ns, "server", "alive ", alive+2) // kept for forensics, still running
 
-	if !bundleHolds(t, filepath.Join(state, "evidence", rep.Run), marker) {
-		t.Errorf("no file of the bundle %s holds the server's log line %q", rep.Run, marker)
+	bundle := filepath.Join(state, "evidence", rep.Run)
+	if !bundleHolds(t, bundle, "log", marker) {
+		t.Errorf("no log of the bundle %s holds the server's line %q", rep.Run, marker)
+	}
+	// The evidence records the confirmation: the run's journal, sealed in.
+	if !bundleHolds(t, bundle, "journal", `"enforcedAfterMs"`) {
+		t.Errorf("the bundle %s does not record when the isolation was enforced", rep.Run)
 	}
 }
 
-// bundleHolds reports whether a file under dir holds s.
-func bundleHolds(t *testing.T, dir, s string) bool {
+// bundleHolds reports whether a file under dir whose path contains in
+// holds s.
+func bundleHolds(t *testing.T, dir, in, s string) bool {
 	t.Helper()
 	found := false
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -306,7 +312,7 @@ func bundleHolds(t *testing.T, dir, s string) bool {
 			return err
 		}
 		b, err := os.ReadFile(path)
-		if err == nil && strings.Contains(string(b), s) && strings.Contains(path, "log") {
+		if err == nil && strings.Contains(string(b), s) && strings.Contains(path, in) {
 			found = true
 		}
 		return err
