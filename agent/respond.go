@@ -57,6 +57,9 @@ func (a *Agent) respond(ctx context.Context, pod *corev1.Pod, seenAt time.Time) 
 		return
 	}
 	r.State = StateEnforced
+	if !r.ReachableBefore {
+		r.Notes = append(r.Notes, "the pod's first probe already failed: the policy was enforced before the agent probed, or something else already kept the pod from its node")
+	}
 	a.publish(ctx, pod, r) // kir waits for this much; the cut follows
 	r.Cut = a.cut(ctx, pod, nsPath, pol.Annotations[action.AnnotationSessions] == action.SessionsKeep)
 	a.finish(ctx, pod, r, log)

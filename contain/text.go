@@ -30,6 +30,9 @@ func (o ConfirmOutput) Text() []string {
 		switch c.State {
 		case agent.StateEnforced:
 			lines = append(lines, fmt.Sprintf("pod %s: ENFORCED on node %s %d ms after its agent saw the label%s", id, c.Node, c.Report.EnforcedAfterMS, cutText(c.Report.Cut)))
+			if c.Note != "" {
+				lines = append(lines, "  note: "+c.Note)
+			}
 		case agent.StateNotEnforced:
 			lines = append(lines, fmt.Sprintf("pod %s: NOT ENFORCED: %s", id, c.Note))
 		default:
