@@ -203,7 +203,7 @@ type PodParams struct {
 	Images        bool     `json:"images" doc:"Pull every container's image by digest into the bundle as an OCI layout."`
 	PullSecrets   bool     `json:"pullSecrets" doc:"Authenticate to registries with the pod's imagePullSecrets (needs the kir-collect-pull-secrets role)."`
 	Checkpoint    bool     `json:"checkpoint" doc:"Checkpoint running containers through the kubelet (needs the kir-collect-checkpoint role); the archive stays on the node."`
-	LogLimitBytes int      `json:"logLimitBytes" doc:"Bound on each container log, in bytes (default 10 MiB); the first bytes are kept and the cut recorded."`
+	LogLimitBytes int      `json:"logLimitBytes" doc:"Bound on what is kept of each container log, in bytes (default 10 MiB): a longer log keeps its first and last halves around a marked gap, with the whole log's length and SHA-256 recorded."`
 }
 
 // Validate checks the pod names.

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -288,28 +289,36 @@ func TestPodManifest(t *testing.T) {
 	}
 }
 
-// TestLogTruncated: a log longer than the limit is cut, marked and noted.
+// TestLogTruncated: a log longer than the limit keeps its first and last
+// bytes around a marked gap; the cut and the whole log's hash and length
+// are recorded and noted.
 func TestLogTruncated(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "truncate")
 	pod := w.simplePod(t, "chatty", reg+"/test/app:1", appImage.String())
 	sink := newDirSink(t.TempDir())
-	const limit = 1000
+	const limit = 1001
 	res, err := collect.Pod(t.Context(), client, w.ns, pod.Name, collect.Options{Sink: sink, LogLimitBytes: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, _ := sink.file("logs/app.log")
-	if f.Size != limit || !f.Source.Truncated || !strings.Contains(f.Source.Note, "1000 bytes") {
-		t.Errorf("logs/app.log: size %d, source %+v; want %d bytes, truncated, with a note", f.Size, f.Source, limit)
+	want := wantHeadTail(t, "app", appStream(), limit)
+	if got := mustRead(t, sink, "logs/app.log"); !bytes.Equal(got, want.file) {
+		t.Errorf("logs/app.log:\n%s\nwant:\n%s", got, want.file)
 	}
-	if got := mustRead(t, sink, "logs/app.log"); !strings.HasPrefix(string(got), logTime+" "+appLogLine+" #0\n") {
-		t.Errorf("logs/app.log starts %.80q: want the first bytes of the log", got)
+	f, _ := sink.file("logs/app.log")
+	if !f.Source.Truncated || !strings.Contains(f.Source.Note, want.cut.SHA256) {
+		t.Errorf("logs/app.log: source %+v; want truncated, the whole log's hash noted", f.Source)
+	}
+	var cut logCut
+	readJSON(t, sink, "logs/app.log.cut.json", &cut)
+	if diff := cmp.Diff(want.cut, cut); diff != "" {
+		t.Errorf("logs/app.log.cut.json (-want +got):\n%s", diff)
 	}
 	if p, _ := sink.file("logs/app.previous.log"); p.Source.Truncated {
 		t.Errorf("logs/app.previous.log is short but marked truncated")
 	}
-	wantNote(t, res, "the log of container app was cut after its first 1000 bytes")
+	wantNote(t, res, fmt.Sprintf("the log of container app: %d bytes left out between the first 501 and the last 500", want.cut.SkippedBytes))
 }
 
 // TestCheckpointOnKwok: the checkpoint cannot be made; that is noted, and

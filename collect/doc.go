@@ -3,7 +3,9 @@
 //
 //	pod.json                           the pod as the API server returns it
 //	checkpoint/<container>.json        where the kubelet put a checkpoint (opt-in)
-//	logs/<container>[.previous].log    every container's log, with timestamps
+//	logs/<container>[.previous].log    every container's log, with timestamps:
+//	                                   its first and last bytes when longer than the limit
+//	logs/<container>[.previous].log.cut.json  what was left out, the whole log's length and SHA-256
 //	events/pod.json, events/node.json  Events about the pod and its node
 //	manifests/<kind>/<name>.json       owners, node, ServiceAccount, Services,
 //	                                   NetworkPolicies, RBAC, ConfigMaps

@@ -439,3 +439,36 @@ func TestPodWithFakeClientset(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadTail writes streams in chunks of every awkward size and checks
+// the head, the tail (across the ring's wrap), the count, the hash and
+// that no buffer grew past its half of the limit.
+func TestHeadTail(t *testing.T) {
+	t.Parallel()
+	stream := make([]byte, 1000)
+	for i := range stream {
+		stream[i] = byte('a' + i%26)
+	}
+	sum := sha256.Sum256(stream)
+	for _, limit := range []int64{1, 2, 7, 100, 999, 1000, 1001, 5000} {
+		for _, chunk := range []int{1, 3, 50, 499, 1000} {
+			ht := newHeadTail(limit)
+			for p := stream; len(p) > 0; p = p[min(chunk, len(p)):] {
+				if _, err := ht.Write(p[:min(chunk, len(p))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			head, tail := min(int(limit-limit/2), len(stream)), min(int(limit/2), len(stream)-int(limit-limit/2))
+			tail = max(tail, 0)
+			got, _ := io.ReadAll(ht.tail())
+			if string(ht.head) != string(stream[:head]) || string(got) != string(stream[len(stream)-tail:]) ||
+				ht.n != int64(len(stream)) || !bytes.Equal(ht.h.Sum(nil), sum[:]) || ht.skipped() != int64(len(stream)-head-tail) {
+				t.Errorf("limit %d, chunks of %d: head %q, tail %q, %d bytes, %d skipped; want the first %d and the last %d of %d",
+					limit, chunk, ht.head, got, ht.n, ht.skipped(), head, tail, len(stream))
+			}
+			if cap(ht.head) > int(limit-limit/2) || cap(ht.ring) > int(limit/2) {
+				t.Errorf("limit %d, chunks of %d: buffers of %d and %d bytes", limit, chunk, cap(ht.head), cap(ht.ring))
+			}
+		}
+	}
+}

@@ -50,6 +50,7 @@ func TestMain(m *testing.M) {
 		ImageIDs: true,
 		PodLogs: []kubetest.PodLogs{
 			{Containers: []string{"app"}, Log: appLog(), Previous: logTime + " stderr F " + appPreviousLog + "\n"},
+			{Containers: []string{chattyContainer}, Log: chattyLog(false)},
 			{Log: logTime + " stdout F " + otherLog + "\n"},
 		},
 		AuditLog: true,
@@ -62,6 +63,33 @@ func appLog() string {
 	for i := range appLogLines {
 		fmt.Fprintf(&b, "%s stdout F %s #%d\n", logTime, appLogLine, i)
 	}
+	return b.String()
+}
+
+// What kwok serves for containers named chattyContainer: chattyLines
+// lines of chattyLineBytes (~30 MiB), the last one chattyLatest.
+const (
+	chattyContainer = "chatty"
+	chattyLines     = 230_000
+	chattyLineBytes = 105
+	chattyLatest    = "the attacker's latest line"
+)
+
+// chattyLog is the chatty container's log as kwok reads it (CRI format),
+// or, with stream set, as the kubelet API sends it with timestamps.
+func chattyLog(stream bool) string {
+	var b strings.Builder
+	b.Grow(chattyLines * (chattyLineBytes + 16))
+	prefix := logTime + " stdout F "
+	if stream {
+		prefix = logTime + " "
+	}
+	pad := strings.Repeat("x", chattyLineBytes)
+	for i := range chattyLines - 1 {
+		line := fmt.Sprintf("line %07d ", i)
+		b.WriteString(prefix + line + pad[len(line):] + "\n")
+	}
+	b.WriteString(prefix + chattyLatest + "\n")
 	return b.String()
 }
 

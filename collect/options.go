@@ -34,8 +34,11 @@ type Options struct {
 	// SkipPodManifest says pod.json was already written by PodManifest
 	// (contain-pod does so before changing anything).
 	SkipPodManifest bool
-	// LogLimitBytes bounds each container log (the first bytes are kept);
-	// 0 means DefaultLogLimitBytes. A cut log is marked Truncated.
+	// LogLimitBytes bounds what is kept of each container log: a longer
+	// log keeps its first and its last half of it, around a line marking
+	// the gap, and is marked Truncated; the whole stream is still read,
+	// hashed and counted. 0 means DefaultLogLimitBytes. At most this much
+	// is held in memory per log.
 	LogLimitBytes int64
 	// Checkpoint asks the kubelet to checkpoint every running container
 	// (CheckpointRules). The archive stays on the node.
