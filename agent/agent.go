@@ -70,21 +70,26 @@ func (c *Config) defaults() {
 // network is what the agent does to packets: probes, socket destruction
 // and conntrack, inside a pod's network namespace or the host's.
 type network interface {
-	// probe connects to target over TCP from inside the network
-	// namespace at nsPath ("" is the host's) and says how it ended:
-	// outcomeConnected, a refusal, a timeout, unreachable, or
-	// outcomeFailed (the probe could not run: it proves nothing).
-	probe(ctx context.Context, nsPath string, target netip.AddrPort, timeout time.Duration) (outcome, detail string)
+	// open holds the network namespace at nsPath until Close.
+	open(nsPath string) (podNS, error)
+	// probe connects to target over TCP from inside ns (nil: the host's)
+	// and says how it ended: outcomeConnected, a refusal, a timeout,
+	// unreachable, or outcomeFailed (the probe could not run: it proves
+	// nothing).
+	probe(ctx context.Context, ns podNS, target netip.AddrPort, timeout time.Duration) (outcome, detail string)
 	// cut destroys the established TCP and connected UDP sockets inside
 	// the namespace, never a listening one.
-	cut(ctx context.Context, nsPath string) (tcp, udp int, errs []string, err error)
+	cut(ctx context.Context, ns podNS) (tcp, udp int, errs []string, err error)
 	// sessions counts the established TCP and connected UDP sockets.
-	sessions(ctx context.Context, nsPath string) (int, error)
+	sessions(ctx context.Context, ns podNS) (int, error)
 	// deleteFlows deletes the host's conntrack entries of ips (original
 	// or reply tuple); countFlows counts them.
 	deleteFlows(ctx context.Context, ips []netip.Addr) (int, error)
 	countFlows(ctx context.Context, ips []netip.Addr) (int, error)
 }
+
+// podNS is a network namespace the agent holds open.
+type podNS interface{ Close() error }
 
 // The outcomes of a probe that decide: any other means a filter stopped it.
 const (
@@ -108,6 +113,7 @@ type Agent struct {
 type job struct {
 	quarantine string
 	cancel     context.CancelFunc
+	done       chan struct{} // closed once its work returned
 }
 
 // Run runs the agent until ctx ends.
@@ -126,7 +132,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cfg.Log.Info("node agent started", "node", cfg.Node, "namespace", cfg.Namespace, "probe", a.targets)
 	defer a.wg.Wait()
-	a.wg.Go(func() { a.heartbeat(ctx) })
 	return a.watch(ctx)
 }
 
@@ -167,8 +172,13 @@ func (a *Agent) watch(ctx context.Context) error {
 				obj = d.Obj
 			}
 			if pod, ok := obj.(*corev1.Pod); ok {
-				a.forget(pod.UID)
-				a.drop(ctx, pod)
+				j := a.forget(pod.UID)
+				a.wg.Go(func() {
+					if j != nil {
+						<-j.done // no report written after the drop
+					}
+					a.drop(ctx, pod)
+				})
 			}
 		},
 	})
@@ -176,6 +186,10 @@ func (a *Agent) watch(ctx context.Context) error {
 		return err
 	}
 	f.Start(ctx.Done())
+	// The heartbeat says the agent answers: only once it sees its pods.
+	if cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		a.wg.Go(func() { a.heartbeat(ctx) })
+	}
 	<-ctx.Done()
 	f.Shutdown()
 	a.mu.Lock()
@@ -206,19 +220,25 @@ func (a *Agent) seen(ctx context.Context, obj any) {
 		return
 	}
 	jctx, cancel := context.WithCancel(ctx)
-	a.working[pod.UID] = &job{quarantine: value, cancel: cancel}
+	j := &job{quarantine: value, cancel: cancel, done: make(chan struct{})}
+	a.working[pod.UID] = j
 	seenAt := a.cfg.Now().UTC()
 	a.wg.Go(func() {
+		defer close(j.done)
 		defer cancel()
 		a.respond(jctx, pod.DeepCopy(), seenAt)
 	})
 }
 
-func (a *Agent) forget(uid types.UID) {
+// forget stops the work on a pod and returns it, nil if there was none.
+func (a *Agent) forget(uid types.UID) *job {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if j, ok := a.working[uid]; ok {
-		j.cancel()
-		delete(a.working, uid)
+	j, ok := a.working[uid]
+	if !ok {
+		return nil
 	}
+	j.cancel()
+	delete(a.working, uid)
+	return j
 }

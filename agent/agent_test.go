@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,23 +39,35 @@ type fakeNetwork struct {
 	mu       sync.Mutex
 	cuts     int
 	deleted  []netip.Addr
+	opened   []string
 }
 
-func (f *fakeNetwork) probe(_ context.Context, nsPath string, _ netip.AddrPort, _ time.Duration) (string, string) {
-	if nsPath != "" && f.enforced.Load() {
+type fakeNS struct{}
+
+func (fakeNS) Close() error { return nil }
+
+func (f *fakeNetwork) open(path string) (podNS, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.opened = append(f.opened, path)
+	return fakeNS{}, nil
+}
+
+func (f *fakeNetwork) probe(_ context.Context, ns podNS, _ netip.AddrPort, _ time.Duration) (string, string) {
+	if ns != nil && f.enforced.Load() {
 		return "timed-out", "i/o timeout"
 	}
 	return outcomeConnected, ""
 }
 
-func (f *fakeNetwork) cut(context.Context, string) (int, int, []string, error) {
+func (f *fakeNetwork) cut(context.Context, podNS) (int, int, []string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cuts++
 	return 2, 1, nil, nil
 }
 
-func (f *fakeNetwork) sessions(context.Context, string) (int, error) {
+func (f *fakeNetwork) sessions(context.Context, podNS) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.cuts > 0 {
@@ -98,16 +112,23 @@ func newWorld(t *testing.T, hostNetwork bool) *world {
 		t.Fatal(err)
 	}
 	w.kir = kirNS
-	// /proc: the agent's own namespace, and one process of the pod's.
-	for link, target := range map[string]string{"self/ns/net": "net:[4026531840]", "4242/ns/net": "net:[4026532999]"} {
+	// /proc: the agent's own namespace; the pod's sandbox process, 4242;
+	// and a later process of the pod's, 100001, in a namespace it made
+	// itself (unshare -n), listed first.
+	for link, target := range map[string]string{"self/ns/net": "net:[4026531840]", "4242/ns/net": "net:[4026532999]", "100001/ns/net": "net:[4026533777]"} {
 		mustMkdir(t, filepath.Dir(filepath.Join(w.proc, link)))
 		if err := os.Symlink(target, filepath.Join(w.proc, link)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cg := "12:memory:/kubepods/besteffort/pod" + string(w.pod.UID) + "/0123abcd\n"
-	if err := os.WriteFile(filepath.Join(w.proc, "4242", "cgroup"), []byte(cg), 0o644); err != nil {
-		t.Fatal(err)
+	for pid, start := range map[string]string{"4242": "1000", "100001": "5000"} {
+		cg := "12:memory:/kubepods/besteffort/pod" + string(w.pod.UID) + "/0123abcd\n"
+		stat := pid + " (a (b) c) S 1 1 1 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 " + start + " 1000 100\n"
+		for name, data := range map[string]string{"cgroup": cg, "stat": stat} {
+			if err := os.WriteFile(filepath.Join(w.proc, pid, name), []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	return w
 }
@@ -230,6 +251,12 @@ func TestAgentConfirmsThenCuts(t *testing.T) {
 	if err != nil || !Alive(hb, time.Now()) {
 		t.Errorf("heartbeat of %s: %v, alive %v", w.f.Node, err, err == nil && Alive(hb, time.Now()))
 	}
+	if want := filepath.Join(w.proc, "4242", "ns", "net"); len(w.net.opened) != 1 || w.net.opened[0] != want {
+		t.Errorf("opened %v, want only the sandbox's namespace %s", w.net.opened, want)
+	}
+	if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, "1 other network namespaces") }) {
+		t.Errorf("notes %q: want the pod's other namespace said", r.Notes)
+	}
 	if w.net.deleted[0].String() != w.pod.Status.PodIP {
 		t.Errorf("conntrack deleted for %v, want the pod's IP %s", w.net.deleted, w.pod.Status.PodIP)
 	}
@@ -257,9 +284,10 @@ func TestAgentIgnoresForgedQuarantines(t *testing.T) {
 func TestAgentKeepsSessionsWhenAsked(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, false)
-	w.net.enforced.Store(true)
 	w.start(t, time.Minute)
 	w.quarantine(t, string(w.pod.UID), true, map[string]string{action.AnnotationSessions: action.SessionsKeep})
+	w.report(t, func(r *Report) bool { return r.State == StateProbing && r.ReachableBefore })
+	w.net.enforced.Store(true)
 	r := w.report(t, (*Report).Final)
 	if r.State != StateEnforced || r.Cut == nil || !r.Cut.Kept || r.Cut.Remaining != 3 || w.net.cutCount() != 0 {
 		t.Fatalf("report %+v (cut %+v), %d cuts: want enforced, kept, 3 sessions open, no cut", r, r.Cut, w.net.cutCount())
@@ -313,5 +341,20 @@ func TestAgentSkipsHostNetworkPods(t *testing.T) {
 	r := w.report(t, (*Report).Final)
 	if r.State != StateSkipped || len(r.Notes) == 0 || w.net.cutCount() != 0 {
 		t.Fatalf("report %+v, %d cuts: want skipped with a note, no cut", r, w.net.cutCount())
+	}
+}
+
+// TestAgentCannotConfirmWhatWasNeverReachable: a pod whose probes fail
+// from the first, before its policy, proves nothing about the policy:
+// unconfirmable, never enforced; its sessions are cut all the same.
+func TestAgentCannotConfirmWhatWasNeverReachable(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, false)
+	w.net.enforced.Store(true) // blocked before any policy
+	w.start(t, time.Minute)
+	w.quarantine(t, string(w.pod.UID), true, nil)
+	r := w.report(t, (*Report).Final)
+	if r.State != StateUnconfirmable || r.ReachableBefore || r.Cut == nil || w.net.cutCount() != 1 {
+		t.Fatalf("report %+v, %d cuts: want unconfirmable, cut once", r, w.net.cutCount())
 	}
 }

@@ -13,26 +13,22 @@ import (
 // sockets opened inside the pod's namespace, conntrack in the host's.
 type hostNetwork struct{}
 
-func (hostNetwork) probe(ctx context.Context, nsPath string, target netip.AddrPort, timeout time.Duration) (string, string) {
-	var ns *netcut.NS
-	if nsPath != "" {
-		var err error
-		if ns, err = netcut.OpenNS(nsPath); err != nil {
-			return outcomeFailed, err.Error()
-		}
-		defer ns.Close()
+// open holds the namespace for the whole job: a handle pins it, where a
+// path (/proc/PID/ns/net) would follow whatever process gets that PID
+// next.
+func (hostNetwork) open(nsPath string) (podNS, error) { return netcut.OpenNS(nsPath) }
+
+func (hostNetwork) probe(ctx context.Context, ns podNS, target netip.AddrPort, timeout time.Duration) (string, string) {
+	var in *netcut.NS
+	if ns != nil {
+		in = ns.(*netcut.NS)
 	}
-	r := netcut.Probe(ctx, ns, target, timeout)
+	r := netcut.Probe(ctx, in, target, timeout)
 	return string(r.Outcome), r.Err
 }
 
-func (hostNetwork) cut(ctx context.Context, nsPath string) (tcp, udp int, errs []string, err error) {
-	ns, err := netcut.OpenNS(nsPath)
-	if err != nil {
-		return 0, 0, nil, err
-	}
-	defer ns.Close()
-	res, err := netcut.Cut(ctx, ns)
+func (hostNetwork) cut(ctx context.Context, ns podNS) (tcp, udp int, errs []string, err error) {
+	res, err := netcut.Cut(ctx, ns.(*netcut.NS))
 	for _, f := range res.Failed {
 		errs = append(errs, f.Error())
 	}
@@ -44,13 +40,8 @@ func (hostNetwork) cut(ctx context.Context, nsPath string) (tcp, udp int, errs [
 	return res.TCP.Total(), res.UDP.Total(), errs, err
 }
 
-func (hostNetwork) sessions(ctx context.Context, nsPath string) (int, error) {
-	ns, err := netcut.OpenNS(nsPath)
-	if err != nil {
-		return 0, err
-	}
-	defer ns.Close()
-	socks, err := netcut.List(ctx, ns)
+func (hostNetwork) sessions(ctx context.Context, ns podNS) (int, error) {
+	socks, err := netcut.List(ctx, ns.(*netcut.NS))
 	if err != nil {
 		return 0, err
 	}

@@ -51,6 +51,10 @@ const (
 	// StateNotEnforced: the agent gave up probing (its own deadline); the
 	// pod still reaches what it reached before.
 	StateNotEnforced = "not-enforced"
+	// StateUnconfirmable: the pod's probes failed from the first, before
+	// its policy: the probe cannot tell whether the policy is enforced.
+	// The agent cut the sessions all the same.
+	StateUnconfirmable = "unconfirmable"
 	// StateSkipped: the agent cannot confirm or cut (hostNetwork pod, no
 	// network namespace found); Notes say why.
 	StateSkipped = "skipped"
@@ -128,7 +132,8 @@ func (c *CutRecord) Sessions() int {
 // Final reports whether the agent is done with the pod: it gave up, or
 // the isolation is enforced and the cut (or its refusal) is recorded.
 func (r *Report) Final() bool {
-	return r.State != StateProbing && (r.State != StateEnforced || r.Cut != nil)
+	cuts := r.State == StateEnforced || r.State == StateUnconfirmable
+	return r.State != StateProbing && (!cuts || r.Cut != nil)
 }
 
 // ReportOf decodes the report a Lease holds.

@@ -21,6 +21,16 @@ import (
 func (a *Agent) respond(ctx context.Context, pod *corev1.Pod, seenAt time.Time) {
 	log := a.cfg.Log.With("pod", pod.Namespace+"/"+pod.Name)
 	r := &Report{Namespace: pod.Namespace, Pod: pod.Name, UID: string(pod.UID), Node: a.cfg.Node, SeenAt: seenAt, State: StateProbing}
+	// The pod's namespace first, and one probe at once: kir labels the
+	// pod before it writes the policy, so this probe is the "before".
+	var ns podNS
+	var nsErr error
+	if !pod.Spec.HostNetwork {
+		if ns, nsErr = a.openNetns(ctx, pod, r); ns != nil {
+			defer ns.Close()
+			a.probeAll(ctx, ns, r)
+		}
+	}
 	pol, err := a.policy(ctx, pod)
 	if err != nil {
 		// No policy of kir's selects the label: someone else put it
@@ -33,36 +43,57 @@ func (a *Agent) respond(ctx context.Context, pod *corev1.Pod, seenAt time.Time) 
 	if old := a.oldReport(ctx, pod); old != nil && old.PolicyUID == r.PolicyUID && old.Final() {
 		return // done before this agent restarted
 	}
-	if pod.Spec.HostNetwork {
+	switch {
+	case pod.Spec.HostNetwork:
 		r.State = StateSkipped
 		r.Notes = append(r.Notes, "the pod uses the host's network: no NetworkPolicy isolates it, and its sessions are the node's; nothing confirmed or cut")
-		a.finish(ctx, pod, r, log)
-		return
-	}
-	a.publish(ctx, pod, r)
-	nsPath, err := a.netns(ctx, pod)
-	if err != nil {
+	case ns == nil:
 		r.State = StateSkipped
-		r.Notes = append(r.Notes, "the pod's network namespace was not found on the node: "+err.Error())
-		a.finish(ctx, pod, r, log)
-		return
-	}
-	if !a.confirm(ctx, pod, nsPath, r) {
-		if ctx.Err() != nil {
+		r.Notes = append(r.Notes, fmt.Sprintf("the pod's network namespace was not found on the node: %v", nsErr))
+	default:
+		a.publish(ctx, pod, r)
+		if !a.verdict(ctx, pod, ns, r) {
 			return // released, or the agent stops: no verdict
+		}
+		if r.State != StateNotEnforced {
+			a.publish(ctx, pod, r) // kir waits for this much; the cut follows
+			r.Cut = a.cut(ctx, pod, ns, pol.Annotations[action.AnnotationSessions] == action.SessionsKeep)
+		}
+	}
+	a.finish(ctx, pod, r, log)
+}
+
+// openNetns finds and holds the pod's network namespace.
+func (a *Agent) openNetns(ctx context.Context, pod *corev1.Pod, r *Report) (podNS, error) {
+	found, err := a.netns(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
+	if found.others > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d other network namespaces are held by the pod's processes (unshare): they have no way out and were neither probed nor cut", found.others))
+	}
+	return a.cfg.net.open(found.path)
+}
+
+// verdict probes until the policy holds or the agent gives up, and sets
+// the report's state: enforced, unconfirmable (the pod never reached the
+// target, so the probe cannot tell) or not enforced. It returns false
+// when ctx ended first.
+func (a *Agent) verdict(ctx context.Context, pod *corev1.Pod, ns podNS, r *Report) bool {
+	if !a.confirm(ctx, pod, ns, r) {
+		if ctx.Err() != nil {
+			return false
 		}
 		r.State = StateNotEnforced
 		r.Notes = append(r.Notes, fmt.Sprintf("after %s the pod still reached what its quarantine policy denies: the network plugin does not enforce NetworkPolicy here, or not yet; its sessions were not cut", a.cfg.ProbeFor))
-		a.finish(ctx, pod, r, log)
-		return
+		return true
 	}
 	r.State = StateEnforced
 	if !r.ReachableBefore {
-		r.Notes = append(r.Notes, "the pod's first probe already failed: the policy was enforced before the agent probed, or something else already kept the pod from its node")
+		r.State = StateUnconfirmable
+		r.Notes = append(r.Notes, "the pod never reached the probe target, not even before its policy: the probe shows it cut off from its node, not that its policy is enforced; its sessions were cut all the same")
 	}
-	a.publish(ctx, pod, r) // kir waits for this much; the cut follows
-	r.Cut = a.cut(ctx, pod, nsPath, pol.Annotations[action.AnnotationSessions] == action.SessionsKeep)
-	a.finish(ctx, pod, r, log)
+	return true
 }
 
 // policy waits for the quarantine policy kir applies right after the
@@ -98,7 +129,7 @@ const confirmRounds = 3
 // target the host reaches, the pod does not, confirmRounds rounds in a
 // row. It records the moment the first of them began, on the node's
 // clock, from when the label was seen.
-func (a *Agent) confirm(ctx context.Context, pod *corev1.Pod, nsPath string, r *Report) bool {
+func (a *Agent) confirm(ctx context.Context, pod *corev1.Pod, ns podNS, r *Report) bool {
 	deadline := time.After(a.cfg.ProbeFor)
 	tick := time.NewTicker(a.cfg.ProbeEvery)
 	defer tick.Stop()
@@ -106,7 +137,7 @@ func (a *Agent) confirm(ctx context.Context, pod *corev1.Pod, nsPath string, r *
 	held, rounds := 0, 0
 	for {
 		began := a.cfg.Now().UTC()
-		enforced, records := a.probeAll(ctx, nsPath, r)
+		enforced, records := a.probeAll(ctx, ns, r)
 		r.Probes = records
 		switch {
 		case !enforced:
@@ -135,16 +166,16 @@ func (a *Agent) confirm(ctx context.Context, pod *corev1.Pod, nsPath string, r *
 
 // probeAll probes every target once from the pod and, at the same time,
 // from the host: a stall of the target shows in both.
-func (a *Agent) probeAll(ctx context.Context, nsPath string, r *Report) (enforced bool, records []ProbeRecord) {
+func (a *Agent) probeAll(ctx context.Context, ns podNS, r *Report) (enforced bool, records []ProbeRecord) {
 	enforced = true
 	for _, t := range a.targets {
 		var control, controlDetail string
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			control, controlDetail = a.cfg.net.probe(ctx, "", t, a.cfg.ProbeTimeout)
+			control, controlDetail = a.cfg.net.probe(ctx, nil, t, a.cfg.ProbeTimeout)
 		}()
-		fromPod, podDetail := a.cfg.net.probe(ctx, nsPath, t, a.cfg.ProbeTimeout)
+		fromPod, podDetail := a.cfg.net.probe(ctx, ns, t, a.cfg.ProbeTimeout)
 		<-done
 		records = append(records, ProbeRecord{Target: t.String(), FromPod: join(fromPod, podDetail), Control: join(control, controlDetail)})
 		if fromPod == outcomeConnected {
@@ -161,18 +192,18 @@ func (a *Agent) probeAll(ctx context.Context, nsPath string, r *Report) (enforce
 
 // cut destroys the pod's open sessions, deletes their conntrack entries
 // on the host, then checks again.
-func (a *Agent) cut(ctx context.Context, pod *corev1.Pod, nsPath string, keep bool) *CutRecord {
+func (a *Agent) cut(ctx context.Context, pod *corev1.Pod, ns podNS, keep bool) *CutRecord {
 	c := &CutRecord{Kept: keep}
 	defer func() { c.At = a.cfg.Now().UTC() }()
 	if keep {
-		n, err := a.cfg.net.sessions(ctx, nsPath)
+		n, err := a.cfg.net.sessions(ctx, ns)
 		c.Remaining = n
 		if err != nil {
 			c.Errors = append(c.Errors, "counting the sessions kept: "+err.Error())
 		}
 		return c
 	}
-	tcp, udp, errs, err := a.cfg.net.cut(ctx, nsPath)
+	tcp, udp, errs, err := a.cfg.net.cut(ctx, ns)
 	c.TCP, c.UDP, c.Errors = tcp, udp, errs
 	if err != nil {
 		c.Errors = append(c.Errors, "destroying the pod's sockets: "+err.Error())
@@ -186,7 +217,7 @@ func (a *Agent) cut(ctx context.Context, pod *corev1.Pod, nsPath string, keep bo
 	}
 	// The re-check: what is left is what the attacker reopened through a
 	// hole in the policy, or what the kernel refused to destroy.
-	if n, err := a.cfg.net.sessions(ctx, nsPath); err != nil {
+	if n, err := a.cfg.net.sessions(ctx, ns); err != nil {
 		c.Errors = append(c.Errors, "re-checking the pod's sockets: "+err.Error())
 	} else {
 		c.Remaining += n
@@ -246,6 +277,8 @@ func summary(r *Report) string {
 		return s
 	case StateNotEnforced:
 		return "isolation NOT enforced: " + lastNote(r)
+	case StateUnconfirmable:
+		return fmt.Sprintf("isolation could not be confirmed (%s); cut %d open sessions", lastNote(r), r.Cut.Sessions())
 	default:
 		return "nothing confirmed or cut: " + lastNote(r)
 	}

@@ -89,14 +89,18 @@ func Confirm(ctx context.Context, env action.Env, p ConfirmParams) (action.Resul
 		}
 		return action.Result{Output: out}, nil
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	agents := agentsOf(ctx, env, p.Pods)
 	var wg sync.WaitGroup
 	for i, pod := range p.Pods {
-		wg.Go(func() { out.Pods[i] = confirmPod(ctx, env, pod, agents[pod.Node], timeout) })
+		wg.Go(func() { out.Pods[i] = confirmPod(parent, ctx, env, pod, agents[pod.Node], timeout) })
 	}
 	wg.Wait()
+	if err := parent.Err(); err != nil {
+		return action.Result{Output: out}, err
+	}
 	res := action.Result{Output: out}
 	var errs []error
 	for _, c := range out.Pods {
@@ -135,7 +139,7 @@ func agentsOf(ctx context.Context, env action.Env, pods []PodOutcome) map[string
 
 // confirmPod waits for one pod's report; noAgent says why its node has
 // no agent to ask, if it has none.
-func confirmPod(ctx context.Context, env action.Env, pod PodOutcome, noAgent string, timeout time.Duration) Confirmation {
+func confirmPod(parent, ctx context.Context, env action.Env, pod PodOutcome, noAgent string, timeout time.Duration) Confirmation {
 	c := Confirmation{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Node, State: StateUnconfirmed}
 	switch {
 	case pod.Error != "" && pod.Fallback == nil:
@@ -160,28 +164,41 @@ func confirmPod(ctx context.Context, env action.Env, pod PodOutcome, noAgent str
 		c.Note = fmt.Sprintf("reading its quarantine policy %s: %v", pod.Policy, err)
 		return c
 	}
-	return waitReport(ctx, env, pod, string(policy.UID), timeout, c)
+	return waitReport(parent, ctx, env, pod, string(policy.UID), timeout, c)
 }
 
 // waitReport polls the pod's report Lease until the agent is done with
 // this policy or ctx ends.
-func waitReport(ctx context.Context, env action.Env, pod PodOutcome, policyUID string, timeout time.Duration, c Confirmation) Confirmation {
+func waitReport(parent, ctx context.Context, env action.Env, pod PodOutcome, policyUID string, timeout time.Duration, c Confirmation) Confirmation {
 	leases := env.Kube.CoordinationV1().Leases(env.KirNamespace)
 	name := agent.ReportName(pod.Quarantine)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if l, err := leases.Get(ctx, name, metav1.GetOptions{}); err == nil {
-			if r, err := agent.ReportOf(l); err == nil && r.PolicyUID == policyUID {
+			// A report of this policy, this pod, from the pod's own node:
+			// another node's agent cannot speak for it.
+			if r, err := agent.ReportOf(l); err == nil && r.PolicyUID == policyUID && r.UID == pod.UID && r.Node == pod.Node && l.Labels[agent.LabelNode] == pod.Node {
 				c.Report = r
 				if r.Final() {
 					c.State, c.Note = r.State, strings.Join(r.Notes, "; ")
+					if r.State == agent.StateUnconfirmable {
+						c.State = StateUnconfirmed
+					}
 					return c
 				}
 			}
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				c.Note = "interrupted while waiting for the node agent"
+				return c // unconfirmed: kir was stopped, the node said nothing
+			}
+			if c.Report != nil && c.Report.State == agent.StateEnforced {
+				c.State, c.Note = agent.StateEnforced, fmt.Sprintf("the node agent on %s confirmed the isolation but had not reported its cut within %s", pod.Node, timeout)
+				return c
+			}
 			c.State = agent.StateNotEnforced
 			switch {
 			case c.Report == nil:
