@@ -285,7 +285,7 @@ func (r resumed) Put(name string, body io.Reader, src evidence.Source) (evidence
 type SealParams struct {
 	Bundle  string `json:"bundle" kir:"required" doc:"Evidence bundle directory."`
 	Key     string `json:"key" doc:"Private key file (kir evidence keygen) to sign with; empty leaves the bundle unsigned."`
-	Journal string `json:"journal" doc:"The run's journal (run.journal), copied into the bundle as run/journal.jsonl with one custody entry per finished step."`
+	Journal string `json:"journal" doc:"The run's journal (run.journal), copied into the bundle as run/journal.jsonl with one custody entry per finished step; a run started by an alert also gets the alert, as the journal recorded it, as run/alert.json."`
 	Archive string `json:"archive" doc:"Also pack the sealed bundle into this .tar.gz file."`
 }
 
@@ -405,6 +405,9 @@ func addJournal(b *evidence.Bundle, file string, env action.Env) error {
 		switch r.Type {
 		case "run-started":
 			e = evidence.Entry{Action: "run", Detail: pick(d, "id", "playbook", "source", "digest", "incident", "dryRun", "forced")}
+			if err := addAlert(b, r, env); err != nil {
+				return err
+			}
 		case "step-finished":
 			detail := pick(d, "name", "status", "changed", "error", "warnings")
 			if w, ok := d["writes"].([]any); ok {
@@ -421,6 +424,43 @@ func addJournal(b *evidence.Bundle, file string, env action.Env) error {
 	}
 	_, err = b.Put(JournalFile, bytes.NewReader(raw), evidence.Source{Kind: "journal", Cluster: env.Cluster, Note: fmt.Sprintf("%d records up to the seal step", len(recs.Records))})
 	return err
+}
+
+// AlertFile is where collect.seal puts the alert that triggered the run,
+// when one did (kir serve): the alert as the run's journal recorded it on
+// receipt, the falco.Alert's Vars.
+const AlertFile = "run/alert.json"
+
+// addAlert writes AlertFile from the run-started record r, with a custody
+// entry, when the run came from an alert; a rerun keeps the file there.
+func addAlert(b *evidence.Bundle, r journal.Record, env action.Env) error {
+	var started struct {
+		ID    string          `json:"id"`
+		Alert json.RawMessage `json:"alert"`
+	}
+	if err := json.Unmarshal(r.Data, &started); err != nil {
+		return fmt.Errorf("the run's journal, record %d: %w", r.Seq, err)
+	}
+	var fields map[string]any
+	if len(started.Alert) == 0 || json.Unmarshal(started.Alert, &fields) != nil || len(fields) == 0 {
+		return nil
+	}
+	if _, ok := b.Has(AlertFile); ok {
+		return nil
+	}
+	var body bytes.Buffer
+	if err := json.Indent(&body, started.Alert, "", "  "); err != nil {
+		return fmt.Errorf("the run's journal, record %d: %w", r.Seq, err)
+	}
+	body.WriteByte('\n')
+	src := evidence.Source{Kind: "alert", Cluster: env.Cluster, Collected: r.Time,
+		Note: fmt.Sprintf("the alert that started run %s, as its journal recorded it when the run started", started.ID)}
+	if _, err := b.Put(AlertFile, &body, src); err != nil {
+		return err
+	}
+	detail := pick(fields, "rule", "priority", "time", "uuid", "hostname")
+	detail["run"], detail["file"] = started.ID, AlertFile
+	return b.Custody(evidence.Entry{Action: "alert", Detail: detail})
 }
 
 // pick copies the keys of d that are set.

@@ -2,10 +2,16 @@ package evidence
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +44,70 @@ type reportData struct {
 	Custody                      []journal.Record
 	Log                          SealedLog
 	KeyID                        string
+	// Alerts are the alerts that started the runs (files of kind alert).
+	Alerts []reportAlert
+}
+
+// reportAlert is an alert that started a run, as the page shows it: the
+// fields of falco.Alert.Vars, as the run's journal recorded them.
+type reportAlert struct {
+	File                         string
+	Rule, Priority, Time, Output string
+	UUID, Source, Hostname       string
+	Tags                         []string
+	Fields                       []alertField
+	// Err says why the file could not be read; the rest is then empty.
+	Err string
+}
+
+type alertField struct{ Name, Value string }
+
+// readAlerts reads the files of kind alert in dir; one that cannot be
+// read is shown as such, and does not stop the seal.
+func readAlerts(dir string, files []File) []reportAlert {
+	var out []reportAlert
+	for _, f := range files {
+		if f.Source.Kind != "alert" {
+			continue
+		}
+		a, err := readAlert(filepath.Join(dir, filepath.FromSlash(f.Path)), f.SHA256)
+		if err != nil {
+			a = reportAlert{Err: err.Error()}
+		}
+		a.File = f.Path
+		out = append(out, a)
+	}
+	return out
+}
+
+// readAlert reads an alert file that must still hash to sum.
+func readAlert(file, sum string) (reportAlert, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return reportAlert{}, err
+	}
+	if got := sha256.Sum256(raw); hex.EncodeToString(got[:]) != sum {
+		return reportAlert{}, fmt.Errorf("%s changed since it was written", filepath.Base(file))
+	}
+	var v struct {
+		Rule, Priority, Time, Output, UUID, Source, Hostname string
+		Tags                                                 []string
+		Fields                                               map[string]any
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return reportAlert{}, fmt.Errorf("decoding %s: %w", filepath.Base(file), err)
+	}
+	a := reportAlert{Rule: v.Rule, Priority: v.Priority, Time: v.Time, Output: v.Output,
+		UUID: v.UUID, Source: v.Source, Hostname: v.Hostname, Tags: v.Tags}
+	for _, k := range slices.Sorted(maps.Keys(v.Fields)) {
+		val, ok := v.Fields[k].(string)
+		if !ok {
+			b, _ := json.Marshal(v.Fields[k])
+			val = string(b)
+		}
+		a.Fields = append(a.Fields, alertField{k, val})
+	}
+	return a, nil
 }
 
 // reportEntry is a custody entry as the page shows it.

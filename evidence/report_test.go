@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"html"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,24 +39,11 @@ var (
 // incident timeline back from the DOM it built.
 func TestReportInChromium(t *testing.T) {
 	t.Parallel()
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("chromium is not on PATH: this test renders report.html in headless Chromium. " +
-			"make test installs it (make testdeps: internal/kubetest/tools/debs.sh).")
-	}
 	signer, _ := newKey(t, evidence.AlgEd25519)
 	dir := makeBundle(t, signer)
-
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
-		"--user-data-dir="+t.TempDir(), "--dump-dom", "file://"+filepath.Join(dir, evidence.ReportFile))
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	dom, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium: %v\n%s", err, stderr.Bytes())
+	dom := renderDOM(t, filepath.Join(dir, evidence.ReportFile))
+	if bytes.Contains(dom, []byte("alert-heading")) {
+		t.Error("the report of a bundle without an alert shows an alert section")
 	}
 
 	// The custody log says what the timeline must show.
@@ -142,5 +130,87 @@ func TestReportSelfContained(t *testing.T) {
 	}
 	if !strings.Contains(html, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 		t.Error("report.html does not show the hostile detail, escaped")
+	}
+}
+
+// renderDOM renders an HTML file in headless Chromium and returns the DOM
+// it built.
+func renderDOM(t *testing.T, file string) []byte {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not on PATH: this test renders report.html in headless Chromium. " +
+			"make test installs it (make testdeps: internal/kubetest/tools/debs.sh).")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
+		"--user-data-dir="+t.TempDir(), "--dump-dom", "file://"+file)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	dom, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.Bytes())
+	}
+	return dom
+}
+
+// reportAlert is an alert as kir serve's runs record it (falco.Alert's
+// Vars), with markup where an attacker controls the text.
+var reportAlert = map[string]any{
+	"rule": "Drop and execute <new> binary", "priority": "Critical", "time": "2026-11-25T21:02:41.502337114Z",
+	"uuid": "6f1c2b9e", "source": "syscall", "hostname": "worker-1", "tags": []string{"container", "mitre_persistence"},
+	"output": "Critical Executing binary | command=kinsing -c '</pre><script>alert(1)</script>'",
+	"fields": map[string]any{"proc.cmdline": "kinsing -c '</pre><script>alert(1)</script>'", "user.uid": "33"},
+}
+
+var (
+	domAlertFact  = regexp.MustCompile(`<dd class="alert-(rule|priority|time)">(?:<time datetime="[^"]*">)?([^<]*)`)
+	domAlertOut   = regexp.MustCompile(`<pre class="detail alert-output">([^<]*)</pre>`)
+	domAlertField = regexp.MustCompile(`<tr data-field="([^"]*)"><td><code>[^<]*</code></td><td>([^<]*)</td></tr>`)
+)
+
+// TestReportAlertInChromium: a bundle holding the alert that started its
+// run shows the alert's rule, priority, time, output and output fields,
+// as text, in the DOM a browser builds.
+func TestReportAlertInChromium(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "b")
+	b, err := evidence.Create(dir, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(reportAlert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Put("run/alert.json", bytes.NewReader(raw), evidence.Source{Kind: "alert"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Seal(nil); err != nil {
+		t.Fatal(err)
+	}
+	dom := renderDOM(t, filepath.Join(dir, evidence.ReportFile))
+	got := map[string]string{}
+	for _, m := range domAlertFact.FindAllSubmatch(dom, -1) {
+		got[string(m[1])] = html.UnescapeString(string(m[2]))
+	}
+	if m := domAlertOut.FindSubmatch(dom); m != nil {
+		got["output"] = html.UnescapeString(string(m[1]))
+	}
+	for _, m := range domAlertField.FindAllSubmatch(dom, -1) {
+		got["fields."+string(m[1])] = html.UnescapeString(string(m[2]))
+	}
+	fields := reportAlert["fields"].(map[string]any)
+	want := map[string]string{
+		"rule": reportAlert["rule"].(string), "priority": "Critical", "time": reportAlert["time"].(string),
+		"output": reportAlert["output"].(string), "fields.proc.cmdline": fields["proc.cmdline"].(string), "fields.user.uid": "33",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the alert in the rendered DOM (-want +got):\n%s\nDOM:\n%s", diff, dom)
+	}
+	if bytes.Contains(bytes.ToLower(dom), []byte("<script")) {
+		t.Error("the alert's markup became an element")
 	}
 }

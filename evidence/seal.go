@@ -158,6 +158,7 @@ func (b *Bundle) seal(signer Signer) error {
 		Incident: b.opts.Incident, Created: b.created, Sealed: sealedAt,
 		Actor: b.opts.Actor, OSUser: b.opts.OSUser, Host: b.opts.Host, Version: b.opts.Version,
 		Files: files, Custody: recs.Records, Log: sl, KeyID: d.KeyID,
+		Alerts: readAlerts(b.dir, files),
 	})
 	if err != nil {
 		return fmt.Errorf("rendering %s: %w", ReportFile, err)

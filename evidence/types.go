@@ -9,7 +9,7 @@ import (
 // Source says where a file of evidence came from.
 type Source struct {
 	// Kind is what the file holds: log, manifest, events, image,
-	// checkpoint, journal, note.
+	// checkpoint, journal, alert, note.
 	Kind string `json:"kind"`
 	// Cluster is the API server's URL.
 	Cluster   string `json:"cluster,omitempty"`
@@ -57,8 +57,8 @@ type Sink interface {
 // Entry is one line of custody.log: something done to or for the
 // evidence, by whom and when.
 type Entry struct {
-	// Action says what was done: create, collect, contain, run-step,
-	// seal, release, export, push, verify, note. Required.
+	// Action says what was done: create, collect, contain, run,
+	// run-step, alert, seal, release, export, push, verify, note. Required.
 	Action string `json:"action"`
 	// Detail is free text or structured data about it; never a secret.
 	Detail any `json:"detail,omitempty"`

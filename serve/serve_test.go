@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"kir.dev/kir/collect"
 	"kir.dev/kir/playbooks"
 	"kir.dev/kir/serve"
 )
@@ -53,6 +54,15 @@ func TestAlertContainsPod(t *testing.T) {
 	// The other replica of the Deployment is untouched.
 	if n := quarantineEvents(t, w.pods[1]); n != 0 {
 		t.Errorf("the sibling pod was contained")
+	}
+	// The sealed bundle holds the alert that started the run.
+	var got struct{ Rule, UUID string }
+	raw, err := os.ReadFile(filepath.Join(r.state, "evidence", runs[0].ID, filepath.FromSlash(collect.AlertFile)))
+	if err == nil {
+		err = json.Unmarshal(raw, &got)
+	}
+	if err != nil || got.Rule != "Drop and execute new binary in container" || got.UUID != "uuid-1" {
+		t.Errorf("the bundle's %s: %+v, %v; want the posted alert", collect.AlertFile, got, err)
 	}
 }
 
