@@ -62,6 +62,13 @@ const (
 	AnnotationSessions = "kir.dev/sessions"
 	// SessionsKeep is AnnotationSessions' one value.
 	SessionsKeep = "keep"
+	// AnnotationConfirm, on a quarantine policy, is the request of the
+	// latest run that waits for the node agent's confirmation: the agent
+	// answers that request, so that a run never reads an earlier run's
+	// report, and containing again makes the agent confirm and cut again.
+	AnnotationConfirm = "kir.dev/confirm"
+	// FieldManagerConfirm applies AnnotationConfirm, and nothing else.
+	FieldManagerConfirm = "kir-confirm"
 
 	// DefaultKirNamespace is kir's own namespace unless told otherwise
 	// (--kir-namespace).

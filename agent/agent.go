@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -112,6 +113,7 @@ type Agent struct {
 // job is the agent's work on one pod's quarantine.
 type job struct {
 	quarantine string
+	request    string // the latest run's request (AnnotationConfirm); guarded by Agent.mu
 	cancel     context.CancelFunc
 	done       chan struct{} // closed once its work returned
 }
@@ -185,6 +187,9 @@ func (a *Agent) watch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := a.watchPolicies(ctx, inf.GetStore()); err != nil {
+		return err
+	}
 	f.Start(ctx.Done())
 	// The heartbeat says the agent answers: only once it sees its pods.
 	if cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
@@ -200,14 +205,50 @@ func (a *Agent) watch(ctx context.Context) error {
 	return nil
 }
 
+// watchPolicies follows kir's quarantine policies, which carry each run's
+// request: a run that contains a pod again asks the agent again.
+func (a *Agent) watchPolicies(ctx context.Context, pods cache.Store) error {
+	f := informers.NewSharedInformerFactoryWithOptions(a.cfg.Kube, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.LabelSelector = action.LabelManagedBy + "=" + action.ManagedByKir + "," + action.LabelQuarantine
+	}))
+	asked := func(obj any) {
+		pol, ok := obj.(*networkingv1.NetworkPolicy)
+		if !ok || pol.Annotations[action.AnnotationConfirm] == "" {
+			return
+		}
+		item, exists, err := pods.GetByKey(pol.Annotations[action.AnnotationPod])
+		if pod, ok := item.(*corev1.Pod); err == nil && exists && ok && pod.Labels[action.LabelQuarantine] == pol.Labels[action.LabelQuarantine] {
+			a.start(ctx, pod, pol.Annotations[action.AnnotationConfirm])
+		}
+	}
+	_, err := f.Networking().V1().NetworkPolicies().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    asked,
+		UpdateFunc: func(_, obj any) { asked(obj) },
+	})
+	if err != nil {
+		return err
+	}
+	f.Start(ctx.Done())
+	go func() {
+		<-ctx.Done()
+		f.Shutdown()
+	}()
+	return nil
+}
+
 // seen starts the work on a pod whose quarantine label is new to the
 // agent; a pod whose label went (released) is forgotten, its work
 // stopped: the agent takes no action on released pods.
 func (a *Agent) seen(ctx context.Context, obj any) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
+	if pod, ok := obj.(*corev1.Pod); ok {
+		a.start(ctx, pod, "")
 	}
+}
+
+// start starts the work on a quarantined pod, unless it is under way for
+// that quarantine: then a new request (a run that contains it again) is
+// answered by the work in progress, or by new work once it is done.
+func (a *Agent) start(ctx context.Context, pod *corev1.Pod, request string) {
 	value := pod.Labels[action.LabelQuarantine]
 	if value != action.QuarantineValue(pod.UID) {
 		// Not kir's label (absent, or copied from another pod's).
@@ -217,10 +258,18 @@ func (a *Agent) seen(ctx context.Context, obj any) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if j, ok := a.working[pod.UID]; ok && j.quarantine == value {
-		return
+		if request == "" || request == j.request {
+			return
+		}
+		select {
+		case <-j.done: // answered an earlier request: start again
+		default:
+			j.request = request
+			return
+		}
 	}
 	jctx, cancel := context.WithCancel(ctx)
-	j := &job{quarantine: value, cancel: cancel, done: make(chan struct{})}
+	j := &job{quarantine: value, request: request, cancel: cancel, done: make(chan struct{})}
 	a.working[pod.UID] = j
 	seenAt := a.cfg.Now().UTC()
 	a.wg.Go(func() {
@@ -228,6 +277,16 @@ func (a *Agent) seen(ctx context.Context, obj any) {
 		defer cancel()
 		a.respond(jctx, pod.DeepCopy(), seenAt)
 	})
+}
+
+// requestOf is the request the work on a pod answers.
+func (a *Agent) requestOf(uid types.UID) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if j, ok := a.working[uid]; ok {
+		return j.request
+	}
+	return ""
 }
 
 // forget stops the work on a pod and returns it, nil if there was none.

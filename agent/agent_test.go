@@ -175,7 +175,7 @@ func (w *world) quarantine(t *testing.T, value string, policy bool, extra map[st
 			annotations[k] = v
 		}
 		pol := &networkingv1.NetworkPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: action.PolicyName(value), Labels: map[string]string{action.LabelManagedBy: action.ManagedByKir}, Annotations: annotations},
+			ObjectMeta: metav1.ObjectMeta{Name: action.PolicyName(value), Labels: map[string]string{action.LabelManagedBy: action.ManagedByKir, action.LabelQuarantine: value}, Annotations: annotations},
 			Spec: networkingv1.NetworkPolicySpec{
 				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{action.LabelQuarantine: value}},
 				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
@@ -304,6 +304,17 @@ func TestAgentReportsNotEnforced(t *testing.T) {
 	r := w.report(t, (*Report).Final)
 	if r.State != StateNotEnforced || r.Cut != nil || w.net.cutCount() != 0 {
 		t.Fatalf("report %+v, %d cuts: want not-enforced, no cut", r, w.net.cutCount())
+	}
+	// The network plugin is fixed, and kir contain runs again: its
+	// request on the policy is answered anew.
+	w.net.enforced.Store(true)
+	patch := `{"metadata":{"annotations":{"` + action.AnnotationConfirm + `":"run-2"}}}`
+	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(w.pod.Namespace).Patch(t.Context(), action.PolicyName(string(w.pod.UID)), types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r = w.report(t, func(r *Report) bool { return r.Request == "run-2" && r.Final() })
+	if r.State != StateEnforced || r.Cut == nil || w.net.cutCount() != 1 {
+		t.Fatalf("the second request's report %+v, %d cuts: want enforced (reachable before, from the first answer), cut once", r, w.net.cutCount())
 	}
 }
 

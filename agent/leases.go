@@ -20,6 +20,7 @@ import (
 // publish applies the pod's report Lease. A failed write is logged, and
 // the next one carries the report whole.
 func (a *Agent) publish(ctx context.Context, pod *corev1.Pod, r *Report) {
+	r.Request = a.requestOf(pod.UID)
 	raw, err := json.Marshal(r)
 	if err != nil {
 		a.cfg.Log.Error("encoding a report", "err", err)

@@ -71,6 +71,9 @@ type Report struct {
 	// a pod released and contained again has a new policy, and a report
 	// of the old one is stale.
 	PolicyUID string `json:"policyUID"`
+	// Request is the run's request this report answers (the policy's
+	// kir.dev/confirm): kir reads only the answer to its own.
+	Request string `json:"request,omitempty"`
 	State     string `json:"state"`
 	// SeenAt is when the agent saw the quarantine label.
 	SeenAt time.Time `json:"seenAt"`

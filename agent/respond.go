@@ -40,8 +40,13 @@ func (a *Agent) respond(ctx context.Context, pod *corev1.Pod, seenAt time.Time) 
 		return
 	}
 	r.PolicyUID = string(pol.UID)
-	if old := a.oldReport(ctx, pod); old != nil && old.PolicyUID == r.PolicyUID && old.Final() {
-		return // done before this agent restarted
+	if old := a.oldReport(ctx, pod); old != nil && old.PolicyUID == r.PolicyUID {
+		if old.Final() && old.Request == a.requestOf(pod.UID) {
+			return // answered before this agent restarted
+		}
+		// What an earlier answer saw before the policy still holds: this
+		// run's first probe comes after it.
+		r.ReachableBefore = r.ReachableBefore || old.ReachableBefore
 	}
 	switch {
 	case pod.Spec.HostNetwork:

@@ -31,7 +31,8 @@ func Actions() []action.Action {
 			Name:    "contain.confirm-isolation",
 			Summary: "Wait for the node agents to confirm that each isolated pod's quarantine policy is enforced and to report the open sessions they cut; fails with not-enforced when a pod still reaches what its policy denies.",
 			Rules: []rbacv1.PolicyRule{
-				rule("networking.k8s.io", []string{"networkpolicies"}, "get"),
+				// The run's request goes on the policy; the agent answers it.
+				rule("networking.k8s.io", []string{"networkpolicies"}, "get", "patch"),
 				// The agents' heartbeats and reports, in kir's namespace.
 				rule("coordination.k8s.io", []string{"leases"}, "get"),
 			},

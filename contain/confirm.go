@@ -2,14 +2,18 @@ package contain
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
 	"kir.dev/kir/action"
 	"kir.dev/kir/agent"
@@ -54,7 +58,40 @@ const (
 
 // ConfirmOutput is the output of Confirm.
 type ConfirmOutput struct {
-	Pods []Confirmation `json:"pods"`
+	// Request is what this run asked the node agents to answer.
+	Request string         `json:"request"`
+	Pods    []Confirmation `json:"pods"`
+}
+
+// ask puts the run's request on the pod's quarantine policy (its own
+// annotation, under its own field manager), which the node agent answers.
+func ask(ctx context.Context, env action.Env, j *action.WriteLog, pod PodOutcome, request string) (*networkingv1.NetworkPolicy, error) {
+	apply := networkingv1ac.NetworkPolicy(pod.Policy, pod.Namespace).WithAnnotations(map[string]string{action.AnnotationConfirm: request})
+	var got *networkingv1.NetworkPolicy
+	err := j.Do(action.Write{Verb: "apply", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: pod.Policy, Body: apply}, func() (any, error) {
+		// Only an existing policy of kir's: apply would create one.
+		cur, err := env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Get(ctx, pod.Policy, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		if cur.Labels[action.LabelManagedBy] != action.ManagedByKir {
+			return nil, fmt.Errorf("NetworkPolicy %s/%s is not kir's", pod.Namespace, pod.Policy)
+		}
+		apply.WithUID(cur.UID)
+		got, err = env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Apply(ctx, apply, applyOpts(env, action.FieldManagerConfirm))
+		return got, err
+	})
+	return got, err
+}
+
+// newRequest is a run's request to the node agents: random, so that no
+// two runs share one.
+func newRequest() (string, error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // Confirmation is what kir learned of one pod's isolation from its node.
@@ -83,6 +120,11 @@ func Confirm(ctx context.Context, env action.Env, p ConfirmParams) (action.Resul
 		return action.Result{}, err
 	}
 	out := ConfirmOutput{Pods: make([]Confirmation, len(p.Pods))}
+	request, err := newRequest()
+	if err != nil {
+		return action.Result{}, err
+	}
+	out.Request = request
 	if !env.DryRun.Persists() {
 		for i, pod := range p.Pods {
 			out.Pods[i] = Confirmation{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Node, State: StateUnconfirmed, Note: "dry run: nothing was isolated"}
@@ -93,15 +135,16 @@ func Confirm(ctx context.Context, env action.Env, p ConfirmParams) (action.Resul
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	agents := agentsOf(ctx, env, p.Pods)
+	j := &action.WriteLog{Dry: env.DryRun}
 	var wg sync.WaitGroup
 	for i, pod := range p.Pods {
-		wg.Go(func() { out.Pods[i] = confirmPod(parent, ctx, env, pod, agents[pod.Node], timeout) })
+		wg.Go(func() { out.Pods[i] = confirmPod(parent, ctx, env, j, pod, agents[pod.Node], request, timeout) })
 	}
 	wg.Wait()
+	res := action.Result{Output: out, Writes: j.Writes(), Changed: len(j.Writes()) > 0}
 	if err := parent.Err(); err != nil {
-		return action.Result{Output: out}, err
+		return res, err
 	}
-	res := action.Result{Output: out}
 	var errs []error
 	for _, c := range out.Pods {
 		switch c.State {
@@ -139,7 +182,7 @@ func agentsOf(ctx context.Context, env action.Env, pods []PodOutcome) map[string
 
 // confirmPod waits for one pod's report; noAgent says why its node has
 // no agent to ask, if it has none.
-func confirmPod(parent, ctx context.Context, env action.Env, pod PodOutcome, noAgent string, timeout time.Duration) Confirmation {
+func confirmPod(parent, ctx context.Context, env action.Env, j *action.WriteLog, pod PodOutcome, noAgent, request string, timeout time.Duration) Confirmation {
 	c := Confirmation{Namespace: pod.Namespace, Name: pod.Name, Node: pod.Node, State: StateUnconfirmed}
 	switch {
 	case pod.Error != "" && pod.Fallback == nil:
@@ -159,17 +202,17 @@ func confirmPod(parent, ctx context.Context, env action.Env, pod PodOutcome, noA
 		c.Note = noAgent
 		return c
 	}
-	policy, err := env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Get(ctx, pod.Policy, metav1.GetOptions{})
+	policy, err := ask(ctx, env, j, pod, request)
 	if err != nil {
-		c.Note = fmt.Sprintf("reading its quarantine policy %s: %v", pod.Policy, err)
+		c.Note = fmt.Sprintf("asking the node agent through the quarantine policy %s: %v", pod.Policy, err)
 		return c
 	}
-	return waitReport(parent, ctx, env, pod, string(policy.UID), timeout, c)
+	return waitReport(parent, ctx, env, pod, string(policy.UID), request, timeout, c)
 }
 
 // waitReport polls the pod's report Lease until the agent is done with
 // this policy or ctx ends.
-func waitReport(parent, ctx context.Context, env action.Env, pod PodOutcome, policyUID string, timeout time.Duration, c Confirmation) Confirmation {
+func waitReport(parent, ctx context.Context, env action.Env, pod PodOutcome, policyUID, request string, timeout time.Duration, c Confirmation) Confirmation {
 	leases := env.Kube.CoordinationV1().Leases(env.KirNamespace)
 	name := agent.ReportName(pod.Quarantine)
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -178,7 +221,7 @@ func waitReport(parent, ctx context.Context, env action.Env, pod PodOutcome, pol
 		if l, err := leases.Get(ctx, name, metav1.GetOptions{}); err == nil {
 			// A report of this policy, this pod, from the pod's own node:
 			// another node's agent cannot speak for it.
-			if r, err := agent.ReportOf(l); err == nil && r.PolicyUID == policyUID && r.UID == pod.UID && r.Node == pod.Node && l.Labels[agent.LabelNode] == pod.Node {
+			if r, err := agent.ReportOf(l); err == nil && r.PolicyUID == policyUID && r.Request == request && r.UID == pod.UID && r.Node == pod.Node && l.Labels[agent.LabelNode] == pod.Node {
 				c.Report = r
 				if r.Final() {
 					c.State, c.Note = r.State, strings.Join(r.Notes, "; ")

@@ -351,6 +351,15 @@ func TestNotEnforcedWithoutEnforcer(t *testing.T) {
 	if canary, _ := d["canary"].(map[string]any); r.Code != exitNotEnforced || canary["state"] != agent.StateNotEnforced {
 		t.Errorf("kir doctor --probe-node with no enforcer: exit %d, canary %v; want %d, not-enforced\nthe host:\n%s", r.Code, canary, exitNotEnforced, hostState())
 	}
+	// The remedy kir prints: fix the network plugin, run the same command
+	// again. The agent answers the new run.
+	if err := node.StartEnforcer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rep, r = contain(t, c, t.TempDir(), ns, kirNS, "--enforce-timeout", "20s")
+	if conf := confirmation(t, rep); r.Code != 0 || conf["state"] != agent.StateEnforced {
+		t.Errorf("kir contain again with the enforcer back: exit %d, confirmation %v; want 0, enforced\n%s", r.Code, conf, r.Stderr)
+	}
 }
 
 // hostState is what may block a pod's packets on the host, for failure
@@ -452,5 +461,16 @@ func TestNoCutKeepsSessions(t *testing.T) {
 	waitLast(t, c, ns, "client", "in", "fail")
 	if silent := s.silentOver(t, 4*time.Second); len(silent) > 0 {
 		t.Errorf("with --no-cut, directions %v stopped", silent)
+	}
+	// Done watching: contain again, without --no-cut, and they end.
+	rep, r = contain(t, c, t.TempDir(), ns, kirNS)
+	conf = confirmation(t, rep)
+	report, _ = conf["report"].(map[string]any)
+	cut, _ = report["cut"].(map[string]any)
+	if r.Code != 0 || conf["state"] != agent.StateEnforced || cut["kept"] == true {
+		t.Fatalf("kir contain again without --no-cut: exit %d, confirmation %v; want enforced and cut", r.Code, conf)
+	}
+	if silent := s.silentOver(t, 4*time.Second); len(silent) != len(s.directions()) {
+		t.Errorf("after containing again without --no-cut, only %v are silent", silent)
 	}
 }
