@@ -74,7 +74,7 @@ type Report struct {
 	// Request is the run's request this report answers (the policy's
 	// kir.dev/confirm): kir reads only the answer to its own.
 	Request string `json:"request,omitempty"`
-	State     string `json:"state"`
+	State   string `json:"state"`
 	// SeenAt is when the agent saw the quarantine label.
 	SeenAt time.Time `json:"seenAt"`
 	// EnforcedAt is when the first probe from the pod failed while the
