@@ -1,0 +1,51 @@
+//go:build linux
+
+// Package volatile captures a pod's volatile process state from /proc: the
+// evidence that disappears first (RFC 3227) and that cutting a pod's
+// sessions partly destroys, so the node agent takes it just before the cut.
+//
+// [Processes] lists the processes whose /proc/PID/cgroup matches — a pod's,
+// with [MatchPod], under either cgroup driver — each with its ids, start
+// time, command line, executable (path, deleted or not, SHA-256 read through
+// /proc/PID/exe), working directory and open file descriptors. [CopyExe]
+// copies an executable's bytes, which for a binary deleted from disk (a
+// dropped implant) survive only through /proc/PID/exe. [Sockets] lists the
+// TCP and UDP sockets of the pod's network namespace with agent/netcut and
+// joins each to the processes holding it, by inode; listening ports are the
+// sockets in state LISTEN (TCP) or unconnected UDP sockets with a local port.
+// [Tree] arranges the processes by parent.
+//
+// # What is never read
+//
+// /proc/PID/environ is never opened: a container's environment routinely
+// holds credentials. The command line is read, as an investigator needs it,
+// but it too may hold secrets passed as arguments: [Process.Cmdline] is
+// sensitive, and [Process.Redacted] drops everything but argv[0].
+//
+// # What the agent needs, and why
+//
+//   - hostPID (or the host's /proc mounted, given as procRoot): the pod's
+//     processes are only visible in the host's PID namespace.
+//   - CAP_SYS_PTRACE: /proc/PID/exe, /proc/PID/cwd and /proc/PID/fd of a
+//     process of another user are guarded by the kernel's ptrace access mode
+//     check (PTRACE_MODE_READ_FSCREDS), which root passes only with
+//     CAP_SYS_PTRACE; without it, those fields of another user's processes
+//     are recorded as errors. status, stat, cgroup and cmdline need nothing.
+//   - CAP_SYS_ADMIN (setns) and CAP_NET_ADMIN, for [Sockets], as agent/netcut
+//     says; CAP_DAC_READ_SEARCH is not needed.
+//
+// Nothing here stops the processes: a process may exit, or its PID be reused,
+// during a scan. Each process's stat is read again after its other files and
+// a process whose start time changed is left out; a process that is gone is
+// left out; a field that could not be read is named in [Process.Errors].
+//
+// # Times
+//
+// The start time is field 22 of /proc/PID/stat, in clock ticks since boot.
+// The tick rate is USER_HZ, read from the agent's own auxiliary vector
+// (AT_CLKTCK in /proc/self/auxv, what sysconf(_SC_CLK_TCK) returns; it is
+// one value for the whole kernel, and 100 on every architecture Linux
+// supports today, used if auxv cannot be read). The wall-clock start adds
+// that to the boot time, btime in /proc/stat: whole seconds, so the
+// wall-clock start is good to about a second.
+package volatile
