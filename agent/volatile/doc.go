@@ -24,15 +24,28 @@
 //
 // # What the agent needs, and why
 //
+// TestCapabilities checks this list by scanning a process of another user
+// with each capability taken away in turn.
+//
 //   - hostPID (or the host's /proc mounted, given as procRoot): the pod's
 //     processes are only visible in the host's PID namespace.
-//   - CAP_SYS_PTRACE: /proc/PID/exe, /proc/PID/cwd and /proc/PID/fd of a
-//     process of another user are guarded by the kernel's ptrace access mode
-//     check (PTRACE_MODE_READ_FSCREDS), which root passes only with
-//     CAP_SYS_PTRACE; without it, those fields of another user's processes
-//     are recorded as errors. status, stat, cgroup and cmdline need nothing.
-//   - CAP_SYS_ADMIN (setns) and CAP_NET_ADMIN, for [Sockets], as agent/netcut
-//     says; CAP_DAC_READ_SEARCH is not needed.
+//   - CAP_SYS_PTRACE: /proc/PID/exe, /proc/PID/cwd and the /proc/PID/fd/N
+//     links are guarded by the kernel's ptrace access mode check
+//     (PTRACE_MODE_READ_FSCREDS). Root passes it without the capability
+//     only for a process of its own uid that is dumpable; a process of
+//     another user, a setuid one, or one that made itself non-dumpable
+//     (prctl(PR_SET_DUMPABLE, 0): an implant can) needs CAP_SYS_PTRACE.
+//   - CAP_DAC_READ_SEARCH: /proc/PID/fd is a directory of mode 0500 owned by
+//     the process's user; a root whose capabilities were dropped (as the
+//     agent's DaemonSet drops ALL) cannot list it for another user's
+//     process without it, even with CAP_SYS_PTRACE.
+//   - CAP_SYS_ADMIN (setns) and CAP_NET_ADMIN, for [Sockets], as
+//     agent/netcut says.
+//
+// status, stat, cgroup and cmdline need nothing. What cannot be read is
+// named in [Process.Errors] (with EACCES), never left out silently. A
+// security module confining the agent (AppArmor, SELinux) may refuse the
+// same reads; they show the same way.
 //
 // Nothing here stops the processes: a process may exit, or its PID be reused,
 // during a scan. Each process's stat is read again after its other files and

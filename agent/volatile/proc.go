@@ -137,6 +137,9 @@ func (o Options) withDefaults() Options {
 // read of one process is in its Errors, and a process that exits during
 // the scan is left out.
 func Processes(ctx context.Context, procRoot string, match func(cgroup []byte) bool, opts Options) ([]Process, error) {
+	if match == nil {
+		return nil, errors.New("listing processes: no cgroup match given")
+	}
 	return scan(ctx, procRoot, func(_ int, cg []byte) bool { return match(cg) }, opts)
 }
 
