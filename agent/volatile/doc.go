@@ -24,17 +24,20 @@
 //
 // # What the agent needs, and why
 //
-// TestCapabilities checks this list by scanning a process of another user
-// with each capability taken away in turn.
+// TestCapabilities checks this list, taking each capability away in turn,
+// on another user's process, root processes with and without capabilities,
+// and a non-dumpable one.
 //
 //   - hostPID (or the host's /proc mounted, given as procRoot): the pod's
 //     processes are only visible in the host's PID namespace.
 //   - CAP_SYS_PTRACE: /proc/PID/exe, /proc/PID/cwd and the /proc/PID/fd/N
 //     links are guarded by the kernel's ptrace access mode check
-//     (PTRACE_MODE_READ_FSCREDS). Root passes it without the capability
-//     only for a process of its own uid that is dumpable; a process of
-//     another user, a setuid one, or one that made itself non-dumpable
-//     (prctl(PR_SET_DUMPABLE, 0): an implant can) needs CAP_SYS_PTRACE.
+//     (PTRACE_MODE_READ_FSCREDS). Without the capability a root agent
+//     passes it only for a process of uid 0, dumpable, whose permitted
+//     capabilities are a subset of the agent's: not for another user's
+//     process, not for a container's root process with the runtime's
+//     default capabilities (the agent drops those), and not for one that
+//     made itself non-dumpable (prctl(PR_SET_DUMPABLE, 0): an implant can).
 //   - CAP_DAC_READ_SEARCH: /proc/PID/fd is a directory of mode 0500 owned by
 //     the process's user; a root whose capabilities were dropped (as the
 //     agent's DaemonSet drops ALL) cannot list it for another user's

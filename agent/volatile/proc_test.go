@@ -148,7 +148,7 @@ func start(t *testing.T, ns *netcut.NS, cmd *exec.Cmd) (stdin io.WriteCloser) {
 	t.Helper()
 	for try := 0; ; try++ {
 		c := exec.Command(cmd.Path, cmd.Args[1:]...)
-		c.Env, c.Dir = cmd.Env, cmd.Dir
+		c.Env, c.Dir, c.Stdout = cmd.Env, cmd.Dir, cmd.Stdout
 		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, killed whole
 		if cmd.SysProcAttr != nil {
 			c.SysProcAttr.Credential = cmd.SysProcAttr.Credential
