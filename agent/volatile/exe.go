@@ -23,6 +23,10 @@ var ErrTooLarge = errors.New("executable larger than the bound")
 // ErrGone means the process exited, or its PID now names another process.
 var ErrGone = errors.New("process gone")
 
+// ErrExeChanged means the process runs another executable than the one
+// scanned (it called execve since).
+var ErrExeChanged = errors.New("the process runs another executable than the one scanned")
+
 // fileKey names a file by device, inode, size and change time, so that
 // processes running one binary have it hashed once per scan.
 type fileKey struct {
@@ -32,6 +36,7 @@ type fileKey struct {
 }
 
 type exeHash struct {
+	dev, ino          uint64
 	deleted, tooLarge bool
 	size              int64
 	sum               string
@@ -53,7 +58,7 @@ func (r *reader) hashExe(ctx context.Context, path string) (exeHash, error) {
 	if h, ok := r.hashes[key]; ok {
 		return h, nil
 	}
-	h := exeHash{deleted: st.Nlink == 0, size: st.Size, tooLarge: st.Size > r.opts.MaxHashBytes}
+	h := exeHash{dev: st.Dev, ino: st.Ino, deleted: st.Nlink == 0, size: st.Size, tooLarge: st.Size > r.opts.MaxHashBytes}
 	if !h.tooLarge {
 		sum := sha256.New()
 		n, err := copyBounded(ctx, sum, f, r.opts.MaxHashBytes)
@@ -76,7 +81,9 @@ func (r *reader) hashExe(ctx context.Context, path string) (exeHash, error) {
 // executable larger than max is not copied (ErrTooLarge, nothing written);
 // one that grows past max while read fails with ErrTooLarge after max
 // bytes were written. If p's PID now names another process (its start time
-// changed), CopyExe fails with ErrGone and writes nothing.
+// changed), CopyExe fails with ErrGone, and if it runs another file than
+// the one scanned (p.ExeDevice, p.ExeInode) with ErrExeChanged; it writes
+// nothing then.
 func CopyExe(ctx context.Context, procRoot string, p Process, w io.Writer, max int64) (int64, string, error) {
 	dir := filepath.Join(procRoot, strconv.Itoa(p.PID))
 	f, err := os.Open(filepath.Join(dir, "exe"))
@@ -89,12 +96,15 @@ func CopyExe(ctx context.Context, procRoot string, p Process, w io.Writer, max i
 	if st, err := readStat(dir); err != nil || st.start != p.StartTicks {
 		return 0, "", fmt.Errorf("copying the executable of process %d: %w", p.PID, ErrGone)
 	}
-	fi, err := f.Stat()
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return 0, "", fmt.Errorf("copying the executable of process %d: %w", p.PID, err)
 	}
-	if fi.Size() > max {
-		return 0, "", fmt.Errorf("copying the executable of process %d (%d bytes, bound %d): %w", p.PID, fi.Size(), max, ErrTooLarge)
+	if p.ExeInode != 0 && (st.Dev != p.ExeDevice || st.Ino != p.ExeInode) {
+		return 0, "", fmt.Errorf("copying the executable of process %d: %w", p.PID, ErrExeChanged)
+	}
+	if st.Size > max {
+		return 0, "", fmt.Errorf("copying the executable of process %d (%d bytes, bound %d): %w", p.PID, st.Size, max, ErrTooLarge)
 	}
 	sum := sha256.New()
 	n, err := copyBounded(ctx, io.MultiWriter(w, sum), f, max)

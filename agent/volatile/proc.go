@@ -55,7 +55,11 @@ type Process struct {
 	ExeSHA256   string `json:"exeSHA256,omitempty"`
 	ExeSize     int64  `json:"exeSize"`
 	ExeTooLarge bool   `json:"exeTooLarge,omitempty"`
-	Cwd         string `json:"cwd"`
+	// ExeDevice and ExeInode name the executable's file (for a deleted
+	// one, the inode it had), as fstat on /proc/PID/exe reports them.
+	ExeDevice uint64 `json:"exeDevice,omitempty"`
+	ExeInode  uint64 `json:"exeInode,omitempty"`
+	Cwd       string `json:"cwd"`
 	// FDs are the open file descriptors by number; FDsTruncated is set
 	// when there were more than the bound.
 	FDs          []FD `json:"fds"`
@@ -231,6 +235,7 @@ func (r *reader) exe(ctx context.Context, dir string, p *Process, fail func(stri
 		return
 	}
 	p.ExeDeleted, p.ExeSize, p.ExeTooLarge, p.ExeSHA256 = h.deleted, h.size, h.tooLarge, h.sum
+	p.ExeDevice, p.ExeInode = h.dev, h.ino
 }
 
 type stat struct {

@@ -362,6 +362,16 @@ func TestProcesses(t *testing.T) {
 		t.Errorf("implant exe hash %s (%d bytes, too large %v); want the original's %s (%d bytes)",
 			imp.ExeSHA256, imp.ExeSize, imp.ExeTooLarge, sum(p.busybox), len(p.busybox))
 	}
+	var orig unix.Stat_t
+	if err := unix.Stat(p.busyboxPath, &orig); err != nil {
+		t.Fatal(err)
+	}
+	if imp.ExeInode == 0 || imp.ExeInode == orig.Ino {
+		t.Errorf("implant exe inode %d; want the deleted copy's, not 0 nor the original's %d", imp.ExeInode, orig.Ino)
+	}
+	if lis, _ := find(procs, p.listener.Process.Pid); lis.ExeInode != orig.Ino || lis.ExeDevice != orig.Dev {
+		t.Errorf("listener exe device %d inode %d; want the original's %d %d", lis.ExeDevice, lis.ExeInode, orig.Dev, orig.Ino)
+	}
 	if imp.Cwd != p.dir || imp.PPID != os.Getpid() || imp.UID != 0 || imp.Comm != "busybox" {
 		t.Errorf("implant cwd %q ppid %d uid %d comm %q; want %q %d 0 busybox", imp.Cwd, imp.PPID, imp.UID, imp.Comm, p.dir, os.Getpid())
 	}
@@ -442,6 +452,11 @@ func TestCopyExe(t *testing.T) {
 	buf.Reset()
 	if _, _, err := CopyExe(t.Context(), "/proc", imp, &buf, 1000); !errors.Is(err, ErrTooLarge) || buf.Len() != 0 {
 		t.Errorf("CopyExe with a 1000-byte bound: %v, %d bytes written; want ErrTooLarge, none", err, buf.Len())
+	}
+	other := imp
+	other.ExeInode++
+	if _, _, err := CopyExe(t.Context(), "/proc", other, &buf, 64<<20); !errors.Is(err, ErrExeChanged) || buf.Len() != 0 {
+		t.Errorf("CopyExe of another executable: %v, %d bytes written; want ErrExeChanged, none", err, buf.Len())
 	}
 	reused := imp
 	reused.StartTicks++

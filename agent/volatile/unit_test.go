@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,5 +143,41 @@ func TestRedacted(t *testing.T) {
 	}
 	if p.Cmdline[1] != "--token=hunter2" {
 		t.Error("Redacted changed the original's command line")
+	}
+}
+
+// TestBounds: a command line and a descriptor table larger than their
+// bounds are cut to them and marked so (an attacker's process may be built
+// to exhaust its reader).
+func TestBounds(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cmdline"), []byte("/app\x00--a\x00--bb\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		max       int64
+		want      []string
+		truncated bool
+	}{{100, []string{"/app", "--a", "--bb"}, false}, {14, []string{"/app", "--a", "--bb"}, false}, {10, []string{"/app", "--a", "-"}, true}, {8, []string{"/app", "--a"}, true}} {
+		got, truncated, err := readCmdline(dir, tc.max)
+		if err != nil || truncated != tc.truncated || !slices.Equal(got, tc.want) {
+			t.Errorf("readCmdline(max %d) = %q, %v, %v; want %q, %v", tc.max, got, truncated, err, tc.want, tc.truncated)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "fd"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i, target := range []string{"/dev/null", "socket:[7]", "pipe:[8]"} {
+		if err := os.Symlink(target, filepath.Join(dir, "fd", strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fds, truncated, err := readFDs(dir, 3)
+	if err != nil || truncated || len(fds) != 3 || fds[1] != (FD{1, "socket:[7]"}) {
+		t.Errorf("readFDs(max 3) = %v, %v, %v; want the 3 of them", fds, truncated, err)
+	}
+	if fds, truncated, err := readFDs(dir, 2); err != nil || !truncated || len(fds) != 2 {
+		t.Errorf("readFDs(max 2) = %v, %v, %v; want 2, truncated", fds, truncated, err)
 	}
 }
