@@ -55,6 +55,15 @@
 // a process whose start time changed is left out; a process that is gone is
 // left out; a field that could not be read is named in [Process.Errors].
 //
+// # Limits
+//
+// A scan is not atomic: a process can exec, fork or open files while it is
+// read (a PID reused is caught by the start time; an exec is caught by
+// [CopyExe], not by [Processes]). An executable on a file system that does
+// not answer (FUSE) blocks its hashing between ctx checks. For a
+// hostNetwork pod the namespace is the node's, and [Sockets] lists every
+// socket of the node: keep those with PIDs.
+//
 // # Times
 //
 // The start time is field 22 of /proc/PID/stat, in clock ticks since boot.
