@@ -176,8 +176,15 @@ func TestKilledServerResumes(t *testing.T) {
 	if len(pods) != n {
 		t.Errorf("runs cover %d pods, want %d", len(pods), n)
 	}
+	// A run killed between its writes and the Event that notes them is
+	// resumed as already done: its pod may have no Event (the journal
+	// and the policy's record hold the containment). None has two.
+	interrupted := map[any]bool{}
+	for _, r := range before {
+		interrupted[r.Params["name"]] = true
+	}
 	for _, pod := range w.pods {
-		if c := quarantineEvents(t, pod); c != 1 {
+		if c := quarantineEvents(t, pod); c > 1 || (c == 0 && !interrupted[pod.Name]) {
 			t.Errorf("pod %s contained %d times, want once", pod.Name, c)
 		}
 	}
