@@ -168,10 +168,11 @@ func (s *sessions) silentOver(t *testing.T, d time.Duration) []string {
 }
 
 // startAgent runs `kir node agent` for the real node, reporting in kirNS,
-// and waits for its first heartbeat.
+// with the RBAC deploy/ gives it (agentKubeconfig), and waits for its
+// first heartbeat.
 func startAgent(t *testing.T, c *kubetest.Cluster, node *kubetest.Node, kirNS string) {
 	t.Helper()
-	kubetest.Kir{Kubeconfig: c.Kubeconfig}.Start(t, "node", "agent", "--node", node.Name, "--kir-namespace", kirNS)
+	kubetest.Kir{Kubeconfig: agentKubeconfig(t, c, kirNS)}.Start(t, "node", "agent", "--node", node.Name, "--kir-namespace", kirNS)
 	err := kubetest.Eventually(t.Context(), waitTimeout, func(ctx context.Context) (bool, error) {
 		l, err := c.Client.CoordinationV1().Leases(kirNS).Get(ctx, agent.HeartbeatName(node.Name), metav1.GetOptions{})
 		return err == nil && agent.Alive(l, time.Now()), nil
