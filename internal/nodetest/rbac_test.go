@@ -56,7 +56,10 @@ func agentKubeconfig(t *testing.T, c *kubetest.Cluster, kirNS string) string {
 	subjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: kirNS}}
 	rbac := c.Client.RbacV1()
 	steps := []func() error{
-		func() error { _, err := c.Client.CoreV1().ServiceAccounts(kirNS).Create(ctx, sa, metav1.CreateOptions{}); return err },
+		func() error {
+			_, err := c.Client.CoreV1().ServiceAccounts(kirNS).Create(ctx, sa, metav1.CreateOptions{})
+			return err
+		},
 		func() error {
 			_, err := rbac.ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: clusterRules}, metav1.CreateOptions{})
 			return err
