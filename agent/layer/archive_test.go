@@ -108,7 +108,7 @@ func TestArchive(t *testing.T) {
 	must(t, os.Symlink("/etc/hostname", j("etc/hostname-link")))
 	must(t, os.Symlink("/etc", j("etc-dir-link")))
 	must(t, syscall.Mkfifo(j("tmp/fifo"), 0o600))
-	must(t, syscall.Mknod(j("etc/gone"), syscall.S_IFCHR|0o000, 0))
+	must(t, syscall.Mknod(j("etc/gone"), syscall.S_IFCHR, 0)) // 0/0, mode 0: an overlay whiteout
 	must(t, syscall.Mknod(j("etc/null"), syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
 	l, err := net.Listen("unix", j("tmp/sock"))
 	must(t, err)
