@@ -160,13 +160,16 @@ func Archive(ctx context.Context, upper string, w io.Writer, opts Options) (Summ
 }
 
 type archiver struct {
-	ctx     context.Context
-	tw      *tar.Writer
-	opts    Options
-	dev     uint64
-	entries int
-	sum     Summary
-	buf     []byte
+	ctx context.Context
+	tw  *tar.Writer
+	// afterHeader, if set, runs after a file's header is written: tests
+	// change the file there, as an attacker racing the walk would.
+	afterHeader func(p string)
+	opts        Options
+	dev         uint64
+	entries     int
+	sum         Summary
+	buf         []byte
 }
 
 // fatal marks an error that ends the walk: writing the tar failed, or ctx
@@ -247,6 +250,12 @@ func (a *archiver) entry(dirfd int, rel, name string, depth int) error {
 		return nil
 	case TypeBlockDev, TypeFIFO, TypeSocket, TypeUnknown:
 		a.skip(p, t, 0, ReasonSpecial, nil)
+		return nil
+	}
+	if st.Dev != a.dev && t != TypeSymlink {
+		// A mount on the upper directory (a file or a directory bound
+		// there on the node) is not the container's writing.
+		a.skip(p, t, sizeOf(&st), ReasonMount, nil)
 		return nil
 	}
 	if a.entries >= a.opts.MaxEntries {
@@ -357,10 +366,6 @@ func same(fd int, st *unix.Stat_t) error {
 }
 
 func (a *archiver) subdir(dirfd int, p, name string, st *unix.Stat_t, depth int) error {
-	if st.Dev != a.dev {
-		a.skip(p, TypeDir, 0, ReasonMount, nil)
-		return nil
-	}
 	if depth >= a.opts.MaxDepth {
 		a.skip(p, TypeDir, 0, ReasonDepth, nil)
 		return nil

@@ -329,3 +329,59 @@ func TestBounds(t *testing.T) {
 		t.Error("Archive with a negative budget succeeded")
 	}
 }
+
+// TestChangedWhileRead shrinks one file and grows another after their
+// headers are written: the tar stays readable, each holds the size of its
+// header (the shrunk one padded with zeros), both are marked Changed, and
+// the hashes are of the bytes in the tar.
+func TestChangedWhileRead(t *testing.T) {
+	t.Parallel()
+	upper := t.TempDir()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1024) // 16 KiB, four reads of 4 KiB
+	must(t, os.WriteFile(filepath.Join(upper, "grows"), big, 0o644))
+	must(t, os.WriteFile(filepath.Join(upper, "shrinks"), big, 0o644))
+	must(t, os.WriteFile(filepath.Join(upper, "stays"), []byte("same"), 0o644))
+
+	fd, err := unix.Open(upper, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	must(t, err)
+	var st unix.Stat_t
+	must(t, unix.Fstat(fd, &st))
+	opts, err := Options{}.withDefaults()
+	must(t, err)
+	var buf bytes.Buffer
+	a := &archiver{ctx: t.Context(), tw: tar.NewWriter(&buf), opts: opts, dev: st.Dev, buf: make([]byte, 4096)}
+	a.afterHeader = func(p string) {
+		switch p {
+		case "grows":
+			f, err := os.OpenFile(filepath.Join(upper, p), os.O_APPEND|os.O_WRONLY, 0)
+			must(t, err)
+			_, err = f.Write([]byte("more"))
+			must(t, err)
+			must(t, f.Close())
+		case "shrinks":
+			must(t, os.Truncate(filepath.Join(upper, p), 5000))
+		}
+	}
+	must(t, a.dir(fd, "", 0)) // closes fd
+	must(t, a.tw.Close())
+
+	shrunk := append(append([]byte{}, big[:5000]...), make([]byte, len(big)-5000)...)
+	want := map[string]string{"grows": string(big), "shrinks": string(shrunk), "stays": "same"}
+	got := map[string]string{}
+	for _, e := range readTar(t, buf.Bytes()) {
+		got[e.Name] = e.Body
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("tar bodies (-want +got):\n%s", diff)
+	}
+	changed := map[string]bool{}
+	for _, f := range a.sum.Files {
+		changed[f.Path] = f.Changed
+		if f.SHA256 != sha(want[f.Path]) {
+			t.Errorf("%s: sha256 %s; the bytes in the tar have %s", f.Path, f.SHA256, sha(want[f.Path]))
+		}
+	}
+	if diff := cmp.Diff(map[string]bool{"grows": true, "shrinks": true, "stays": false}, changed); diff != "" {
+		t.Errorf("Changed (-want +got):\n%s", diff)
+	}
+}

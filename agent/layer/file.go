@@ -55,6 +55,9 @@ func (a *archiver) file(dirfd int, p, name string, st *unix.Stat_t) error {
 	if err := a.write(h); err != nil {
 		return err
 	}
+	if a.afterHeader != nil {
+		a.afterHeader(p)
+	}
 	sum := sha256.New()
 	out := io.MultiWriter(a.tw, sum)
 	if _, err := out.Write(a.buf[:first]); err != nil {
