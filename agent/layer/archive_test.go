@@ -385,3 +385,39 @@ func TestChangedWhileRead(t *testing.T) {
 		t.Errorf("Changed (-want +got):\n%s", diff)
 	}
 }
+
+// TestMounts mounts a tmpfs on a directory of upper and binds a file from
+// it over a file of upper, as the node might: neither is the container's
+// writing, both are skipped unread.
+func TestMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	t.Parallel()
+	upper := t.TempDir()
+	mnt := filepath.Join(upper, "mnt")
+	must(t, os.Mkdir(mnt, 0o755))
+	must(t, os.WriteFile(filepath.Join(upper, "bound"), []byte("placeholder"), 0o644))
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("mounting a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	const hidden = "on another file system"
+	must(t, os.WriteFile(filepath.Join(mnt, "f"), []byte(hidden), 0o644))
+	must(t, unix.Mount(filepath.Join(mnt, "f"), filepath.Join(upper, "bound"), "", unix.MS_BIND, ""))
+	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(upper, "bound"), unix.MNT_DETACH) })
+
+	var buf bytes.Buffer
+	got, err := Archive(t.Context(), upper, &buf, Options{})
+	must(t, err)
+	if bytes.Contains(buf.Bytes(), []byte(hidden)) || len(readTar(t, buf.Bytes())) != 0 {
+		t.Errorf("the tar holds %v; want nothing from the mounts", readTar(t, buf.Bytes()))
+	}
+	want := []Skipped{
+		{Path: "bound", Type: TypeFile, Size: int64(len(hidden)), Reason: ReasonMount},
+		{Path: "mnt", Type: TypeDir, Reason: ReasonMount},
+	}
+	if diff := cmp.Diff(want, got.Skipped); diff != "" {
+		t.Errorf("Summary.Skipped (-want +got):\n%s", diff)
+	}
+}
