@@ -4,6 +4,7 @@ package layer
 
 import (
 	"archive/tar"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,6 +85,7 @@ const (
 	ReasonDepth    Reason = "too deep"                // Options.MaxDepth; contents not walked
 	ReasonMount    Reason = "another file system"     // a mount point; contents not walked
 	ReasonChanged  Reason = "changed during the walk" // replaced, removed, or a link swapped in
+	ReasonTooMany  Reason = "too many names to list"  // Options.MaxEntries+MaxSkipped; the rest not walked
 	ReasonReadFail Reason = "could not be read"       // see Skipped.Err
 )
 
@@ -195,9 +197,9 @@ func (a *archiver) skip(p string, t Type, size int64, r Reason, err error) {
 func (a *archiver) dir(fd int, rel string, depth int) error {
 	f := os.NewFile(uintptr(fd), rel)
 	defer f.Close()
-	names, err := f.Readdirnames(-1)
+	names, err := a.list(f)
 	if err != nil {
-		a.skip(rel, TypeDir, 0, ReasonReadFail, fmt.Errorf("listing: %w", err))
+		a.skip(cmp.Or(rel, "."), TypeDir, 0, ReasonReadFail, fmt.Errorf("listing: %w", err))
 		return nil
 	}
 	slices.Sort(names)
@@ -210,6 +212,29 @@ func (a *archiver) dir(fd int, rel string, depth int) error {
 		}
 	}
 	return nil
+}
+
+// list reads a directory's names, at most as many as could be archived or
+// listed as skipped: a directory of millions of names (cheap to make) is
+// not held in memory whole. A directory cut short is named in
+// Summary.Skipped; which names it lost depends on the directory's order.
+func (a *archiver) list(f *os.File) ([]string, error) {
+	limit := a.opts.MaxEntries + a.opts.MaxSkipped
+	var names []string
+	for {
+		batch, err := f.Readdirnames(1024)
+		names = append(names, batch...)
+		if errors.Is(err, io.EOF) || (err == nil && len(batch) == 0) {
+			return names, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(names) > limit {
+			a.skip(cmp.Or(f.Name(), "."), TypeDir, 0, ReasonTooMany, fmt.Errorf("listed %d names, more than %d", len(names), limit))
+			return names, nil
+		}
+	}
 }
 
 func typeOf(mode uint32) Type {

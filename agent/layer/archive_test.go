@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -419,5 +420,25 @@ func TestMounts(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got.Skipped); diff != "" {
 		t.Errorf("Summary.Skipped (-want +got):\n%s", diff)
+	}
+}
+
+// TestTooManyNames lists a directory of more names than could be archived
+// or listed: it is named as cut short, and the walk still bounds what it
+// writes.
+func TestTooManyNames(t *testing.T) {
+	t.Parallel()
+	upper := t.TempDir()
+	for i := range 2100 {
+		must(t, os.WriteFile(filepath.Join(upper, strings.Repeat("n", 1+i%7)+string(rune('a'+i%26))+strconv.Itoa(i)), nil, 0o644))
+	}
+	got, err := Archive(t.Context(), upper, io.Discard, Options{MaxEntries: 5, MaxSkipped: 5})
+	must(t, err)
+	if len(got.Files) != 5 || len(got.Skipped) != 5 || got.Skipped[0].Path != "." || got.Skipped[0].Reason != ReasonTooMany {
+		t.Errorf("files %d, skipped %+v; want 5 files, 5 skipped, the first the directory cut short", len(got.Files), got.Skipped)
+	}
+	// Names are read 1024 at a time: the walk saw at most 2048 of 2100.
+	if n := len(got.Files) + len(got.Skipped) - 1 + got.SkippedUnlisted; n > 2048 {
+		t.Errorf("walked %d names; want at most 2048, the listing cut short", n)
 	}
 }
