@@ -58,5 +58,8 @@
 // archived and flagged ([File.WhiteoutName]), so the Summary tells them
 // apart. Directories deeper than [Options.MaxDepth] are skipped (each level
 // holds a descriptor). The listing of skipped entries is bounded
-// ([Options.MaxSkipped]); beyond it skipped entries are only counted.
+// ([Options.MaxSkipped]); beyond it skipped entries are only counted. A
+// directory holding more than MaxEntries+MaxSkipped names is cut short
+// (and named so): which names are lost then depends on the directory's
+// order. A hard-linked file counts against the budget at each name.
 package layer

@@ -59,46 +59,51 @@ func (a *archiver) file(dirfd int, p, name string, st *unix.Stat_t) error {
 		a.afterHeader(p)
 	}
 	sum := sha256.New()
-	out := io.MultiWriter(a.tw, sum)
-	if _, err := out.Write(a.buf[:first]); err != nil {
-		return fatal{err}
+	n, padded, err := a.body(io.MultiWriter(a.tw, sum), f, first, rerr != nil, now.Size)
+	if err != nil {
+		return err
 	}
-	n := int64(first)
-	short := rerr != nil
-	for n < now.Size && !short {
-		if err := a.ctx.Err(); err != nil {
-			return fatal{err}
-		}
-		m, err := f.Read(a.buf[:min(int64(len(a.buf)), now.Size-n)])
-		if m > 0 {
-			if _, werr := out.Write(a.buf[:m]); werr != nil {
-				return fatal{werr}
-			}
-			n += int64(m)
-		}
-		if err != nil {
-			// EOF (it shrank) or a read error after the header: pad.
-			short = true
-		}
-	}
-	if n < now.Size {
-		clear(a.buf)
-		for n < now.Size {
-			m := min(int64(len(a.buf)), now.Size-n)
-			if _, err := out.Write(a.buf[:m]); err != nil {
-				return fatal{err}
-			}
-			n += m
-		}
+	var after unix.Stat_t
+	if padded || (unix.Fstat(fd, &after) == nil && after.Size != now.Size) {
 		entry.Changed = true
-	} else {
-		var after unix.Stat_t
-		if unix.Fstat(fd, &after) == nil && after.Size != now.Size {
-			entry.Changed = true
-		}
 	}
 	entry.SHA256 = hex.EncodeToString(sum.Sum(nil))
 	a.sum.Bytes += n
 	a.sum.Files = append(a.sum.Files, entry)
 	return nil
+}
+
+// body writes a file's bytes to out after the header: the first block,
+// already in a.buf, then the rest of f up to size, then zeros if f ended
+// early (it shrank, or failed to read) — the header promised size bytes.
+func (a *archiver) body(out io.Writer, f *os.File, first int, short bool, size int64) (n int64, padded bool, err error) {
+	if _, err := out.Write(a.buf[:first]); err != nil {
+		return 0, false, fatal{err}
+	}
+	n = int64(first)
+	for n < size && !short {
+		if err := a.ctx.Err(); err != nil {
+			return n, false, fatal{err}
+		}
+		m, rerr := f.Read(a.buf[:min(int64(len(a.buf)), size-n)])
+		if m > 0 {
+			if _, err := out.Write(a.buf[:m]); err != nil {
+				return n, false, fatal{err}
+			}
+			n += int64(m)
+		}
+		short = rerr != nil
+	}
+	if n == size {
+		return n, false, nil
+	}
+	clear(a.buf)
+	for n < size {
+		m := min(int64(len(a.buf)), size-n)
+		if _, err := out.Write(a.buf[:m]); err != nil {
+			return n, true, fatal{err}
+		}
+		n += m
+	}
+	return n, true, nil
 }
