@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kir.dev/kir/agent"
@@ -388,6 +389,18 @@ func TestReleaseRestoresConnections(t *testing.T) {
 	waitLast(t, c, ns, "client", "in", "fail")
 
 	kubetest.Kir{Kubeconfig: c.Kubeconfig}.MustRun(t, "release", "pod", "server", "-n", ns)
+	// The agent lets go of the released pod: its report goes, nothing else.
+	server, err := c.Client.CoreV1().Pods(ns).Get(t.Context(), "server", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = kubetest.Eventually(t.Context(), waitTimeout, func(ctx context.Context) (bool, error) {
+		_, err := c.Client.CoordinationV1().Leases(kirNS).Get(ctx, agent.ReportName(string(server.UID)), metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Errorf("the agent's report of the released pod stays: %v", err)
+	}
 	waitLast(t, c, ns, "client", "in", "ok")
 	waitLast(t, c, ns, "server", "out", "ok")
 	// The client's and the server's loops reconnect; the agent leaves the

@@ -98,8 +98,12 @@ func (o *doctorOptions) run(c *cli.Context) error {
 			return err
 		}
 		d.Canary = &conf
-		if conf.State != agent.StateEnforced {
-			probeErr = exitError{ExitNotEnforced, fmt.Errorf("node %s: the enforcement probe did not confirm the isolation (%s): %s", o.probe, conf.State, conf.Note)}
+		switch conf.State {
+		case agent.StateEnforced:
+		case agent.StateNotEnforced:
+			probeErr = exitError{ExitNotEnforced, fmt.Errorf("node %s does not enforce NetworkPolicy: %s", o.probe, conf.Note)}
+		default: // no agent, or nothing it could confirm: unknown, not "not enforced"
+			probeErr = fmt.Errorf("node %s: the enforcement probe could not tell (%s): %s", o.probe, conf.State, conf.Note)
 		}
 	}
 	if err := printDiagnosis(c.App.Writer, o.output.format, d); err != nil {
