@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"io"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -30,6 +32,9 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	"when":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000 UTC") },
 	"size":    humanSize,
 	"source":  describeSource,
+	"short":   shortHash,
+	"indent":  indent,
+	"maxRows": func() int { return maxRows },
 }).Parse(reportSource))
 
 // changeActions are the custody actions that changed the cluster.
@@ -46,6 +51,9 @@ type reportData struct {
 	KeyID                        string
 	// Alerts are the alerts that started the runs (files of kind alert).
 	Alerts []reportAlert
+	// Nodes are what the node agent captured of each pod: processes,
+	// sockets, changed files.
+	Nodes []reportPod
 }
 
 // reportAlert is an alert that started a run, as the page shows it: the
@@ -70,7 +78,7 @@ func readAlerts(dir string, files []File) []reportAlert {
 		if f.Source.Kind != "alert" {
 			continue
 		}
-		a, err := readAlert(filepath.Join(dir, filepath.FromSlash(f.Path)), f.SHA256)
+		a, err := readAlert(dir, f)
 		if err != nil {
 			a = reportAlert{Err: err.Error()}
 		}
@@ -80,22 +88,15 @@ func readAlerts(dir string, files []File) []reportAlert {
 	return out
 }
 
-// readAlert reads an alert file that must still hash to sum.
-func readAlert(file, sum string) (reportAlert, error) {
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		return reportAlert{}, err
-	}
-	if got := sha256.Sum256(raw); hex.EncodeToString(got[:]) != sum {
-		return reportAlert{}, fmt.Errorf("%s changed since it was written", filepath.Base(file))
-	}
+// readAlert reads an alert file of the bundle in dir.
+func readAlert(dir string, f File) (reportAlert, error) {
 	var v struct {
 		Rule, Priority, Time, Output, UUID, Source, Hostname string
 		Tags                                                 []string
 		Fields                                               map[string]any
 	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return reportAlert{}, fmt.Errorf("decoding %s: %w", filepath.Base(file), err)
+	if err := readRecordedJSON(dir, f, &v); err != nil {
+		return reportAlert{}, err
 	}
 	a := reportAlert{Rule: v.Rule, Priority: v.Priority, Time: v.Time, Output: v.Output,
 		UUID: v.UUID, Source: v.Source, Hostname: v.Hostname, Tags: v.Tags}
@@ -108,6 +109,48 @@ func readAlert(file, sum string) (reportAlert, error) {
 		a.Fields = append(a.Fields, alertField{k, val})
 	}
 	return a, nil
+}
+
+// maxShownSize bounds a file the report reads to show what it holds (an
+// alert, a process table, a layer's index): a larger one is named as
+// such, not read into memory.
+const maxShownSize = 64 << 20
+
+// readRecorded reads the bundle file f, in dir, for the report to show:
+// only if it still hashes to the SHA-256 recorded when it was written, so
+// that the page never shows what the manifest does not vouch for. The
+// bytes hashed are the bytes returned.
+func readRecorded(dir string, f File) ([]byte, error) {
+	name := path.Base(f.Path)
+	fh, err := os.Open(filepath.Join(dir, filepath.FromSlash(f.Path)))
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	raw, err := io.ReadAll(io.LimitReader(fh, maxShownSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	if len(raw) > maxShownSize {
+		return nil, fmt.Errorf("%s is larger than %s: not shown here", name, humanSize(maxShownSize))
+	}
+	if got := sha256.Sum256(raw); hex.EncodeToString(got[:]) != f.SHA256 {
+		return nil, fmt.Errorf("%s changed since it was written", name)
+	}
+	return raw, nil
+}
+
+// readRecordedJSON reads the bundle file f with readRecorded and decodes
+// it into v.
+func readRecordedJSON(dir string, f File, v any) error {
+	raw, err := readRecorded(dir, f)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decoding %s: %w", path.Base(f.Path), err)
+	}
+	return nil
 }
 
 // reportEntry is a custody entry as the page shows it.

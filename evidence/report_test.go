@@ -169,11 +169,21 @@ var (
 	domAlertFact  = regexp.MustCompile(`<dd class="alert-(rule|priority|time)">(?:<time datetime="[^"]*">)?([^<]*)`)
 	domAlertOut   = regexp.MustCompile(`<pre class="detail alert-output">([^<]*)</pre>`)
 	domAlertField = regexp.MustCompile(`<tr data-field="([^"]*)"><td><code>[^<]*</code></td><td>([^<]*)</td></tr>`)
+	// The capture's sections: a process's pid, depth and comm; the
+	// miner's deleted executable; the peer, highlighted, with the
+	// processes holding the socket; a listening port; a changed file.
+	domProc      = regexp.MustCompile(`(?s)<tr class="proc[^"]*" data-pid="(\d+)" data-ppid="\d+" data-depth="(\d+)">.*?<code class="comm">([^<]*)</code>`)
+	domDeleted   = regexp.MustCompile(`(?s)data-pid="12" [^>]*>.*?/tmp/kinsing \(deleted\)</code> <strong class="alarm">DELETED FROM DISK</strong>`)
+	domPeer      = regexp.MustCompile(`<tr class="conn peer">.*<strong class="peer-addr">` + regexp.QuoteMeta(peerAddr) + `</strong></td><td><span class="owner">12 \(kinsing\)</span>`)
+	domListen    = regexp.MustCompile(`<tr class="listen"><td>tcp <span class="who">ipv4</span></td><td>LISTEN</td><td><code>0\.0\.0\.0:8080</code>`)
+	domLayerPath = regexp.MustCompile(`<tr class="layer-file"><td><code class="path">([^<]*)</code>`)
 )
 
 // TestReportAlertInChromium: a bundle holding the alert that started its
-// run shows the alert's rule, priority, time, output and output fields,
-// as text, in the DOM a browser builds.
+// run and the node agent's capture of the pod shows the alert's rule,
+// priority, time, output and output fields, the process tree, the
+// connections (the peer highlighted) and the changed files, as text, in
+// the DOM a browser builds.
 func TestReportAlertInChromium(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "b")
@@ -188,6 +198,7 @@ func TestReportAlertInChromium(t *testing.T) {
 	if _, err := b.Put("run/alert.json", bytes.NewReader(raw), evidence.Source{Kind: "alert"}); err != nil {
 		t.Fatal(err)
 	}
+	putNodeCapture(t, b, nil, nil, nil)
 	if err := b.Seal(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -211,6 +222,27 @@ func TestReportAlertInChromium(t *testing.T) {
 		t.Errorf("the alert in the rendered DOM (-want +got):\n%s\nDOM:\n%s", diff, dom)
 	}
 	if bytes.Contains(bytes.ToLower(dom), []byte("<script")) {
-		t.Error("the alert's markup became an element")
+		t.Error("the alert's or the capture's markup became an element")
+	}
+
+	var tree []string
+	for _, m := range domProc.FindAllSubmatch(dom, -1) {
+		tree = append(tree, string(m[1])+"@"+string(m[2])+" "+html.UnescapeString(string(m[3])))
+	}
+	wantTree := []string{"1@0 nginx", "7@1 sh", "12@2 kinsing", "15@2 " + hostile, "40@0 orphan", "50@0 cycle-a", "51@1 cycle-b", "3@0 pause"}
+	if diff := cmp.Diff(wantTree, tree); diff != "" {
+		t.Errorf("the process tree in the rendered DOM, pid@depth comm (-want +got):\n%s", diff)
+	}
+	for _, re := range []*regexp.Regexp{domDeleted, domPeer, domListen} {
+		if !re.Match(dom) {
+			t.Errorf("the rendered DOM has nothing matching %s", re)
+		}
+	}
+	var changed []string
+	for _, m := range domLayerPath.FindAllSubmatch(dom, -1) {
+		changed = append(changed, html.UnescapeString(string(m[1])))
+	}
+	if diff := cmp.Diff([]string{"tmp", "tmp/kinsing", "tmp/" + hostile, "tmp/passwd"}, changed); diff != "" {
+		t.Errorf("the changed files in the rendered DOM (-want +got):\n%s", diff)
 	}
 }

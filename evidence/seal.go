@@ -154,16 +154,17 @@ func (b *Bundle) seal(signer Signer) error {
 	sealedAt := b.opts.Now().UTC()
 	sl := sealLog(log, recs.Records)
 
+	nodes := readNodes(b.dir, files)
 	html, err := renderReport(reportData{
 		Incident: b.opts.Incident, Created: b.created, Sealed: sealedAt,
 		Actor: b.opts.Actor, OSUser: b.opts.OSUser, Host: b.opts.Host, Version: b.opts.Version,
 		Files: files, Custody: recs.Records, Log: sl, KeyID: d.KeyID,
-		Alerts: readAlerts(b.dir, files),
+		Alerts: readAlerts(b.dir, files), Nodes: nodes,
 	})
 	if err != nil {
 		return fmt.Errorf("rendering %s: %w", ReportFile, err)
 	}
-	report, err := b.put(ReportFile, bytes.NewReader(html), Source{Kind: "report", Collected: sealedAt})
+	report, err := b.put(ReportFile, bytes.NewReader(html), reportFileSource(sealedAt, nodes))
 	if err != nil {
 		return err
 	}
