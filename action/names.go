@@ -69,6 +69,13 @@ const (
 	AnnotationConfirm = "kir.dev/confirm"
 	// FieldManagerConfirm applies AnnotationConfirm, and nothing else.
 	FieldManagerConfirm = "kir-confirm"
+	// AnnotationCaptureKey, on a quarantine policy, is the hex SHA-256 of
+	// the key with which a run fetches the node agent's capture of the
+	// pod (package agent): only who can write kir's policy can set it,
+	// and the key itself never leaves the run's memory.
+	AnnotationCaptureKey = "kir.dev/capture-key"
+	// FieldManagerCapture applies AnnotationCaptureKey, and nothing else.
+	FieldManagerCapture = "kir-capture"
 
 	// DefaultKirNamespace is kir's own namespace unless told otherwise
 	// (--kir-namespace).

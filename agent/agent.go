@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"kir.dev/kir/action"
+	"kir.dev/kir/agent/container"
+	"kir.dev/kir/agent/volatile"
 )
 
 // Config configures an agent.
@@ -36,6 +38,22 @@ type Config struct {
 	ProbeTimeout, ProbeEvery, ProbeFor time.Duration
 	Log                                *slog.Logger
 	Now                                func() time.Time
+
+	// CaptureDir keeps the captures of quarantined pods (capture.go)
+	// until their release; empty takes none. LayerMaxBytes is the byte
+	// budget of one container's writable layer (0: layer.DefaultMaxBytes).
+	CaptureDir    string
+	LayerMaxBytes int64
+	// HostRoot is where the host's file system is seen, to read the
+	// containers' writable layers at the paths the kernel reports:
+	// /proc/1/root (the host init's root; needs CAP_SYS_PTRACE) for an
+	// agent in a container, / for one on the host.
+	HostRoot string
+	// Listen is the address the agent serves captures on (serve.go), and
+	// Pod and PodNamespace name the agent's own pod, which kir reaches
+	// through the API server's pods/proxy; empty serves nothing.
+	Listen            string
+	Pod, PodNamespace string
 
 	// net does the work inside network namespaces; nil means the real one.
 	net network
@@ -63,6 +81,9 @@ func (c *Config) defaults() {
 	if c.Namespace == "" {
 		c.Namespace = action.DefaultKirNamespace
 	}
+	if c.HostRoot == "" {
+		c.HostRoot = container.HostPath(c.ProcRoot, "")
+	}
 	if c.net == nil {
 		c.net = hostNetwork{}
 	}
@@ -87,6 +108,8 @@ type network interface {
 	// or reply tuple); countFlows counts them.
 	deleteFlows(ctx context.Context, ips []netip.Addr) (int, error)
 	countFlows(ctx context.Context, ips []netip.Addr) (int, error)
+	// sockets lists every TCP and UDP socket of ns, joined to procs.
+	sockets(ctx context.Context, ns podNS, procs []volatile.Process) ([]volatile.Socket, error)
 }
 
 // podNS is a network namespace the agent holds open.
@@ -134,7 +157,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cfg.Log.Info("node agent started", "node", cfg.Node, "namespace", cfg.Namespace, "probe", a.targets)
 	defer a.wg.Wait()
-	return a.watch(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- a.serve(ctx) }()
+	err = a.watch(ctx)
+	cancel()
+	return errors.Join(err, <-served)
 }
 
 // probeTargets are what a pod on node reaches unless it is isolated: the

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"kir.dev/kir/action"
+	"kir.dev/kir/agent/volatile"
 	"kir.dev/kir/internal/kubetest"
 )
 
@@ -65,6 +66,10 @@ func (f *fakeNetwork) cut(context.Context, podNS) (int, int, []string, error) {
 	defer f.mu.Unlock()
 	f.cuts++
 	return 2, 1, nil, nil
+}
+
+func (f *fakeNetwork) sockets(context.Context, podNS, []volatile.Process) ([]volatile.Socket, error) {
+	return nil, nil
 }
 
 func (f *fakeNetwork) sessions(context.Context, podNS) (int, error) {

@@ -45,6 +45,11 @@ func (a *Agent) drop(ctx context.Context, pod *corev1.Pod) {
 	if err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
 		a.cfg.Log.Warn("deleting the report of a released pod", "lease", name, "err", err)
 	}
+	if a.cfg.CaptureDir != "" {
+		if err := removeCaptures(a.cfg.CaptureDir, action.QuarantineValue(pod.UID)); err != nil {
+			a.cfg.Log.Warn("deleting the captures of a released pod", "err", err)
+		}
+	}
 }
 
 // oldReport is the report an earlier agent left for the pod, if any.
@@ -83,6 +88,10 @@ func (a *Agent) beat(ctx context.Context) {
 	lease := coordinationv1ac.Lease(HeartbeatName(a.cfg.Node), a.cfg.Namespace).
 		WithLabels(managed(RoleHeartbeat, a.cfg.Node)).
 		WithSpec(coordinationv1ac.LeaseSpec().WithHolderIdentity(holder(a.cfg.Node)).WithRenewTime(now).WithLeaseDurationSeconds(secs))
+	if e, ok := a.endpoint(); ok {
+		raw, _ := json.Marshal(e)
+		lease.WithAnnotations(map[string]string{AnnotationEndpoint: string(raw)})
+	}
 	if _, err := a.cfg.Kube.CoordinationV1().Leases(a.cfg.Namespace).Apply(ctx, lease, metav1.ApplyOptions{FieldManager: action.FieldManagerAgent, Force: true}); err != nil && ctx.Err() == nil {
 		a.cfg.Log.Error("renewing the heartbeat", "err", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"kir.dev/kir/agent/netcut"
+	"kir.dev/kir/agent/volatile"
 )
 
 // hostNetwork is the agent's network on Linux: package netcut, its
@@ -72,4 +73,8 @@ func (hostNetwork) countFlows(ctx context.Context, ips []netip.Addr) (int, error
 	}
 	defer ct.Close()
 	return ct.CountFlows(ctx, ips)
+}
+
+func (hostNetwork) sockets(ctx context.Context, ns podNS, procs []volatile.Process) ([]volatile.Socket, error) {
+	return volatile.Sockets(ctx, ns.(*netcut.NS), procs)
 }

@@ -90,6 +90,9 @@ type Report struct {
 	// Cut is what the agent did to the pod's open sessions; nil until the
 	// isolation is enforced.
 	Cut *CutRecord `json:"cut,omitempty"`
+	// Capture is where the agent's capture of the pod's processes,
+	// sockets and writable layers stands; nil when the agent keeps none.
+	Capture *CaptureRecord `json:"capture,omitempty"`
 	// Notes say what the agent could not do, plainly.
 	Notes []string `json:"notes,omitempty"`
 }

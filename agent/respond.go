@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,24 +49,66 @@ func (a *Agent) respond(ctx context.Context, pod *corev1.Pod, seenAt time.Time) 
 		// run's first probe comes after it.
 		r.ReachableBefore = r.ReachableBefore || old.ReachableBefore
 	}
+	var t *taking
 	switch {
 	case pod.Spec.HostNetwork:
 		r.State = StateSkipped
 		r.Notes = append(r.Notes, "the pod uses the host's network: no NetworkPolicy isolates it, and its sessions are the node's; nothing confirmed or cut")
+		t, r.Capture = a.captureVolatile(ctx, pod, nil)
 	case ns == nil:
 		r.State = StateSkipped
 		r.Notes = append(r.Notes, fmt.Sprintf("the pod's network namespace was not found on the node: %v", nsErr))
+		t, r.Capture = a.captureVolatile(ctx, pod, nil)
 	default:
 		a.publish(ctx, pod, r)
-		if !a.verdict(ctx, pod, ns, r) {
+		var ok bool
+		if t, ok = a.confirmAndCut(ctx, pod, pol, ns, r); !ok {
 			return // released, or the agent stops: no verdict
-		}
-		if r.State != StateNotEnforced {
-			a.publish(ctx, pod, r) // kir waits for this much; the cut follows
-			r.Cut = a.cut(ctx, pod, ns, pol.Annotations[action.AnnotationSessions] == action.SessionsKeep)
 		}
 	}
 	a.finish(ctx, pod, r, log)
+	a.finishCapture(ctx, pod, t, r)
+}
+
+// captureWait bounds how long the cut waits for the volatile capture: a
+// pod can make its capture slow (huge executables on a stalling file
+// system), never its cut.
+const captureWait = 20 * time.Second
+
+// confirmAndCut takes the volatile capture while it confirms the
+// isolation, then cuts the pod's sessions once both are done. It returns
+// false when ctx ended first.
+func (a *Agent) confirmAndCut(ctx context.Context, pod *corev1.Pod, pol *networkingv1.NetworkPolicy, ns podNS, r *Report) (*taking, bool) {
+	type result struct {
+		t   *taking
+		rec *CaptureRecord
+	}
+	captured := make(chan result, 1)
+	go func() {
+		t, rec := a.captureVolatile(ctx, pod, ns)
+		captured <- result{t, rec}
+	}()
+	decided := a.verdict(ctx, pod, ns, r)
+	var t *taking
+	select {
+	case got := <-captured:
+		t, r.Capture = got.t, got.rec
+	case <-time.After(captureWait):
+		r.Notes = append(r.Notes, fmt.Sprintf("the capture of the pod's processes and sockets took longer than %s: the sessions were cut without it, and it is dropped", captureWait))
+		go func() {
+			if got := <-captured; got.t != nil {
+				_ = os.RemoveAll(got.t.c.dir)
+			}
+		}()
+	}
+	if !decided {
+		return nil, false
+	}
+	if r.State != StateNotEnforced {
+		a.publish(ctx, pod, r) // kir waits for this much; the cut follows
+		r.Cut = a.cut(ctx, pod, ns, pol.Annotations[action.AnnotationSessions] == action.SessionsKeep)
+	}
+	return t, true
 }
 
 // openNetns finds and holds the pod's network namespace.

@@ -47,6 +47,12 @@ func Actions() []action.Action {
 			Rules:    Rules(),
 			Do:       collectPods,
 		},
+		action.Func[NodeParams, NodeOutput]{
+			Name:    "collect.node-capture",
+			Summary: "Fetch each pod's capture from its node agent (processes, sockets, executables deleted from disk, writable layers) through the API server's pods/proxy into the evidence bundle, each file hashed on receipt and checked against the agent's digest.",
+			Rules:   NodeRules(),
+			Do:      collectNode,
+		},
 		action.Func[SealParams, SealOutput]{
 			Name:     "collect.seal",
 			ReadOnly: true,

@@ -1,7 +1,9 @@
 package serve_test
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -34,7 +36,7 @@ func checkNodeAgent(t *testing.T, byKind map[string][]*unstructured.Unstructured
 		t.Errorf("agent args (-want +got):\n%s", diff)
 	}
 	caps := c.SecurityContext.Capabilities
-	if diff := cmp.Diff([]corev1.Capability{"NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"}, caps.Add); diff != "" || !slices.Equal(caps.Drop, []corev1.Capability{"ALL"}) {
+	if diff := cmp.Diff([]corev1.Capability{"NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"}, caps.Add); diff != "" || !slices.Equal(caps.Drop, []corev1.Capability{"ALL"}) {
 		t.Errorf("agent capabilities add (-want +got):\n%s; drop %v, want ALL", diff, caps.Drop)
 	}
 	if c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
@@ -66,5 +68,38 @@ func checkNodeAgent(t *testing.T, byKind map[string][]*unstructured.Unstructured
 	want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "kir-node-agent", Namespace: "kir-node"}}
 	if diff := cmp.Diff(want, rb.Subjects); diff != "" || rb.RoleRef.Name != "kir-node-agent" {
 		t.Errorf("RoleBinding kir-node-agent binds %s to (-want +got):\n%s", rb.RoleRef.Name, diff)
+	}
+	checkCaptureAccess(t, byKind, c)
+}
+
+// checkCaptureAccess: kir serve fetches captures through pods/proxy in
+// the agents' namespace only (pods/proxy reaches every port of a pod),
+// from the port the agent serves, and the captures' volume is bounded.
+func checkCaptureAccess(t *testing.T, byKind map[string][]*unstructured.Unstructured, c corev1.Container) {
+	t.Helper()
+	role := one[rbacv1.Role](t, byKind, "kir-node-capture")
+	if role.Namespace != "kir-node" {
+		t.Errorf("Role kir-node-capture in %q, want kir-node: pods/proxy only where the agents run", role.Namespace)
+	}
+	for _, kind := range []string{"ClusterRole"} {
+		for _, u := range byKind[kind] {
+			if strings.Contains(fmt.Sprint(u.Object["rules"]), "pods/proxy") {
+				t.Errorf("%s %s grants pods/proxy cluster-wide", kind, u.GetName())
+			}
+		}
+	}
+	rb := one[rbacv1.RoleBinding](t, byKind, "kir-node-capture")
+	want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "kir-serve", Namespace: deployNamespace}}
+	if diff := cmp.Diff(want, rb.Subjects); diff != "" || rb.RoleRef.Name != "kir-node-capture" || rb.Namespace != "kir-node" {
+		t.Errorf("RoleBinding kir-node-capture binds %s in %s to (-want +got):\n%s", rb.RoleRef.Name, rb.Namespace, diff)
+	}
+	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 9464 {
+		t.Errorf("agent ports %+v, want the capture port 9464 (kir node agent --listen's default)", c.Ports)
+	}
+	ds := one[appsv1.DaemonSet](t, byKind, "kir-node-agent")
+	for _, v := range ds.Spec.Template.Spec.Volumes {
+		if v.Name == "captures" && (v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil) {
+			t.Errorf("volume captures: want a bounded emptyDir, got %+v", v.VolumeSource)
+		}
 	}
 }

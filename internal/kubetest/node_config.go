@@ -17,9 +17,11 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// containerdSnapshotter copies image layers: no overlay mounts to leave
-// behind, and the node's images are a few MB.
-const containerdSnapshotter = "native"
+// containerdSnapshotter is containerd's default, overlayfs: each
+// container's writes land in an upper directory of their own, which the
+// node agent archives (a container's mounts are detached at cleanup, as
+// all of the node's).
+const containerdSnapshotter = "overlayfs"
 
 // Kubelet's ports, fixed (one real node per machine).
 const (

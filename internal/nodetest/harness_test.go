@@ -147,6 +147,12 @@ func namespace(t *testing.T, c *kubetest.Cluster) string {
 // node, and returns it once Running.
 func startPod(t *testing.T, c *kubetest.Cluster, node *kubetest.Node, ns, name, script string) *corev1.Pod {
 	t.Helper()
+	return startPodWith(t, c, node, ns, name, script, nil)
+}
+
+// startPodWith is startPod with the pod changed by edit first.
+func startPodWith(t *testing.T, c *kubetest.Cluster, node *kubetest.Node, ns, name, script string, edit func(*corev1.Pod)) *corev1.Pod {
+	t.Helper()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}},
 		Spec: corev1.PodSpec{
@@ -161,6 +167,9 @@ func startPod(t *testing.T, c *kubetest.Cluster, node *kubetest.Node, ns, name, 
 		},
 	}
 	node.Pin(&pod.Spec)
+	if edit != nil {
+		edit(pod)
+	}
 	if _, err := c.Client.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -170,10 +170,16 @@ func (s *sessions) silentOver(t *testing.T, d time.Duration) []string {
 
 // startAgent runs `kir node agent` for the real node, reporting in kirNS,
 // with the RBAC deploy/ gives it (agentKubeconfig), and waits for its
-// first heartbeat.
-func startAgent(t *testing.T, c *kubetest.Cluster, node *kubetest.Node, kirNS string) {
+// first heartbeat. It serves captures as the DaemonSet's would: its pod
+// is a hostNetwork pod on the node (agentPod), so the API server's
+// pods/proxy reaches the agent's port on the node's address. It runs on
+// the host, so the host's root is / (this machine's PID 1 refuses even
+// root /proc/1/root, the DaemonSet's way).
+func startAgent(t *testing.T, c *kubetest.Cluster, node *kubetest.Node, kirNS string) *kubetest.KirProcess {
 	t.Helper()
-	kubetest.Kir{Kubeconfig: agentKubeconfig(t, c, kirNS)}.Start(t, "node", "agent", "--node", node.Name, "--kir-namespace", kirNS)
+	pod := agentPod(t, c, node, kirNS)
+	p := kubetest.Kir{Kubeconfig: agentKubeconfig(t, c, kirNS)}.Start(t, "node", "agent", "--node", node.Name, "--kir-namespace", kirNS,
+		"--capture-dir", t.TempDir(), "--host-root", "/", "--listen", fmt.Sprintf(":%d", freePort(t)), "--pod", pod, "--pod-namespace", kirNS)
 	err := kubetest.Eventually(t.Context(), waitTimeout, func(ctx context.Context) (bool, error) {
 		l, err := c.Client.CoordinationV1().Leases(kirNS).Get(ctx, agent.HeartbeatName(node.Name), metav1.GetOptions{})
 		return err == nil && agent.Alive(l, time.Now()), nil
@@ -181,6 +187,7 @@ func startAgent(t *testing.T, c *kubetest.Cluster, node *kubetest.Node, kirNS st
 	if err != nil {
 		t.Fatalf("the node agent never renewed its heartbeat: %v", err)
 	}
+	return p
 }
 
 // report is what these tests read of kir's -o json report (docs/report.md).

@@ -2,6 +2,7 @@ package nodetest
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"kir.dev/kir/internal/kubetest"
@@ -97,4 +99,42 @@ func agentKubeconfig(t *testing.T, c *kubetest.Cluster, kirNS string) string {
 		t.Fatal(err)
 	}
 	return kc
+}
+
+// agentPod runs the agent's stand-in pod on the node: hostNetwork, as the
+// DaemonSet's, running pause (the agent itself runs as a process of the
+// test, on the same host). It gives the API server the address to proxy
+// to, and kir the pod to check runs on the node.
+func agentPod(t *testing.T, c *kubetest.Cluster, node *kubetest.Node, kirNS string) string {
+	t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "kir-node-agent", Labels: map[string]string{"app": "kir-node-agent"}},
+		Spec: corev1.PodSpec{
+			HostNetwork: true,
+			Containers: []corev1.Container{{
+				Name: "agent", Image: node.PauseImage, ImagePullPolicy: corev1.PullNever,
+			}},
+			AutomountServiceAccountToken:  ptr.To(false),
+			TerminationGracePeriodSeconds: ptr.To[int64](1),
+		},
+	}
+	node.Pin(&pod.Spec)
+	if _, err := c.Client.CoreV1().Pods(kirNS).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubetest.WaitRunningPods(t.Context(), c.Client, kirNS, "app=kir-node-agent", 1); err != nil {
+		t.Fatalf("the agent's pod on the real node: %v\n%s", err, describePod(t, c, kirNS, pod.Name))
+	}
+	return pod.Name
+}
+
+// freePort is a TCP port free on the host now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -30,6 +30,7 @@ type containPodOptions struct {
 	noCordon      bool
 	rotateSecrets bool
 	enforce       time.Duration
+	capture       time.Duration
 	noCut         bool
 }
 
@@ -41,6 +42,7 @@ func (o *containPodOptions) flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "allow-egress-cidr", Usage: "allow egress to this CIDR (repeatable)", Destination: &o.allowEgress},
 		&cli.BoolFlag{Name: "no-cordon", Usage: "leave the pod's node schedulable and untainted", Destination: &o.noCordon},
 		&cli.DurationFlag{Name: "enforce-timeout", Value: 10 * time.Second, Usage: "how long to wait for the node agent (kir node agent) to confirm that the pod's policy is enforced and to cut its open sessions; not confirmed in time ends with the not-enforced status", Destination: &o.enforce},
+		&cli.DurationFlag{Name: "capture-timeout", Value: 2 * time.Minute, Usage: "how long to wait for the node agent's capture of the pod (processes, sockets, executables deleted from disk, writable layers) before sealing the evidence without it", Destination: &o.capture},
 		&cli.BoolFlag{Name: "no-cut", Usage: "keep the pod's open sessions (its attacker's shell, say) open, to watch them: the node agent confirms the isolation but cuts nothing; recorded on the quarantine policy", Destination: &o.noCut},
 		&cli.BoolFlag{Name: "rotate-secrets", Usage: "once isolated, rotate what the pod could read (kir rotate plan pod): its Vault and Secrets Manager secrets, and its ServiceAccount's tokens, which cannot be rolled back; needs the kir-rotate role", Destination: &o.rotateSecrets},
 	})
@@ -56,6 +58,7 @@ func (o *containPodOptions) params(namespace, name string) []param {
 		{flagNoEvidence, "evidence", !o.noEvidence},
 		{"rotate-secrets", "rotateSecrets", o.rotateSecrets},
 		{"enforce-timeout", "enforceTimeout", o.enforce.String()},
+		{"capture-timeout", "captureTimeout", o.capture.String()},
 		{"no-cut", "cut", !o.noCut},
 	})
 }

@@ -53,7 +53,7 @@ func TestCLIContainAndReleaseWithFlagsAfterNames(t *testing.T) {
 			actions = append(actions, s.Action)
 		}
 	}
-	if rep.Status != "succeeded" || rep.Incident != "inc-cli" || strings.Join(actions, " ") != "collect.snapshot-pod contain.isolate-pod contain.confirm-isolation contain.cordon-node collect.pod collect.seal" {
+	if rep.Status != "succeeded" || rep.Incident != "inc-cli" || strings.Join(actions, " ") != "collect.snapshot-pod contain.isolate-pod contain.confirm-isolation contain.cordon-node collect.pod collect.node-capture collect.seal" {
 		t.Errorf("report = status %q incident %q steps %+v", rep.Status, rep.Incident, rep.Steps)
 	}
 	if p := f.Pod(t, target); p.Labels[action.LabelQuarantine] == "" {

@@ -1,0 +1,214 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+)
+
+// A capture is what the agent took of one quarantined pod, kept on the
+// node until kir fetches it (serve.go) and the pod is released: one
+// directory, CaptureDir/<quarantine>/<id>/, whose files are written once
+// each, hashed while written, and listed with their SHA-256 in
+// ManifestName, written last. The report's Capture names the manifest's
+// digest, so kir checks what it fetched against what the agent wrote
+// through a second path: the API server.
+
+// ManifestName is the capture's manifest: a Manifest, JSON.
+const ManifestName = "capture.json"
+
+// Manifest lists the files of a capture.
+type Manifest struct {
+	Node       string        `json:"node"`
+	Namespace  string        `json:"namespace"`
+	Pod        string        `json:"pod"`
+	UID        string        `json:"uid"`
+	ID         string        `json:"id"`
+	CapturedAt time.Time     `json:"capturedAt"`
+	Files      []CaptureFile `json:"files"`
+	// Notes say what was not taken and why it is no failure; Errors what
+	// failed.
+	Notes  []string `json:"notes,omitempty"`
+	Errors []string `json:"errors,omitempty"`
+}
+
+// CaptureFile is one file of a capture.
+type CaptureFile struct {
+	// Name is slash-separated, relative to the capture.
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// validName is what a capture file may be called: the agent names them,
+// and the server refuses any other name.
+var validName = regexp.MustCompile(`^(processes\.json|sockets\.json|capture\.json|exe/[0-9a-f]{64}|layer/[a-z0-9]([-a-z0-9]*[a-z0-9])?\.(tar|json))$`)
+
+// validID is what a quarantine value (a pod UID) and a capture id look like.
+var validID = regexp.MustCompile(`^[0-9a-z][-0-9a-z]{0,62}$`)
+
+// capture is a capture being written.
+type capture struct {
+	dir string
+	m   Manifest
+
+	mu sync.Mutex
+}
+
+// newCapture creates the capture's directory under root.
+func newCapture(root, quarantine, id string, m Manifest) (*capture, error) {
+	if !validID.MatchString(quarantine) || !validID.MatchString(id) {
+		return nil, fmt.Errorf("capture %q/%q: not a valid name", quarantine, id)
+	}
+	dir := filepath.Join(root, quarantine, id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the capture directory: %w", err)
+	}
+	m.ID = id
+	return &capture{dir: dir, m: m}, nil
+}
+
+// write writes the file name with what fill writes, hashed while written,
+// and lists it. A file that fill failed to finish is still listed, with
+// what it holds, and the error returned: evidence cut short is evidence.
+func (c *capture) write(name string, fill func(io.Writer) error) error {
+	if !validName.MatchString(name) || name == ManifestName {
+		return fmt.Errorf("capture file %q: not a valid name", name)
+	}
+	p := filepath.Join(c.dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o400)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(f, h)}
+	ferr := fill(cw)
+	if err := f.Close(); err != nil && ferr == nil {
+		ferr = err
+	}
+	c.mu.Lock()
+	c.m.Files = append(c.m.Files, CaptureFile{Name: name, SHA256: hex.EncodeToString(h.Sum(nil)), Size: cw.n})
+	c.mu.Unlock()
+	if ferr != nil {
+		return fmt.Errorf("writing %s: %w", name, ferr)
+	}
+	return nil
+}
+
+// has reports whether the capture holds a file called name.
+func (c *capture) has(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.m.Files {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// writeJSON writes v as indented JSON.
+func (c *capture) writeJSON(name string, v any) error {
+	return c.write(name, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	})
+}
+
+func (c *capture) note(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m.Notes = append(c.m.Notes, fmt.Sprintf(format, args...))
+}
+
+func (c *capture) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m.Errors = append(c.m.Errors, err.Error())
+}
+
+// seal writes the manifest and returns its digest and the capture's
+// totals.
+func (c *capture) seal() (CaptureRecord, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	raw, err := json.MarshalIndent(c.m, "", "  ")
+	if err != nil {
+		return CaptureRecord{}, err
+	}
+	raw = append(raw, '\n')
+	if err := os.WriteFile(filepath.Join(c.dir, ManifestName), raw, 0o400); err != nil {
+		return CaptureRecord{}, fmt.Errorf("writing the capture's manifest: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	rec := CaptureRecord{ID: c.m.ID, State: CaptureReady, Manifest: hex.EncodeToString(sum[:]), Files: len(c.m.Files), Errors: len(c.m.Errors)}
+	for _, f := range c.m.Files {
+		rec.Bytes += f.Size
+	}
+	return rec, nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// sealedManifest reads a sealed capture's manifest, and its bytes.
+func sealedManifest(root, quarantine, id string) (Manifest, []byte, error) {
+	var m Manifest
+	if !validID.MatchString(quarantine) || !validID.MatchString(id) {
+		return m, nil, errNoSuchFile
+	}
+	raw, err := os.ReadFile(filepath.Join(root, quarantine, id, ManifestName))
+	if err != nil {
+		return m, nil, errNoSuchFile // not sealed yet, or gone
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, nil, fmt.Errorf("the capture's manifest: %w", err)
+	}
+	return m, raw, nil
+}
+
+// openListed opens a file the manifest lists, and no other.
+func openListed(root string, m Manifest, quarantine, id, name string) (*os.File, CaptureFile, error) {
+	i := slices.IndexFunc(m.Files, func(f CaptureFile) bool { return f.Name == name })
+	if i < 0 || !validName.MatchString(name) || path.Clean(name) != name {
+		return nil, CaptureFile{}, errNoSuchFile
+	}
+	f, err := os.Open(filepath.Join(root, quarantine, id, filepath.FromSlash(name)))
+	if err != nil {
+		return nil, CaptureFile{}, errNoSuchFile
+	}
+	return f, m.Files[i], nil
+}
+
+var errNoSuchFile = errors.New("no such capture file")
+
+// removeCaptures deletes every capture of a quarantine: the pod was
+// released or deleted, and kir fetched what it needed.
+func removeCaptures(root, quarantine string) error {
+	if !validID.MatchString(quarantine) {
+		return nil
+	}
+	return os.RemoveAll(filepath.Join(root, quarantine))
+}

@@ -1,0 +1,407 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+
+	"kir.dev/kir/action"
+	"kir.dev/kir/agent"
+	"kir.dev/kir/evidence"
+)
+
+// NodeParams are collect.node-capture's parameters.
+type NodeParams struct {
+	Bundle  string   `json:"bundle" kir:"required" doc:"Evidence bundle directory."`
+	Pods    []string `json:"pods" kir:"required" doc:"namespace/name of each pod, as collect.snapshot-pod outputs them."`
+	Timeout string   `json:"timeout,omitempty" doc:"How long to wait for each pod's node agent to seal its capture (a Go duration; default 2m)."`
+}
+
+// Validate checks the pods and the timeout.
+func (p NodeParams) Validate() error {
+	_, err := p.timeout()
+	return errors.Join(err, PodParams{Pods: p.Pods}.Validate())
+}
+
+func (p NodeParams) timeout() (time.Duration, error) {
+	if p.Timeout == "" {
+		return 2 * time.Minute, nil
+	}
+	d, err := time.ParseDuration(p.Timeout)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("timeout %q: want a positive duration such as 2m", p.Timeout)
+	}
+	return d, nil
+}
+
+// NodeOutput is collect.node-capture's output.
+type NodeOutput struct {
+	Bundle string            `json:"bundle"`
+	Pods   []NodeCaptureInfo `json:"pods"`
+}
+
+// NodeCaptureInfo is what was fetched of one pod's capture.
+type NodeCaptureInfo struct {
+	Pod   string `json:"pod"`
+	Node  string `json:"node,omitempty"`
+	Agent string `json:"agent,omitempty"`
+	// Capture is the capture's id on the node.
+	Capture string `json:"capture,omitempty"`
+	Files   int    `json:"files"`
+	Bytes   int64  `json:"bytes"`
+	// Note says why nothing (or not everything) was fetched.
+	Note string `json:"note,omitempty"`
+}
+
+// NodeRules are what collect.node-capture needs at cluster scope; it also
+// needs pods/proxy in the node agents' namespace, which the node-agent
+// component of deploy/ grants kir serve (Role kir-node-capture).
+func NodeRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		rule("", []string{"pods"}, "get"),
+		rule("coordination.k8s.io", []string{"leases"}, "get"),
+		rule("networking.k8s.io", []string{"networkpolicies"}, "get", "patch"),
+	}
+}
+
+// The kinds of the capture's files in the bundle (evidence.Source.Kind).
+const (
+	KindNodeCapture = "node-capture"
+	KindProcesses   = "processes"
+	KindSockets     = "sockets"
+	KindExecutable  = "executable"
+	KindLayer       = "layer"
+	KindLayerIndex  = "layer-index"
+)
+
+// NodeDir is the folder, in a pod's evidence, of its node agent's capture.
+const NodeDir = "node"
+
+func collectNode(ctx context.Context, env action.Env, p NodeParams) (action.Result, error) {
+	env = env.Defaults()
+	out := NodeOutput{Bundle: p.Bundle, Pods: []NodeCaptureInfo{}}
+	timeout, err := p.timeout()
+	if err != nil {
+		return action.Result{}, err
+	}
+	if !env.DryRun.Persists() {
+		return action.Result{Output: out}, nil
+	}
+	b, err := openBundle(p.Bundle, env)
+	if err != nil {
+		return action.Result{}, err
+	}
+	defer b.Close()
+	j := &action.WriteLog{Dry: env.DryRun}
+	var errs, warns []string
+	for _, s := range p.Pods {
+		ns, name, _ := strings.Cut(s, "/")
+		f := &fetch{env: env, sink: resumed{b}, j: j, dir: path.Join(PodDir(ns, name), NodeDir)}
+		info, err := f.pod(ctx, ns, name, timeout)
+		out.Pods = append(out.Pods, info)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", s, err))
+		} else if info.Note != "" {
+			warns = append(warns, s+": "+info.Note)
+		}
+	}
+	res := action.Result{Changed: len(j.Writes()) > 0, Output: out, Writes: j.Writes(), Warnings: warns}
+	if len(errs) > 0 {
+		return res, errors.New(strings.Join(errs, "; "))
+	}
+	return res, nil
+}
+
+// fetch fetches one pod's capture from its node agent into the bundle.
+type fetch struct {
+	env  action.Env
+	sink evidence.Sink
+	j    *action.WriteLog
+	dir  string
+
+	pod0     *corev1.Pod
+	endpoint agent.Endpoint
+	key      string
+}
+
+// pod waits for the agent's capture of the pod to be sealed, then
+// fetches it. A pod no agent captured is a note, not an error: kir
+// contain works without agents.
+func (f *fetch) pod(ctx context.Context, ns, name string, timeout time.Duration) (NodeCaptureInfo, error) {
+	info := NodeCaptureInfo{Pod: ns + "/" + name}
+	pod, err := f.env.Kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		info.Note = fmt.Sprintf("reading the pod: %v; no node capture fetched", err)
+		return info, f.note(info)
+	}
+	f.pod0, info.Node = pod, pod.Spec.NodeName
+	var ok bool
+	var note string
+	if f.endpoint, ok, note = f.agentEndpoint(ctx, pod.Spec.NodeName); !ok {
+		info.Note = note
+		return info, f.note(info)
+	}
+	rec, note := f.awaitCapture(ctx, pod, timeout)
+	if rec == nil {
+		info.Note = note
+		return info, f.note(info)
+	}
+	info.Capture = rec.ID
+	info.Agent = f.endpoint.Namespace + "/" + f.endpoint.Pod
+	if err := f.grant(ctx, pod); err != nil {
+		return info, fmt.Errorf("setting the capture key on the pod's quarantine policy: %w", err)
+	}
+	m, err := f.manifest(ctx, pod, rec)
+	if err != nil {
+		return info, err
+	}
+	info.Files++
+	var errs []error
+	for _, file := range m.Files {
+		n, err := f.file(ctx, rec.ID, file)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		info.Files++
+		info.Bytes += n
+	}
+	if len(m.Errors) > 0 {
+		info.Note = fmt.Sprintf("the agent could not take everything (%d errors, listed in %s)", len(m.Errors), path.Join(f.dir, agent.ManifestName))
+	}
+	return info, errors.Join(errs...)
+}
+
+// note records in custody why a pod's capture was not fetched.
+func (f *fetch) note(info NodeCaptureInfo) error {
+	return f.sink.Custody(evidence.Entry{Action: "note", Detail: noteDetail{Pod: info.Pod, Part: "node capture", Note: info.Note}})
+}
+
+// awaitCapture waits for the pod's report to hold a sealed capture. It
+// returns nil and why when there is none to fetch.
+func (f *fetch) awaitCapture(ctx context.Context, pod *corev1.Pod, timeout time.Duration) (*agent.CaptureRecord, string) {
+	leases := f.env.Kube.CoordinationV1().Leases(f.env.KirNamespace)
+	name := agent.ReportName(action.QuarantineValue(pod.UID))
+	var rec *agent.CaptureRecord
+	var last string
+	start := time.Now()
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		l, err := leases.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			// The agent reports as soon as it sees the label: by now (the
+			// run waited for its confirmation) a report that is still
+			// missing will not come (a fallback policy, say).
+			last = fmt.Sprintf("no report of the node agent (Lease %s/%s: %v)", f.env.KirNamespace, name, err)
+			return time.Since(start) > noReportWait, nil
+		}
+		r, err := agent.ReportOf(l)
+		switch {
+		case err != nil:
+			last = err.Error()
+			return false, nil
+		case r.UID != string(pod.UID):
+			last = "the node agent's report is of another pod"
+			return false, nil
+		case r.Capture == nil:
+			last = "the node agent keeps no capture of the pod"
+			return r.Final(), nil
+		case r.Capture.State == agent.CaptureTaking:
+			last = "the node agent's capture was still being taken"
+			return false, nil
+		case r.Capture.State != agent.CaptureReady:
+			last = "the node agent's capture failed: " + r.Capture.Error
+			return true, nil
+		}
+		rec = r.Capture
+		return true, nil
+	})
+	if rec != nil {
+		return rec, ""
+	}
+	if err != nil && ctx.Err() == nil {
+		last += fmt.Sprintf(" (waited %s)", timeout)
+	}
+	return nil, last + "; no node capture fetched"
+}
+
+// noReportWait is how long a missing report is waited for.
+const noReportWait = 15 * time.Second
+
+// agentEndpoint finds the agent of node and checks that the pod it names
+// runs there.
+func (f *fetch) agentEndpoint(ctx context.Context, node string) (agent.Endpoint, bool, string) {
+	name := agent.HeartbeatName(node)
+	l, err := f.env.Kube.CoordinationV1().Leases(f.env.KirNamespace).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return agent.Endpoint{}, false, fmt.Sprintf("no kir node agent on %s (no Lease %s/%s): the pod's processes, connections and written files were not captured", node, f.env.KirNamespace, name)
+	case err != nil:
+		return agent.Endpoint{}, false, fmt.Sprintf("reading the node agent's heartbeat (Lease %s/%s): %v; no node capture fetched", f.env.KirNamespace, name, err)
+	}
+	if !agent.Alive(l, f.env.Now()) {
+		return agent.Endpoint{}, false, fmt.Sprintf("no node agent answers on %s (its heartbeat, Lease %s/%s, is stale); no node capture fetched", node, f.env.KirNamespace, name)
+	}
+	e, ok := agent.EndpointOf(l)
+	if !ok {
+		return e, false, fmt.Sprintf("the node agent of %s serves no captures (no pod or port in Lease %s/%s); no node capture fetched", node, f.env.KirNamespace, name)
+	}
+	p, err := f.env.Kube.CoreV1().Pods(e.Namespace).Get(ctx, e.Pod, metav1.GetOptions{})
+	if err != nil || p.Spec.NodeName != node {
+		return e, false, fmt.Sprintf("the node agent's pod %s/%s does not run on %s; no node capture fetched", e.Namespace, e.Pod, node)
+	}
+	return e, true, ""
+}
+
+// grant makes a key for this fetch and puts its hash on the pod's
+// quarantine policy, where the agent checks it. The key stays in memory.
+func (f *fetch) grant(ctx context.Context, pod *corev1.Pod) error {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return err
+	}
+	f.key = hex.EncodeToString(raw)
+	sum := sha256.Sum256([]byte(f.key))
+	name := action.PolicyName(action.QuarantineValue(pod.UID))
+	apply := networkingv1ac.NetworkPolicy(name, pod.Namespace).WithAnnotations(map[string]string{action.AnnotationCaptureKey: hex.EncodeToString(sum[:])})
+	return f.j.Do(action.Write{Verb: "apply", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: name, Body: apply}, func() (any, error) {
+		policies := f.env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace)
+		cur, err := policies.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		if !isQuarantinePolicy(cur, pod) {
+			return nil, fmt.Errorf("NetworkPolicy %s/%s is not kir's quarantine policy of the pod", pod.Namespace, name)
+		}
+		apply.WithUID(cur.UID) // only the existing policy: apply would create one
+		return policies.Apply(ctx, apply, metav1.ApplyOptions{FieldManager: action.FieldManagerCapture, Force: true})
+	})
+}
+
+func isQuarantinePolicy(p *networkingv1.NetworkPolicy, pod *corev1.Pod) bool {
+	return p.Labels[action.LabelManagedBy] == action.ManagedByKir &&
+		p.Spec.PodSelector.MatchLabels[action.LabelQuarantine] == action.QuarantineValue(pod.UID)
+}
+
+// get streams a file of the capture through the API server's pods/proxy.
+func (f *fetch) get(ctx context.Context, id, name string) (io.ReadCloser, error) {
+	q := action.QuarantineValue(f.pod0.UID)
+	return f.env.Kube.CoreV1().RESTClient().Get().
+		Namespace(f.endpoint.Namespace).Resource("pods").SubResource("proxy").
+		Name(fmt.Sprintf("https:%s:%d", f.endpoint.Pod, f.endpoint.Port)).
+		Suffix(agent.CapturePath(q, id, name)).
+		SetHeader(agent.HeaderCaptureKey, f.key).
+		Stream(ctx)
+}
+
+// manifest fetches the capture's manifest, which must hash to what the
+// agent reported through the API server.
+func (f *fetch) manifest(ctx context.Context, pod *corev1.Pod, rec *agent.CaptureRecord) (agent.Manifest, error) {
+	var m agent.Manifest
+	body, err := f.get(ctx, rec.ID, agent.ManifestName)
+	if err != nil {
+		return m, fmt.Errorf("fetching the capture's manifest from %s/%s: %w", f.endpoint.Namespace, f.endpoint.Pod, err)
+	}
+	defer body.Close()
+	var raw bytes.Buffer
+	limited := io.TeeReader(io.LimitReader(body, maxCaptureManifest), &raw)
+	if _, err := f.put(agent.ManifestName, limited, agent.CaptureFile{Name: agent.ManifestName, SHA256: rec.Manifest, Size: -1}, rec.ID); err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(raw.Bytes(), &m); err != nil {
+		return m, fmt.Errorf("decoding the capture's manifest: %w", err)
+	}
+	if m.UID != string(pod.UID) || m.ID != rec.ID {
+		return m, fmt.Errorf("the capture's manifest is of another pod or capture (%s, %s)", m.UID, m.ID)
+	}
+	return m, nil
+}
+
+// maxCaptureManifest bounds a capture's manifest: it lists a few hundred
+// files at most.
+const maxCaptureManifest = 4 << 20
+
+// file fetches one file the manifest lists.
+func (f *fetch) file(ctx context.Context, id string, want agent.CaptureFile) (int64, error) {
+	body, err := f.get(ctx, id, want.Name)
+	if err != nil {
+		return 0, fmt.Errorf("fetching %s from %s/%s: %w", want.Name, f.endpoint.Namespace, f.endpoint.Pod, err)
+	}
+	defer body.Close()
+	got, err := f.put(want.Name, body, want, id)
+	return got.Size, err
+}
+
+// put writes a fetched file into the bundle, hashed by the bundle's
+// writer, and records the transfer in custody: what the agent said it
+// wrote, what arrived, whether they match.
+func (f *fetch) put(name string, body io.Reader, want agent.CaptureFile, id string) (evidence.File, error) {
+	src := evidence.Source{Kind: captureKind(name), Cluster: f.env.Cluster, Namespace: f.pod0.Namespace, Pod: f.pod0.Name,
+		UID: string(f.pod0.UID), Node: f.pod0.Spec.NodeName, Collected: f.env.Now().UTC()}
+	if src.Kind == KindProcesses {
+		src.Sensitive, src.Note = true, "command lines as the processes hold them: they may carry secrets passed as arguments"
+	}
+	if c, ok := strings.CutPrefix(name, "layer/"); ok {
+		src.Container = strings.TrimSuffix(strings.TrimSuffix(c, ".tar"), ".json")
+	}
+	got, err := f.sink.Put(path.Join(f.dir, name), body, src)
+	if err != nil {
+		return got, fmt.Errorf("writing %s: %w", name, err)
+	}
+	t := transfer{Pod: f.pod0.Namespace + "/" + f.pod0.Name, Node: f.pod0.Spec.NodeName, Agent: f.endpoint.Namespace + "/" + f.endpoint.Pod,
+		Via: "pods/proxy", Capture: id, File: got.Path, AgentSHA256: want.SHA256, SHA256: got.SHA256, Bytes: got.Size}
+	t.Match = got.SHA256 == want.SHA256 && (want.Size < 0 || got.Size == want.Size)
+	if err := f.sink.Custody(evidence.Entry{Action: "transfer", Detail: t}); err != nil {
+		return got, fmt.Errorf("recording the transfer of %s: %w", name, err)
+	}
+	if !t.Match {
+		return got, fmt.Errorf("%s: received %d bytes hashing %s, the agent wrote %d hashing %s", name, got.Size, got.SHA256, want.Size, want.SHA256)
+	}
+	return got, nil
+}
+
+// transfer is the custody detail of one file fetched from a node agent.
+type transfer struct {
+	Pod         string `json:"pod"`
+	Node        string `json:"node"`
+	Agent       string `json:"agent"`
+	Via         string `json:"via"`
+	Capture     string `json:"capture"`
+	File        string `json:"file"`
+	AgentSHA256 string `json:"agentSHA256"`
+	SHA256      string `json:"sha256"`
+	Bytes       int64  `json:"bytes"`
+	Match       bool   `json:"match"`
+}
+
+func captureKind(name string) string {
+	switch {
+	case name == agent.ManifestName:
+		return KindNodeCapture
+	case name == "processes.json":
+		return KindProcesses
+	case name == "sockets.json":
+		return KindSockets
+	case strings.HasPrefix(name, "exe/"):
+		return KindExecutable
+	case strings.HasSuffix(name, ".tar"):
+		return KindLayer
+	}
+	return KindLayerIndex
+}

@@ -1,0 +1,255 @@
+package nodetest
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kir.dev/kir/internal/kubetest"
+)
+
+// plantedEnv is a secret in the attacker's container's environment: the
+// agent never reads /proc/PID/environ, so it is nowhere in the bundle.
+const plantedEnv = "kir-planted-env-3f9c1e0b7d"
+
+// implantScript plays the attacker: it drops a copy of busybox as
+// /tmp/nc, starts it holding a connection to the peer, deletes it from
+// disk, and writes a file under /tmp.
+func implantScript(peer string) string {
+	return fmt.Sprintf(`busybox cp -p /bin/busybox /tmp/nc
+echo "dropped by the attacker" > /tmp/dropped.txt
+(while true; do sleep 1; done | /tmp/nc %s 8080 >/dev/null) &
+sleep 1
+rm /tmp/nc
+echo implant-ready
+while true; do sleep 1; done`, peer)
+}
+
+// TestContainCapturesVolatileEvidence is the issue's acceptance: after
+// kir contain pod, the bundle holds the process table with the implant
+// (deleted from disk: its bytes copied, its hash), its connection to the
+// peer as it was before the cut, and the dropped file in the container's
+// layer; the signed bundle verifies, and fails to once any of those files
+// changes. No value of the container's environment is in the bundle.
+func TestContainCapturesVolatileEvidence(t *testing.T) {
+	c, node := realNode(t)
+	ns, kirNS := namespace(t, c), namespace(t, c)
+	startAgent(t, c, node, kirNS)
+	peer := startPod(t, c, node, ns, "peer", `nc -ll -p 8080 -e cat`)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "api"}, StringData: map[string]string{"token": plantedEnv}}
+	if _, err := c.Client.CoreV1().Secrets(ns).Create(t.Context(), secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	startPodEnv(t, c, node, ns, "server", implantScript(peer.Status.PodIP), corev1.EnvVar{Name: "API_TOKEN", ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "api"}, Key: "token"},
+	}})
+	waitLog(t, c, ns, "server", "implant-ready")
+
+	state, keys := t.TempDir(), t.TempDir()
+	if r := (kubetest.Kir{}).Run(t, "evidence", "keygen", "--out", keys); r.Code != 0 {
+		t.Fatalf("kir evidence keygen: exit %d\n%s", r.Code, r.Stderr)
+	}
+	rep, r := contain(t, c, state, ns, kirNS, "--key", filepath.Join(keys, "kir.key"))
+	if r.Code != 0 {
+		t.Fatalf("kir contain: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	bundle := filepath.Join(state, "evidence", rep.Run)
+	dir := filepath.Join(bundle, "pods", ns, "server", "node")
+
+	implant := findImplant(t, dir)
+	busybox, err := os.ReadFile("/bin/busybox") // the image's busybox is the host's
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(busybox)
+	if want := hex.EncodeToString(sum[:]); implant.ExeSHA256 != want {
+		t.Errorf("the implant's exe hash %s, want busybox's %s", implant.ExeSHA256, want)
+	}
+	exe, err := os.ReadFile(filepath.Join(dir, "exe", implant.ExeSHA256))
+	if err != nil || !slices.Equal(exe, busybox) {
+		t.Errorf("the bundle's copy of the deleted implant: %d bytes (%v), want busybox's %d", len(exe), err, len(busybox))
+	}
+	checkPeerConnection(t, dir, implant.PID, peer.Status.PodIP+":8080")
+	if got := layerFile(t, filepath.Join(dir, "layer", "main.tar"), "tmp/dropped.txt"); got != "dropped by the attacker\n" {
+		t.Errorf("tmp/dropped.txt in the layer tar: %q", got)
+	}
+	if files := filesHolding(t, bundle, plantedEnv); len(files) > 0 {
+		t.Errorf("the bundle's %v hold the container's secret environment value %q", files, plantedEnv)
+	}
+	if rep := htmlReport(t, bundle); !strings.Contains(rep, peer.Status.PodIP+":8080") || !strings.Contains(rep, "tmp/dropped.txt") || !strings.Contains(rep, "/tmp/nc") {
+		t.Errorf("report.html does not show the implant, its peer and the dropped file")
+	}
+
+	pub := filepath.Join(keys, "kir.pub")
+	if r := (kubetest.Kir{}).Run(t, "evidence", "verify", bundle, "--key", pub); r.Code != 0 {
+		t.Fatalf("kir evidence verify --key: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	for _, f := range []string{"processes.json", "sockets.json", "exe/" + implant.ExeSHA256, "layer/main.tar"} {
+		t.Run("tampered "+f, func(t *testing.T) {
+			copyDir := filepath.Join(t.TempDir(), "bundle")
+			if err := exec.Command("cp", "-a", bundle, copyDir).Run(); err != nil {
+				t.Fatal(err)
+			}
+			tamper(t, filepath.Join(copyDir, "pods", ns, "server", "node", filepath.FromSlash(f)))
+			if r := (kubetest.Kir{}).Run(t, "evidence", "verify", copyDir, "--key", pub); r.Code == 0 {
+				t.Errorf("kir evidence verify passed a bundle whose %s changed", f)
+			}
+		})
+	}
+}
+
+// filesHolding lists the files under dir that hold s.
+func filesHolding(t *testing.T, dir, s string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), s) {
+			out = append(out, strings.TrimPrefix(p, dir))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// startPodEnv is startPod with environment variables.
+func startPodEnv(t *testing.T, c *kubetest.Cluster, node *kubetest.Node, ns, name, script string, env ...corev1.EnvVar) *corev1.Pod {
+	t.Helper()
+	return startPodWith(t, c, node, ns, name, script, func(p *corev1.Pod) { p.Spec.Containers[0].Env = env })
+}
+
+// capturedProcess is what the test reads of processes.json.
+type capturedProcess struct {
+	PID        int      `json:"pid"`
+	Exe        string   `json:"exe"`
+	ExeDeleted bool     `json:"exeDeleted"`
+	ExeSHA256  string   `json:"exeSHA256"`
+	Cmdline    []string `json:"cmdline"`
+	Container  string   `json:"container"`
+}
+
+// findImplant finds the implant in the captured process table.
+func findImplant(t *testing.T, dir string) capturedProcess {
+	t.Helper()
+	var f struct {
+		Processes []capturedProcess `json:"processes"`
+	}
+	readJSON(t, filepath.Join(dir, "processes.json"), &f)
+	for _, p := range f.Processes {
+		if strings.HasPrefix(p.Exe, "/tmp/nc") && p.ExeDeleted && p.Container == "main" {
+			return p
+		}
+	}
+	t.Fatalf("no process of container main runs the deleted /tmp/nc in %+v", f.Processes)
+	return capturedProcess{}
+}
+
+// checkPeerConnection: the implant's connection to peer, established, as
+// the capture saw it before the cut.
+func checkPeerConnection(t *testing.T, dir string, pid int, peer string) {
+	t.Helper()
+	var f struct {
+		Sockets []struct {
+			State  string `json:"state"`
+			Remote string `json:"remote"`
+			PIDs   []int  `json:"pids"`
+		} `json:"sockets"`
+	}
+	readJSON(t, filepath.Join(dir, "sockets.json"), &f)
+	for _, s := range f.Sockets {
+		if s.Remote == peer && s.State == "ESTABLISHED" && slices.Contains(s.PIDs, pid) {
+			return
+		}
+	}
+	t.Errorf("no established socket of PID %d to %s in %+v", pid, peer, f.Sockets)
+}
+
+func readJSON(t *testing.T, file string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+}
+
+// layerFile reads name from a layer tar.
+func layerFile(t *testing.T, file, name string) string {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			t.Fatalf("%s holds no %s; it holds %v", file, name, names)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == name {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+		names = append(names, h.Name)
+	}
+}
+
+// htmlReport is the bundle's report.html.
+func htmlReport(t *testing.T, bundle string) string {
+	t.Helper()
+	var found string
+	_ = filepath.WalkDir(bundle, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "report.html" {
+			b, _ := os.ReadFile(p)
+			found = string(b)
+		}
+		return nil
+	})
+	return found
+}
+
+// tamper changes one byte of a file of a sealed (read-only) bundle.
+func tamper(t *testing.T, file string) {
+	t.Helper()
+	if err := os.Chmod(file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil || len(b) == 0 {
+		t.Fatalf("%s: %v (%d bytes)", file, err, len(b))
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
