@@ -3,21 +3,19 @@ package evidence_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"html"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"kir.dev/kir/evidence"
+	"kir.dev/kir/internal/kubetest"
 )
 
 // timelineEntry is a custody entry as the timeline shows it.
@@ -41,7 +39,7 @@ func TestReportInChromium(t *testing.T) {
 	t.Parallel()
 	signer, _ := newKey(t, evidence.AlgEd25519)
 	dir := makeBundle(t, signer)
-	dom := renderDOM(t, filepath.Join(dir, evidence.ReportFile))
+	dom := kubetest.RenderDOM(t, filepath.Join(dir, evidence.ReportFile))
 	if bytes.Contains(dom, []byte("alert-heading")) {
 		t.Error("the report of a bundle without an alert shows an alert section")
 	}
@@ -133,29 +131,6 @@ func TestReportSelfContained(t *testing.T) {
 	}
 }
 
-// renderDOM renders an HTML file in headless Chromium and returns the DOM
-// it built.
-func renderDOM(t *testing.T, file string) []byte {
-	t.Helper()
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("chromium is not on PATH: this test renders report.html in headless Chromium. " +
-			"make test installs it (make testdeps: internal/kubetest/tools/debs.sh).")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
-		"--user-data-dir="+t.TempDir(), "--dump-dom", "file://"+file)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	dom, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium: %v\n%s", err, stderr.Bytes())
-	}
-	return dom
-}
-
 // reportAlert is an alert as kir serve's runs record it (falco.Alert's
 // Vars), with markup where an attacker controls the text.
 var reportAlert = map[string]any{
@@ -202,7 +177,7 @@ func TestReportAlertInChromium(t *testing.T) {
 	if err := b.Seal(nil); err != nil {
 		t.Fatal(err)
 	}
-	dom := renderDOM(t, filepath.Join(dir, evidence.ReportFile))
+	dom := kubetest.RenderDOM(t, filepath.Join(dir, evidence.ReportFile))
 	got := map[string]string{}
 	for _, m := range domAlertFact.FindAllSubmatch(dom, -1) {
 		got[string(m[1])] = html.UnescapeString(string(m[2]))

@@ -62,7 +62,9 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 // kubeletConfig is the KubeletConfiguration. Anonymous requests are
 // allowed: the API server calls kubelet without a client certificate (for
 // logs, exec), and a test node holds nothing to protect. Image garbage
-// collection is off: the node's images cannot be pulled again.
+// collection is off: the node's images cannot be pulled again. Container
+// logs rotate past 64 MiB (kubelet's default is 10 MiB), so that a test's
+// 30 MiB log is served whole, as one stream.
 func kubeletConfig(certFile, keyFile string) []byte {
 	return fmt.Appendf(nil, `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -97,6 +99,7 @@ evictionHard:
   imagefs.available: "1%%"
   nodefs.inodesFree: "1%%"
 serializeImagePulls: false
+containerLogMaxSize: 64Mi
 `, nodeIP, KubeletPort, kubeletHealthzPort, certFile, keyFile, containerdSocket, RealNodeTaintKey)
 }
 

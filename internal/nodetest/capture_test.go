@@ -2,6 +2,7 @@ package nodetest
 
 import (
 	"archive/tar"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -49,15 +50,7 @@ func TestContainCapturesVolatileEvidence(t *testing.T) {
 	c, node := realNode(t)
 	ns, kirNS := namespace(t, c), namespace(t, c)
 	startAgent(t, c, node, kirNS)
-	peer := startPod(t, c, node, ns, "peer", `nc -ll -p 8080 -e cat`)
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "api"}, StringData: map[string]string{"token": plantedEnv}}
-	if _, err := c.Client.CoreV1().Secrets(ns).Create(t.Context(), secret, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	startPodEnv(t, c, node, ns, "server", implantScript(peer.Status.PodIP), corev1.EnvVar{Name: "API_TOKEN", ValueFrom: &corev1.EnvVarSource{
-		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "api"}, Key: "token"},
-	}})
-	waitLog(t, c, ns, "server", "implant-ready")
+	peer := startImplant(t, c, node, ns)
 
 	state, keys := t.TempDir(), t.TempDir()
 	if r := (kubetest.Kir{}).Run(t, "evidence", "keygen", "--out", keys); r.Code != 0 {
@@ -130,6 +123,22 @@ func filesHolding(t *testing.T, dir, s string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// startImplant starts the peer and the attacker's server (implantScript),
+// with a Secret's value in its environment, and returns the peer's IP.
+func startImplant(t *testing.T, c *kubetest.Cluster, node *kubetest.Node, ns string) *corev1.Pod {
+	t.Helper()
+	peer := startPod(t, c, node, ns, "peer", `nc -ll -p 8080 -e cat`)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "api"}, StringData: map[string]string{"token": plantedEnv}}
+	if _, err := c.Client.CoreV1().Secrets(ns).Create(t.Context(), secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	startPodEnv(t, c, node, ns, "server", implantScript(peer.Status.PodIP), corev1.EnvVar{Name: "API_TOKEN", ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "api"}, Key: "token"},
+	}})
+	waitLog(t, c, ns, "server", "implant-ready")
+	return peer
 }
 
 // startPodEnv is startPod with environment variables.
@@ -251,5 +260,135 @@ func tamper(t *testing.T, file string) {
 	b[len(b)/2] ^= 0xff
 	if err := os.WriteFile(file, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// longLogLatest is the last line of the long log.
+const longLogLatest = "the attacker's latest line"
+
+// TestContainKeepsLatestOfLongLog: a container that wrote ~30 MiB of logs
+// on the real node. The bundle keeps its first and last parts within the
+// budget (collect's 10 MiB default), ends with the latest line, and
+// records the length and SHA-256 of the whole stream the kubelet sent,
+// which the test reads again through the API server.
+func TestContainKeepsLatestOfLongLog(t *testing.T) {
+	c, node := realNode(t)
+	ns, kirNS := namespace(t, c), namespace(t, c)
+	pad := strings.Repeat("x", 100)
+	startPod(t, c, node, ns, "server", fmt.Sprintf(`seq 1 290000 | sed 's/$/ %s/'
+echo %q
+while true; do sleep 1; done`, pad, longLogLatest))
+	err := kubetest.Eventually(t.Context(), waitTimeout, func(ctx context.Context) (bool, error) {
+		last, err := podLogs(ctx, c, ns, "server", 1)
+		return err == nil && strings.Contains(last, longLogLatest), nil
+	})
+	if err != nil {
+		t.Fatalf("the server never logged its latest line: %v", err)
+	}
+
+	state := t.TempDir()
+	rep, r := contain(t, c, state, ns, kirNS)
+	if r.Code != 0 {
+		t.Fatalf("kir contain: exit %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	stream, err := c.Client.CoreV1().Pods(ns).GetLogs("server", &corev1.PodLogOptions{Timestamps: true}).DoRaw(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stream) < 30<<20 {
+		t.Fatalf("the server's log is %d bytes, want at least 30 MiB", len(stream))
+	}
+	logs := filepath.Join(state, "evidence", rep.Run, "pods", ns, "server", "logs")
+	kept, err := os.ReadFile(filepath.Join(logs, "main.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cut struct {
+		Bytes                int64  `json:"bytes"`
+		SHA256               string `json:"sha256"`
+		Complete             bool   `json:"complete"`
+		HeadBytes, TailBytes int64
+		LimitBytes           int64  `json:"limitBytes"`
+		Marker               string `json:"marker"`
+	}
+	readJSON(t, filepath.Join(logs, "main.log.cut.json"), &cut)
+	sum := sha256.Sum256(stream)
+	if cut.Bytes != int64(len(stream)) || cut.SHA256 != hex.EncodeToString(sum[:]) || !cut.Complete {
+		t.Errorf("main.log.cut.json says %d bytes hashing %s (complete %v); the stream is %d bytes hashing %x", cut.Bytes, cut.SHA256, cut.Complete, len(stream), sum)
+	}
+	if int64(len(kept)) > cut.LimitBytes+int64(len(cut.Marker))+2 || cut.Marker == "" || !strings.Contains(string(kept), cut.Marker) {
+		t.Errorf("main.log is %d bytes for a limit of %d, marker %q", len(kept), cut.LimitBytes, cut.Marker)
+	}
+	if !strings.HasPrefix(string(stream), string(kept[:1<<20])) {
+		t.Error("main.log does not start with the stream's first bytes")
+	}
+	if !strings.HasSuffix(string(kept), " "+longLogLatest+"\n") || !strings.HasSuffix(string(stream), string(kept[len(kept)-1<<20:])) {
+		t.Errorf("main.log does not end with the stream's last bytes and the latest line %q", longLogLatest)
+	}
+}
+
+// replayRouting routes the test's Critical alert to contain-pod, on the
+// alert's pod, leaving the real node schedulable and pulling no image.
+const replayRouting = `apiVersion: kir.dev/v1alpha1
+kind: Routing
+rules:
+  - name: contain
+    match:
+      priority: ">=Critical"
+    playbook: contain-pod
+    params:
+      namespace: ${k8s.ns.name}
+      name: ${k8s.pod.name}
+      cordon: false
+      images: false
+`
+
+// TestAlertRunReportInChromium: a Falco alert about the attacker's pod
+// runs contain-pod (kir falco replay: kir serve's routing and playbooks);
+// the bundle's report, rendered by headless Chromium, shows the alert, the
+// process tree with the implant deleted from disk, its connection to the
+// peer and the file it dropped.
+func TestAlertRunReportInChromium(t *testing.T) {
+	c, node := realNode(t)
+	ns, kirNS := namespace(t, c), namespace(t, c)
+	startAgent(t, c, node, kirNS)
+	peer := startImplant(t, c, node, ns)
+
+	dir := t.TempDir()
+	raw, err := os.ReadFile("../../testdata/falco/sidekick-drop-execute.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a map[string]any
+	if err := json.Unmarshal(raw, &a); err != nil {
+		t.Fatal(err)
+	}
+	fields := a["output_fields"].(map[string]any)
+	fields["k8s.ns.name"], fields["k8s.pod.name"] = ns, "server"
+	raw, _ = json.Marshal(a)
+	alertFile, routing := filepath.Join(dir, "alert.json"), filepath.Join(dir, "routing.yaml")
+	if err := errors.Join(os.WriteFile(alertFile, raw, 0o600), os.WriteFile(routing, []byte(replayRouting), 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	kir := kubetest.Kir{Kubeconfig: c.Kubeconfig, StateDir: state}
+	if r := kir.Run(t, "falco", "replay", alertFile, "--config", routing, "--kir-namespace", kirNS); r.Code != 0 {
+		t.Fatalf("kir falco replay: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	reports, _ := filepath.Glob(filepath.Join(state, "evidence", "*", "report.html"))
+	if len(reports) != 1 {
+		t.Fatalf("want one sealed bundle with a report.html under %s, found %v", state, reports)
+	}
+	dom := string(kubetest.RenderDOM(t, reports[0]))
+	for what, want := range map[string]string{
+		"the alert's rule":                "Drop and execute new binary in container",
+		"the implant":                     "/tmp/nc (deleted)",
+		"the deleted executable, flagged": "DELETED FROM DISK",
+		"the peer":                        peer.Status.PodIP + ":8080",
+		"the dropped file":                "tmp/dropped.txt",
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the rendered report does not show %s (%q)", what, want)
+		}
 	}
 }

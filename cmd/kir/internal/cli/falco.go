@@ -105,6 +105,7 @@ func readAlert(c *cli.Context) (*falco.Alert, error) {
 func (o *falcoReplayOptions) runMatch(c *cli.Context, s *session, eng *playbooks.Engine, lib *playbooks.Library, alert *falco.Alert, m falco.Match) error {
 	e, _ := lib.Get(m.Playbook) // loadRouting checked every one
 	env := s.env
+	env.KirNamespace = o.playbook.guard.namespace
 	if m.DryRun && env.DryRun.Persists() {
 		env.DryRun = action.DryRunClient
 		fmt.Fprintf(c.App.ErrWriter, "kir: routing rule %s is dryRun: planning only\n", m.Rule)
