@@ -62,6 +62,12 @@ const (
 	AnnotationSessions = "kir.dev/sessions"
 	// SessionsKeep is AnnotationSessions' one value.
 	SessionsKeep = "keep"
+	// AnnotationFreeze, on a quarantine policy, is FreezeYes when the
+	// responder asked (--freeze) that the node agent freeze the pod's
+	// containers once their volatile state is taken; release thaws them.
+	AnnotationFreeze = "kir.dev/freeze"
+	// FreezeYes is AnnotationFreeze's one value.
+	FreezeYes = "true"
 	// AnnotationConfirm, on a quarantine policy, is the request of the
 	// latest run that waits for the node agent's confirmation: the agent
 	// answers that request, so that a run never reads an earlier run's

@@ -208,6 +208,7 @@ func (a *Agent) watch(ctx context.Context) error {
 					if j != nil {
 						<-j.done // no report written after the drop
 					}
+					a.thaw(ctx, pod)
 					a.drop(ctx, pod)
 				})
 			}
@@ -269,7 +270,14 @@ func (a *Agent) watchPolicies(ctx context.Context, pods cache.Store) error {
 // agent; a pod whose label went (released) is forgotten, its work
 // stopped: the agent takes no action on released pods.
 func (a *Agent) seen(ctx context.Context, obj any) {
-	if pod, ok := obj.(*corev1.Pod); ok {
+	pod, ok := obj.(*corev1.Pod)
+	switch {
+	case !ok:
+	case pod.DeletionTimestamp != nil:
+		// Deleted: its processes must be able to die (a frozen process
+		// does not, not even of SIGKILL on cgroup v1).
+		a.wg.Go(func() { a.thaw(ctx, pod) })
+	default:
 		a.start(ctx, pod, "")
 	}
 }

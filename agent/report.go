@@ -93,6 +93,8 @@ type Report struct {
 	// Capture is where the agent's capture of the pod's processes,
 	// sockets and writable layers stands; nil when the agent keeps none.
 	Capture *CaptureRecord `json:"capture,omitempty"`
+	// Frozen is what the agent froze, when the policy asked.
+	Frozen *FreezeRecord `json:"frozen,omitempty"`
 	// Notes say what the agent could not do, plainly.
 	Notes []string `json:"notes,omitempty"`
 }

@@ -54,11 +54,11 @@ func (a *Agent) respond(ctx context.Context, pod *corev1.Pod, seenAt time.Time) 
 	case pod.Spec.HostNetwork:
 		r.State = StateSkipped
 		r.Notes = append(r.Notes, "the pod uses the host's network: no NetworkPolicy isolates it, and its sessions are the node's; nothing confirmed or cut")
-		t, r.Capture = a.captureVolatile(ctx, pod, nil)
+		t = a.takeVolatile(ctx, pod, pol, nil).apply(r)
 	case ns == nil:
 		r.State = StateSkipped
 		r.Notes = append(r.Notes, fmt.Sprintf("the pod's network namespace was not found on the node: %v", nsErr))
-		t, r.Capture = a.captureVolatile(ctx, pod, nil)
+		t = a.takeVolatile(ctx, pod, pol, nil).apply(r)
 	default:
 		a.publish(ctx, pod, r)
 		var ok bool
@@ -79,20 +79,13 @@ const captureWait = 20 * time.Second
 // isolation, then cuts the pod's sessions once both are done. It returns
 // false when ctx ended first.
 func (a *Agent) confirmAndCut(ctx context.Context, pod *corev1.Pod, pol *networkingv1.NetworkPolicy, ns podNS, r *Report) (*taking, bool) {
-	type result struct {
-		t   *taking
-		rec *CaptureRecord
-	}
-	captured := make(chan result, 1)
-	go func() {
-		t, rec := a.captureVolatile(ctx, pod, ns)
-		captured <- result{t, rec}
-	}()
+	captured := make(chan volatileTaken, 1)
+	go func() { captured <- a.takeVolatile(ctx, pod, pol, ns) }()
 	decided := a.verdict(ctx, pod, ns, r)
 	var t *taking
 	select {
 	case got := <-captured:
-		t, r.Capture = got.t, got.rec
+		t = got.apply(r)
 	case <-time.After(captureWait):
 		r.Notes = append(r.Notes, fmt.Sprintf("the capture of the pod's processes and sockets took longer than %s: the sessions were cut without it, and it is dropped", captureWait))
 		go func() {
@@ -109,6 +102,31 @@ func (a *Agent) confirmAndCut(ctx context.Context, pod *corev1.Pod, pol *network
 		r.Cut = a.cut(ctx, pod, ns, pol.Annotations[action.AnnotationSessions] == action.SessionsKeep)
 	}
 	return t, true
+}
+
+// volatileTaken is the volatile capture and the freeze that follows it.
+type volatileTaken struct {
+	t      *taking
+	rec    *CaptureRecord
+	frozen *FreezeRecord
+}
+
+// takeVolatile takes the volatile capture, then freezes the pod's
+// containers if its policy asks: what they were doing is on record, and
+// from now on they do nothing.
+func (a *Agent) takeVolatile(ctx context.Context, pod *corev1.Pod, pol *networkingv1.NetworkPolicy, ns podNS) volatileTaken {
+	var v volatileTaken
+	v.t, v.rec = a.captureVolatile(ctx, pod, ns)
+	if freezeAsked(pol) {
+		v.frozen = a.freeze(ctx, pod)
+	}
+	return v
+}
+
+// apply records v in the report and returns the capture to finish.
+func (v volatileTaken) apply(r *Report) *taking {
+	r.Capture, r.Frozen = v.rec, v.frozen
+	return v.t
 }
 
 // openNetns finds and holds the pod's network namespace.

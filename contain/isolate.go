@@ -24,6 +24,7 @@ type IsolateParams struct {
 	Detach           bool             `json:"detach,omitempty" doc:"Remove the labels the pod's controller and Services select on, so a clean replacement starts and traffic stops reaching it; the pod stays alive. The removed labels are recorded."`
 	Parallelism      int              `json:"parallelism,omitempty" doc:"How many pods to isolate at once (default 32)."`
 	KeepSessions     bool             `json:"keepSessions,omitempty" doc:"Ask the node agent to keep the pods' open sessions open (recorded on each policy as kir.dev/sessions: keep): it confirms the isolation but cuts nothing."`
+	Freeze           bool             `json:"freeze,omitempty" doc:"Ask the node agent to freeze the pods' containers (cgroup freezer) right after it took their processes and sockets, so an implant that notices the cut cannot wipe itself (recorded on each policy as kir.dev/freeze: true); release thaws them. Liveness probes fail while frozen."`
 }
 
 func (p IsolateParams) target() Target {

@@ -62,6 +62,9 @@ func (iso *isolator) record(pod *corev1.Pod) map[string]string {
 	if iso.p.KeepSessions {
 		r[action.AnnotationSessions] = action.SessionsKeep
 	}
+	if iso.p.Freeze {
+		r[action.AnnotationFreeze] = action.FreezeYes
+	}
 	return r
 }
 

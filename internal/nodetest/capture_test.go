@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -391,4 +392,39 @@ func TestAlertRunReportInChromium(t *testing.T) {
 			t.Errorf("the rendered report does not show %s (%q)", what, want)
 		}
 	}
+}
+
+// TestFreezeThenReleaseThaws: kir contain pod --freeze has the agent
+// freeze the pod's container once its processes are on record: its loop
+// stops logging; kir release thaws it and the loop goes on. The capture
+// is taken all the same (its processes, from before the freeze).
+func TestFreezeThenReleaseThaws(t *testing.T) {
+	c, node := realNode(t)
+	ns, kirNS := namespace(t, c), namespace(t, c)
+	startAgent(t, c, node, kirNS)
+	startPod(t, c, node, ns, "server", `i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done`)
+	waitCount(t, c, ns, "server", "tick ", 3)
+
+	state := t.TempDir()
+	rep, r := contain(t, c, state, ns, kirNS, "--freeze")
+	if r.Code != 0 {
+		t.Fatalf("kir contain --freeze: exit %d\n%s", r.Code, r.Stderr)
+	}
+	conf := confirmation(t, rep)
+	frozen, _ := conf["report"].(map[string]any)["frozen"].(map[string]any)
+	if names, _ := frozen["containers"].([]any); len(names) != 1 || names[0] != "main" {
+		t.Fatalf("the agent's report says frozen %v, want container main", frozen)
+	}
+	time.Sleep(time.Second)
+	before := count(t, c, ns, "server", "tick ")
+	time.Sleep(2 * time.Second)
+	if after := count(t, c, ns, "server", "tick "); after != before {
+		t.Errorf("the frozen container logged %d ticks in 2 s", after-before)
+	}
+	if _, err := os.Stat(filepath.Join(state, "evidence", rep.Run, "pods", ns, "server", "node", "processes.json")); err != nil {
+		t.Errorf("no capture of the frozen pod: %v", err)
+	}
+
+	kubetest.Kir{Kubeconfig: c.Kubeconfig}.MustRun(t, "release", "pod", "server", "-n", ns)
+	waitCount(t, c, ns, "server", "tick ", before+5) // thawed: the loop goes on
 }

@@ -32,6 +32,7 @@ type containPodOptions struct {
 	enforce       time.Duration
 	capture       time.Duration
 	noCut         bool
+	freeze        bool
 }
 
 func (o *containPodOptions) flags() []cli.Flag {
@@ -44,6 +45,7 @@ func (o *containPodOptions) flags() []cli.Flag {
 		&cli.DurationFlag{Name: "enforce-timeout", Value: 10 * time.Second, Usage: "how long to wait for the node agent (kir node agent) to confirm that the pod's policy is enforced and to cut its open sessions; not confirmed in time ends with the not-enforced status", Destination: &o.enforce},
 		&cli.DurationFlag{Name: "capture-timeout", Value: 2 * time.Minute, Usage: "how long to wait for the node agent's capture of the pod (processes, sockets, executables deleted from disk, writable layers) before sealing the evidence without it", Destination: &o.capture},
 		&cli.BoolFlag{Name: "no-cut", Usage: "keep the pod's open sessions (its attacker's shell, say) open, to watch them: the node agent confirms the isolation but cuts nothing; recorded on the quarantine policy", Destination: &o.noCut},
+		&cli.BoolFlag{Name: "freeze", Usage: "have the node agent freeze the pod's containers (cgroup freezer) once it took their processes and sockets, so an implant that notices the cut cannot wipe itself; kir release thaws them (liveness probes fail meanwhile)", Destination: &o.freeze},
 		&cli.BoolFlag{Name: "rotate-secrets", Usage: "once isolated, rotate what the pod could read (kir rotate plan pod): its Vault and Secrets Manager secrets, and its ServiceAccount's tokens, which cannot be rolled back; needs the kir-rotate role", Destination: &o.rotateSecrets},
 	})
 }
@@ -60,6 +62,7 @@ func (o *containPodOptions) params(namespace, name string) []param {
 		{"enforce-timeout", "enforceTimeout", o.enforce.String()},
 		{"capture-timeout", "captureTimeout", o.capture.String()},
 		{"no-cut", "cut", !o.noCut},
+		{"freeze", "freeze", o.freeze},
 	})
 }
 

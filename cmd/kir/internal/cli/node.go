@@ -39,10 +39,11 @@ func nodeAgentCommand() *cli.Command {
 	o := &nodeAgentOptions{}
 	return &cli.Command{
 		Name:  "agent",
-		Usage: "on one node (deploy/components/node-agent): confirm each quarantined pod's isolation with probes from inside its network namespace, then cut its open sessions; report to kir",
-		Description: "The agent runs as root on the node (hostNetwork, hostPID, NET_ADMIN and SYS_ADMIN): " +
+		Usage: "on one node (deploy/components/node-agent): confirm each quarantined pod's isolation with probes from inside its network namespace, then cut its open sessions; capture its processes, sockets and writable layers for kir; report to kir",
+		Description: "The agent runs as root on the node (hostNetwork, hostPID, NET_ADMIN, SYS_ADMIN, SYS_PTRACE and DAC_READ_SEARCH): " +
 			"whoever controls it controls the node. It watches only the quarantined pods of its node, decides nothing, " +
-			"and writes only its Leases in kir's namespace (a heartbeat, one report per pod) and Events.",
+			"and writes only its Leases in kir's namespace (a heartbeat, one report per pod) and Events. " +
+			"Its captures are served to kir through the API server's pods/proxy, over TLS, each request with the key whose hash kir put on the pod's quarantine policy.",
 		Flags: flagsOf(o.kube.flags(), []cli.Flag{
 			o.guard.namespaceFlag(),
 			&cli.StringFlag{Name: "node", Usage: "the node the agent runs on (in a DaemonSet: the downward API's spec.nodeName)", EnvVars: envVars("NODE_NAME"), Destination: &o.node, Required: true},
