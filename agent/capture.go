@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/agent/container"
 	"kir.dev/kir/agent/layer"
 	"kir.dev/kir/agent/volatile"
@@ -114,8 +117,12 @@ func (a *Agent) captureVolatile(ctx context.Context, pod *corev1.Pod, ns podNS) 
 		return nil, nil
 	}
 	now := a.cfg.Now().UTC()
-	id := strconv.FormatInt(now.UnixNano(), 36)
-	c, err := newCapture(a.cfg.CaptureDir, string(pod.UID), id, Manifest{Node: a.cfg.Node, Namespace: pod.Namespace, Pod: pod.Name, UID: string(pod.UID), CapturedAt: now})
+	id, err := captureID(now)
+	if err != nil {
+		return nil, &CaptureRecord{ID: id, State: CaptureFailed, Error: err.Error()}
+	}
+	budget := min(captureMaxBytes, captureDirMaxBytes-diskUsage(a.cfg.CaptureDir))
+	c, err := newCapture(a.cfg.CaptureDir, action.QuarantineValue(pod.UID), id, Manifest{Node: a.cfg.Node, Namespace: pod.Namespace, Pod: pod.Name, UID: string(pod.UID), CapturedAt: now}, budget)
 	if err != nil {
 		return nil, &CaptureRecord{ID: id, State: CaptureFailed, Error: err.Error()}
 	}
@@ -141,6 +148,30 @@ func (a *Agent) captureVolatile(ctx context.Context, pod *corev1.Pod, ns podNS) 
 	}
 	a.copyDeleted(ctx, c, procs)
 	return t, &CaptureRecord{ID: id, State: CaptureTaking}
+}
+
+// The byte budgets of captures: one pod's, and all those the node keeps
+// until their pods are released, under the DaemonSet's emptyDir
+// sizeLimit (4Gi), past which the kubelet would evict the agent — a pod
+// could otherwise stop its own containment by writing gigabytes of
+// executables or layer. Tar headers count, unlike in LayerMaxBytes.
+const (
+	captureMaxBytes    = 1 << 30
+	captureDirMaxBytes = 3 << 30
+	// layerIndexReserve is kept, of what is left, for a layer's tar
+	// headers and its index (layer/<container>.json).
+	layerIndexReserve = 64 << 20
+)
+
+// captureID names a capture: its time, and random bits so that two
+// captures of a pod (an agent restarted within the clock's resolution, a
+// test's fixed clock) never share a directory.
+func captureID(now time.Time) (string, error) {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("naming the capture: %w", err)
+	}
+	return strconv.FormatInt(now.UnixNano(), 36) + "-" + hex.EncodeToString(b), nil
 }
 
 func processesFile(node string, at time.Time, procs []volatile.Process, pod container.Pod) ProcessesFile {
@@ -192,10 +223,14 @@ func (a *Agent) copyDeleted(ctx context.Context, c *capture, procs []volatile.Pr
 		if c.has(name) {
 			continue
 		}
+		if left := c.left(); p.ExeSize > left {
+			c.note("the deleted executable of PID %d (%d bytes, SHA-256 %s) was not copied: %d bytes left of the capture's budget", p.PID, p.ExeSize, p.ExeSHA256, left)
+			continue
+		}
 		var got string
 		err := c.write(name, func(w io.Writer) error {
 			var err error
-			_, got, err = volatile.CopyExe(ctx, a.cfg.ProcRoot, p, w, volatile.DefaultMaxHashBytes)
+			_, got, err = volatile.CopyExe(ctx, a.cfg.ProcRoot, p, w, min(volatile.DefaultMaxHashBytes, c.left()))
 			return err
 		})
 		switch {
@@ -216,10 +251,22 @@ func (a *Agent) captureLayers(ctx context.Context, t *taking) {
 			continue
 		}
 		at := a.cfg.Now().UTC()
+		budget := a.cfg.LayerMaxBytes
+		if budget <= 0 {
+			budget = layer.DefaultMaxBytes
+		}
+		if left := t.c.left() - layerIndexReserve; left < budget {
+			if left <= 0 {
+				t.c.note("container %s: no writable layer taken: the capture's byte budget is spent", ct.Name)
+				continue
+			}
+			t.c.note("container %s: its writable layer's budget cut to the %d bytes left of the capture's", ct.Name, left)
+			budget = left
+		}
 		var sum layer.Summary
 		err := t.c.write("layer/"+ct.Name+".tar", func(w io.Writer) error {
 			var err error
-			sum, err = layer.Archive(ctx, filepath.Join(a.cfg.HostRoot, ct.Upper), w, layer.Options{MaxBytes: a.cfg.LayerMaxBytes})
+			sum, err = layer.Archive(ctx, filepath.Join(a.cfg.HostRoot, ct.Upper), w, layer.Options{MaxBytes: budget})
 			return err
 		})
 		if err != nil {

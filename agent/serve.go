@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -99,11 +100,8 @@ func (a *Agent) serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("serving captures: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           http.HandlerFunc(a.serveCapture),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	ln = newLimitListener(ln, maxConns, maxConnsPerIP)
+	srv := captureServer(http.HandlerFunc(a.serveCapture), cert)
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
@@ -113,6 +111,102 @@ func (a *Agent) serve(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// Bounds of the capture server, which any pod of the node reaches on the
+// node's address: without them, idle connections (kept forever by
+// default) and slow handshakes would pile up until the agent, which must
+// still cut and report, runs out of memory. kir makes one request at a
+// time, through the API server: one address.
+const (
+	maxConns      = 256
+	maxConnsPerIP = 16
+	// Requests have no body: reading one takes a round trip or two.
+	readTimeout = 10 * time.Second
+	idleTimeout = 30 * time.Second
+)
+
+// captureServer is the capture server, bounded. There is no write
+// timeout: a layer's tar may take minutes to reach kir, and only a
+// request with the key gets more than a few bytes.
+func captureServer(h http.Handler, cert tls.Certificate) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: readTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
+// limitListener accepts at most max connections at once, and perIP from
+// one remote address: a pod that opens connections by the thousand waits
+// for its own, not kir's.
+type limitListener struct {
+	net.Listener
+	all chan struct{}
+
+	mu    sync.Mutex
+	perIP int
+	open  map[string]int
+}
+
+func newLimitListener(ln net.Listener, max, perIP int) net.Listener {
+	return &limitListener{Listener: ln, all: make(chan struct{}, max), perIP: perIP, open: map[string]int{}}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		l.all <- struct{}{}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.all
+			return nil, err
+		}
+		ip := remoteIP(c)
+		l.mu.Lock()
+		full := l.open[ip] >= l.perIP
+		if !full {
+			l.open[ip]++
+		}
+		l.mu.Unlock()
+		if full {
+			_ = c.Close()
+			<-l.all
+			continue
+		}
+		return &limitedConn{Conn: c, release: func() { l.release(ip) }}, nil
+	}
+}
+
+func (l *limitListener) release(ip string) {
+	l.mu.Lock()
+	if l.open[ip]--; l.open[ip] <= 0 {
+		delete(l.open, ip)
+	}
+	l.mu.Unlock()
+	<-l.all
+}
+
+func remoteIP(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}
+
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // serveCapture answers GET /v1/captures/QUARANTINE/ID/NAME.
@@ -159,8 +253,10 @@ func (a *Agent) serveCapture(w http.ResponseWriter, req *http.Request) {
 // authorize checks key against the hash on the pod's quarantine policy,
 // read now from the API server.
 func (a *Agent) authorize(ctx context.Context, m Manifest, quarantine, key string) error {
-	if key == "" {
-		return errors.New("no capture key")
+	if len(key) != 2*sha256.Size {
+		// kir's keys are 32 random bytes, hex: anything else is refused
+		// without asking the API server.
+		return errors.New("no capture key, or not one kir makes")
 	}
 	name := action.PolicyName(quarantine)
 	pol, err := a.cfg.Kube.NetworkingV1().NetworkPolicies(m.Namespace).Get(ctx, name, metav1.GetOptions{})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -54,28 +55,75 @@ type CaptureFile struct {
 // and the server refuses any other name.
 var validName = regexp.MustCompile(`^(processes\.json|sockets\.json|capture\.json|exe/[0-9a-f]{64}|layer/[a-z0-9]([-a-z0-9]*[a-z0-9])?\.(tar|json))$`)
 
+// ValidCaptureName reports whether name is one the agent gives a file of
+// a capture (the manifest included): kir refuses a manifest listing any
+// other.
+func ValidCaptureName(name string) bool { return validName.MatchString(name) }
+
 // validID is what a quarantine value (a pod UID) and a capture id look like.
 var validID = regexp.MustCompile(`^[0-9a-z][-0-9a-z]{0,62}$`)
 
 // capture is a capture being written.
 type capture struct {
 	dir string
-	m   Manifest
 
 	mu sync.Mutex
+	m  Manifest
+	// max bounds the bytes the capture's files hold, used counts them:
+	// past max a write fails with errBudget, so a pod cannot make the
+	// agent fill its volume (and be evicted) whatever it writes.
+	max, used int64
 }
 
-// newCapture creates the capture's directory under root.
-func newCapture(root, quarantine, id string, m Manifest) (*capture, error) {
+// errBudget is a write past the capture's byte budget.
+var errBudget = errors.New("the capture's byte budget is spent")
+
+// newCapture creates the capture's directory under root, which must not
+// exist: two captures never share one.
+func newCapture(root, quarantine, id string, m Manifest, budget int64) (*capture, error) {
 	if !validID.MatchString(quarantine) || !validID.MatchString(id) {
 		return nil, fmt.Errorf("capture %q/%q: not a valid name", quarantine, id)
 	}
 	dir := filepath.Join(root, quarantine, id)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return nil, fmt.Errorf("creating the capture directory: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the capture directory: %w", err)
 	}
 	m.ID = id
-	return &capture{dir: dir, m: m}, nil
+	return &capture{dir: dir, m: m, max: budget}, nil
+}
+
+// left is what remains of the capture's byte budget.
+func (c *capture) left() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(c.max-c.used, 0)
+}
+
+// take reserves up to n bytes of the budget and returns how many.
+func (c *capture) take(n int64) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n = min(n, max(c.max-c.used, 0))
+	c.used += n
+	return n
+}
+
+// diskUsage is the size of the files under root: what the captures kept
+// on the node hold.
+func diskUsage(root string) int64 {
+	var n int64
+	_ = filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // write writes the file name with what fill writes, hashed while written,
@@ -94,7 +142,7 @@ func (c *capture) write(name string, fill func(io.Writer) error) error {
 		return err
 	}
 	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(f, h)}
+	cw := &countWriter{w: io.MultiWriter(f, h), take: c.take}
 	ferr := fill(cw)
 	if err := f.Close(); err != nil && ferr == nil {
 		ferr = err
@@ -162,14 +210,20 @@ func (c *capture) seal() (CaptureRecord, error) {
 	return rec, nil
 }
 
+// countWriter counts what it writes, within what take grants.
 type countWriter struct {
-	w io.Writer
-	n int64
+	w    io.Writer
+	n    int64
+	take func(int64) int64
 }
 
 func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
+	granted := c.take(int64(len(p)))
+	n, err := c.w.Write(p[:granted])
 	c.n += int64(n)
+	if err == nil && granted < int64(len(p)) {
+		err = errBudget
+	}
 	return n, err
 }
 
