@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -139,6 +141,9 @@ type fetch struct {
 	pod0     *corev1.Pod
 	endpoint agent.Endpoint
 	key      string
+	// open opens a file of the capture; nil is the agent's, through
+	// pods/proxy (get).
+	open func(ctx context.Context, id, name string) (io.ReadCloser, error)
 }
 
 // pod waits for the agent's capture of the pod to be sealed, then
@@ -171,6 +176,9 @@ func (f *fetch) pod(ctx context.Context, ns, name string, timeout time.Duration)
 	m, err := f.manifest(ctx, pod, rec)
 	if err != nil {
 		return info, err
+	}
+	if err := checkManifest(m); err != nil {
+		return info, fmt.Errorf("the capture's manifest (%s): %w", path.Join(f.dir, agent.ManifestName), err)
 	}
 	info.Files++
 	var errs []error
@@ -299,8 +307,16 @@ func isQuarantinePolicy(p *networkingv1.NetworkPolicy, pod *corev1.Pod) bool {
 		p.Spec.PodSelector.MatchLabels[action.LabelQuarantine] == action.QuarantineValue(pod.UID)
 }
 
-// get streams a file of the capture through the API server's pods/proxy.
+// get streams a file of the capture.
 func (f *fetch) get(ctx context.Context, id, name string) (io.ReadCloser, error) {
+	if f.open != nil {
+		return f.open(ctx, id, name)
+	}
+	return f.proxy(ctx, id, name)
+}
+
+// proxy streams a file of the capture through the API server's pods/proxy.
+func (f *fetch) proxy(ctx context.Context, id, name string) (io.ReadCloser, error) {
 	q := action.QuarantineValue(f.pod0.UID)
 	return f.env.Kube.CoreV1().RESTClient().Get().
 		Namespace(f.endpoint.Namespace).Resource("pods").SubResource("proxy").
@@ -314,6 +330,14 @@ func (f *fetch) get(ctx context.Context, id, name string) (io.ReadCloser, error)
 // agent reported through the API server.
 func (f *fetch) manifest(ctx context.Context, pod *corev1.Pod, rec *agent.CaptureRecord) (agent.Manifest, error) {
 	var m agent.Manifest
+	if raw, ok, err := f.fetched(agent.ManifestName, rec.Manifest); ok || err != nil {
+		// A resumed run: the manifest is the bundle's, if it is this
+		// capture's.
+		if err != nil {
+			return m, err
+		}
+		return m, f.decodeManifest(raw, pod, rec, &m)
+	}
 	body, err := f.get(ctx, rec.ID, agent.ManifestName)
 	if err != nil {
 		return m, fmt.Errorf("fetching the capture's manifest from %s/%s: %w", f.endpoint.Namespace, f.endpoint.Pod, err)
@@ -324,13 +348,90 @@ func (f *fetch) manifest(ctx context.Context, pod *corev1.Pod, rec *agent.Captur
 	if _, err := f.put(agent.ManifestName, limited, agent.CaptureFile{Name: agent.ManifestName, SHA256: rec.Manifest, Size: -1}, rec.ID); err != nil {
 		return m, err
 	}
-	if err := json.Unmarshal(raw.Bytes(), &m); err != nil {
-		return m, fmt.Errorf("decoding the capture's manifest: %w", err)
+	return m, f.decodeManifest(raw.Bytes(), pod, rec, &m)
+}
+
+func (f *fetch) decodeManifest(raw []byte, pod *corev1.Pod, rec *agent.CaptureRecord, m *agent.Manifest) error {
+	if err := json.Unmarshal(raw, m); err != nil {
+		return fmt.Errorf("decoding the capture's manifest: %w", err)
 	}
 	if m.UID != string(pod.UID) || m.ID != rec.ID {
-		return m, fmt.Errorf("the capture's manifest is of another pod or capture (%s, %s)", m.UID, m.ID)
+		return fmt.Errorf("the capture's manifest is of another pod or capture (%s, %s)", m.UID, m.ID)
 	}
-	return m, nil
+	return nil
+}
+
+// fetched returns, on a resumed run, the bytes of a file the bundle
+// already holds under name, if it hashes as want: a file of another
+// capture (the agent took a new one since) is an error, not a mix.
+func (f *fetch) fetched(name, want string) ([]byte, bool, error) {
+	b, ok := f.sink.(interface {
+		Has(name string) (evidence.File, bool)
+		Dir() string
+	})
+	if !ok {
+		return nil, false, nil
+	}
+	p := path.Join(f.dir, name)
+	have, ok := b.Has(p)
+	if !ok {
+		return nil, false, nil
+	}
+	if have.SHA256 != want {
+		return nil, true, fmt.Errorf("the bundle already holds %s hashing %s, of another capture than the agent's (%s): fetch it into a new bundle", p, have.SHA256, want)
+	}
+	if name != agent.ManifestName {
+		return nil, true, nil
+	}
+	raw, err := os.ReadFile(filepath.Join(b.Dir(), filepath.FromSlash(p)))
+	if err != nil {
+		return nil, true, fmt.Errorf("reading %s from the bundle: %w", p, err)
+	}
+	if sum := sha256.Sum256(raw); hex.EncodeToString(sum[:]) != want {
+		return nil, true, fmt.Errorf("%s in the bundle no longer hashes as recorded", p)
+	}
+	return raw, true, nil
+}
+
+// checkManifest refuses a manifest that names a file the agent could not
+// have written, twice, or without a digest and size: its names become
+// paths in the bundle and each is one request to the agent.
+func checkManifest(m agent.Manifest) error {
+	if len(m.Files) > maxCaptureFiles {
+		return fmt.Errorf("lists %d files, more than %d", len(m.Files), maxCaptureFiles)
+	}
+	seen := make(map[string]bool, len(m.Files))
+	var errs []error
+	for i, file := range m.Files {
+		switch {
+		case !agent.ValidCaptureName(file.Name) || file.Name == agent.ManifestName:
+			errs = append(errs, fmt.Errorf("files[%d]: %q is not a capture file's name", i, file.Name))
+		case seen[file.Name]:
+			errs = append(errs, fmt.Errorf("files[%d]: %s is listed twice", i, file.Name))
+		case !isSHA256(file.SHA256):
+			errs = append(errs, fmt.Errorf("files[%d] (%s): %q is not a hex SHA-256", i, file.Name, file.SHA256))
+		case file.Size < 0:
+			errs = append(errs, fmt.Errorf("files[%d] (%s): negative size %d", i, file.Name, file.Size))
+		}
+		seen[file.Name] = true
+	}
+	return errors.Join(errs...)
+}
+
+// maxCaptureFiles bounds the files of one capture: a few JSON files, one
+// executable per deleted binary, two files per container.
+const maxCaptureFiles = 10_000
+
+func isSHA256(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // maxCaptureManifest bounds a capture's manifest: it lists a few hundred
@@ -339,12 +440,17 @@ const maxCaptureManifest = 4 << 20
 
 // file fetches one file the manifest lists.
 func (f *fetch) file(ctx context.Context, id string, want agent.CaptureFile) (int64, error) {
+	if _, ok, err := f.fetched(want.Name, want.SHA256); ok || err != nil {
+		return 0, err // fetched by an earlier run, and recorded then
+	}
 	body, err := f.get(ctx, id, want.Name)
 	if err != nil {
 		return 0, fmt.Errorf("fetching %s from %s/%s: %w", want.Name, f.endpoint.Namespace, f.endpoint.Pod, err)
 	}
 	defer body.Close()
-	got, err := f.put(want.Name, body, want, id)
+	// One byte past the size listed is enough to tell that the agent sent
+	// more: the rest is never written.
+	got, err := f.put(want.Name, io.LimitReader(body, want.Size+1), want, id)
 	return got.Size, err
 }
 
