@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"io"
 	"log/slog"
@@ -181,5 +182,31 @@ func TestServeCaptureAuthorizesAgainstThePolicy(t *testing.T) {
 				t.Errorf("GET %s: body hashes %x, header says %s", tc.path, got, resp.Header.Get(HeaderSHA256))
 			}
 		}
+	}
+}
+
+// The capture server speaks HTTP/1.1 only: one request at a time per
+// connection, so the connection bounds bound the requests too.
+func TestCaptureServerRefusesHTTP2(t *testing.T) {
+	t.Parallel()
+	cert, err := selfSigned("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := captureServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), cert)
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := client.Get("https://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 1 {
+		t.Fatalf("protocol %s, want HTTP/1.1", resp.Proto)
 	}
 }
