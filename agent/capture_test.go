@@ -108,3 +108,26 @@ func TestCaptureLayersWithinBudget(t *testing.T) {
 		t.Fatalf("notes %q: want the second container's layer refused", c.m.Notes)
 	}
 }
+
+// A capture removed while it is taken (its pod released: removeCaptures)
+// stays removed: later writes fail instead of making its directory again.
+func TestCaptureRemovedWhileTakenStaysRemoved(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	c, err := newCapture(root, "uid-1", "id-1", Manifest{}, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := removeCaptures(root, "uid-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.writeJSON("layer/main.json", struct{}{}); err == nil {
+		t.Fatal("a file was written into a removed capture")
+	}
+	if _, err := c.seal(); err == nil {
+		t.Fatal("a removed capture was sealed")
+	}
+	if _, err := os.Stat(filepath.Join(root, "uid-1")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the removed capture's directory: %v, want it gone", err)
+	}
+}

@@ -134,8 +134,10 @@ func (c *capture) write(name string, fill func(io.Writer) error) error {
 		return fmt.Errorf("capture file %q: not a valid name", name)
 	}
 	p := filepath.Join(c.dir, filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
+	// Mkdir, not MkdirAll: a capture removed while taken (its pod
+	// released) must stay removed, not come back a directory at a time.
+	if err := os.Mkdir(filepath.Dir(p), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("writing %s: %w", name, err)
 	}
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o400)
 	if err != nil {

@@ -378,7 +378,7 @@ func (f *fetch) fetched(name, want string) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	if have.SHA256 != want {
-		return nil, true, fmt.Errorf("the bundle already holds %s hashing %s, of another capture than the agent's (%s): fetch it into a new bundle", p, have.SHA256, want)
+		return nil, true, fmt.Errorf("the bundle already holds %s hashing %s, not %s as the agent's capture lists it (a transfer that failed, or another capture): fetch it into a new bundle", p, have.SHA256, want)
 	}
 	if name != agent.ManifestName {
 		return nil, true, nil

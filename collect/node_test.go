@@ -142,7 +142,7 @@ func TestFetchResumes(t *testing.T) {
 	}
 
 	newer := &agent.CaptureRecord{ID: "id-2", State: agent.CaptureReady, Manifest: hexSum([]byte("another"))}
-	if _, err := again.manifest(t.Context(), again.pod0, newer); err == nil || !strings.Contains(err.Error(), "another capture") {
+	if _, err := again.manifest(t.Context(), again.pod0, newer); err == nil || !strings.Contains(err.Error(), "fetch it into a new bundle") {
 		t.Fatalf("a new capture into a bundle holding an older one: %v", err)
 	}
 	changed := agent.CaptureFile{Name: "processes.json", SHA256: hexSum([]byte("other")), Size: 5}
