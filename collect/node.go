@@ -460,8 +460,11 @@ func (f *fetch) file(ctx context.Context, id string, want agent.CaptureFile) (in
 func (f *fetch) put(name string, body io.Reader, want agent.CaptureFile, id string) (evidence.File, error) {
 	src := evidence.Source{Kind: captureKind(name), Cluster: f.env.Cluster, Namespace: f.pod0.Namespace, Pod: f.pod0.Name,
 		UID: string(f.pod0.UID), Node: f.pod0.Spec.NodeName, Collected: f.env.Now().UTC()}
-	if src.Kind == KindProcesses {
+	switch src.Kind {
+	case KindProcesses:
 		src.Sensitive, src.Note = true, "command lines as the processes hold them: they may carry secrets passed as arguments"
+	case KindLayer:
+		src.Sensitive, src.Note = true, "the files the container wrote, as written: they may hold credentials it read or copied"
 	}
 	if c, ok := strings.CutPrefix(name, "layer/"); ok {
 		src.Container = strings.TrimSuffix(strings.TrimSuffix(c, ".tar"), ".json")

@@ -150,3 +150,22 @@ func TestFetchResumes(t *testing.T) {
 		t.Fatalf("a file of another capture already in the bundle: %v", err)
 	}
 }
+
+// What the container wrote may hold credentials it copied (a service
+// account token into /tmp): the layer's tar is marked sensitive, like the
+// command lines.
+func TestFetchMarksSensitiveFiles(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t)
+	files := map[string][]byte{"layer/main.tar": []byte("tar"), "layer/main.json": []byte("{}"), "processes.json": []byte("[]"), "sockets.json": []byte("{}")}
+	f, _ := newFetch(t, b, files)
+	for name, want := range map[string]bool{"layer/main.tar": true, "layer/main.json": false, "processes.json": true, "sockets.json": false} {
+		if _, err := f.file(t.Context(), "id-1", agent.CaptureFile{Name: name, SHA256: hexSum(files[name]), Size: int64(len(files[name]))}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := b.Has("pods/ns/web/node/" + name)
+		if got.Source.Sensitive != want {
+			t.Errorf("%s: sensitive %v, want %v", name, got.Source.Sensitive, want)
+		}
+	}
+}
