@@ -15,6 +15,7 @@ var (
 	_ action.Texter = PodOutput{}
 	_ action.Texter = SealOutput{}
 	_ action.Texter = CustodyOutput{}
+	_ action.Texter = NodeOutput{}
 )
 
 // Text says which pods were recorded before anything changed; nothing when
@@ -45,6 +46,20 @@ func imagesSuffix(images []Image) string {
 		return ", no image stored"
 	}
 	return ", images " + strings.Join(refs, ", ")
+}
+
+// Text says, per pod, what its node agent's capture brought; a pod with
+// none is said by the step's warning.
+func (o NodeOutput) Text() []string {
+	var lines []string
+	for _, p := range o.Pods {
+		if p.Capture == "" {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("evidence: %s: node capture from agent %s on %s: %d file(s), %s (processes, sockets, deleted executables, writable layers)",
+			p.Pod, p.Agent, p.Node, p.Files, humanBytes(p.Bytes)))
+	}
+	return lines
 }
 
 // Text says what was sealed, how, and how to check it.
