@@ -79,8 +79,10 @@ const captureWait = 20 * time.Second
 // isolation, then cuts the pod's sessions once both are done. It returns
 // false when ctx ended first.
 func (a *Agent) confirmAndCut(ctx context.Context, pod *corev1.Pod, pol *networkingv1.NetworkPolicy, ns podNS, r *Report) (*taking, bool) {
+	capCtx, cancelCap := context.WithCancel(ctx)
+	defer cancelCap()
 	captured := make(chan volatileTaken, 1)
-	go func() { captured <- a.takeVolatile(ctx, pod, pol, ns) }()
+	go func() { captured <- a.takeVolatile(capCtx, pod, pol, ns) }()
 	decided := a.verdict(ctx, pod, ns, r)
 	var t *taking
 	select {
@@ -88,11 +90,17 @@ func (a *Agent) confirmAndCut(ctx context.Context, pod *corev1.Pod, pol *network
 		t = got.apply(r)
 	case <-time.After(captureWait):
 		r.Notes = append(r.Notes, fmt.Sprintf("the capture of the pod's processes and sockets took longer than %s: the sessions were cut without it, and it is dropped", captureWait))
-		go func() {
-			if got := <-captured; got.t != nil {
+		// Stopped, and waited for a little: it uses the namespace that
+		// respond closes when it returns.
+		cancelCap()
+		select {
+		case got := <-captured:
+			if got.t != nil {
 				_ = os.RemoveAll(got.t.c.dir)
 			}
-		}()
+		case <-time.After(5 * time.Second):
+			a.cfg.Log.Error("a capture did not stop when cancelled", "pod", pod.Namespace+"/"+pod.Name)
+		}
 	}
 	if !decided {
 		return nil, false
