@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"net/netip"
 	"sync"
 	"time"
@@ -223,6 +224,7 @@ func (a *Agent) watch(ctx context.Context) error {
 	f.Start(ctx.Done())
 	// The heartbeat says the agent answers: only once it sees its pods.
 	if cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		a.pruneCaptures(inf.GetStore())
 		a.wg.Go(func() { a.heartbeat(ctx) })
 	}
 	<-ctx.Done()
@@ -337,4 +339,30 @@ func (a *Agent) forget(uid types.UID) *job {
 	j.cancel()
 	delete(a.working, uid)
 	return j
+}
+
+// pruneCaptures deletes the captures of pods no longer quarantined on the
+// node: released or deleted while no agent ran (the captures' volume
+// outlives the agent's restarts).
+func (a *Agent) pruneCaptures(pods cache.Store) {
+	if a.cfg.CaptureDir == "" {
+		return
+	}
+	entries, err := os.ReadDir(a.cfg.CaptureDir)
+	if err != nil {
+		return // none yet
+	}
+	kept := map[string]bool{}
+	for _, obj := range pods.List() {
+		if pod, ok := obj.(*corev1.Pod); ok {
+			kept[action.QuarantineValue(pod.UID)] = true
+		}
+	}
+	for _, e := range entries {
+		if !kept[e.Name()] {
+			if err := removeCaptures(a.cfg.CaptureDir, e.Name()); err != nil {
+				a.cfg.Log.Warn("deleting the captures of a pod no longer quarantined", "dir", e.Name(), "err", err)
+			}
+		}
+	}
 }

@@ -103,6 +103,9 @@ func (a *Agent) confirmAndCut(ctx context.Context, pod *corev1.Pod, pol *network
 		}
 	}
 	if !decided {
+		if t != nil { // released, or the agent stops: nobody will fetch it
+			_ = os.RemoveAll(t.c.dir)
+		}
 		return nil, false
 	}
 	if r.State != StateNotEnforced {

@@ -108,7 +108,21 @@ const (
 	DefaultMaxHashBytes    = 256 << 20
 	DefaultMaxCmdlineBytes = 64 << 10
 	DefaultMaxFDs          = 4096
+	// The bounds of a whole scan: a pod that forks thousands of processes,
+	// each holding thousands of descriptors, must not exhaust the agent's
+	// memory (and so stop its cut).
+	DefaultMaxProcesses         = 4096
+	DefaultMaxTotalFDs          = 1 << 16
+	DefaultMaxTotalCmdlineBytes = 8 << 20
 )
+
+// minCmdlineBytes is what is read of a command line once the scan's
+// budget is spent: its first argument, mostly.
+const minCmdlineBytes = 256
+
+// ErrTooManyProcesses: the scan stopped at Options.MaxProcesses; the
+// processes listed so far are returned with it.
+var ErrTooManyProcesses = errors.New("more processes than the bound: the rest were not read")
 
 // Options bound what one process may cost to read: the target is the
 // attacker's, and may be built to exhaust its reader. Zero means the
@@ -120,6 +134,13 @@ type Options struct {
 	MaxCmdlineBytes int64
 	// MaxFDs bounds the descriptors listed per process.
 	MaxFDs int
+	// MaxProcesses bounds the processes read; MaxTotalFDs and
+	// MaxTotalCmdlineBytes bound the descriptors and command-line bytes
+	// kept over the whole scan (past them, each process keeps none, and
+	// the first bytes of its command line, marked truncated).
+	MaxProcesses         int
+	MaxTotalFDs          int
+	MaxTotalCmdlineBytes int64
 }
 
 func (o Options) withDefaults() Options {
@@ -132,6 +153,15 @@ func (o Options) withDefaults() Options {
 	if o.MaxFDs <= 0 {
 		o.MaxFDs = DefaultMaxFDs
 	}
+	if o.MaxProcesses <= 0 {
+		o.MaxProcesses = DefaultMaxProcesses
+	}
+	if o.MaxTotalFDs <= 0 {
+		o.MaxTotalFDs = DefaultMaxTotalFDs
+	}
+	if o.MaxTotalCmdlineBytes <= 0 {
+		o.MaxTotalCmdlineBytes = DefaultMaxTotalCmdlineBytes
+	}
 	return o
 }
 
@@ -139,7 +169,8 @@ func (o Options) withDefaults() Options {
 // /proc) whose /proc/PID/cgroup contents match, such as [MatchPod]'s. It
 // fails only if procRoot itself cannot be read or ctx ends; what cannot be
 // read of one process is in its Errors, and a process that exits during
-// the scan is left out.
+// the scan is left out. Past Options.MaxProcesses it stops and returns
+// those it read with ErrTooManyProcesses.
 func Processes(ctx context.Context, procRoot string, match func(cgroup []byte) bool, opts Options) ([]Process, error) {
 	if match == nil {
 		return nil, errors.New("listing processes: no cgroup match given")
@@ -157,8 +188,9 @@ func scan(ctx context.Context, procRoot string, keep func(pid int, cgroup []byte
 	if err != nil {
 		return nil, fmt.Errorf("listing processes in %s: %w", procRoot, err)
 	}
-	r := reader{opts: opts, clk: clk, hashes: map[fileKey]exeHash{}}
+	r := reader{opts: opts, clk: clk, hashes: map[fileKey]exeHash{}, fdsLeft: opts.MaxTotalFDs, cmdlineLeft: opts.MaxTotalCmdlineBytes}
 	var procs []Process
+	var tooMany error
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -172,18 +204,25 @@ func scan(ctx context.Context, procRoot string, keep func(pid int, cgroup []byte
 		if err != nil || !keep(pid, cg) {
 			continue
 		}
+		if len(procs) == opts.MaxProcesses {
+			tooMany = fmt.Errorf("%w (%d)", ErrTooManyProcesses, opts.MaxProcesses)
+			break
+		}
 		if p, ok := r.read(ctx, dir, pid); ok {
 			procs = append(procs, p)
 		}
 	}
 	slices.SortFunc(procs, func(a, b Process) int { return a.PID - b.PID })
-	return procs, nil
+	return procs, tooMany
 }
 
 type reader struct {
 	opts   Options
 	clk    clock
 	hashes map[fileKey]exeHash
+	// What is left of the scan's budgets.
+	fdsLeft     int
+	cmdlineLeft int64
 }
 
 // read reads one process; false means it is gone, or its PID now names
@@ -202,16 +241,20 @@ func (r *reader) read(ctx context.Context, dir string, pid int) (Process, bool) 
 	if err := readIDs(dir, &p); err != nil {
 		fail("status", err)
 	}
-	if p.Cmdline, p.CmdlineTruncated, err = readCmdline(dir, r.opts.MaxCmdlineBytes); err != nil {
+	if p.Cmdline, p.CmdlineTruncated, err = readCmdline(dir, min(r.opts.MaxCmdlineBytes, max(minCmdlineBytes, r.cmdlineLeft))); err != nil {
 		fail("cmdline", err)
+	}
+	for _, a := range p.Cmdline {
+		r.cmdlineLeft -= int64(len(a)) + 1
 	}
 	r.exe(ctx, dir, &p, fail)
 	if p.Cwd, err = os.Readlink(filepath.Join(dir, "cwd")); err != nil {
 		fail("cwd", err)
 	}
-	if p.FDs, p.FDsTruncated, err = readFDs(dir, r.opts.MaxFDs); err != nil {
+	if p.FDs, p.FDsTruncated, err = readFDs(dir, min(r.opts.MaxFDs, max(0, r.fdsLeft))); err != nil {
 		fail("fd", err)
 	}
+	r.fdsLeft -= len(p.FDs)
 	again, err := readStat(dir)
 	if err != nil || again.start != st.start {
 		return p, false
