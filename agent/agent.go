@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
