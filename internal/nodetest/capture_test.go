@@ -2,6 +2,7 @@ package nodetest
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -63,6 +64,13 @@ func TestContainCapturesVolatileEvidence(t *testing.T) {
 	}
 	bundle := filepath.Join(state, "evidence", rep.Run)
 	dir := filepath.Join(bundle, "pods", ns, "server", "node")
+	for _, s := range rep.Steps {
+		if s.Name == "nodeCapture" {
+			var out bytes.Buffer
+			_ = json.Compact(&out, s.Output)
+			t.Logf("nodeCapture took %v: %s", s.Finished.Sub(s.Started), out.String())
+		}
+	}
 
 	implant := findImplant(t, dir)
 	busybox, err := os.ReadFile("/bin/busybox") // the image's busybox is the host's

@@ -196,8 +196,9 @@ type report struct {
 	Status   string   `json:"status"`
 	Warnings []string `json:"warnings"`
 	Steps    []struct {
-		Name   string          `json:"name"`
-		Output json.RawMessage `json:"output"`
+		Name              string          `json:"name"`
+		Output            json.RawMessage `json:"output"`
+		Started, Finished time.Time
 	} `json:"steps"`
 }
 
