@@ -144,6 +144,8 @@ type fetch struct {
 	// open opens a file of the capture; nil is the agent's, through
 	// pods/proxy (get).
 	open func(ctx context.Context, id, name string) (io.ReadCloser, error)
+	// idle bounds a transfer without a byte (0: transferIdle).
+	idle time.Duration
 }
 
 // pod waits for the agent's capture of the pod to be sealed, then
@@ -309,10 +311,47 @@ func isQuarantinePolicy(p *networkingv1.NetworkPolicy, pod *corev1.Pod) bool {
 
 // get streams a file of the capture.
 func (f *fetch) get(ctx context.Context, id, name string) (io.ReadCloser, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	open := f.proxy
 	if f.open != nil {
-		return f.open(ctx, id, name)
+		open = f.open
 	}
-	return f.proxy(ctx, id, name)
+	body, err := open(ctx, id, name)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	idle := f.idle
+	if idle == 0 {
+		idle = transferIdle
+	}
+	return &idleBody{ReadCloser: body, cancel: cancel, timer: time.AfterFunc(idle, cancel), idle: idle}, nil
+}
+
+// transferIdle is how long a transfer may go without a byte: an agent
+// that stalls (or a pod that stalls it) does not hold the run.
+const transferIdle = 30 * time.Second
+
+// idleBody cancels its request once no byte came for idle.
+type idleBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+	timer  *time.Timer
+	idle   time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.idle)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	b.cancel()
+	return b.ReadCloser.Close()
 }
 
 // proxy streams a file of the capture through the API server's pods/proxy.

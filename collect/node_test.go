@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -167,5 +168,36 @@ func TestFetchMarksSensitiveFiles(t *testing.T) {
 		if got.Source.Sensitive != want {
 			t.Errorf("%s: sensitive %v, want %v", name, got.Source.Sensitive, want)
 		}
+	}
+}
+
+// An agent that stops sending mid-file does not hold the run: the
+// transfer fails once no byte came for the idle bound.
+func TestFetchGivesUpOnAStalledTransfer(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t)
+	f, _ := newFetch(t, b, nil)
+	f.idle = 200 * time.Millisecond
+	f.open = func(ctx context.Context, _, _ string) (io.ReadCloser, error) {
+		r, w := io.Pipe()
+		go func() {
+			_, _ = w.Write([]byte("{")) // one byte, then silence
+			<-ctx.Done()
+			w.CloseWithError(ctx.Err())
+		}()
+		return r, nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.file(t.Context(), "id-1", agent.CaptureFile{Name: "processes.json", SHA256: hexSum([]byte("{}")), Size: 2})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a stalled transfer succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stalled transfer held the fetch for 10 s with a 200 ms idle bound")
 	}
 }
