@@ -170,17 +170,29 @@ func managed(role, node string) map[string]string {
 	return map[string]string{action.LabelManagedBy: action.ManagedByKir, LabelRole: role, LabelNode: node}
 }
 
-// Heartbeats returns, per node, when its agent last renewed its heartbeat
-// in kir's namespace ns.
-func Heartbeats(ctx context.Context, kube kubernetes.Interface, ns string) (map[string]time.Time, error) {
+// Heartbeat is what a node's heartbeat Lease says of its agent.
+type Heartbeat struct {
+	// At is when the agent last renewed it.
+	At time.Time
+	// Endpoint is where it serves captures; nil when it serves none.
+	Endpoint *Endpoint
+}
+
+// Heartbeats returns, per node, its agent's heartbeat in kir's namespace
+// ns.
+func Heartbeats(ctx context.Context, kube kubernetes.Interface, ns string) (map[string]Heartbeat, error) {
 	ls, err := kube.CoordinationV1().Leases(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelRole + "=" + RoleHeartbeat})
 	if err != nil {
 		return nil, fmt.Errorf("listing the node agents' heartbeats in %s: %w", ns, err)
 	}
-	out := map[string]time.Time{}
+	out := map[string]Heartbeat{}
 	for _, l := range ls.Items {
 		if node := l.Labels[LabelNode]; node != "" && l.Spec.RenewTime != nil {
-			out[node] = l.Spec.RenewTime.Time
+			h := Heartbeat{At: l.Spec.RenewTime.Time}
+			if e, ok := EndpointOf(&l); ok {
+				h.Endpoint = &e
+			}
+			out[node] = h
 		}
 	}
 	return out, nil

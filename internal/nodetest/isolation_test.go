@@ -434,7 +434,8 @@ func doctor(t *testing.T, c *kubetest.Cluster, node *kubetest.Node, kirNS string
 }
 
 // TestDoctorProbesEnforcement: kir doctor says the real node's agent
-// answers, and its canary probe sees the node enforce an isolation.
+// answers and where it serves its captures, and its canary probe sees the
+// node enforce an isolation.
 func TestDoctorProbesEnforcement(t *testing.T) {
 	c, node := realNode(t)
 	kirNS := namespace(t, c)
@@ -451,10 +452,10 @@ func TestDoctorProbesEnforcement(t *testing.T) {
 	nodes, _ := d["nodes"].([]any)
 	for _, n := range nodes {
 		n, _ := n.(map[string]any)
-		answers = answers || (n["node"] == node.Name && n["agent"] == "answers")
+		answers = answers || (n["node"] == node.Name && n["agent"] == "answers" && strings.HasPrefix(fmt.Sprint(n["captures"]), kirNS+"/kir-node-agent:"))
 	}
 	if !answers {
-		t.Errorf("doctor's nodes %v: want %s's agent answering", nodes, node.Name)
+		t.Errorf("doctor's nodes %v: want %s's agent answering, serving captures from its pod", nodes, node.Name)
 	}
 }
 

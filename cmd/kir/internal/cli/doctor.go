@@ -41,6 +41,9 @@ type NodeAgent struct {
 	Agent string `json:"agent"`
 	// LastHeartbeat is when it last renewed its heartbeat.
 	LastHeartbeat *time.Time `json:"lastHeartbeat,omitempty"`
+	// Captures names the agent's pod, which serves its captures of
+	// quarantined pods to kir; empty when it serves none.
+	Captures string `json:"captures,omitempty"`
 }
 
 // ActionAccess says whether kir may run one action here.
@@ -132,10 +135,13 @@ func nodeAgents(ctx context.Context, c kubernetes.Interface, kirNS string) ([]No
 	out := []NodeAgent{}
 	for _, n := range nodes.Items {
 		na := NodeAgent{Node: n.Name, Agent: "none"}
-		if at, ok := beats[n.Name]; ok {
-			na.LastHeartbeat, na.Agent = &at, "silent"
-			if time.Since(at) < agent.HeartbeatStale {
+		if b, ok := beats[n.Name]; ok {
+			na.LastHeartbeat, na.Agent = &b.At, "silent"
+			if time.Since(b.At) < agent.HeartbeatStale {
 				na.Agent = "answers"
+			}
+			if b.Endpoint != nil {
+				na.Captures = fmt.Sprintf("%s/%s:%d", b.Endpoint.Namespace, b.Endpoint.Pod, b.Endpoint.Port)
 			}
 		}
 		out = append(out, na)
@@ -232,7 +238,11 @@ func printDiagnosis(w io.Writer, format string, d Diagnosis) error {
 	for _, n := range d.Nodes {
 		switch n.Agent {
 		case "answers":
-			p.line("  ok       %s: agent answers", n.Node)
+			if n.Captures != "" {
+				p.line("  ok       %s: agent answers; serves its captures from %s", n.Node, n.Captures)
+			} else {
+				p.line("  ok       %s: agent answers; serves no captures (no --pod): processes, connections and written files are not collected", n.Node)
+			}
 		case "silent":
 			p.line("  SILENT   %s: agent last seen %s", n.Node, n.LastHeartbeat.Format(time.RFC3339))
 		default:
