@@ -240,14 +240,9 @@ func collectPods(ctx context.Context, env action.Env, p PodParams) (action.Resul
 	if !env.DryRun.Persists() {
 		return action.Result{Output: out}, nil
 	}
-	b, err := openBundle(p.Bundle, env)
-	if errors.Is(err, evidence.ErrSealed) {
-		if s, serr := evidence.Show(p.Bundle); serr == nil && s.Incident != "" && s.Incident == env.Incident {
-			// Collected and sealed by an earlier attempt of this run (a
-			// resumed run runs again the steps after the one that
-			// failed): what it holds stands, and a seal takes no more.
-			return action.Result{Output: out, Warnings: []string{fmt.Sprintf("bundle %s was sealed by an earlier attempt of this run: nothing more collected into it", p.Bundle)}}, nil
-		}
+	b, sealed, err := openUnsealed(p.Bundle, env)
+	if sealed != "" {
+		return action.Result{Output: out, Warnings: []string{sealed}}, nil
 	}
 	if err != nil {
 		return action.Result{}, err
@@ -376,6 +371,20 @@ func openBundle(dir string, env action.Env) (*evidence.Bundle, error) {
 		return evidence.Create(dir, opts)
 	}
 	return evidence.Open(dir, opts)
+}
+
+// openUnsealed opens the bundle a collecting step writes to. A bundle
+// that an earlier attempt of this run collected and sealed (a resumed run
+// runs again the steps after the one that failed) is no error: what it
+// holds stands, a seal takes no more, and sealed says so.
+func openUnsealed(dir string, env action.Env) (b *evidence.Bundle, sealed string, err error) {
+	b, err = openBundle(dir, env)
+	if errors.Is(err, evidence.ErrSealed) {
+		if s, serr := evidence.Show(dir); serr == nil && s.Incident != "" && s.Incident == env.Incident {
+			return nil, fmt.Sprintf("bundle %s was sealed by an earlier attempt of this run: nothing more collected into it", dir), nil
+		}
+	}
+	return b, "", err
 }
 
 // JournalFile is where collect.seal puts the run's journal in the bundle.

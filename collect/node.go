@@ -106,7 +106,10 @@ func collectNode(ctx context.Context, env action.Env, p NodeParams) (action.Resu
 	if !env.DryRun.Persists() {
 		return action.Result{Output: out}, nil
 	}
-	b, err := openBundle(p.Bundle, env)
+	b, sealed, err := openUnsealed(p.Bundle, env)
+	if sealed != "" {
+		return action.Result{Output: out, Warnings: []string{sealed}}, nil
+	}
 	if err != nil {
 		return action.Result{}, err
 	}
