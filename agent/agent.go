@@ -224,7 +224,7 @@ func (a *Agent) watch(ctx context.Context) error {
 	f.Start(ctx.Done())
 	// The heartbeat says the agent answers: only once it sees its pods.
 	if cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		a.pruneCaptures(inf.GetStore())
+		a.pruneCaptures(ctx, inf.GetStore())
 		a.wg.Go(func() { a.heartbeat(ctx) })
 	}
 	<-ctx.Done()
@@ -343,8 +343,8 @@ func (a *Agent) forget(uid types.UID) *job {
 
 // pruneCaptures deletes the captures of pods no longer quarantined on the
 // node: released or deleted while no agent ran (the captures' volume
-// outlives the agent's restarts).
-func (a *Agent) pruneCaptures(pods cache.Store) {
+// outlives the agent's restarts). What it froze of them, it thaws first.
+func (a *Agent) pruneCaptures(ctx context.Context, pods cache.Store) {
 	if a.cfg.CaptureDir == "" {
 		return
 	}
@@ -360,6 +360,7 @@ func (a *Agent) pruneCaptures(pods cache.Store) {
 	}
 	for _, e := range entries {
 		if !kept[e.Name()] {
+			a.thawRecorded(ctx, e.Name())
 			if err := removeCaptures(a.cfg.CaptureDir, e.Name()); err != nil {
 				a.cfg.Log.Warn("deleting the captures of a pod no longer quarantined", "dir", e.Name(), "err", err)
 			}
