@@ -1,0 +1,113 @@
+package record_test
+
+import (
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kir.dev/kir/record"
+)
+
+func newStore(t *testing.T) *record.Store {
+	t.Helper()
+	ns, err := cluster.Namespace(t.Context(), "record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return record.NewStore(cluster.Client, ns)
+}
+
+func sample(name string) *record.Response {
+	alert := json.RawMessage(`{"rule":"Drop and execute new binary in container","priority":"Critical"}`)
+	r := &record.Response{Spec: record.Spec{
+		Alert: alert, AlertSHA256: record.Sum(alert), AlertRule: "Drop and execute new binary in container",
+		Received: metav1.NewTime(time.Now()), AcceptedBy: "replica-a", Playbook: "contain-pod", Target: "ns/web",
+	}}
+	r.Name = name
+	return r
+}
+
+// TestCreateIsIdempotent: the same alert accepted twice (two replicas)
+// has one record; the API server validates and stores it whole.
+func TestCreateIsIdempotent(t *testing.T) {
+	s := newStore(t)
+	r := sample(record.Name(record.Sum([]byte("alert body")), 0))
+	if created, err := s.Create(t.Context(), r); err != nil || !created {
+		t.Fatalf("first create: %v, %v", created, err)
+	}
+	if created, err := s.Create(t.Context(), sample(r.Name)); err != nil || created {
+		t.Fatalf("second create: created %v, %v; want false, nil", created, err)
+	}
+	got, err := s.Get(t.Context(), r.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.Playbook != "contain-pod" || got.Spec.AlertRule == "" || string(got.Spec.Alert) == "" || got.Labels["app.kubernetes.io/managed-by"] != "kir" {
+		t.Errorf("stored record %+v", got)
+	}
+}
+
+// TestClaimTakeoverIsExclusive: of two replicas racing to take over an
+// expired claim, exactly one wins (resourceVersion compare-and-swap);
+// a live claim is not taken.
+func TestClaimTakeoverIsExclusive(t *testing.T) {
+	s := newStore(t)
+	name := "kir-takeover-0"
+	if _, err := s.Create(t.Context(), sample(name)); err != nil {
+		t.Fatal(err)
+	}
+	take := func(who string, now time.Time) error {
+		_, err := s.UpdateStatus(t.Context(), name, func(r *record.Response) error {
+			if !r.Status.Claim.Expired(now) {
+				return record.ErrChanged
+			}
+			r.Status.Phase = record.Running
+			r.Status.Claim = &record.Claim{Holder: who, RenewTime: metav1.NewTime(now), DurationSeconds: 30}
+			return nil
+		})
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() { errs[i] = take("replica-"+string(rune('a'+i)), time.Now()) })
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, record.ErrChanged):
+			t.Errorf("take: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d replicas took the claim, want exactly 1", won)
+	}
+	if err := take("late", time.Now()); !errors.Is(err, record.ErrChanged) {
+		t.Errorf("a live claim was taken: %v", err)
+	}
+	if err := take("later", time.Now().Add(time.Minute)); err != nil {
+		t.Errorf("an expired claim was not taken: %v", err)
+	}
+}
+
+// TestSchemaRefusesBadPhase: the API server validates what kir writes.
+func TestSchemaRefusesBadPhase(t *testing.T) {
+	s := newStore(t)
+	if _, err := s.Create(t.Context(), sample("kir-bad-0")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.UpdateStatus(t.Context(), "kir-bad-0", func(r *record.Response) error {
+		r.Status.Phase = "Whatever"
+		return nil
+	})
+	if err == nil {
+		t.Fatal("a phase outside the schema's enum was stored")
+	}
+}
