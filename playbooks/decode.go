@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -205,6 +206,15 @@ func (d *decoder) step(n *yaml.Node) Step {
 				d.At(n, "onError %q: want abort or continue", s.OnError)
 			}
 		},
+		"approval": func(n *yaml.Node) {
+			// One problem for any other value, true included: the one
+			// word there is to write.
+			if n.Kind != yaml.ScalarNode || !d.IsStr(n) || n.Value != ApprovalRequired {
+				d.At(n, "approval %s: want %q, or no approval key for a step that needs none", d.shown(n), ApprovalRequired)
+				return
+			}
+			s.Approval = ApprovalRequired
+		},
 		"timeout": func(n *yaml.Node) {
 			t := d.Str(n, "timeout")
 			v, err := time.ParseDuration(t)
@@ -310,6 +320,15 @@ func (d *decoder) value(n *yaml.Node) *Value {
 func (d *decoder) mapping(n *yaml.Node, what string, fields map[string]func(*yaml.Node)) {
 	checkHandlers(section(what), fields)
 	d.Mapping(n, what, fields)
+}
+
+// shown is a scalar as a problem quotes it, or the kind of a node that is
+// not one.
+func (d *decoder) shown(n *yaml.Node) string {
+	if n.Kind == yaml.ScalarNode {
+		return strconv.Quote(n.Value)
+	}
+	return d.KindName(n)
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos { return Pos{File: d.file, Line: n.Line, Col: n.Column} }

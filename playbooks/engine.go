@@ -47,6 +47,10 @@ type Engine struct {
 	// once it is durable (a read-only step's start: once appended), in
 	// order, on the goroutine running the run, which waits for it.
 	Observe func(Recorded)
+	// Approvals decides whether the steps that need approval (approval:
+	// required) may run; nil holds every run that reaches one (RunHeld):
+	// such a step never runs unasked.
+	Approvals Approvals
 	// Guard, when set, is called once by Start with the playbook and its
 	// bound parameters, before the run is journaled or any step runs, dry
 	// runs included: to refuse runs aimed at what kir must never act on
@@ -208,6 +212,9 @@ func (x *execution) from(ctx context.Context, start int) error {
 			break
 		}
 	}
+	if x.run.Status == RunHeld {
+		return nil // waits for a decision; its run-held record is durable
+	}
 	if err := x.holdOn(ctx); err != nil {
 		return err // a run of one read-only step
 	}
@@ -271,6 +278,19 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 		}
 		if ctx.Err() != nil {
 			return true, nil // interrupted while Hold was asked
+		}
+	}
+	if s.Approval == ApprovalRequired {
+		if !x.env.DryRun.Persists() {
+			// Planned, not run: nobody is asked to approve what would
+			// change nothing, and a dry run must not act on a yes.
+			sr.Status = StepNeedsApproval
+			x.scope[s.Name] = stepScope(sr)
+			log.Info("dry run: the step needs approval, not run")
+			return false, nil
+		}
+		if stop, err := x.approve(ctx, i, sr, log); stop || err != nil {
+			return true, err
 		}
 	}
 	sr.Attempts++
@@ -457,7 +477,7 @@ func (e *Engine) log() *slog.Logger {
 func pendingSteps(pb *Playbook) []StepRun {
 	out := make([]StepRun, len(pb.Steps))
 	for i, s := range pb.Steps {
-		out[i] = StepRun{Name: s.Name, Action: s.Action, Status: StepPending}
+		out[i] = StepRun{Name: s.Name, Action: s.Action, Status: StepPending, Approval: s.Approval}
 	}
 	return out
 }

@@ -52,6 +52,7 @@ var Format = []Section{
 		{"when", "expression", false, "A condition (CEL, with or without `${{ }}`): the step runs only if it holds, and is recorded as skipped otherwise."},
 		{"onError", "string", false, "`abort` (the default) stops the run when the step fails; `continue` records the failure and goes on."},
 		{"timeout", "duration", false, fmt.Sprintf("How long the step may take (default %s).", DefaultStepTimeout)},
+		{"approval", "string", false, "`" + ApprovalRequired + "`: the step runs only once a person approved it, for what cannot be undone (revoking tokens, draining a node). Reaching it, the run asks: approved, the step runs and the journal records who approved it and when; denied, the step is recorded `denied` with who and why and the run ends `denied` (what ran before stands, later steps do not run); with no decision yet, the run stops `held` at the step, durably, and resuming it once a decision exists runs it. `kir serve` and the command line ask the same way: `--yes` approves up front, a terminal prompts, and without one the run is held. A dry run shows the step as `needs-approval` and does not run it."},
 	}},
 }
 

@@ -27,6 +27,11 @@ const (
 	CategoryRollback    = "rollback"    // undoes a rotation
 )
 
+// ApprovalRequired is the value of a step's approval that makes the run
+// ask a person (Engine.Approvals) before the step runs: for what cannot be
+// undone, such as revoking a ServiceAccount's tokens or draining a node.
+const ApprovalRequired = "required"
+
 var categories = []string{CategoryContainment, CategoryRelease, CategoryCollection, CategoryRotation, CategoryRollback}
 
 // DefaultStepTimeout bounds a step that sets no timeout.
@@ -87,6 +92,9 @@ type Step struct {
 	// OnError is OnErrorAbort or OnErrorContinue.
 	OnError string
 	Timeout time.Duration
+	// Approval is ApprovalRequired when the step runs only once a person
+	// approved it (Engine.Approvals); "" otherwise.
+	Approval string
 	// pos is the step's; actionPos and whenPos are those of its action
 	// and when values, where an editor should jump for a problem in them.
 	pos, actionPos, whenPos Pos

@@ -20,6 +20,13 @@ const (
 	recStepNote     = "step-note"
 	recStepFinished = "step-finished"
 	recRunFinished  = "run-finished"
+	// A step that needs approval: approved (before its step-started) or
+	// denied (the run then finishes denied), by whom, when and why.
+	recStepApproved = "step-approved"
+	recStepDenied   = "step-denied"
+	// The run stopped before a step that needs approval, with no
+	// decision: it is held until resumed.
+	recRunHeld = "run-held"
 )
 
 type runStarted struct {
@@ -76,6 +83,20 @@ type stepFinished struct {
 	Writes   []action.Write `json:"writes,omitempty"`
 	Error    string         `json:"error,omitempty"`
 	Started  time.Time      `json:"started,omitzero"`
+}
+
+// stepDecision records an approval or a denial of a step.
+type stepDecision struct {
+	Index    int      `json:"index"`
+	Name     string   `json:"name"`
+	Decision Decision `json:"decision"`
+}
+
+// runHeld records where a run stopped to wait for a decision.
+type runHeld struct {
+	Index  int    `json:"index"`
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
 }
 
 type runFinished struct {

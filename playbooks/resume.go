@@ -85,8 +85,11 @@ func (e *Engine) Resume(ctx context.Context, id string, env action.Env) (*Run, e
 		return nil, fmt.Errorf("resuming run %s: %w", id, err)
 	}
 	run := r.run
-	if run.Status == RunSucceeded {
+	switch run.Status {
+	case RunSucceeded:
 		return run, ErrFinished
+	case RunDenied:
+		return run, ErrDenied
 	}
 	start := 0
 	for start < len(run.Steps) && (run.Steps[start].Status == StepSucceeded || run.Steps[start].Status == StepSkipped) {
@@ -98,12 +101,13 @@ func (e *Engine) Resume(ctx context.Context, id string, env action.Env) (*Run, e
 			scope[run.Steps[i].Name] = stepScope(&run.Steps[i])
 			continue
 		}
-		attempts, notes := run.Steps[i].Attempts, run.Steps[i].Notes
-		run.Steps[i] = StepRun{Name: run.Steps[i].Name, Action: run.Steps[i].Action, Status: StepPending, Attempts: attempts, Notes: notes}
+		// What an earlier attempt noted, and an approval given, hold.
+		old := run.Steps[i]
+		run.Steps[i] = StepRun{Name: old.Name, Action: old.Action, Status: StepPending, Attempts: old.Attempts, Notes: old.Notes, Approval: old.Approval, Decision: old.Decision}
 	}
 	aenv := env.Defaults()
 	aenv.Incident, aenv.DryRun = run.Incident, run.DryRun
-	run.Status, run.Error, run.Finished, run.Resumes = RunInterrupted, "", time.Time{}, run.Resumes+1
+	run.Status, run.Error, run.Finished, run.Resumes, run.Held = RunInterrupted, "", time.Time{}, run.Resumes+1, nil
 	x := &execution{engine: e, pb: r.pb, run: run, env: aenv, alert: r.alert, scope: scope, w: w, found: &action.Found{}}
 	from := ""
 	if start < len(run.Steps) {
@@ -203,7 +207,7 @@ func (e *Engine) replay(id string, recs []journal.Record) (*replayed, error) {
 		switch rec.Type {
 		case recRunResumed:
 			run.Resumes++
-			run.Status, run.Error, run.Finished = RunInterrupted, "", time.Time{}
+			run.Status, run.Error, run.Finished, run.Held = RunInterrupted, "", time.Time{}, nil
 		case recStepStarted:
 			var d stepStarted
 			if err := decodeData(rec, &d); err != nil {
@@ -213,7 +217,7 @@ func (e *Engine) replay(id string, recs []journal.Record) (*replayed, error) {
 			if err != nil {
 				return nil, err
 			}
-			*sr = StepRun{Name: sr.Name, Action: sr.Action, Status: StepUnknown, Params: d.Params, Started: rec.Time, Attempts: d.Attempt, Notes: sr.Notes}
+			*sr = StepRun{Name: sr.Name, Action: sr.Action, Status: StepUnknown, Params: d.Params, Started: rec.Time, Attempts: d.Attempt, Notes: sr.Notes, Approval: sr.Approval, Decision: sr.Decision}
 		case recStepNote:
 			var d stepNote
 			if err := json.Unmarshal(rec.Data, &d); err != nil {
@@ -251,6 +255,19 @@ func (e *Engine) replay(id string, recs []journal.Record) (*replayed, error) {
 				sr.Condition, sr.Holds = e.condition(pb, d.Index), &holds
 			}
 			run.addWarnings(d.Warnings)
+		case recStepApproved, recStepDenied:
+			if err := replayDecision(rec, run, stepAt); err != nil {
+				return nil, err
+			}
+		case recRunHeld:
+			var d runHeld
+			if err := decodeData(rec, &d); err != nil {
+				return nil, err
+			}
+			if _, err := stepAt(d.Index, d.Name); err != nil {
+				return nil, err
+			}
+			run.Status, run.Held = RunHeld, &Held{Step: d.Name, Reason: d.Reason, Since: rec.Time}
 		case recRunFinished:
 			var d runFinished
 			if err := decodeData(rec, &d); err != nil {
@@ -262,6 +279,23 @@ func (e *Engine) replay(id string, recs []journal.Record) (*replayed, error) {
 		}
 	}
 	return &replayed{run: run, pb: pb, alert: st.Alert}, nil
+}
+
+// replayDecision applies a step-approved or step-denied record.
+func replayDecision(rec journal.Record, run *Run, stepAt func(int, string) (*StepRun, error)) error {
+	var d stepDecision
+	if err := decodeData(rec, &d); err != nil {
+		return err
+	}
+	sr, err := stepAt(d.Index, d.Name)
+	if err != nil {
+		return err
+	}
+	sr.Decision = &d.Decision
+	if rec.Type == recStepDenied {
+		sr.Status, sr.Error = StepDenied, d.Decision.denial(d.Name)
+	}
+	return nil
 }
 
 func (e *Engine) condition(pb *Playbook, i int) string {

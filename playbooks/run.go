@@ -20,6 +20,14 @@ const (
 	// is labelled and its policy stored, but it still reaches what the
 	// policy denies. Never read as contained.
 	RunNotEnforced = "not-enforced"
+	// RunHeld: the run stopped before a step that needs approval, with no
+	// decision yet (Run.Held says which and why). Nothing after it ran;
+	// resuming it once the step is approved runs it and what follows.
+	RunHeld = "held"
+	// RunDenied: a person denied a step that needs approval. What ran
+	// before it stands (an isolation is kept); it and what follows did
+	// not run, and the run cannot be resumed.
+	RunDenied = "denied"
 )
 
 // The statuses of a step.
@@ -28,6 +36,10 @@ const (
 	StepFailed    = "failed"
 	StepSkipped   = "skipped" // its condition did not hold
 	StepPending   = "pending" // not run: the run stopped before it
+	StepDenied    = "denied"  // needs approval, and a person denied it
+	// StepNeedsApproval: a dry run reached a step that needs approval; it
+	// was planned, not run.
+	StepNeedsApproval = "needs-approval"
 )
 
 // Run is the record of one playbook run, as the engine reports it and as
@@ -53,6 +65,8 @@ type Run struct {
 	Steps   []StepRun `json:"steps"`
 	// Warnings gathers the steps' warnings, without repeats.
 	Warnings []string `json:"warnings,omitempty"`
+	// Held says where and why a run whose Status is RunHeld waits.
+	Held *Held `json:"held,omitempty"`
 }
 
 // StepRun is what happened to one step.
@@ -79,6 +93,10 @@ type StepRun struct {
 	// Notes are what the action recorded mid-step, over every attempt
 	// (action.Env.Note): versions and hashes, never secret values.
 	Notes []json.RawMessage `json:"notes,omitempty"`
+	// Approval is "required" for a step that needs approval, and Decision
+	// the approval or denial it got (who, when, why).
+	Approval string    `json:"approval,omitempty"`
+	Decision *Decision `json:"decision,omitempty"`
 
 	err error // the action's error, when it ran in this process
 }
@@ -149,6 +167,12 @@ func (r *Run) Step(name string) *StepRun {
 
 func (r *Run) settle() {
 	failed, notEnforced := false, true
+	for _, s := range r.Steps {
+		if s.Status == StepDenied {
+			r.Status, r.Error = RunDenied, s.Decision.denial(s.Name)
+			return
+		}
+	}
 	for _, s := range r.Steps {
 		if s.Status == StepFailed {
 			failed = true
