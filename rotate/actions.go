@@ -54,7 +54,7 @@ func Actions(s Stores) []action.Action {
 		},
 		action.Func[PodParams, PodOutput]{
 			Name:    "rotate.pod-credentials",
-			Summary: "Rotate everything compromised pods could read: their Vault and Secrets Manager secrets, and their ServiceAccounts' tokens (revoked: cannot be rolled back); list what kir cannot rotate.",
+			Summary: "Rotate everything compromised pods could read: their Vault and Secrets Manager secrets, and their ServiceAccounts' tokens (revoked: cannot be rolled back), or only one of the two (credentials); list what kir cannot rotate.",
 			Rules:   slices.Concat(PlanRules(), ServiceAccountAction().Spec().Rules),
 			Do:      s.RotatePodCredentials,
 		},

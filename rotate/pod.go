@@ -18,7 +18,15 @@ type PodParams struct {
 	EndpointURL    string           `json:"endpointURL,omitempty" doc:"Secrets Manager: a compatible server's URL instead of AWS's."`
 	Region         string           `json:"region,omitempty" doc:"Secrets Manager: the AWS region."`
 	ConfirmTimeout action.Duration  `json:"confirmTimeout,omitempty" doc:"How long to wait for TokenReview to reject the ServiceAccount's old tokens (default 2m)."`
+	Credentials    string           `json:"credentials,omitempty" doc:"Which credentials: secrets (the Vault and Secrets Manager secrets, which can be rolled back, and the list of what kir cannot rotate), serviceAccounts (the ServiceAccounts' tokens, revoked: cannot be rolled back), or empty for both. Playbooks rotate the secrets first and revoke the tokens in a step of their own that needs approval."`
 }
+
+// The values of PodParams.Credentials.
+const (
+	CredentialsAll             = ""
+	CredentialsSecrets         = "secrets"
+	CredentialsServiceAccounts = "serviceAccounts"
+)
 
 // Validate checks the parameters without I/O.
 func (p PodParams) Validate() error {
@@ -31,6 +39,11 @@ func (p PodParams) Validate() error {
 	}
 	if p.Rotation == "" {
 		errs = append(errs, errors.New("rotation must not be empty"))
+	}
+	switch p.Credentials {
+	case CredentialsAll, CredentialsSecrets, CredentialsServiceAccounts:
+	default:
+		errs = append(errs, fmt.Errorf("credentials %q: want %s, %s or empty for both", p.Credentials, CredentialsSecrets, CredentialsServiceAccounts))
 	}
 	return errors.Join(errs...)
 }
@@ -52,35 +65,15 @@ type PodOutput struct {
 // PlanPod): their Vault and Secrets Manager secrets (issue, then finish,
 // each as rotate-secret would) and their ServiceAccounts' tokens (as
 // rotate.serviceaccount). Kubernetes Secrets and what kir cannot reach are
-// listed in Left. Each credential notes its progress under its own
+// listed in Left. p.Credentials narrows it to the secrets (and Left) or
+// to the ServiceAccounts. Each credential notes its progress under its own
 // reference, so a resumed run finishes each one exactly once.
 func (s Stores) RotatePodCredentials(ctx context.Context, env action.Env, p PodParams) (action.Result, error) {
 	out := PodOutput{Secrets: []SecretRotation{}, ServiceAccounts: []ServiceAccountOutput{}, Left: []Item{}}
 	res := action.Result{Output: &out}
-	var refs, sas []string
-	for _, pod := range p.Pods {
-		plan, err := PlanPod(ctx, env.Kube, nil, string(p.Namespace), string(pod))
-		if err != nil {
-			return res, err
-		}
-		res.Warnings = append(res.Warnings, plan.Warnings...)
-		for _, it := range plan.Items {
-			switch {
-			case it.Kind == ItemVault || it.Kind == ItemSecretsManager:
-				if _, err := ParseRef(it.Ref); err == nil && it.Command != "" && !slices.Contains(refs, it.Ref) {
-					refs = append(refs, it.Ref)
-					continue
-				}
-			case it.Kind == ItemServiceAccount:
-				if !slices.Contains(sas, plan.ServiceAccount) {
-					sas = append(sas, plan.ServiceAccount)
-				}
-				continue
-			}
-			if !slices.ContainsFunc(out.Left, func(l Item) bool { return l.Ref == it.Ref }) {
-				out.Left = append(out.Left, it)
-			}
-		}
+	refs, sas, err := planPods(ctx, env, p, &res, &out)
+	if err != nil {
+		return res, err
 	}
 	var errs []error
 	for _, r := range refs {
@@ -113,6 +106,43 @@ func (s Stores) RotatePodCredentials(ctx context.Context, env action.Env, p PodP
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// planPods plans the rotation of the pods' credentials: the secrets to
+// rotate and the ServiceAccounts to revoke, as p.Credentials selects; the
+// rest, when secrets are selected, goes to out.Left.
+func planPods(ctx context.Context, env action.Env, p PodParams, res *action.Result, out *PodOutput) (refs, sas []string, err error) {
+	for _, pod := range p.Pods {
+		plan, err := PlanPod(ctx, env.Kube, nil, string(p.Namespace), string(pod))
+		if err != nil {
+			return nil, nil, err
+		}
+		res.Warnings = append(res.Warnings, plan.Warnings...)
+		for _, it := range plan.Items {
+			switch {
+			case it.Kind == ItemVault || it.Kind == ItemSecretsManager:
+				if _, err := ParseRef(it.Ref); err == nil && it.Command != "" && !slices.Contains(refs, it.Ref) {
+					refs = append(refs, it.Ref)
+					continue
+				}
+			case it.Kind == ItemServiceAccount:
+				if !slices.Contains(sas, plan.ServiceAccount) {
+					sas = append(sas, plan.ServiceAccount)
+				}
+				continue
+			}
+			if !slices.ContainsFunc(out.Left, func(l Item) bool { return l.Ref == it.Ref }) {
+				out.Left = append(out.Left, it)
+			}
+		}
+	}
+	if p.Credentials == CredentialsServiceAccounts {
+		refs, out.Left = nil, []Item{}
+	}
+	if p.Credentials == CredentialsSecrets {
+		sas = nil
+	}
+	return refs, sas, nil
 }
 
 // rotateOne issues a new value for a secret and makes it current.
