@@ -1,0 +1,267 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"kir.dev/kir/action"
+)
+
+// Kind is what a slot counts.
+type Kind string
+
+const (
+	// Pod slots count pods contained; their keys are namespace/name.
+	Pod Kind = "pod"
+	// Node slots count nodes cordoned; their keys are node names.
+	Node Kind = "node"
+)
+
+// Bounds of Take's arguments, which bound the object's size.
+const (
+	MaxKeyLen = 320 // a namespace (63), "/" and a pod name (253)
+	MaxRunLen = 128
+)
+
+// Budget is the installation's budget, in the ConfigMap ConfigMapName of
+// Namespace. Every replica and every kir on a laptop builds its own Budget
+// over the same object. Share one *Budget within a process: its changes go
+// one at a time, so that only replicas contend (a conflict costs a read
+// and a write again, and fifty runs of one replica racing each other would
+// cost hundreds). Do not copy a Budget once used.
+type Budget struct {
+	Client kubernetes.Interface
+	// Namespace is kir's namespace; "" means action.DefaultKirNamespace.
+	Namespace string
+	// Config is the limits Take enforces.
+	Config Config
+	// ReadyNodes counts the cluster's Ready nodes for the node share; nil
+	// lists the Nodes (RBAC: nodes list, see ClusterRules).
+	ReadyNodes func(ctx context.Context) (int, error)
+	// Now is the taker's clock, which stamps slots and expires them; nil
+	// means time.Now.
+	Now func() time.Time
+	// DryRun sends every write with dryRun=All: the API server checks it
+	// and stores nothing.
+	DryRun bool
+
+	// mu serialises this value's changes.
+	mu sync.Mutex
+}
+
+// Slot is what Take counted for a run.
+type Slot struct {
+	Kind Kind
+	Run  string
+	// Taken are the keys counted by this call; Held those the run had
+	// already taken within the window (a resumed run), not counted again.
+	Taken, Held []string
+	// Used is the kind's slots in the window, this call's included, of
+	// Limit.
+	Used, Limit int
+	// At is the time of the call that returned it (the taker's clock).
+	At time.Time
+}
+
+// OverBudget is Take's error when the run's slots do not fit: nothing was
+// taken. The caller holds the run (pods) or its cordon step (nodes).
+type OverBudget struct {
+	Kind Kind
+	Run  string
+	// Requested is how many slots the run needed beyond those it held;
+	// Used of Limit are taken within Window.
+	Requested, Used, Limit int
+	Window                 time.Duration
+	// Config and ReadyNodes (nodes only) explain Limit.
+	Config     Config
+	ReadyNodes int
+	// NextFree is when enough slots will have expired for the run to fit,
+	// if no other run takes them; zero if Requested exceeds Limit: the run
+	// never fits and waits for a person.
+	NextFree time.Time
+}
+
+func (e *OverBudget) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "over the %s budget: run %s needs %d more %s slot(s), %d of %d used in the last %s", e.Kind, e.Run, e.Requested, e.Kind, e.Used, e.Limit, e.Window)
+	if e.Kind == Node && e.Limit < e.Config.Nodes {
+		fmt.Fprintf(&b, " (%d nodes per window, but at most %g of %d Ready nodes)", e.Config.Nodes, e.Config.MaxNodeShare, e.ReadyNodes)
+	}
+	if e.NextFree.IsZero() {
+		b.WriteString("; it needs more than the whole budget: only a person can let it run")
+	} else {
+		fmt.Fprintf(&b, "; enough slots free at %s", e.NextFree.UTC().Format(time.RFC3339))
+	}
+	return b.String()
+}
+
+// Take counts keys (pods or nodes, per kind) for run, all or none: the
+// keys run already holds within the window are not counted again (a
+// resumed run takes what it took again and succeeds), the others must fit
+// in the limit, or Take returns an *OverBudget and counts nothing. The
+// count is a compare-and-swap on the object's resourceVersion: of
+// concurrent Takes, on any replicas, at most the limit succeed.
+func (b *Budget) Take(ctx context.Context, kind Kind, run string, keys []string) (Slot, error) {
+	if err := b.Config.Validate(); err != nil {
+		return Slot{}, err
+	}
+	keys, err := checkRequest(kind, run, keys)
+	if err != nil {
+		return Slot{}, err
+	}
+	ready := 0
+	if kind == Node {
+		if ready, err = b.countReady(ctx); err != nil {
+			return Slot{}, fmt.Errorf("taking node slots for run %s: counting Ready nodes: %w", run, err)
+		}
+	}
+	var slot Slot
+	err = b.modify(ctx, func(st *state, now time.Time) (bool, error) {
+		s, write, err := b.take(st, now, kind, run, keys, ready)
+		slot = s
+		return write, err
+	})
+	if over := (*OverBudget)(nil); errors.As(err, &over) {
+		return Slot{}, over
+	}
+	if err != nil {
+		return Slot{}, fmt.Errorf("taking %s slots for run %s: %w", kind, run, err)
+	}
+	return slot, nil
+}
+
+// take changes st to hold run's slots, and says whether to write it.
+func (b *Budget) take(st *state, now time.Time, kind Kind, run string, keys []string, ready int) (Slot, bool, error) {
+	prune(st, now, b.Config.Window)
+	limit := b.Config.limit(kind, ready)
+	slot := Slot{Kind: kind, Run: run, Limit: limit, At: now}
+	live := ofKind(st.Slots, kind)
+	for _, k := range keys {
+		if slices.ContainsFunc(live, func(r Record) bool { return r.Run == run && r.Key == k }) {
+			slot.Held = append(slot.Held, k)
+		} else {
+			slot.Taken = append(slot.Taken, k)
+		}
+	}
+	slot.Used = len(live) + len(slot.Taken)
+	if len(slot.Taken) == 0 {
+		return slot, false, nil
+	}
+	if slot.Used > limit {
+		over := &OverBudget{
+			Kind: kind, Run: run, Requested: len(slot.Taken), Used: len(live), Limit: limit,
+			Window: b.Config.Window, Config: b.Config, ReadyNodes: ready,
+		}
+		if len(slot.Taken) <= limit {
+			// The oldest slots expire first: the run fits once
+			// Used+Requested-Limit of them have.
+			over.NextFree = live[slot.Used-limit-1].At.Add(b.Config.Window)
+		}
+		return Slot{}, false, over
+	}
+	for _, k := range slot.Taken {
+		st.Slots = append(st.Slots, Record{Kind: kind, Key: k, Run: run, At: now})
+	}
+	st.Limits = &b.Config
+	return slot, true, nil
+}
+
+// prune drops the slots that expired by now, and stamps now on those
+// stamped later (a taker's clock ahead of this one): a clock that is off
+// holds its slots no longer than a window of the next writer's clock.
+func prune(st *state, now time.Time, window time.Duration) {
+	st.Slots = slices.DeleteFunc(st.Slots, func(r Record) bool { return !now.Before(r.At.Add(window)) })
+	for i := range st.Slots {
+		if st.Slots[i].At.After(now) {
+			st.Slots[i].At = now
+		}
+	}
+}
+
+// ofKind returns the records of kind, oldest first.
+func ofKind(records []Record, kind Kind) []Record {
+	var out []Record
+	for _, r := range records {
+		if r.Kind == kind {
+			out = append(out, r)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Record) int { return a.At.Compare(b.At) })
+	return out
+}
+
+// checkRequest validates Take's arguments and returns keys without
+// duplicates (a run's pods share nodes).
+func checkRequest(kind Kind, run string, keys []string) ([]string, error) {
+	var errs []error
+	if kind != Pod && kind != Node {
+		errs = append(errs, fmt.Errorf("budget kind %q is neither %q nor %q", kind, Pod, Node))
+	}
+	if run == "" || len(run) > MaxRunLen {
+		errs = append(errs, fmt.Errorf("budget run id %q: must have 1 to %d bytes", run, MaxRunLen))
+	}
+	if len(keys) == 0 {
+		errs = append(errs, fmt.Errorf("budget %s keys for run %s: none given", kind, run))
+	}
+	var out []string
+	for i, k := range keys {
+		if k == "" || len(k) > MaxKeyLen {
+			errs = append(errs, fmt.Errorf("budget %s key %d (%.40q): must have 1 to %d bytes", kind, i, k, MaxKeyLen))
+		} else if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// countReady counts the Ready nodes, with ReadyNodes if set.
+func (b *Budget) countReady(ctx context.Context) (int, error) {
+	if b.ReadyNodes != nil {
+		return b.ReadyNodes(ctx)
+	}
+	return CountReadyNodes(ctx, b.Client)
+}
+
+// CountReadyNodes counts the nodes whose Ready condition is True (a
+// cordoned node is still Ready), from the API server's cache.
+func CountReadyNodes(ctx context.Context, client kubernetes.Interface) (int, error) {
+	list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		return 0, fmt.Errorf("listing nodes: %w", err)
+	}
+	n := 0
+	for _, node := range list.Items {
+		for _, c := range node.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+func (b *Budget) now() time.Time {
+	if b.Now == nil {
+		return time.Now().UTC()
+	}
+	return b.Now().UTC()
+}
+
+func (b *Budget) namespace() string {
+	if b.Namespace == "" {
+		return action.DefaultKirNamespace
+	}
+	return b.Namespace
+}
+
+// name is the object's namespace/name, for errors.
+func (b *Budget) name() string { return "ConfigMap " + b.namespace() + "/" + ConfigMapName }
