@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,9 +19,9 @@ import (
 	"kir.dev/kir/playbooks"
 )
 
-// record is what the spool keeps of an accepted alert: enough to run it
+// spooled is what the spool keeps of an accepted alert: enough to run it
 // again after a restart whatever the routing then says.
-type record struct {
+type spooled struct {
 	Received time.Time       `json:"received"`
 	Alert    json.RawMessage `json:"alert"`
 	Matches  []falco.Match   `json:"matches"`
@@ -29,7 +30,7 @@ type record struct {
 // encode is json.Marshal(r) without checking and compacting the alert
 // again, which falco.Decode has found valid: intake encodes every alert of
 // a storm.
-func (r record) encode() ([]byte, error) {
+func (r spooled) encode() ([]byte, error) {
 	received, err := r.Received.MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -48,6 +49,11 @@ func (r record) encode() ([]byte, error) {
 type item struct {
 	id       uint64
 	received time.Time
+	// raw is the alert's body, until its matches are recorded (records.go);
+	// records are its matches' record names when known beforehand (a
+	// record taken over).
+	raw      []byte
+	records  []string
 	left     atomic.Int32 // matches not yet resolved
 	mu       sync.Mutex
 	outcomes []string
@@ -58,9 +64,11 @@ type item struct {
 type task struct {
 	item  *item
 	index int
-	match falco.Match
-	uuid  string
-	alert *falco.Alert
+	// record names the match's response record ("" for none).
+	record string
+	match  falco.Match
+	uuid   string
+	alert  *falco.Alert
 	// entered says the key table already took the task in (at intake, or
 	// before a retry).
 	entered bool
@@ -128,7 +136,7 @@ func (s *server) intake(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	matches, skipped := s.o.Routing.Route(alert)
-	id, ok := s.store(w, r, record{Received: began.UTC(), Alert: body, Matches: matches}, forget)
+	id, ok := s.store(w, r, spooled{Received: began.UTC(), Alert: body, Matches: matches}, forget)
 	if !ok {
 		return
 	}
@@ -145,7 +153,7 @@ func (s *server) intake(w http.ResponseWriter, r *http.Request) {
 	for _, m := range matches {
 		resp.Matches = append(resp.Matches, MatchStatus{Rule: m.Rule, Playbook: m.Playbook, Key: m.Key, DryRun: m.DryRun})
 	}
-	s.enqueue(&item{id: id, received: began}, alert, matches, true, log)
+	s.enqueue(&item{id: id, received: began, raw: body}, alert, matches, true, log)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	json.NewEncoder(w).Encode(resp)
@@ -185,7 +193,7 @@ func (s *server) admit(w http.ResponseWriter, r *http.Request, now time.Time) (b
 // durable in the spool and returns its id; it answers the request when it
 // cannot (ok false). Room is reserved first: a 503 accepts nothing, a 202
 // is never dropped.
-func (s *server) store(w http.ResponseWriter, r *http.Request, rec record, forget func()) (id uint64, ok bool) {
+func (s *server) store(w http.ResponseWriter, r *http.Request, rec spooled, forget func()) (id uint64, ok bool) {
 	n := int64(len(rec.Matches))
 	if s.queued.Add(n) > int64(s.o.Queue) {
 		s.queued.Add(-n)
@@ -250,10 +258,30 @@ func (s *server) enqueue(it *item, alert *falco.Alert, matches []falco.Match, fr
 				continue // or it waits for the key's run
 			}
 		}
+		t.record = s.recordTask(t)
 		s.tasks <- t
 		s.o.Metrics.Queue.Inc()
 	}
+	it.raw = nil
 }
+
+// recordTask records a match that is about to run, before the alert's
+// 202, and names its record.
+func (s *server) recordTask(t *task) string {
+	if t.index < len(t.item.records) {
+		return t.item.records[t.index]
+	}
+	if s.rec == nil || t.item.raw == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	return s.rec.accept(ctx, t.item.raw, t.alert, t.index, t.match, t.item.received)
+}
+
+// recordTimeout bounds the write of a record: past it the alert is
+// accepted in the local spool only.
+const recordTimeout = 5 * time.Second
 
 // done records an alert as handled in the spool.
 func (s *server) done(it *item, outcome string) {
@@ -265,6 +293,7 @@ func (s *server) done(it *item, outcome string) {
 // resolve records the outcome of one match; the alert is done when all
 // are.
 func (s *server) resolve(t *task, outcome string) {
+	s.rec.finished(context.Background(), t.record, outcome)
 	t.item.mu.Lock()
 	t.item.outcomes = append(t.item.outcomes, fmt.Sprintf("%d:%s", t.index, outcome))
 	t.item.mu.Unlock()

@@ -33,7 +33,11 @@ import (
 // The real control plane every test of this package shares.
 var cluster *kubetest.Cluster
 
-func TestMain(m *testing.M) { kubetest.Main(m, &cluster, kubetest.Options{}) }
+func TestMain(m *testing.M) {
+	kubetest.Main(m, &cluster, kubetest.Options{Setup: func(ctx context.Context, c *kubetest.Cluster) (func(), error) {
+		return nil, c.InstallCRD(ctx, "../deploy/components/records/crd.yaml")
+	}})
+}
 
 // kirActions are the actions the built-in playbooks name: every package's
 // list, as kir's catalog (cmd/kir/internal/catalog) joins them.

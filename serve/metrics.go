@@ -27,6 +27,11 @@ type Metrics struct {
 	// start and end.
 	StartLatency *prometheus.HistogramVec
 	RunLatency   *prometheus.HistogramVec
+	// RecordFailures counts the response records that could not be
+	// written (the alert then lives in this replica's spool only);
+	// Takeovers the records taken over from a replica whose claim expired.
+	RecordFailures prometheus.Counter
+	Takeovers      prometheus.Counter
 }
 
 // NewMetrics registers kir serve's metrics, with the Go runtime's and the
@@ -53,7 +58,9 @@ func NewMetrics() *Metrics {
 		RunLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "kir_run_seconds", Help: "From an alert's arrival to its run's end.", Buckets: buckets,
 		}, []string{"playbook"}),
+		RecordFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "kir_records_failed_total", Help: "Response records that could not be written or updated: the alert then lives in this replica's spool only."}),
+		Takeovers:      prometheus.NewCounter(prometheus.CounterOpts{Name: "kir_records_taken_over_total", Help: "Response records taken over from a replica whose claim expired."}),
 	}
-	r.MustRegister(m.Received, m.Accepted, m.Deduplicated, m.Rejected, m.Unrouted, m.Runs, m.Queue, m.AcceptLatency, m.StartLatency, m.RunLatency)
+	r.MustRegister(m.Received, m.Accepted, m.Deduplicated, m.Rejected, m.Unrouted, m.Runs, m.Queue, m.AcceptLatency, m.StartLatency, m.RunLatency, m.RecordFailures, m.Takeovers)
 	return m
 }

@@ -1,12 +1,14 @@
 package serve_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -65,7 +67,7 @@ func startServe(t testing.TB, state, identity string, extra ...string) *servePro
 	}
 	defer logFile.Close()
 	args := append([]string{"serve", "--listen", addr, "--token-file", tokenFile, "--state-dir", state,
-		"--kubeconfig", cluster.Kubeconfig, "--identity", identity, "--lease-namespace", "default", "--lease-duration", "3s"}, extra...)
+		"--kubeconfig", cluster.Kubeconfig, "--identity", identity, "--lease-namespace", leaseNamespace(t), "--lease-duration", "3s"}, extra...)
 	bin := kirBinary
 	if bin == "" {
 		bin = kubetest.KirBinary(t)
@@ -100,6 +102,25 @@ func startServe(t testing.TB, state, identity string, extra ...string) *servePro
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// leaseNamespaces are the namespaces of each test's claims and records:
+// the replicas of one test share theirs, and no test takes over another's
+// records.
+var leaseNamespaces sync.Map
+
+func leaseNamespace(t testing.TB) string {
+	t.Helper()
+	test, _, _ := strings.Cut(t.Name(), "/")
+	if ns, ok := leaseNamespaces.Load(test); ok {
+		return ns.(string)
+	}
+	ns, err := cluster.Namespace(context.Background(), "claims")
+	if err != nil {
+		t.Fatal(err)
+	}
+	actual, _ := leaseNamespaces.LoadOrStore(test, ns)
+	return actual.(string)
 }
 
 func (p *serveProc) kill() {

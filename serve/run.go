@@ -71,6 +71,10 @@ type Options struct {
 	// Claims give each key to one replica; nil deduplicates within this
 	// process only.
 	Claims *Claims
+	// Records, when set, records each accepted match that starts a run in
+	// the API server before its 202, and takes over other replicas'
+	// records whose claims expired (records.go).
+	Records *Records
 	// RetryAttempts caps the attempts (a run and its resumes) at a key
 	// whose runs fail for a transient reason; RetryBackoff is the wait
 	// after the first such failure, doubled after each next one (see

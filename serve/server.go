@@ -41,6 +41,8 @@ type server struct {
 	draining chan struct{}
 	drainMu  sync.Once
 	active   sync.WaitGroup
+	// rec keeps the response records; nil keeps none.
+	rec *recorder
 }
 
 // newServer checks the options, completes them with their defaults, and
@@ -64,6 +66,9 @@ func newServer(o Options) (*server, error) {
 		o: o, spool: sp, pending: pending,
 		tasks: make(chan *task, o.Queue), workers: make(chan struct{}, o.Workers),
 		keys: newKeyTable(), draining: make(chan struct{}),
+	}
+	if s.rec = newRecorder(o.Records, o.Now); s.rec != nil {
+		s.rec.onFail = o.Metrics.RecordFailures.Inc
 	}
 	// o is a copy, and so is its Engine: the caller's is left as it was.
 	s.o.Engine.Guard = s.o.guardHook()
@@ -137,12 +142,17 @@ func (s *server) handler() http.Handler {
 }
 
 // readyz answers 200 once start has queued again what the spool kept.
+// A replica whose response records cannot be written still accepts
+// alerts (in its spool only): it stays ready, and says so.
 func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !s.ready.Load() {
 		http.Error(w, "starting: resuming queued alerts", http.StatusServiceUnavailable)
 		return
 	}
 	io.WriteString(w, "ok\n")
+	if p := s.rec.problem(); p != "" {
+		io.WriteString(w, p+"\n")
+	}
 }
 
 // Evidence collection yields to intake and isolation: a collection step

@@ -92,7 +92,7 @@ func TestCollectionYields(t *testing.T) {
 
 // A kept alert reads back as json.Marshal would have written it.
 func TestRecordEncode(t *testing.T) {
-	rec := record{
+	rec := spooled{
 		Received: time.Date(2026, 11, 25, 20, 45, 12, 123456789, time.UTC),
 		Alert:    json.RawMessage(" {\"rule\": \"R\",\n \"output_fields\": {\"k8s.pod.name\": \"web\"}}\n"),
 		Matches:  []falco.Match{{Rule: "contain-critical", Playbook: "contain-pod", Key: "contain-pod:ns/web", Params: map[string]any{"name": "web"}}},

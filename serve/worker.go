@@ -39,6 +39,13 @@ func (s *server) start(ctx context.Context) {
 			s.sweep(ctx)
 		}
 	}()
+	if s.rec != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.rec.watch(ctx, s.takeOver)
+		}()
+	}
 }
 
 // dispatch hands each task to a worker: at most Workers tasks are being
@@ -109,7 +116,7 @@ func (s *server) wait() {
 // resumePending queues again what the spool kept.
 func (s *server) resumePending() {
 	for _, p := range s.pending {
-		var rec record
+		var rec spooled
 		if err := json.Unmarshal(p.Data, &rec); err != nil {
 			s.o.Log.Error("a kept alert cannot be read; it is left in the spool", "alert", p.ID, "err", err)
 			continue
@@ -122,7 +129,7 @@ func (s *server) resumePending() {
 		s.queued.Add(int64(len(rec.Matches)))
 		log := s.o.Log.With("alert", p.ID, "uuid", alert.UUID, "rule", alert.Rule)
 		log.Info("resuming an alert accepted before the restart")
-		s.enqueue(&item{id: p.ID, received: rec.Received}, alert, rec.Matches, false, func() *slog.Logger { return log })
+		s.enqueue(&item{id: p.ID, received: rec.Received, raw: rec.Alert}, alert, rec.Matches, false, func() *slog.Logger { return log })
 	}
 	s.pending = nil
 }
@@ -413,6 +420,7 @@ func (s *server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 	env := s.o.Env
 	env.Incident = newIncident(s.o.Now(), t.item.id)
 	env.Log = log
+	s.rec.running(ctx, t.record, id)
 	s.o.Metrics.StartLatency.WithLabelValues(m.Playbook).Observe(s.o.Now().Sub(t.item.received).Seconds())
 	var run *playbooks.Run
 	var err error

@@ -13,6 +13,7 @@ import (
 
 	"kir.dev/kir/falco"
 	"kir.dev/kir/playbooks"
+	"kir.dev/kir/record"
 	"kir.dev/kir/serve"
 )
 
@@ -34,6 +35,7 @@ const (
 	flagLeaseNS      = "lease-namespace"
 	flagLeaseTime    = "lease-duration"
 	flagNoClaims     = "no-claims"
+	flagNoRecords    = "no-records"
 	flagShutdownWait = "shutdown-timeout"
 )
 
@@ -52,7 +54,7 @@ type serveOptions struct {
 	// The claims.
 	identity, leaseNamespace string
 	leaseDuration            time.Duration
-	noClaims                 bool
+	noClaims, noRecords      bool
 }
 
 func serveCommand() *cli.Command {
@@ -89,6 +91,7 @@ func (o *serveOptions) flags() []cli.Flag {
 		&cli.StringFlag{Name: flagLeaseNS, Destination: &o.leaseNamespace, Usage: "namespace of the claim Leases (default: the kubeconfig's namespace)", EnvVars: envVars("POD_NAMESPACE")},
 		&cli.DurationFlag{Name: flagLeaseTime, Value: serve.DefaultLease, Destination: &o.leaseDuration, Usage: "how long a replica's claim lives unrenewed before another takes the work over"},
 		&cli.BoolFlag{Name: flagNoClaims, Destination: &o.noClaims, Usage: "deduplicate within this process only (a single replica): no Leases"},
+		&cli.BoolFlag{Name: flagNoRecords, Destination: &o.noRecords, Usage: "keep no response records (responses.kir.dev, in the claims' namespace): an accepted alert then lives in this replica's spool only, and no other replica takes it over"},
 		&cli.DurationFlag{Name: flagShutdownWait, Value: serve.DefaultShutdownTimeout, Destination: &o.shutdownTimeout, Usage: "on SIGTERM, how long running playbooks may finish before kir stops them (the next start resumes them)"},
 	}
 }
@@ -132,7 +135,7 @@ func (o *serveOptions) options(c *cli.Context) (serve.Options, error) {
 	env.KirNamespace = o.playbook.guard.namespace
 	return serve.Options{
 		Listen: o.listen, TLS: tlsCfg, Auth: auth, Routing: routing, Library: lib, Key: absPath(o.key),
-		Engine: *eng, Env: env, SpoolDir: filepath.Join(state, "spool"), Claims: o.claims(s), Guard: o.playbook.guard.guard(),
+		Engine: *eng, Env: env, SpoolDir: filepath.Join(state, "spool"), Claims: o.claims(s), Records: o.records(s), Guard: o.playbook.guard.guard(),
 		Workers: o.workers, Queue: o.queue, Collectors: o.collectors, BodyLimit: o.bodyLimit,
 		ShutdownTimeout: o.shutdownTimeout, MemoryLimit: serveMemoryLimit(),
 		Log: slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil)),
@@ -159,6 +162,16 @@ func (o *serveOptions) claims(s *session) *serve.Claims {
 		id, _ = os.Hostname()
 	}
 	return &serve.Claims{Client: s.env.Kube, Namespace: s.namespace(o.leaseNamespace), Identity: id, Duration: o.leaseDuration, Now: time.Now}
+}
+
+// records are the response records, beside the claims; nil with
+// --no-records or --no-claims.
+func (o *serveOptions) records(s *session) *serve.Records {
+	c := o.claims(s)
+	if c == nil || o.noRecords {
+		return nil
+	}
+	return &serve.Records{Store: record.NewStore(s.env.Kube, c.Namespace), Identity: c.Identity, ClaimFor: o.leaseDuration}
 }
 
 // auth reads the intake credentials: a token, client CAs, or both; at

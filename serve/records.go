@@ -1,0 +1,346 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kir.dev/kir/falco"
+	"kir.dev/kir/internal/spool"
+	"kir.dev/kir/playbooks"
+	"kir.dev/kir/record"
+)
+
+// Records mirror the alerts a replica accepts, and their runs, as
+// Response records in the API server (package record). A match that
+// starts a run is recorded before its alert's 202, so that the alert
+// outlives this replica's spool: another replica takes over a record that
+// is not finished and whose claim (this replica's, renewed while it
+// works) expired. When the API server cannot be written, the alert is
+// accepted all the same, in the local spool only, and /readyz and the
+// metrics say so.
+type Records struct {
+	Store *record.Store
+	// Identity names this replica in claims.
+	Identity string
+	// ClaimFor is how long a claim lasts unrenewed; Check is how often
+	// claims are renewed and expired records looked for.
+	ClaimFor, Check time.Duration
+}
+
+// recorder is the server's side of its records.
+type recorder struct {
+	o   Records
+	now func() time.Time
+
+	mu   sync.Mutex
+	mine map[string]bool // the unfinished records this replica works on
+
+	failures atomic.Int64
+	lastErr  atomic.Pointer[string]
+	onFail   func()
+}
+
+func newRecorder(o *Records, now func() time.Time) *recorder {
+	if o == nil || o.Store == nil {
+		return nil
+	}
+	r := &recorder{o: *o, now: now, mine: map[string]bool{}}
+	if r.o.ClaimFor <= 0 {
+		r.o.ClaimFor = 30 * time.Second
+	}
+	if r.o.Check <= 0 {
+		r.o.Check = r.o.ClaimFor / 3
+	}
+	return r
+}
+
+// accept records match index of the alert whose body is raw, and returns
+// the record's name ("" when it could not be written: the alert is
+// accepted locally all the same).
+func (r *recorder) accept(ctx context.Context, raw []byte, alert *falco.Alert, index int, m falco.Match, received time.Time) string {
+	if r == nil || m.DryRun {
+		return ""
+	}
+	sum := record.Sum(raw)
+	name := record.Name(sum, index)
+	match, err := json.Marshal(m)
+	if err != nil {
+		r.failed(err)
+		return ""
+	}
+	rec := &record.Response{Spec: record.Spec{
+		AlertSHA256: sum, AlertRule: truncate(alert.Rule, 1024), AlertPriority: truncate(alert.Priority.String(), 64),
+		Received: metav1.NewTime(received.UTC()), AcceptedBy: r.o.Identity, Index: index,
+		RoutingRule: m.Rule, Playbook: m.Playbook, Key: truncate(m.Key, 1024), Target: target(m.Params), Match: match,
+	}}
+	if len(raw) <= record.MaxAlertBytes {
+		rec.Spec.Alert = raw
+	}
+	rec.Name = name
+	if _, err := r.o.Store.Create(ctx, rec); err != nil {
+		r.failed(err)
+		return ""
+	}
+	r.lastErr.Store(nil)
+	r.mu.Lock()
+	r.mine[name] = true
+	r.mu.Unlock()
+	return name
+}
+
+// target is namespace/name from a match's parameters.
+func target(params map[string]any) string {
+	ns, _ := params["namespace"].(string)
+	name, _ := params["name"].(string)
+	switch {
+	case ns != "" && name != "":
+		return ns + "/" + name
+	case name != "":
+		return name
+	}
+	node, _ := params["node"].(string)
+	return node
+}
+
+func (r *recorder) failed(err error) {
+	r.failures.Add(1)
+	if r.onFail != nil {
+		r.onFail()
+	}
+	msg := err.Error()
+	r.lastErr.Store(&msg)
+}
+
+// problem is what /readyz says of the records: "" when the last write
+// went through.
+func (r *recorder) problem() string {
+	if r == nil {
+		return ""
+	}
+	if p := r.lastErr.Load(); p != nil && *p != "" {
+		return "response records: the last write failed (alerts are accepted in the local spool only): " + *p
+	}
+	return ""
+}
+
+// claim returns this replica's claim, renewed now.
+func (r *recorder) claim(old *record.Claim) *record.Claim {
+	c := &record.Claim{Holder: r.o.Identity, RenewTime: metav1.NewTime(r.now().UTC()), DurationSeconds: int32(r.o.ClaimFor / time.Second)}
+	if c.DurationSeconds < 1 {
+		c.DurationSeconds = 1
+	}
+	if old != nil {
+		c.Takeovers = old.Takeovers
+	}
+	return c
+}
+
+// running records that the run id started on this replica.
+func (r *recorder) running(ctx context.Context, name, run string) {
+	if r == nil || name == "" {
+		return
+	}
+	r.update(ctx, name, func(rec *record.Response) error {
+		rec.Status.Phase, rec.Status.Run, rec.Status.Claim = record.Running, run, r.claim(rec.Status.Claim)
+		return nil
+	})
+}
+
+// finished records how the record's match ended, from the outcome the
+// server resolves its task with.
+func (r *recorder) finished(ctx context.Context, name, outcome string) {
+	if r == nil || name == "" {
+		return
+	}
+	phase, run, msg := phaseOf(outcome)
+	if phase == "" {
+		return // to be retried: still this replica's
+	}
+	r.update(ctx, name, func(rec *record.Response) error {
+		rec.Status.Phase, rec.Status.Message = phase, truncate(msg, 4096)
+		if run != "" {
+			rec.Status.Run = run
+		}
+		now := metav1.NewTime(r.now().UTC())
+		rec.Status.Finished = &now
+		return nil
+	})
+	r.mu.Lock()
+	delete(r.mine, name)
+	r.mu.Unlock()
+}
+
+// phaseOf maps a task's outcome (resolve) to a record's phase, its run
+// and a message; "" for a run left to be retried (still this replica's).
+func phaseOf(outcome string) (phase, run, msg string) {
+	if strings.HasPrefix(outcome, "duplicate") {
+		return record.Duplicate, "", outcome
+	}
+	parts := strings.Split(outcome, ":")
+	if parts[0] != "ran" || len(parts) < 3 {
+		return record.Failed, "", outcome
+	}
+	if len(parts) > 3 && parts[3] == "retry" {
+		return "", "", ""
+	}
+	run, msg = parts[1], "run "+parts[1]+" "+parts[2]
+	switch parts[2] {
+	case playbooks.RunSucceeded:
+		return record.Succeeded, run, msg
+	case playbooks.RunHeld:
+		return record.Held, run, msg
+	case playbooks.RunDenied:
+		return record.Denied, run, msg
+	}
+	return record.Failed, run, msg
+}
+
+func (r *recorder) update(ctx context.Context, name string, change func(*record.Response) error) {
+	if _, err := r.o.Store.UpdateStatus(context.WithoutCancel(ctx), name, change); err != nil && !errors.Is(err, record.ErrChanged) {
+		r.failed(fmt.Errorf("updating %s: %w", name, err))
+	}
+}
+
+// effectiveClaim is a record's claim; a record no replica has started
+// yet is its accepting replica's since it was received.
+func (r *recorder) effectiveClaim(rec *record.Response) *record.Claim {
+	if rec.Status.Claim != nil {
+		return rec.Status.Claim
+	}
+	return &record.Claim{Holder: rec.Spec.AcceptedBy, RenewTime: rec.Spec.Received, DurationSeconds: int32(r.o.ClaimFor / time.Second)}
+}
+
+// watch renews this replica's claims and takes over the records whose
+// claims expired, until ctx ends; take queues a record taken over.
+func (r *recorder) watch(ctx context.Context, take func(*record.Response)) {
+	if r == nil {
+		return
+	}
+	t := time.NewTicker(r.o.Check)
+	defer t.Stop()
+	for {
+		r.renew(ctx)
+		r.takeOver(ctx, take)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// renew renews the claims of the unfinished records this replica works on.
+func (r *recorder) renew(ctx context.Context) {
+	r.mu.Lock()
+	names := make([]string, 0, len(r.mine))
+	for n := range r.mine {
+		names = append(names, n)
+	}
+	r.mu.Unlock()
+	for _, n := range names {
+		r.update(ctx, n, func(rec *record.Response) error {
+			if record.Finished(rec.Status.Phase) {
+				return record.ErrChanged
+			}
+			if c := r.effectiveClaim(rec); c.Holder != r.o.Identity {
+				r.mu.Lock()
+				delete(r.mine, n) // taken over: this replica lost it
+				r.mu.Unlock()
+				return record.ErrChanged
+			}
+			rec.Status.Claim = r.claim(rec.Status.Claim)
+			if rec.Status.Phase == "" {
+				rec.Status.Phase = record.Accepted
+			}
+			return nil
+		})
+	}
+}
+
+// takeOver claims the unfinished records of other replicas whose claims
+// expired, and hands each it won to take.
+func (r *recorder) takeOver(ctx context.Context, take func(*record.Response)) {
+	list, err := r.o.Store.List(ctx, "")
+	if err != nil {
+		r.failed(err)
+		return
+	}
+	now := r.now()
+	for i := range list {
+		rec := &list[i]
+		c := r.effectiveClaim(rec)
+		if record.Finished(rec.Status.Phase) || rec.Status.Phase == record.Held || c.Holder == r.o.Identity || !c.Expired(now) {
+			continue
+		}
+		won, err := r.o.Store.UpdateStatus(ctx, rec.Name, func(cur *record.Response) error {
+			cc := r.effectiveClaim(cur)
+			if record.Finished(cur.Status.Phase) || cc.Holder == r.o.Identity || !cc.Expired(r.now()) {
+				return record.ErrChanged
+			}
+			cur.Status.Claim = r.claim(cc)
+			cur.Status.Claim.Takeovers++
+			if cur.Status.Phase == "" {
+				cur.Status.Phase = record.Accepted
+			}
+			cur.Status.Message = "taken over from " + cc.Holder + ", whose claim expired"
+			return nil
+		})
+		if err != nil {
+			if !errors.Is(err, record.ErrChanged) {
+				r.failed(err)
+			}
+			continue
+		}
+		r.mu.Lock()
+		r.mine[won.Name] = true
+		r.mu.Unlock()
+		take(won)
+	}
+}
+
+// takeOver queues a record taken over from a replica whose claim expired:
+// its alert goes into this replica's spool, as if received here, and its
+// match runs under the record's name.
+func (s *server) takeOver(rec *record.Response) {
+	log := s.o.Log.With("record", rec.Name, "from", rec.Spec.AcceptedBy)
+	var m falco.Match
+	err := json.Unmarshal(rec.Spec.Match, &m)
+	var alert *falco.Alert
+	if err == nil {
+		if len(rec.Spec.Alert) == 0 {
+			err = errors.New("the record holds the alert's hash only (it was over the size bound)")
+		} else {
+			alert, err = falco.Decode(rec.Spec.Alert)
+		}
+	}
+	if err != nil {
+		log.Error("a record taken over cannot be run", "err", err)
+		s.rec.finished(context.Background(), rec.Name, "error:cannot take over: "+err.Error())
+		return
+	}
+	raw, err := spooled{Received: rec.Spec.Received.Time, Alert: rec.Spec.Alert, Matches: []falco.Match{m}}.encode()
+	if err == nil {
+		var it spool.Item
+		it, err = s.spool.Add(context.Background(), raw)
+		if err == nil {
+			s.o.Metrics.Takeovers.Inc()
+			log.Warn("took over an alert accepted by another replica, whose claim expired", "alert", it.ID, "rule", alert.Rule)
+			s.queued.Add(1)
+			s.enqueue(&item{id: it.ID, received: rec.Spec.Received.Time, records: []string{rec.Name}}, alert, []falco.Match{m}, true, func() *slog.Logger { return log })
+			return
+		}
+	}
+	log.Error("spooling an alert taken over; another replica may take it over after this one's claim expires", "err", err)
+	s.rec.mu.Lock()
+	delete(s.rec.mine, rec.Name) // not renewed: its claim lapses
+	s.rec.mu.Unlock()
+}
