@@ -46,7 +46,8 @@ func (o *containPodOptions) flags() []cli.Flag {
 		&cli.DurationFlag{Name: "capture-timeout", Value: 2 * time.Minute, Usage: "how long to wait for the node agent's capture of the pod (processes, sockets, executables deleted from disk, writable layers) before sealing the evidence without it", Destination: &o.capture},
 		&cli.BoolFlag{Name: "no-cut", Usage: "keep the pod's open sessions (its attacker's shell, say) open, to watch them: the node agent confirms the isolation but cuts nothing; recorded on the quarantine policy", Destination: &o.noCut},
 		&cli.BoolFlag{Name: "freeze", Usage: "have the node agent freeze the pod's containers (cgroup freezer) once it took their processes and sockets, so an implant that notices the cut cannot wipe itself; kir release thaws them (liveness probes fail meanwhile)", Destination: &o.freeze},
-		&cli.BoolFlag{Name: "rotate-secrets", Usage: "once isolated, rotate what the pod could read (kir rotate plan pod): its Vault and Secrets Manager secrets, and its ServiceAccount's tokens, which cannot be rolled back; needs the kir-rotate role", Destination: &o.rotateSecrets},
+		&cli.BoolFlag{Name: "rotate-secrets", Usage: "once isolated, rotate what the pod could read (kir rotate plan pod): its Vault and Secrets Manager secrets, then, once the evidence is sealed and approved (--yes, or a prompt), revoke its ServiceAccount's tokens, which cannot be rolled back; needs the kir-rotate role", Destination: &o.rotateSecrets},
+		o.playbook.approval.flag("with --rotate-secrets, approve the revocation of the ServiceAccount's tokens now, as the person at this terminal; without it a terminal asks, and with none the run is held before it"),
 	})
 }
 
@@ -102,6 +103,7 @@ func (o *containNodeOptions) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "drain", Usage: "evict the node's pods through the Eviction API (honours PodDisruptionBudgets; never evicts a quarantined pod)", Destination: &o.drain},
 		&cli.BoolFlag{Name: "force", Usage: "with --drain, also evict pods no controller manages", Destination: &o.force},
 		&cli.DurationFlag{Name: "drain-timeout", Usage: "with --drain, how long to wait for evictions (default 5m)", Destination: &o.drainTimeout},
+		o.playbook.approval.flag("with --drain, approve the drain now, as the person at this terminal; without it a terminal asks, and with none the run is held before it"),
 	})
 }
 

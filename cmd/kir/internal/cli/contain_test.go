@@ -271,7 +271,7 @@ func TestServiceAccountBoundToDeployRBACCanContainAndRelease(t *testing.T) {
 	if err != nil || pol.Annotations[action.AnnotationContainedBy] != "system:serviceaccount:"+f.Namespace+":responder" {
 		t.Errorf("the policy's contained-by = %q (%v), want the ServiceAccount", pol.Annotations[action.AnnotationContainedBy], err)
 	}
-	if r := kir.Run(t, "contain", "node", f.Node, "--drain", "--drain-timeout", "60s"); r.Code != cli.ExitOK {
+	if r := kir.Run(t, "contain", "node", f.Node, "--drain", "--yes", "--drain-timeout", "60s"); r.Code != cli.ExitOK {
 		t.Fatalf("contain node --drain as the ServiceAccount: exit %d: %s", r.Code, r.Stderr)
 	}
 	if p := f.Pod(t, target); p.DeletionTimestamp != nil {
@@ -371,6 +371,12 @@ func TestPlaybookRunPlan(t *testing.T) {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("server dry run text lacks %q:\n%s", want, r.Stdout)
 		}
+	}
+
+	// A step that needs approval is planned, not run, and nobody is asked.
+	r = kir.Run(t, "playbook", "run", "contain-node", "--set", "node="+f.Node, "--set", "drain=true", "--dry-run=client")
+	if r.Code != cli.ExitOK || !strings.Contains(r.Stdout, "step drain (contain.drain-node): needs-approval") || strings.Contains(r.Stderr, "approve") {
+		t.Errorf("dry run of a drain: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 
 	// Bad parameters are found before connecting.

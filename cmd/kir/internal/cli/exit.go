@@ -34,6 +34,8 @@ const (
 	ExitConflict    = 9
 	ExitRefused     = 10
 	ExitNotEnforced = 11
+	ExitHeld        = 12
+	ExitDenied      = 13
 )
 
 // ExitStatus documents one exit code.
@@ -60,6 +62,8 @@ var exitCodes = []ExitStatus{
 	{ExitConflict, "conflict", "`kir rotate`: someone else wrote the secret meanwhile; kir stopped and overwrote nothing"},
 	{ExitRefused, "refused", "the run would act on what kir never targets (kir's namespace, `kube-system`, the Falco namespace, the `kir-protect` list): nothing done; `--force` overrides"},
 	{ExitNotEnforced, "not-enforced", "the pod is labelled and its quarantine policy stored, but the node agent saw the node not enforce it within `--enforce-timeout`: the pod is NOT contained"},
+	{ExitHeld, "held", "the run stopped before a step that needs approval (revoking tokens, draining a node), with no `--yes` and no terminal to ask: what ran before it stands; the report names the command that approves it"},
+	{ExitDenied, "denied", "a step that needs approval was denied (answered no at the prompt): what ran before it stands, it and the steps after it did not run"},
 }
 
 // ExitCodes returns the exit-code table.
@@ -99,6 +103,10 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &codeErr):
 		return codeErr.code
+	case errors.As(err, new(heldError)):
+		return ExitHeld
+	case errors.As(err, new(deniedError)):
+		return ExitDenied
 	case errors.Is(err, action.ErrNotEnforced):
 		return ExitNotEnforced
 	case errors.As(err, &p):

@@ -119,6 +119,7 @@ type playbookRunOptions struct {
 func (o *playbookRunOptions) flags() []cli.Flag {
 	return flagsOf(o.kube.flags(), o.write.flags(), o.playbook.flags(), o.playbook.guard.flags(flagForce), []cli.Flag{
 		&cli.StringSliceFlag{Name: "set", Usage: "a playbook parameter, name=value ([]string values comma-separated; repeatable)", Destination: &o.sets},
+		o.playbook.approval.flag("approve the playbook's steps that need approval (approval: required) now, as the person at this terminal; without it a terminal asks, and with none the run is held before them"),
 	})
 }
 

@@ -26,9 +26,13 @@ type Report struct {
 	Actor  string `json:"actor"`
 	DryRun string `json:"dryRun"`
 	// Status is succeeded, partial (some steps done, rerun or resume to
-	// finish), failed or interrupted (resume to finish).
+	// finish), failed, interrupted (resume to finish), held (waiting for
+	// the approval of the step Held names) or denied (a person denied a
+	// step that needs approval).
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// Held says which step a held run waits at, and why.
+	Held *playbooks.Held `json:"held,omitempty"`
 	// Steps are the playbook's steps, in order, each with its status:
 	// succeeded, failed, skipped (its condition did not hold), pending
 	// (not reached) or unknown (started; the outcome was lost).
@@ -41,6 +45,7 @@ func reportOf(command string, run *playbooks.Run) Report {
 		APIVersion: "kir.dev/v1alpha1", Kind: "Report", Command: command,
 		Playbook: run.Playbook, Source: run.Source, Incident: run.Incident, Actor: run.Actor,
 		DryRun: string(run.DryRun), Status: run.Status, Error: run.Error, Steps: run.Steps, Warnings: run.Warnings,
+		Held: run.Held,
 	}
 	if run.Journaled {
 		r.Run = run.ID
@@ -63,6 +68,14 @@ func runError(run *playbooks.Run) error {
 		if run.Journaled {
 			err = fmt.Errorf("interrupted; finish with: kir runs resume %s", run.ID)
 		}
+	case playbooks.RunHeld:
+		// Held is no failure of what ran: its own code, whatever was done.
+		if run.Held != nil {
+			return heldError{run: run.ID, step: run.Held.Step, reason: run.Held.Reason}
+		}
+		return heldError{run: run.ID, reason: "no decision yet"}
+	case playbooks.RunDenied:
+		return deniedError{msg: run.Error}
 	}
 	if run.AnyDone() {
 		return partialError{err}

@@ -151,14 +151,13 @@ type rotateServiceAccountOptions struct {
 	kube           kubeOptions
 	playbook       playbookOptions
 	write          writeOptions
-	yes            bool
 	confirmTimeout time.Duration
 	noRestart      bool
 }
 
 func (o *rotateServiceAccountOptions) flags() []cli.Flag {
 	return flagsOf(o.kube.flags(), o.playbook.flags(), o.write.flags(), o.playbook.guard.flags(flagForce), []cli.Flag{
-		&cli.BoolFlag{Name: "yes", Usage: "revocation cannot be rolled back: confirm it", Destination: &o.yes},
+		o.playbook.approval.flag("revocation cannot be rolled back: confirm it (approves the playbook's revoke step)"),
 		&cli.DurationFlag{Name: "confirm-timeout", Usage: "how long to wait for TokenReview to reject an old token", DefaultText: "2m, the playbook's", Destination: &o.confirmTimeout},
 		&cli.BoolFlag{Name: "no-restart", Usage: "do not restart the workloads that run as it", Destination: &o.noRestart},
 	})
@@ -176,7 +175,7 @@ func rotateServiceAccountCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if !o.yes && o.write.persists() {
+			if !o.playbook.approval.yes && o.write.persists() {
 				return usageError{fmt.Errorf("revoking the tokens of ServiceAccount %s/%s cannot be rolled back: every workload running as it needs a new token; rerun with --yes", ns, name)}
 			}
 			s, err := online(c, &o.kube, &o.write, givenIncident)

@@ -64,6 +64,9 @@ type playbookOptions struct {
 	// guard guards the runs started; only the commands that act on pods
 	// or nodes add its flags.
 	guard guardOptions
+	// approval decides on the steps that need approval; only the
+	// commands that can reach one add its --yes.
+	approval approvalOptions
 }
 
 func (o *playbookOptions) flags() []cli.Flag {
@@ -125,6 +128,7 @@ func (o *playbookOptions) startWith(c *cli.Context, s *session, e *playbooks.Ent
 		return nil, err
 	}
 	eng.Guard = o.guard.guard().Check
+	eng.Approvals = o.approval.approvals(c, s)
 	env := s.env
 	env.KirNamespace = o.guard.namespace
 	return eng.Start(c.Context, playbooks.Request{Playbook: e.Playbook, Params: given, Env: env})

@@ -90,16 +90,19 @@ type runsResumeOptions struct {
 	kube  kubeOptions
 	state stateOptions
 	write writeOptions // -o only: a run resumes as it started
+	// approval decides on a held run's step that needs approval.
+	approval approvalOptions
 }
 
 func runsResumeCommand() *cli.Command {
 	o := &runsResumeOptions{}
 	return &cli.Command{
 		Name:      "resume",
-		Usage:     "finish an interrupted or failed run: finished steps are not repeated, unfinished ones run",
+		Usage:     "finish an interrupted, failed or held run: finished steps are not repeated, unfinished ones run",
 		ArgsUsage: "RUN",
-		Flags:     flagsOf(o.kube.flags(), []cli.Flag{o.state.flag(), o.write.output.flag()}),
-		Action:    o.resume,
+		Flags: flagsOf(o.kube.flags(), []cli.Flag{o.state.flag(), o.write.output.flag(),
+			o.approval.flag("approve the run's steps that need approval now, as the person at this terminal; without it a terminal asks, and with none a held run stays held")}),
+		Action: o.resume,
 	}
 }
 
@@ -122,7 +125,11 @@ func (o *runsResumeOptions) resume(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	eng.Approvals = o.approval.approvals(c, s)
 	run, err = eng.Resume(c.Context, id, s.env)
+	if errors.Is(err, playbooks.ErrDenied) {
+		return deniedError{msg: fmt.Sprintf("run %s: %s: it cannot be resumed", id, run.Error)}
+	}
 	if errors.Is(err, playbooks.ErrFinished) {
 		fmt.Fprintf(c.App.ErrWriter, "kir: run %s already succeeded; nothing to resume\n", id)
 		return nil

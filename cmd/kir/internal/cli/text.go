@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -77,9 +78,18 @@ func (p *textPrinter) step(r Report, s playbooks.StepRun) {
 	case playbooks.StepUnknown:
 		p.line("%s: started, outcome unknown (the run was interrupted); resuming runs it again", s.Name)
 	case playbooks.StepPending:
-		if r.Status != playbooks.RunSucceeded {
+		if r.Held != nil && r.Held.Step == s.Name {
+			p.line("%s: HELD: needs approval (%s)", s.Name, r.Held.Reason)
+		} else if r.Status != playbooks.RunSucceeded {
 			p.line("%s: not run", s.Name)
 		}
+	case playbooks.StepDenied:
+		p.line("%s: DENIED: %s", s.Name, s.Error)
+	case playbooks.StepNeedsApproval:
+		p.line("%s: needs approval: not run in a dry run", s.Name)
+	}
+	if s.Decision != nil && s.Decision.Verdict == playbooks.VerdictApproved {
+		p.line("%s: approved by %s (%s) at %s", s.Name, s.Decision.By, s.Decision.Via, s.Decision.At.UTC().Format(time.RFC3339))
 	}
 }
 
@@ -97,6 +107,10 @@ func (p *textPrinter) outcome(r Report) {
 		p.line("NOT ENFORCED: the quarantine policy is stored, but the node did not enforce it in time: the pod still reaches what the policy denies and its open sessions were not cut; check the network plugin (kir doctor), then run the same command again")
 	case r.Status == playbooks.RunInterrupted && r.Run != "":
 		p.line("INTERRUPTED: finish with kir runs resume %s", r.Run)
+	case r.Status == playbooks.RunHeld && r.Held != nil:
+		p.line("HELD: step %s needs approval; what ran before it stands. Approve it with: %s", r.Held.Step, approveCommand(r.Run, r.Held.Step))
+	case r.Status == playbooks.RunDenied:
+		p.line("DENIED: %s; what ran before it stands", r.Error)
 	}
 	if r.Run != "" {
 		p.line("recorded as run %s (kir runs show %s)", r.Run, r.Run)

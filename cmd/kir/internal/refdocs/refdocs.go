@@ -129,6 +129,9 @@ func Playbooks(lib *playbooks.Library) string {
 			if s.When != nil {
 				when = fmt.Sprintf(", when `%s`", s.When.Source)
 			}
+			if s.Approval != "" {
+				when += ", needs approval (`approval: " + s.Approval + "`)"
+			}
 			fmt.Fprintf(&b, "1. `%s`: `%s`%s\n", s.Name, s.Action, when)
 		}
 		fmt.Fprintf(&b, "\n`kir playbook show %s` prints it.\n\n", e.Name)
