@@ -69,8 +69,10 @@ var ErrFinished = errors.New("the run already succeeded: nothing to resume")
 // are not run again; from the first step that did not succeed — never
 // started, started without a recorded outcome, or failed — every step runs
 // as it would have. The incident is the run's; env gives the client and
-// the identity acting now. Resuming a run that another live process is
-// running fails with journal.ErrLocked.
+// the identity acting now. A held run resumes at the step it waits for,
+// which asks Engine.Approvals again: still undecided, the run is held
+// again; a run with a denied step is not resumed (ErrDenied). Resuming a
+// run that another live process is running fails with journal.ErrLocked.
 func (e *Engine) Resume(ctx context.Context, id string, env action.Env) (*Run, error) {
 	if e.Runs == nil {
 		return nil, ErrNoJournal
