@@ -13,6 +13,9 @@ var cluster *kubetest.Cluster
 // CRD installed as deploy/ ships it.
 func TestMain(m *testing.M) {
 	kubetest.Main(m, &cluster, kubetest.Options{Setup: func(ctx context.Context, c *kubetest.Cluster) (func(), error) {
-		return nil, c.InstallCRD(ctx, "../deploy/components/records/crd.yaml")
+		if err := c.InstallCRD(ctx, "../deploy/components/records/crd.yaml"); err != nil {
+			return nil, err
+		}
+		return nil, c.Create(ctx, "../deploy/components/records/approvals.yaml")
 	}})
 }

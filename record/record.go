@@ -104,6 +104,35 @@ type Spec struct {
 	// Match is the routing match as the accepting replica made it: what
 	// another replica runs when it takes the record over.
 	Match json.RawMessage `json:"match,omitempty"`
+	// Approvals are what people decided on the held run, in order;
+	// appended only (admission policy kir-response-approvals).
+	Approvals []Approval `json:"approvals,omitempty"`
+}
+
+// The decisions of an Approval.
+const (
+	Approve = "approve"
+	Deny    = "deny"
+)
+
+// Approval is one person's decision on a held run: on one step that needs
+// approval, or (Step empty) on the whole run held by a budget.
+type Approval struct {
+	Step     string      `json:"step,omitempty"`
+	Decision string      `json:"decision"`
+	By       string      `json:"by"`
+	At       metav1.Time `json:"at"`
+	Reason   string      `json:"reason,omitempty"`
+}
+
+// Decision is the latest decision on step ("" for the run), if any.
+func (r *Response) Decision(step string) (Approval, bool) {
+	for i := len(r.Spec.Approvals) - 1; i >= 0; i-- {
+		if a := r.Spec.Approvals[i]; a.Step == step {
+			return a, true
+		}
+	}
+	return Approval{}, false
 }
 
 // Status is how the record's run goes, written by the replica that holds
@@ -194,7 +223,7 @@ func (s *Store) Create(ctx context.Context, r *Response) (created bool, err erro
 	if err != nil {
 		return false, err
 	}
-	err = s.rc.Post().AbsPath(s.path("")).SetHeader("Content-Type", "application/json").Body(body).Do(ctx).Error()
+	err = statusErr(s.rc.Post().AbsPath(s.path("")).SetHeader("Content-Type", "application/json").Body(body).Do(ctx).Raw())
 	switch {
 	case apierrors.IsAlreadyExists(err):
 		return false, nil
@@ -208,7 +237,7 @@ func (s *Store) Create(ctx context.Context, r *Response) (created bool, err erro
 func (s *Store) Get(ctx context.Context, name string) (*Response, error) {
 	raw, err := s.rc.Get().AbsPath(s.path(name)).Do(ctx).Raw()
 	if err != nil {
-		return nil, err
+		return nil, statusErr(raw, err)
 	}
 	r := &Response{}
 	if err := json.Unmarshal(raw, r); err != nil {
@@ -225,7 +254,7 @@ func (s *Store) List(ctx context.Context, labelSelector string) ([]Response, err
 	}
 	raw, err := req.Do(ctx).Raw()
 	if err != nil {
-		return nil, fmt.Errorf("listing the responses in %s: %w", s.ns, err)
+		return nil, fmt.Errorf("listing the responses in %s: %w", s.ns, statusErr(raw, err))
 	}
 	var list struct {
 		Items []Response `json:"items"`
@@ -234,6 +263,45 @@ func (s *Store) List(ctx context.Context, labelSelector string) ([]Response, err
 		return nil, fmt.Errorf("decoding the responses: %w", err)
 	}
 	return list.Items, nil
+}
+
+// Decide appends a decision to the record. The API server's admission
+// policy refuses one whose By is not the user writing it.
+func (s *Store) Decide(ctx context.Context, name string, a Approval) (*Response, error) {
+	for attempt := 0; ; attempt++ {
+		r, err := s.Get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		r.Spec.Approvals = append(r.Spec.Approvals, a)
+		body, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := s.rc.Put().AbsPath(s.path(name)).SetHeader("Content-Type", "application/json").Body(bytes.NewReader(body)).Do(ctx).Raw()
+		err = statusErr(raw, err)
+		if apierrors.IsConflict(err) && attempt < 16 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("recording the %s on %s: %w", a.Decision, name, err)
+		}
+		out := &Response{}
+		return out, json.Unmarshal(raw, out)
+	}
+}
+
+// statusErr is err with the API server's own Status, when body holds one:
+// the REST client this package uses does not decode it.
+func statusErr(body []byte, err error) error {
+	if err == nil {
+		return nil
+	}
+	var st metav1.Status
+	if json.Unmarshal(body, &st) == nil && st.Kind == "Status" && st.Message != "" {
+		return &apierrors.StatusError{ErrStatus: st}
+	}
+	return err
 }
 
 // ErrChanged is returned by UpdateStatus's change to give up without
@@ -258,6 +326,7 @@ func (s *Store) UpdateStatus(ctx context.Context, name string, change func(*Resp
 			return nil, err
 		}
 		raw, err := s.rc.Put().AbsPath(s.path(name, "status")).SetHeader("Content-Type", "application/json").Body(bytes.NewReader(body)).Do(ctx).Raw()
+		err = statusErr(raw, err)
 		if apierrors.IsConflict(err) && attempt < 16 {
 			continue
 		}

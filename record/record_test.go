@@ -3,11 +3,15 @@ package record_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"kir.dev/kir/record"
 )
@@ -110,4 +114,72 @@ func TestSchemaRefusesBadPhase(t *testing.T) {
 	if err == nil {
 		t.Fatal("a phase outside the schema's enum was stored")
 	}
+}
+
+// TestApprovalNamesItsWriter: with the shipped admission policy, a user
+// who may update records can add an approval in their own name, not in
+// another's, and cannot remove one.
+func TestApprovalNamesItsWriter(t *testing.T) {
+	s := newStore(t)
+	ns := s.Namespace()
+	name := "kir-held-0"
+	if _, err := s.Create(t.Context(), sample(name)); err != nil {
+		t.Fatal(err)
+	}
+	alice := approver(t, ns, "alice")
+	self := "system:serviceaccount:" + ns + ":alice"
+	forged := record.Approval{Decision: record.Approve, By: "system:serviceaccount:" + ns + ":bob", At: metav1.Now()}
+	_, err := alice.Decide(t.Context(), name, forged)
+	if err == nil || !strings.Contains(err.Error(), "kir-response-approvals") {
+		t.Fatalf("alice approving in bob's name: %v; want refused by kir-response-approvals", err)
+	}
+	own := record.Approval{Decision: record.Approve, By: self, At: metav1.Now(), Reason: "looked at it"}
+	got, err := alice.Decide(t.Context(), name, own)
+	if err != nil {
+		t.Fatalf("alice approving in her own name: %v", err)
+	}
+	if d, ok := got.Decision(""); !ok || d.By != self || d.Decision != record.Approve {
+		t.Errorf("decision %+v, %v", d, ok)
+	}
+	// Removing it, by anyone, is refused.
+	cur, err := s.Get(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.Approvals = nil
+	body, _ := json.Marshal(cur)
+	err = cluster.Client.Discovery().RESTClient().Put().AbsPath("/apis/kir.dev/v1alpha1/namespaces/"+ns+"/responses/"+name).
+		SetHeader("Content-Type", "application/json").Body(body).Do(t.Context()).Error()
+	if err == nil {
+		t.Error("an approval was removed")
+	}
+}
+
+// approver is a Store acting as ServiceAccount name of ns, allowed to
+// read and update the records there.
+func approver(t *testing.T, ns, name string) *record.Store {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := cluster.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "approver"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{"kir.dev"}, Resources: []string{"responses"}, Verbs: []string{"get", "list", "update"}}}}
+	if _, err := cluster.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "approver-" + name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "approver"}}
+	if _, err := cluster.Client.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := cluster.ServiceAccountConfig(ctx, ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return record.NewStore(kc, ns)
 }
