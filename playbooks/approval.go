@@ -84,12 +84,27 @@ var ErrDenied = errors.New("a step of the run was denied: it cannot be resumed")
 const NoApprover = "the step needs approval and nobody was asked"
 
 // approve asks whether step i, which needs approval, may run. It reports
-// whether the run stops here (held, denied, or interrupted while asking)
+// whether the step is passed over (a dry run plans it, and goes on),
+// whether the run stops here (held, denied, or interrupted while asking),
 // and an error when the journal cannot be written.
-func (x *execution) approve(ctx context.Context, i int, sr *StepRun, log *slog.Logger) (stop bool, err error) {
-	if sr.Decision != nil && sr.Decision.Verdict == VerdictApproved {
-		return false, nil // approved before the run was interrupted in it
+func (x *execution) approve(ctx context.Context, i int, sr *StepRun, log *slog.Logger) (skip, stop bool, err error) {
+	if !x.env.DryRun.Persists() {
+		// Planned, not run: nobody is asked to approve what would change
+		// nothing, and a dry run must not act on a yes.
+		sr.Status = StepNeedsApproval
+		x.scope[sr.Name] = stepScope(sr)
+		log.Info("dry run: the step needs approval, not run")
+		return true, false, nil
 	}
+	if sr.Decision != nil && sr.Decision.Verdict == VerdictApproved {
+		return false, false, nil // approved before the run was interrupted in it
+	}
+	stop, err = x.decide(ctx, i, sr, log)
+	return false, stop, err
+}
+
+// decide asks Engine.Approvals about step i and records its answer.
+func (x *execution) decide(ctx context.Context, i int, sr *StepRun, log *slog.Logger) (stop bool, err error) {
 	d := Decision{Verdict: VerdictPending, Reason: NoApprover}
 	if a := x.engine.Approvals; a != nil {
 		d, err = a.Decide(ctx, x.run, sr.Name)

@@ -206,15 +206,7 @@ func (d *decoder) step(n *yaml.Node) Step {
 				d.At(n, "onError %q: want abort or continue", s.OnError)
 			}
 		},
-		"approval": func(n *yaml.Node) {
-			// One problem for any other value, true included: the one
-			// word there is to write.
-			if n.Kind != yaml.ScalarNode || !d.IsStr(n) || n.Value != ApprovalRequired {
-				d.At(n, "approval %s: want %q, or no approval key for a step that needs none", d.shown(n), ApprovalRequired)
-				return
-			}
-			s.Approval = ApprovalRequired
-		},
+		"approval": func(n *yaml.Node) { s.Approval = d.approval(n) },
 		"timeout": func(n *yaml.Node) {
 			t := d.Str(n, "timeout")
 			v, err := time.ParseDuration(t)
@@ -320,6 +312,16 @@ func (d *decoder) value(n *yaml.Node) *Value {
 func (d *decoder) mapping(n *yaml.Node, what string, fields map[string]func(*yaml.Node)) {
 	checkHandlers(section(what), fields)
 	d.Mapping(n, what, fields)
+}
+
+// approval reads a step's approval: "required", the one word there is to
+// write; anything else, true included, is one problem.
+func (d *decoder) approval(n *yaml.Node) string {
+	if n.Kind != yaml.ScalarNode || !d.IsStr(n) || n.Value != ApprovalRequired {
+		d.At(n, "approval %s: want %q, or no approval key for a step that needs none", d.shown(n), ApprovalRequired)
+		return ""
+	}
+	return ApprovalRequired
 }
 
 // shown is a scalar as a problem quotes it, or the kind of a node that is

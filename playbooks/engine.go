@@ -281,16 +281,8 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 		}
 	}
 	if s.Approval == ApprovalRequired {
-		if !x.env.DryRun.Persists() {
-			// Planned, not run: nobody is asked to approve what would
-			// change nothing, and a dry run must not act on a yes.
-			sr.Status = StepNeedsApproval
-			x.scope[s.Name] = stepScope(sr)
-			log.Info("dry run: the step needs approval, not run")
-			return false, nil
-		}
-		if stop, err := x.approve(ctx, i, sr, log); stop || err != nil {
-			return true, err
+		if skip, stop, err := x.approve(ctx, i, sr, log); skip || stop || err != nil {
+			return stop, err
 		}
 	}
 	sr.Attempts++

@@ -257,19 +257,10 @@ func (e *Engine) replay(id string, recs []journal.Record) (*replayed, error) {
 				sr.Condition, sr.Holds = e.condition(pb, d.Index), &holds
 			}
 			run.addWarnings(d.Warnings)
-		case recStepApproved, recStepDenied:
-			if err := replayDecision(rec, run, stepAt); err != nil {
+		case recStepApproved, recStepDenied, recRunHeld:
+			if err := replayApproval(rec, run, stepAt); err != nil {
 				return nil, err
 			}
-		case recRunHeld:
-			var d runHeld
-			if err := decodeData(rec, &d); err != nil {
-				return nil, err
-			}
-			if _, err := stepAt(d.Index, d.Name); err != nil {
-				return nil, err
-			}
-			run.Status, run.Held = RunHeld, &Held{Step: d.Name, Reason: d.Reason, Since: rec.Time}
 		case recRunFinished:
 			var d runFinished
 			if err := decodeData(rec, &d); err != nil {
@@ -283,8 +274,19 @@ func (e *Engine) replay(id string, recs []journal.Record) (*replayed, error) {
 	return &replayed{run: run, pb: pb, alert: st.Alert}, nil
 }
 
-// replayDecision applies a step-approved or step-denied record.
-func replayDecision(rec journal.Record, run *Run, stepAt func(int, string) (*StepRun, error)) error {
+// replayApproval applies a step-approved, step-denied or run-held record.
+func replayApproval(rec journal.Record, run *Run, stepAt func(int, string) (*StepRun, error)) error {
+	if rec.Type == recRunHeld {
+		var d runHeld
+		if err := decodeData(rec, &d); err != nil {
+			return err
+		}
+		if _, err := stepAt(d.Index, d.Name); err != nil {
+			return err
+		}
+		run.Status, run.Held = RunHeld, &Held{Step: d.Name, Reason: d.Reason, Since: rec.Time}
+		return nil
+	}
 	var d stepDecision
 	if err := decodeData(rec, &d); err != nil {
 		return err
