@@ -31,6 +31,7 @@ type receiver struct {
 	messages []notify.Message // acknowledged, in order
 	texts    []string         // Slack bodies, acknowledged
 	bad      []string         // what failed verification
+	raw      []signed         // acknowledged webhook requests
 }
 
 func newReceiver(t *testing.T, key []byte, status func(string, int) int) *receiver {
@@ -74,6 +75,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		r.texts = append(r.texts, id)
 		return
 	}
+	r.raw = append(r.raw, signed{header: req.Header.Clone(), body: body})
 	var m notify.Message
 	if err := json.Unmarshal(body, &m); err != nil {
 		r.bad = append(r.bad, "not a Message: "+err.Error())
@@ -82,6 +84,12 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		r.bad = append(r.bad, "header delivery id "+id+" != body's "+m.DeliveryID)
 	}
 	r.messages = append(r.messages, m)
+}
+
+// signed is a request as received.
+type signed struct {
+	header http.Header
+	body   []byte
 }
 
 // events counts the events acknowledged.

@@ -2,9 +2,13 @@ package notify_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,6 +41,21 @@ func TestWebhookOneSignedMessagePerEvent(t *testing.T) {
 	if len(msgs) != 4 || len(attempts) != 4 {
 		t.Fatalf("%d messages with %d delivery ids, want 4 and 4", len(msgs), len(attempts))
 	}
+	// The format, pinned apart from the code both sides share:
+	// hex HMAC-SHA256 over timestamp "." body, timestamp in Unix seconds.
+	r.mu.Lock()
+	for _, req := range r.raw {
+		ts := req.header.Get("X-Kir-Timestamp")
+		mac := hmac.New(sha256.New, testKey)
+		mac.Write([]byte(ts + "." + string(req.body)))
+		if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); req.header.Get("X-Kir-Signature") != want {
+			t.Errorf("X-Kir-Signature %q, want %q", req.header.Get("X-Kir-Signature"), want)
+		}
+		if secs, err := strconv.ParseInt(ts, 10, 64); err != nil || time.Since(time.Unix(secs, 0)).Abs() > time.Minute {
+			t.Errorf("X-Kir-Timestamp %q is not the Unix time", ts)
+		}
+	}
+	r.mu.Unlock()
 	var got []notify.Kind
 	for _, m := range msgs {
 		if m.APIVersion != notify.APIVersion || m.Kind != notify.MessageKind || m.Digest != nil || len(m.Events) != 1 {
