@@ -141,10 +141,13 @@ type Status struct {
 	Phase    string       `json:"phase,omitempty"`
 	Message  string       `json:"message,omitempty"`
 	Run      string       `json:"run,omitempty"`
+	Incident string       `json:"incident,omitempty"`
 	Claim    *Claim       `json:"claim,omitempty"`
 	Steps    []Step       `json:"steps,omitempty"`
 	Evidence string       `json:"evidence,omitempty"`
 	Finished *metav1.Time `json:"finished,omitempty"`
+	// Decided counts the approvals a replica has acted on.
+	Decided int `json:"decided,omitempty"`
 }
 
 // Claim says which replica runs the record, until when.

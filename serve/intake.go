@@ -52,8 +52,11 @@ type item struct {
 	// raw is the alert's body, until its matches are recorded (records.go);
 	// records are its matches' record names when known beforehand (a
 	// record taken over).
-	raw      []byte
-	records  []string
+	raw     []byte
+	records []string
+	// approved: a person approved its held run (over the budget, or
+	// while kir was paused): it runs regardless.
+	approved bool
 	left     atomic.Int32 // matches not yet resolved
 	mu       sync.Mutex
 	outcomes []string

@@ -144,13 +144,13 @@ func (r *recorder) claim(old *record.Claim) *record.Claim {
 	return c
 }
 
-// running records that the run id started on this replica.
-func (r *recorder) running(ctx context.Context, name, run string) {
+// running records that the run id of incident started on this replica.
+func (r *recorder) running(ctx context.Context, name, run, incident string) {
 	if r == nil || name == "" {
 		return
 	}
 	r.update(ctx, name, func(rec *record.Response) error {
-		rec.Status.Phase, rec.Status.Run, rec.Status.Claim = record.Running, run, r.claim(rec.Status.Claim)
+		rec.Status.Phase, rec.Status.Run, rec.Status.Incident, rec.Status.Claim = record.Running, run, incident, r.claim(rec.Status.Claim)
 		return nil
 	})
 }
@@ -170,8 +170,10 @@ func (r *recorder) finished(ctx context.Context, name, outcome string) {
 		if run != "" {
 			rec.Status.Run = run
 		}
-		now := metav1.NewTime(r.now().UTC())
-		rec.Status.Finished = &now
+		if record.Finished(phase) {
+			now := metav1.NewTime(r.now().UTC())
+			rec.Status.Finished = &now
+		}
 		return nil
 	})
 	r.mu.Lock()
@@ -184,6 +186,9 @@ func (r *recorder) finished(ctx context.Context, name, outcome string) {
 func phaseOf(outcome string) (phase, run, msg string) {
 	if strings.HasPrefix(outcome, "duplicate") {
 		return record.Duplicate, "", outcome
+	}
+	if why, ok := strings.CutPrefix(outcome, "held:"); ok {
+		return record.Held, "", "held until a person approves it: " + why
 	}
 	parts := strings.Split(outcome, ":")
 	if parts[0] != "ran" || len(parts) < 3 {
@@ -221,7 +226,7 @@ func (r *recorder) effectiveClaim(rec *record.Response) *record.Claim {
 
 // watch renews this replica's claims and takes over the records whose
 // claims expired, until ctx ends; take queues a record taken over.
-func (r *recorder) watch(ctx context.Context, take func(*record.Response)) {
+func (r *recorder) watch(ctx context.Context, take func(rec *record.Response, approved bool)) {
 	if r == nil {
 		return
 	}
@@ -230,6 +235,7 @@ func (r *recorder) watch(ctx context.Context, take func(*record.Response)) {
 	for {
 		r.renew(ctx)
 		r.takeOver(ctx, take)
+		r.decide(ctx, take)
 		select {
 		case <-ctx.Done():
 			return
@@ -268,7 +274,7 @@ func (r *recorder) renew(ctx context.Context) {
 
 // takeOver claims the unfinished records of other replicas whose claims
 // expired, and hands each it won to take.
-func (r *recorder) takeOver(ctx context.Context, take func(*record.Response)) {
+func (r *recorder) takeOver(ctx context.Context, take func(*record.Response, bool)) {
 	list, err := r.o.Store.List(ctx, "")
 	if err != nil {
 		r.failed(err)
@@ -303,14 +309,66 @@ func (r *recorder) takeOver(ctx context.Context, take func(*record.Response)) {
 		r.mu.Lock()
 		r.mine[won.Name] = true
 		r.mu.Unlock()
-		take(won)
+		take(won, false)
 	}
 }
 
-// takeOver queues a record taken over from a replica whose claim expired:
-// its alert goes into this replica's spool, as if received here, and its
-// match runs under the record's name.
-func (s *server) takeOver(rec *record.Response) {
+// decide acts on the decisions people wrote on held records (kir runs
+// approve / deny): one replica wins each (compare-and-swap on the
+// record's status), and runs an approved record regardless of the budget,
+// or ends a denied one. Decisions on a step of a run (Step set) are for
+// the run's own approval gate.
+func (r *recorder) decide(ctx context.Context, take func(*record.Response, bool)) {
+	list, err := r.o.Store.List(ctx, "")
+	if err != nil {
+		r.failed(err)
+		return
+	}
+	for i := range list {
+		rec := &list[i]
+		if rec.Status.Phase != record.Held || len(rec.Spec.Approvals) <= rec.Status.Decided {
+			continue
+		}
+		var approved bool
+		won, err := r.o.Store.UpdateStatus(ctx, rec.Name, func(cur *record.Response) error {
+			if cur.Status.Phase != record.Held || len(cur.Spec.Approvals) <= cur.Status.Decided {
+				return record.ErrChanged
+			}
+			cur.Status.Decided = len(cur.Spec.Approvals)
+			d, ok := cur.Decision("")
+			switch {
+			case !ok:
+				return nil // only step decisions: the run's gate reads them
+			case d.Decision == record.Deny:
+				now := metav1.NewTime(r.now().UTC())
+				cur.Status.Phase, cur.Status.Finished = record.Denied, &now
+				cur.Status.Message = truncate("denied by "+d.By+": "+d.Reason, 4096)
+			default:
+				approved = true
+				cur.Status.Phase, cur.Status.Claim = record.Accepted, r.claim(cur.Status.Claim)
+				cur.Status.Message = truncate("approved by "+d.By+": "+d.Reason, 4096)
+			}
+			return nil
+		})
+		if err != nil {
+			if !errors.Is(err, record.ErrChanged) {
+				r.failed(err)
+			}
+			continue
+		}
+		if approved {
+			r.mu.Lock()
+			r.mine[won.Name] = true
+			r.mu.Unlock()
+			take(won, true)
+		}
+	}
+}
+
+// takeOver queues a record taken over from a replica whose claim expired,
+// or approved by a person: its alert goes into this replica's spool, as if
+// received here, and its match runs under the record's name.
+func (s *server) takeOver(rec *record.Response, approved bool) {
 	log := s.o.Log.With("record", rec.Name, "from", rec.Spec.AcceptedBy)
 	var m falco.Match
 	err := json.Unmarshal(rec.Spec.Match, &m)
@@ -332,10 +390,14 @@ func (s *server) takeOver(rec *record.Response) {
 		var it spool.Item
 		it, err = s.spool.Add(context.Background(), raw)
 		if err == nil {
-			s.o.Metrics.Takeovers.Inc()
-			log.Warn("took over an alert accepted by another replica, whose claim expired", "alert", it.ID, "rule", alert.Rule)
+			if approved {
+				log.Info("running a held alert a person approved", "alert", it.ID, "rule", alert.Rule)
+			} else {
+				s.o.Metrics.Takeovers.Inc()
+				log.Warn("took over an alert accepted by another replica, whose claim expired", "alert", it.ID, "rule", alert.Rule)
+			}
 			s.queued.Add(1)
-			s.enqueue(&item{id: it.ID, received: rec.Spec.Received.Time, records: []string{rec.Name}}, alert, []falco.Match{m}, true, func() *slog.Logger { return log })
+			s.enqueue(&item{id: it.ID, received: rec.Spec.Received.Time, records: []string{rec.Name}, approved: approved}, alert, []falco.Match{m}, true, func() *slog.Logger { return log })
 			return
 		}
 	}

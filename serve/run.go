@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"kir.dev/kir/action"
+	"kir.dev/kir/budget"
 	"kir.dev/kir/falco"
 	"kir.dev/kir/guard"
 	"kir.dev/kir/playbooks"
@@ -75,6 +76,10 @@ type Options struct {
 	// the API server before its 202, and takes over other replicas'
 	// records whose claims expired (records.go).
 	Records *Records
+	// Budget, when set, holds a new run whose pod is over the
+	// installation's budget, or every new run while kir is paused
+	// (package budget), until a person approves it on its record.
+	Budget *budget.Budget
 	// RetryAttempts caps the attempts (a run and its resumes) at a key
 	// whose runs fail for a transient reason; RetryBackoff is the wait
 	// after the first such failure, doubled after each next one (see

@@ -215,6 +215,9 @@ func (s *server) handle(ctx context.Context, t *task) {
 			return // waits for the key's run
 		}
 	}
+	if run == nil && t.resume == "" && s.overBudget(ctx, t, log) {
+		return
+	}
 	s.claimAndRun(ctx, t, run, log)
 }
 
@@ -420,7 +423,7 @@ func (s *server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 	env := s.o.Env
 	env.Incident = newIncident(s.o.Now(), t.item.id)
 	env.Log = log
-	s.rec.running(ctx, t.record, id)
+	s.rec.running(ctx, t.record, id, env.Incident)
 	s.o.Metrics.StartLatency.WithLabelValues(m.Playbook).Observe(s.o.Now().Sub(t.item.received).Seconds())
 	var run *playbooks.Run
 	var err error

@@ -16,8 +16,8 @@ import (
 func runsCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "runs",
-		Usage:       "the journal of playbook runs: list, show, resume",
-		Subcommands: []*cli.Command{runsListCommand(), runsShowCommand(), runsResumeCommand()},
+		Usage:       "the journal of playbook runs: list, show, resume; kir serve's held runs: list --held, approve, deny, pause, unpause",
+		Subcommands: []*cli.Command{runsListCommand(), runsShowCommand(), runsResumeCommand(), runsApproveCommand(), runsDenyCommand(), runsPauseCommand(), runsUnpauseCommand()},
 	}
 }
 
@@ -31,11 +31,18 @@ func (o *journalOptions) flags() []cli.Flag { return []cli.Flag{o.state.flag(), 
 
 func runsListCommand() *cli.Command {
 	o := &journalOptions{}
+	var held bool
+	records := &recordOptions{}
 	return &cli.Command{
 		Name:  "list",
-		Usage: "list recorded runs, newest first",
-		Flags: o.flags(),
+		Usage: "list recorded runs, newest first; --held: kir serve's runs that wait for a person, from the cluster's response records",
+		Flags: flagsOf(o.flags(), records.flags(), []cli.Flag{
+			&cli.BoolFlag{Name: "held", Usage: "list kir serve's held runs (response records in kir's namespace) instead of this machine's journal", Destination: &held},
+		}),
 		Action: func(c *cli.Context) error {
+			if held {
+				return listHeld(c, records)
+			}
 			eng, err := o.state.engine()
 			if err != nil {
 				return err

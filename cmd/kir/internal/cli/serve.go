@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"kir.dev/kir/budget"
 	"kir.dev/kir/falco"
 	"kir.dev/kir/playbooks"
 	"kir.dev/kir/record"
@@ -55,6 +56,9 @@ type serveOptions struct {
 	identity, leaseNamespace string
 	leaseDuration            time.Duration
 	noClaims, noRecords      bool
+	// The budget.
+	budget   budget.Config
+	noBudget bool
 }
 
 func serveCommand() *cli.Command {
@@ -91,6 +95,11 @@ func (o *serveOptions) flags() []cli.Flag {
 		&cli.StringFlag{Name: flagLeaseNS, Destination: &o.leaseNamespace, Usage: "namespace of the claim Leases (default: the kubeconfig's namespace)", EnvVars: envVars("POD_NAMESPACE")},
 		&cli.DurationFlag{Name: flagLeaseTime, Value: serve.DefaultLease, Destination: &o.leaseDuration, Usage: "how long a replica's claim lives unrenewed before another takes the work over"},
 		&cli.BoolFlag{Name: flagNoClaims, Destination: &o.noClaims, Usage: "deduplicate within this process only (a single replica): no Leases"},
+		&cli.IntFlag{Name: "budget-pods", Value: budget.DefaultConfig().Pods, Destination: &o.budget.Pods, Usage: "at most this many pods contained per --budget-window, across every replica; a run past it is held until a person approves it (kir runs approve)"},
+		&cli.IntFlag{Name: "budget-nodes", Value: budget.DefaultConfig().Nodes, Destination: &o.budget.Nodes, Usage: "at most this many nodes cordoned per --budget-window (and never more than --budget-node-share of the Ready ones)"},
+		&cli.DurationFlag{Name: "budget-window", Value: budget.DefaultConfig().Window, Destination: &o.budget.Window, Usage: "the budget's window"},
+		&cli.Float64Flag{Name: "budget-node-share", Value: budget.DefaultConfig().MaxNodeShare, Destination: &o.budget.MaxNodeShare, Usage: "never cordon more than this share of the Ready nodes (rounded down)"},
+		&cli.BoolFlag{Name: "no-budget", Destination: &o.noBudget, Usage: "no budget: kir contains whatever its routes say, however many (and kir runs pause does not hold it)"},
 		&cli.BoolFlag{Name: flagNoRecords, Destination: &o.noRecords, Usage: "keep no response records (responses.kir.dev, in the claims' namespace): an accepted alert then lives in this replica's spool only, and no other replica takes it over"},
 		&cli.DurationFlag{Name: flagShutdownWait, Value: serve.DefaultShutdownTimeout, Destination: &o.shutdownTimeout, Usage: "on SIGTERM, how long running playbooks may finish before kir stops them (the next start resumes them)"},
 	}
@@ -111,6 +120,11 @@ func (o *serveOptions) serve(c *cli.Context) error {
 // options reads the credentials and the routing the flags name, and
 // connects to the cluster.
 func (o *serveOptions) options(c *cli.Context) (serve.Options, error) {
+	if !o.noBudget {
+		if err := o.budget.Validate(); err != nil {
+			return serve.Options{}, usageError{err}
+		}
+	}
 	auth, tlsCfg, err := o.auth()
 	if err != nil {
 		return serve.Options{}, err
@@ -135,7 +149,7 @@ func (o *serveOptions) options(c *cli.Context) (serve.Options, error) {
 	env.KirNamespace = o.playbook.guard.namespace
 	return serve.Options{
 		Listen: o.listen, TLS: tlsCfg, Auth: auth, Routing: routing, Library: lib, Key: absPath(o.key),
-		Engine: *eng, Env: env, SpoolDir: filepath.Join(state, "spool"), Claims: o.claims(s), Records: o.records(s), Guard: o.playbook.guard.guard(),
+		Engine: *eng, Env: env, SpoolDir: filepath.Join(state, "spool"), Claims: o.claims(s), Records: o.records(s), Budget: o.budgetOf(s), Guard: o.playbook.guard.guard(),
 		Workers: o.workers, Queue: o.queue, Collectors: o.collectors, BodyLimit: o.bodyLimit,
 		ShutdownTimeout: o.shutdownTimeout, MemoryLimit: serveMemoryLimit(),
 		Log: slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil)),
@@ -172,6 +186,19 @@ func (o *serveOptions) records(s *session) *serve.Records {
 		return nil
 	}
 	return &serve.Records{Store: record.NewStore(s.env.Kube, c.Namespace), Identity: c.Identity, ClaimFor: o.leaseDuration}
+}
+
+// budgetOf is the installation's budget, beside the claims (kir's
+// namespace without them); nil with --no-budget.
+func (o *serveOptions) budgetOf(s *session) *budget.Budget {
+	if o.noBudget {
+		return nil
+	}
+	ns := o.playbook.guard.namespace
+	if c := o.claims(s); c != nil {
+		ns = c.Namespace
+	}
+	return &budget.Budget{Client: s.env.Kube, Namespace: ns, Config: o.budget}
 }
 
 // auth reads the intake credentials: a token, client CAs, or both; at

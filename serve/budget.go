@@ -1,0 +1,50 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"kir.dev/kir/budget"
+)
+
+// overBudget holds a new run when kir is paused or its pod is over the
+// installation's budget (Options.Budget), and reports whether it did:
+// the match's record says Held and why, and a person's approval on it
+// (kir runs approve) runs it regardless. A run already approved, or
+// resumed, is not counted again. A budget that cannot be read holds the
+// run too: it fails closed.
+func (s *server) overBudget(ctx context.Context, t *task, log *slog.Logger) bool {
+	b := s.o.Budget
+	if b == nil || t.item.approved {
+		return false
+	}
+	why := ""
+	paused, by, since, err := b.Paused(ctx)
+	switch {
+	case err != nil:
+		why = "the budget could not be read: " + err.Error()
+	case paused:
+		why = fmt.Sprintf("kir is paused (by %s since %s)", by, since.Format("2006-01-02 15:04:05Z07:00"))
+	default:
+		slot := t.record
+		if slot == "" {
+			slot = s.runID(t)
+		}
+		_, err := b.Take(ctx, budget.Pod, slot, []string{target(t.match.Params)})
+		if over := (*budget.OverBudget)(nil); errors.As(err, &over) {
+			why = over.Error()
+		} else if err != nil {
+			why = "the budget could not be taken: " + err.Error()
+		}
+	}
+	if why == "" {
+		return false
+	}
+	log.Warn("run held: a person must approve it", "reason", why, "record", t.record)
+	s.o.Metrics.Runs.WithLabelValues(t.match.Playbook, "held").Inc()
+	s.finishKey(t.match.Key, "held", 0)
+	s.resolve(t, "held:"+why)
+	return true
+}
