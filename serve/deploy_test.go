@@ -87,7 +87,8 @@ func TestDeployManifests(t *testing.T) {
 	}
 
 	// Claims are Leases in the receiver's namespace, records its
-	// Responses (create, and their status), and nothing else.
+	// Responses (create, and their status), the budget its one ConfigMap,
+	// and nothing else.
 	roles := all[rbacv1.Role](t, byKind)
 	if len(roles) == 0 {
 		t.Error("deploy/ has no Role for the claims' Leases")
@@ -96,6 +97,8 @@ func TestDeployManifests(t *testing.T) {
 		"coordination.k8s.io/leases": {"get", "list", "create", "update", "delete"},
 		"kir.dev/responses":          {"get", "list", "create"},
 		"kir.dev/responses/status":   {"update"},
+		"/configmaps/kir-budget":     {"get", "update"},
+		"/configmaps":                {"create"},
 	}
 	for _, r := range roles {
 		for _, rule := range r.Rules {
@@ -104,6 +107,9 @@ func TestDeployManifests(t *testing.T) {
 				continue
 			}
 			gr := rule.APIGroups[0] + "/" + rule.Resources[0]
+			if len(rule.ResourceNames) == 1 {
+				gr += "/" + rule.ResourceNames[0]
+			}
 			verbs, ok := want[gr]
 			if !ok || !slices.Equal(rule.Verbs, verbs) {
 				t.Errorf("Role %s grants %v on %s; want only %v", r.Name, rule.Verbs, gr, verbs)

@@ -41,8 +41,9 @@ type recorder struct {
 	o   Records
 	now func() time.Time
 
-	mu   sync.Mutex
-	mine map[string]bool // the unfinished records this replica works on
+	mu    sync.Mutex
+	mine  map[string]bool   // the unfinished records this replica works on
+	byRun map[string]string // run id → its record's name
 
 	failures atomic.Int64
 	lastErr  atomic.Pointer[string]
@@ -53,7 +54,7 @@ func newRecorder(o *Records, now func() time.Time) *recorder {
 	if o == nil || o.Store == nil {
 		return nil
 	}
-	r := &recorder{o: *o, now: now, mine: map[string]bool{}}
+	r := &recorder{o: *o, now: now, mine: map[string]bool{}, byRun: map[string]string{}}
 	if r.o.ClaimFor <= 0 {
 		r.o.ClaimFor = 30 * time.Second
 	}
@@ -149,10 +150,41 @@ func (r *recorder) running(ctx context.Context, name, run, incident string) {
 	if r == nil || name == "" {
 		return
 	}
+	r.mu.Lock()
+	r.byRun[run] = name
+	r.mu.Unlock()
 	r.update(ctx, name, func(rec *record.Response) error {
 		rec.Status.Phase, rec.Status.Run, rec.Status.Incident, rec.Status.Claim = record.Running, run, incident, r.claim(rec.Status.Claim)
 		return nil
 	})
+}
+
+// decideStep answers the engine for a step that needs approval, from the
+// run's record: what a person decided there (kir runs approve --step),
+// or pending. A run with no record (records off, or not written) is held:
+// nobody could approve it.
+func (r *recorder) decideStep(ctx context.Context, run *playbooks.Run, step string) (playbooks.Decision, error) {
+	if r == nil {
+		return playbooks.Decision{}, errors.New("no response records: nobody can approve a step of kir serve's runs (kir serve --no-records)")
+	}
+	r.mu.Lock()
+	name := r.byRun[run.ID]
+	r.mu.Unlock()
+	if name == "" {
+		return playbooks.Decision{}, fmt.Errorf("run %s has no response record to hold its approval", run.ID)
+	}
+	rec, err := r.o.Store.Get(ctx, name)
+	if err != nil {
+		return playbooks.Decision{}, err
+	}
+	d, ok := rec.Decision(step)
+	switch {
+	case !ok:
+		return playbooks.Decision{Verdict: playbooks.VerdictPending, Reason: "waiting for kir runs approve " + name + " --step " + step}, nil
+	case d.Decision == record.Deny:
+		return playbooks.Decision{Verdict: playbooks.VerdictDenied, By: d.By, Reason: d.Reason, Via: "response record " + name, At: d.At.Time}, nil
+	}
+	return playbooks.Decision{Verdict: playbooks.VerdictApproved, By: d.By, Reason: d.Reason, Via: "response record " + name, At: d.At.Time}, nil
 }
 
 // finished records how the record's match ended, from the outcome the
@@ -337,8 +369,11 @@ func (r *recorder) decide(ctx context.Context, take func(*record.Response, bool)
 			cur.Status.Decided = len(cur.Spec.Approvals)
 			d, ok := cur.Decision("")
 			switch {
-			case !ok:
-				return nil // only step decisions: the run's gate reads them
+			case !ok: // a decision on a step: the run goes again, and its gate reads it
+				last := cur.Spec.Approvals[len(cur.Spec.Approvals)-1]
+				approved = true
+				cur.Status.Phase, cur.Status.Claim = record.Accepted, r.claim(cur.Status.Claim)
+				cur.Status.Message = truncate(last.Decision+" of step "+last.Step+" by "+last.By+": "+last.Reason, 4096)
 			case d.Decision == record.Deny:
 				now := metav1.NewTime(r.now().UTC())
 				cur.Status.Phase, cur.Status.Finished = record.Denied, &now

@@ -16,6 +16,7 @@ import (
 
 	"kir.dev/kir/internal/kube"
 	"kir.dev/kir/internal/spool"
+	"kir.dev/kir/playbooks"
 )
 
 // server receives alerts, keeps them durably, routes and deduplicates
@@ -70,6 +71,9 @@ func newServer(o Options) (*server, error) {
 	if s.rec = newRecorder(o.Records, o.Now); s.rec != nil {
 		s.rec.onFail = o.Metrics.RecordFailures.Inc
 	}
+	// A step that needs approval runs only once a person approved it on
+	// the run's record (kir runs approve --step); without records, never.
+	s.o.Engine.Approvals = playbooks.ApprovalsFunc(s.rec.decideStep)
 	// o is a copy, and so is its Engine: the caller's is left as it was.
 	s.o.Engine.Guard = s.o.guardHook()
 	if s.o.Engine.Gate == nil {
