@@ -258,7 +258,7 @@ func (r *recorder) effectiveClaim(rec *record.Response) *record.Claim {
 
 // watch renews this replica's claims and takes over the records whose
 // claims expired, until ctx ends; take queues a record taken over.
-func (r *recorder) watch(ctx context.Context, take func(rec *record.Response, approved bool)) {
+func (r *recorder) watch(ctx context.Context, take func(ctx context.Context, rec *record.Response, approved bool)) {
 	if r == nil {
 		return
 	}
@@ -306,7 +306,7 @@ func (r *recorder) renew(ctx context.Context) {
 
 // takeOver claims the unfinished records of other replicas whose claims
 // expired, and hands each it won to take.
-func (r *recorder) takeOver(ctx context.Context, take func(*record.Response, bool)) {
+func (r *recorder) takeOver(ctx context.Context, take func(context.Context, *record.Response, bool)) {
 	list, err := r.o.Store.List(ctx, "")
 	if err != nil {
 		r.failed(err)
@@ -341,7 +341,7 @@ func (r *recorder) takeOver(ctx context.Context, take func(*record.Response, boo
 		r.mu.Lock()
 		r.mine[won.Name] = true
 		r.mu.Unlock()
-		take(won, false)
+		take(ctx, won, false)
 	}
 }
 
@@ -350,7 +350,7 @@ func (r *recorder) takeOver(ctx context.Context, take func(*record.Response, boo
 // record's status), and runs an approved record regardless of the budget,
 // or ends a denied one. Decisions on a step of a run (Step set) are for
 // the run's own approval gate.
-func (r *recorder) decide(ctx context.Context, take func(*record.Response, bool)) {
+func (r *recorder) decide(ctx context.Context, take func(context.Context, *record.Response, bool)) {
 	list, err := r.o.Store.List(ctx, "")
 	if err != nil {
 		r.failed(err)
@@ -395,7 +395,7 @@ func (r *recorder) decide(ctx context.Context, take func(*record.Response, bool)
 			r.mu.Lock()
 			r.mine[won.Name] = true
 			r.mu.Unlock()
-			take(won, true)
+			take(ctx, won, true)
 		}
 	}
 }
@@ -403,8 +403,11 @@ func (r *recorder) decide(ctx context.Context, take func(*record.Response, bool)
 // takeOver queues a record taken over from a replica whose claim expired,
 // or approved by a person: its alert goes into this replica's spool, as if
 // received here, and its match runs under the record's name.
-func (s *server) takeOver(rec *record.Response, approved bool) {
+func (s *server) takeOver(ctx context.Context, rec *record.Response, approved bool) {
 	log := s.o.Log.With("record", rec.Name, "from", rec.Spec.AcceptedBy)
+	if approved && s.resumeHeld(ctx, rec, log) {
+		return
+	}
 	var m falco.Match
 	err := json.Unmarshal(rec.Spec.Match, &m)
 	var alert *falco.Alert
@@ -440,4 +443,35 @@ func (s *server) takeOver(rec *record.Response, approved bool) {
 	s.rec.mu.Lock()
 	delete(s.rec.mine, rec.Name) // not renewed: its claim lapses
 	s.rec.mu.Unlock()
+}
+
+// resumeHeld resumes the held run of an approved record when its journal
+// is this replica's: from the step it was held at, which asks the record
+// again. It reports whether it did; a run journaled elsewhere (a replica
+// gone) is run again from the record instead.
+func (s *server) resumeHeld(ctx context.Context, rec *record.Response, log *slog.Logger) bool {
+	id := rec.Status.Run
+	if id == "" {
+		return false
+	}
+	run, err := s.o.Engine.Load(id)
+	if err != nil || run.Status != playbooks.RunHeld {
+		return false
+	}
+	s.active.Add(1)
+	go func() {
+		defer s.active.Done()
+		env := s.o.Env
+		env.Incident, env.Log = run.Incident, log.With("run", id)
+		s.rec.running(ctx, rec.Name, id, run.Incident)
+		log.Info("resuming a held run a person decided on", "run", id)
+		resumed, err := s.resume(ctx, id, env)
+		outcome := "error:" + fmt.Sprint(err)
+		if err == nil {
+			outcome = "ran:" + id + ":" + resumed.Status
+			s.o.Metrics.Runs.WithLabelValues(resumed.Playbook, resumed.Status).Inc()
+		}
+		s.rec.finished(ctx, rec.Name, outcome)
+	}()
+	return true
 }

@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kir.dev/kir/internal/kubetest"
 	"kir.dev/kir/record"
@@ -147,4 +152,156 @@ func TestBudgetHoldsAcrossReplicas(t *testing.T) {
 			t.Errorf("pod %s contained %d times, want once", pod.Name, c)
 		}
 	}
+}
+
+// approvalRouting routes the test's Critical alerts to contain-pod with
+// --rotate-secrets: the ServiceAccount revocation needs a person.
+const approvalRouting = `apiVersion: kir.dev/v1alpha1
+kind: Routing
+rules:
+  - name: contain
+    match:
+      priority: ">=Critical"
+    playbook: contain-pod
+    params:
+      namespace: ${k8s.ns.name}
+      name: ${k8s.pod.name}
+      rotateSecrets: true
+      cordon: false
+      images: false
+`
+
+// TestRevocationWaitsForAPerson: contain-pod --rotate-secrets from a
+// route isolates and seals the evidence, then holds before revoking the
+// ServiceAccount's tokens; the records say Held, and still do after kir
+// serve is killed and restarted. kir runs approve --step revoke on one
+// revokes its tokens, once; kir runs deny on the other ends it Denied
+// with the pod isolated and its tokens valid.
+func TestRevocationWaitsForAPerson(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 0)
+	ctx := t.Context()
+	tokens := map[string]string{}
+	for _, name := range []string{"approved", "denied"} {
+		if _, err := cluster.Client.CoreV1().ServiceAccounts(w.ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		secs := int64(3600)
+		tok, err := cluster.Client.CoreV1().ServiceAccounts(w.ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &secs}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[name] = tok.Status.Token
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}},
+			Spec: corev1.PodSpec{NodeName: w.node, ServiceAccountName: name, Containers: []corev1.Container{{Name: "app", Image: "registry.example/web:1"}}}}
+		if _, err := cluster.Client.CoreV1().Pods(w.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routing := filepath.Join(t.TempDir(), "routing.yaml")
+	if err := os.WriteFile(routing, []byte(approvalRouting), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	p := startServe(t, state, "replica-a", "--config", routing)
+	for _, name := range []string{"approved", "denied"} {
+		if code := p.post(t, alert(t, w.ns, name, "uuid-revoke-"+name)); code != 202 {
+			t.Fatalf("POST %s: %d", name, code)
+		}
+	}
+	ns := leaseNamespace(t)
+	store := record.NewStore(cluster.Client, ns)
+	held := waitRecords(t, store, 2, record.Held)
+	for _, r := range held {
+		if r.Status.Run == "" {
+			t.Errorf("held record %s names no run", r.Name)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(state, "evidence", r.Status.Run, "manifest.json")); err != nil {
+			t.Errorf("the held run %s sealed no evidence: %v", r.Status.Run, err)
+		}
+	}
+	for name, tok := range tokens {
+		if !authenticates(t, tok) {
+			t.Errorf("the token of %s was revoked before anyone approved it", name)
+		}
+	}
+
+	p.kill()
+	startServe(t, state, "replica-a", "--config", routing)
+	held = waitRecords(t, store, 2, record.Held)
+	kir := kubetest.Kir{Kubeconfig: cluster.Kubeconfig}
+	for _, r := range held {
+		if strings.HasSuffix(r.Spec.Target, "/approved") {
+			kir.MustRun(t, "runs", "approve", r.Name, "--step", "revoke", "--kir-namespace", ns, "--reason", "the token is burned")
+		} else {
+			kir.MustRun(t, "runs", "deny", r.Name, "--kir-namespace", ns, "--reason", "the token is needed by the investigation")
+		}
+	}
+	err := kubetest.Eventually(ctx, 60*time.Second, func(ctx context.Context) (bool, error) {
+		recs, err := store.List(ctx, "")
+		done := 0
+		for _, r := range recs {
+			if (strings.HasSuffix(r.Spec.Target, "/approved") && r.Status.Phase == record.Succeeded) ||
+				(strings.HasSuffix(r.Spec.Target, "/denied") && r.Status.Phase == record.Denied) {
+				done++
+			}
+		}
+		return err == nil && done == 2, nil
+	})
+	if err != nil {
+		for _, r := range waitRecords(t, store, 2, "") {
+			t.Logf("record %s (%s): %s %s", r.Name, r.Spec.Target, r.Status.Phase, r.Status.Message)
+		}
+		t.Fatalf("want the approved run Succeeded and the denied one Denied: %v", err)
+	}
+	err = kubetest.Eventually(ctx, 30*time.Second, func(context.Context) (bool, error) { return !authenticates(t, tokens["approved"]), nil })
+	if err != nil {
+		t.Error("the approved revocation left the token valid")
+	}
+	if !authenticates(t, tokens["denied"]) {
+		t.Error("the denied revocation revoked the token")
+	}
+	for _, name := range []string{"approved", "denied"} {
+		pod, err := cluster.Client.CoreV1().Pods(w.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || pod.Labels["kir.dev/quarantine"] == "" {
+			t.Errorf("pod %s is not isolated after the decision: %v", name, err)
+		}
+	}
+}
+
+// waitRecords waits until the store holds n records, all in phase (any
+// phase when ""), and returns them.
+func waitRecords(t *testing.T, store *record.Store, n int, phase string) []record.Response {
+	t.Helper()
+	var recs []record.Response
+	err := kubetest.Eventually(t.Context(), 60*time.Second, func(ctx context.Context) (bool, error) {
+		var err error
+		if recs, err = store.List(ctx, ""); err != nil || len(recs) != n {
+			return false, nil
+		}
+		for _, r := range recs {
+			if phase != "" && r.Status.Phase != phase {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		for _, r := range recs {
+			t.Logf("record %s (%s): %s %s", r.Name, r.Spec.Target, r.Status.Phase, r.Status.Message)
+		}
+		t.Fatalf("want %d records %s: %v", n, phase, err)
+	}
+	return recs
+}
+
+// authenticates reports whether the API server accepts token.
+func authenticates(t *testing.T, token string) bool {
+	t.Helper()
+	tr, err := cluster.Client.AuthenticationV1().TokenReviews().Create(t.Context(), &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Authenticated
 }
