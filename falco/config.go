@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"kir.dev/kir/notify"
 )
 
 // The routing format's identifiers.
@@ -37,6 +39,9 @@ type Config struct {
 	DedupWindow time.Duration
 	// Rules are the routing rules, in file order.
 	Rules []*Rule
+	// Notifications say whom kir serve tells of the runs it held,
+	// finished, failed or refused (package notify); nil tells nobody.
+	Notifications *notify.Config
 }
 
 // Rule is one routing rule: when an alert matches, its playbook runs with

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"time"
 
+	"kir.dev/kir/notify"
+
 	yaml "go.yaml.in/yaml/v3"
 
 	"kir.dev/kir/internal/strictyaml"
@@ -65,6 +67,7 @@ func decodeConfig(file string, data []byte) (*Config, *problems) {
 				},
 			})
 		},
+		"notifications": func(n *yaml.Node) { c.Notifications = d.notifications(n) },
 		"rules": func(n *yaml.Node) {
 			for _, item := range d.Seq(n, "rules") {
 				r, setWindow := d.rule(item)
@@ -96,6 +99,22 @@ func decodeConfig(file string, data []byte) (*Config, *problems) {
 	}
 	c.Rules = rules
 	return c, ps
+}
+
+// notifications decodes the notifications section (package notify
+// checks it: its problems are reported at the section's line).
+func (d *decoder) notifications(n *yaml.Node) *notify.Config {
+	raw, err := yaml.Marshal(n)
+	if err != nil {
+		d.Add(n.Line, n.Column, "notifications: %v", err)
+		return nil
+	}
+	c, err := notify.ParseConfig(raw)
+	if err != nil {
+		d.Add(n.Line, n.Column, "%v", err)
+		return nil
+	}
+	return c
 }
 
 // priorityRE spots an unquoted priority condition: YAML reads the > of

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"kir.dev/kir/budget"
+	"kir.dev/kir/playbooks"
 )
 
 // overBudget holds a new run when kir is paused or its pod is over the
@@ -17,7 +18,7 @@ import (
 // run too: it fails closed.
 func (s *server) overBudget(ctx context.Context, t *task, log *slog.Logger) bool {
 	b := s.o.Budget
-	if b == nil || t.item.approved {
+	if b == nil || t.item.approved || s.guarded(ctx, t) {
 		return false
 	}
 	why := ""
@@ -47,4 +48,19 @@ func (s *server) overBudget(ctx context.Context, t *task, log *slog.Logger) bool
 	s.finishKey(t.match.Key, "held", 0)
 	s.resolve(t, "held:"+why)
 	return true
+}
+
+// guarded reports whether the run's guard refuses it: it is refused when
+// it starts, and counts against no budget.
+func (s *server) guarded(ctx context.Context, t *task) bool {
+	entry, ok := s.o.Library.Get(t.match.Playbook)
+	if !ok || s.o.Engine.Guard == nil {
+		return false
+	}
+	params, err := playbooks.Bind(entry.Playbook, WithKey(entry.Playbook, t.match.Params, s.o.Key))
+	if err != nil {
+		return false
+	}
+	_, err = s.o.Engine.Guard(ctx, s.o.Env, entry.Playbook, params)
+	return err != nil
 }

@@ -32,6 +32,9 @@ type Metrics struct {
 	// Takeovers the records taken over from a replica whose claim expired.
 	RecordFailures prometheus.Counter
 	Takeovers      prometheus.Counter
+	// Notifications counts, by sink and result (sent, failed, given-up),
+	// the notifications' events and attempts.
+	Notifications *prometheus.CounterVec
 }
 
 // NewMetrics registers kir serve's metrics, with the Go runtime's and the
@@ -60,7 +63,8 @@ func NewMetrics() *Metrics {
 		}, []string{"playbook"}),
 		RecordFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "kir_records_failed_total", Help: "Response records that could not be written or updated: the alert then lives in this replica's spool only."}),
 		Takeovers:      prometheus.NewCounter(prometheus.CounterOpts{Name: "kir_records_taken_over_total", Help: "Response records taken over from a replica whose claim expired."}),
+		Notifications:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kir_notifications_total", Help: "Notifications by sink and result: events sent, attempts failed, events given up."}, []string{"sink", "result"}),
 	}
-	r.MustRegister(m.Received, m.Accepted, m.Deduplicated, m.Rejected, m.Unrouted, m.Runs, m.Queue, m.AcceptLatency, m.StartLatency, m.RunLatency, m.RecordFailures, m.Takeovers)
+	r.MustRegister(m.Received, m.Accepted, m.Deduplicated, m.Rejected, m.Unrouted, m.Runs, m.Queue, m.AcceptLatency, m.StartLatency, m.RunLatency, m.RecordFailures, m.Takeovers, m.Notifications)
 	return m
 }

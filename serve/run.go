@@ -76,6 +76,9 @@ type Options struct {
 	// the API server before its 202, and takes over other replicas'
 	// records whose claims expired (records.go).
 	Records *Records
+	// NotifyDir is the outbox of the routing's notifications (default:
+	// SpoolDir-notify).
+	NotifyDir string
 	// Budget, when set, holds a new run whose pod is over the
 	// installation's budget, or every new run while kir is paused
 	// (package budget), until a person approves it on its record.

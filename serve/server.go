@@ -16,6 +16,7 @@ import (
 
 	"kir.dev/kir/internal/kube"
 	"kir.dev/kir/internal/spool"
+	"kir.dev/kir/notify"
 	"kir.dev/kir/playbooks"
 )
 
@@ -44,6 +45,9 @@ type server struct {
 	active   sync.WaitGroup
 	// rec keeps the response records; nil keeps none.
 	rec *recorder
+	// outbox holds notifications until their sinks take them; nil sends
+	// none.
+	outbox *notify.Outbox
 }
 
 // newServer checks the options, completes them with their defaults, and
@@ -74,6 +78,10 @@ func newServer(o Options) (*server, error) {
 	// A step that needs approval runs only once a person approved it on
 	// the run's record (kir runs approve --step); without records, never.
 	s.o.Engine.Approvals = playbooks.ApprovalsFunc(s.rec.decideStep)
+	if err := s.openOutbox(); err != nil {
+		_ = sp.Close()
+		return nil, err
+	}
 	// o is a copy, and so is its Engine: the caller's is left as it was.
 	s.o.Engine.Guard = s.o.guardHook()
 	if s.o.Engine.Gate == nil {
@@ -126,6 +134,11 @@ func withDefaults(o Options) Options {
 func (s *server) close() {
 	if err := s.spool.Close(); err != nil {
 		s.o.Log.Error("closing the spool", "err", err)
+	}
+	if s.outbox != nil {
+		if err := s.outbox.Close(); err != nil {
+			s.o.Log.Error("closing the notifications' outbox", "err", err)
+		}
 	}
 }
 

@@ -46,6 +46,13 @@ func (s *server) start(ctx context.Context) {
 			s.rec.watch(ctx, s.takeOver)
 		}()
 	}
+	if s.outbox != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.outbox.Run(ctx)
+		}()
+	}
 }
 
 // dispatch hands each task to a worker: at most Workers tasks are being
