@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -412,29 +413,114 @@ func BenchmarkPacedCompare(b *testing.B) {
 	}
 	defer func(built string) { kirBinary = built }(kirBinary) // startServe runs kirBinary
 	for range b.N {
-		var (
-			worlds [2]*world
-			pws    [2]*policyWatch
-			procs  [2]*serveProc
-			lat    [2][]time.Duration
-		)
-		for i := range 2 {
-			worlds[i] = newWorld(b, n)
-			pws[i] = watchPolicies(b, worlds[i].ns)
+		lat := pacedPair(b, n, func(i int) *serveProc {
 			kirBinary = bins[i]
-			procs[i] = startServe(b, b.TempDir(), fmt.Sprintf("compare-%d", i), benchFlags...)
-		}
-		for j := range n {
-			for k := range 2 {
-				i := (j + k) % 2
-				d, ok := alertLatency(b, procs[i].url, worlds[i].ns, worlds[i].pods[j], fmt.Sprintf("compare-%d-%d", i, j), pws[i])
-				if !ok {
-					b.FailNow()
-				}
-				lat[i] = append(lat[i], d)
-			}
-		}
+			return startServe(b, b.TempDir(), fmt.Sprintf("compare-%d", i), benchFlags...)
+		})
 		reportPercentiles(b, "A", lat[0])
 		reportPercentiles(b, "B", lat[1])
+	}
+}
+
+// pacedPair starts two kir serve processes (start(0), start(1)), each on
+// its own n pods, and sends them paced alerts in turn (who goes first
+// alternates): the latency from POST to the quarantine policy stored, of
+// each, at the same moments of this machine's drifting speed.
+func pacedPair(b *testing.B, n int, start func(i int) *serveProc) [2][]time.Duration {
+	var (
+		worlds [2]*world
+		pws    [2]*policyWatch
+		procs  [2]*serveProc
+		lat    [2][]time.Duration
+	)
+	for i := range 2 {
+		worlds[i] = newWorld(b, n)
+		pws[i] = watchPolicies(b, worlds[i].ns)
+		procs[i] = start(i)
+	}
+	for j := range n {
+		for k := range 2 {
+			i := (j + k) % 2
+			d, ok := alertLatency(b, procs[i].url, worlds[i].ns, worlds[i].pods[j], fmt.Sprintf("pair-%d-%d", i, j), pws[i])
+			if !ok {
+				b.FailNow()
+			}
+			lat[i] = append(lat[i], d)
+		}
+	}
+	return lat
+}
+
+// BenchmarkRecordsAndNotify measures, paired (pacedPair), what issue 22's
+// durability and notifications cost on the alert-to-policy path: kir
+// serve without response records (--no-records) against kir serve with
+// them (each accepted alert written to the API server before its 202);
+// and kir serve with no notifications against one whose webhook receiver
+// (on 127.0.0.1) never answers. Reports each side's percentiles and the
+// p50 ratios.
+func BenchmarkRecordsAndNotify(b *testing.B) {
+	const n = 40
+	buildKir(b)
+	stop := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // never answers, until the benchmark ends
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	b.Cleanup(func() {
+		close(stop)
+		hang.Close()
+	})
+	dir := b.TempDir()
+	for name, v := range map[string]string{"url": hang.URL, "key": "notification-key-0123456789", "token": token} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	routing := filepath.Join(dir, "routing.yaml")
+	cfg := fmt.Sprintf(`apiVersion: kir.dev/v1alpha1
+kind: Routing
+notifications:
+  sinks:
+    - name: hang
+      type: webhook
+      urlFile: %[1]s/url
+      keyFile: %[1]s/key
+      tokenFile: %[1]s/token
+rules:
+  - name: contain
+    match:
+      priority: ">=Critical"
+    playbook: contain-pod
+    params:
+      namespace: ${k8s.ns.name}
+      name: ${k8s.pod.name}
+`, dir)
+	if err := os.WriteFile(routing, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		rec := pacedPair(b, n, func(i int) *serveProc {
+			flags := benchFlags
+			if i == 0 {
+				flags = append(slices.Clone(flags), "--no-records")
+			}
+			return startServe(b, b.TempDir(), fmt.Sprintf("records-%d", i), flags...)
+		})
+		reportPercentiles(b, "no-records", rec[0])
+		reportPercentiles(b, "records", rec[1])
+		ntf := pacedPair(b, n, func(i int) *serveProc {
+			flags := benchFlags
+			if i == 1 {
+				flags = append(slices.Clone(flags), "--config", routing)
+			}
+			return startServe(b, b.TempDir(), fmt.Sprintf("notify-%d", i), flags...)
+		})
+		reportPercentiles(b, "no-notify", ntf[0])
+		reportPercentiles(b, "hanging-notify", ntf[1])
+		p50 := func(d []time.Duration) float64 { p, _, _ := percentiles(d); return ms(p) }
+		b.ReportMetric(p50(rec[1])/p50(rec[0]), "records/no-records-p50")
+		b.ReportMetric(p50(ntf[1])/p50(ntf[0]), "hanging/no-notify-p50")
 	}
 }

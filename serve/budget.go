@@ -29,7 +29,7 @@ func (s *server) overBudget(ctx context.Context, t *task, log *slog.Logger) bool
 	case paused:
 		why = fmt.Sprintf("kir is paused (by %s since %s)", by, since.Format("2006-01-02 15:04:05Z07:00"))
 	default:
-		slot := t.record
+		slot := t.record // named before it is written
 		if slot == "" {
 			slot = s.runID(t)
 		}
@@ -43,7 +43,7 @@ func (s *server) overBudget(ctx context.Context, t *task, log *slog.Logger) bool
 	if why == "" {
 		return false
 	}
-	log.Warn("run held: a person must approve it", "reason", why, "record", t.record)
+	log.Warn("run held: a person must approve it", "reason", why, "record", s.recordOf(t))
 	s.o.Metrics.Runs.WithLabelValues(t.match.Playbook, "held").Inc()
 	s.finishKey(t.match.Key, "held", 0)
 	s.resolve(t, "held:"+why)

@@ -17,6 +17,7 @@ import (
 
 	"kir.dev/kir/falco"
 	"kir.dev/kir/playbooks"
+	"kir.dev/kir/record"
 )
 
 // spooled is what the spool keeps of an accepted alert: enough to run it
@@ -67,8 +68,12 @@ type item struct {
 type task struct {
 	item  *item
 	index int
-	// record names the match's response record ("" for none).
-	record string
+	// record names the match's response record ("" for none); recorded
+	// is closed once it is written (recordOK: it was), which may be after
+	// the task reached a worker: the run does not wait for it (recordOf).
+	record   string
+	recorded chan struct{}
+	recordOK bool
 	match  falco.Match
 	uuid   string
 	alert  *falco.Alert
@@ -247,6 +252,7 @@ func (s *server) enqueue(it *item, alert *falco.Alert, matches []falco.Match, fr
 		return
 	}
 	it.left.Store(int32(len(matches)))
+	var writes []func()
 	for i, m := range matches {
 		t := &task{item: it, index: i, match: m, uuid: alert.UUID, alert: alert}
 		if fresh && !m.DryRun {
@@ -261,25 +267,54 @@ func (s *server) enqueue(it *item, alert *falco.Alert, matches []falco.Match, fr
 				continue // or it waits for the key's run
 			}
 		}
-		t.record = s.recordTask(t)
+		write := s.recordTask(t)
 		s.tasks <- t
 		s.o.Metrics.Queue.Inc()
+		if write != nil {
+			writes = append(writes, write)
+		}
+	}
+	// The records are written while the runs start, and before the 202.
+	for _, write := range writes {
+		write()
 	}
 	it.raw = nil
 }
 
-// recordTask records a match that is about to run, before the alert's
-// 202, and names its record.
-func (s *server) recordTask(t *task) string {
+// recordTask names the record of a match about to run and returns what
+// writes it, to be called before the alert's 202 (nil: nothing to write).
+func (s *server) recordTask(t *task) func() {
 	if t.index < len(t.item.records) {
-		return t.item.records[t.index]
+		t.record, t.recordOK = t.item.records[t.index], true
+		return nil
 	}
-	if s.rec == nil || t.item.raw == nil {
+	if s.rec == nil || t.item.raw == nil || t.match.DryRun {
+		return nil
+	}
+	t.record, t.recorded = record.Name(record.Sum(t.item.raw), t.index), make(chan struct{})
+	raw := t.item.raw
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+		defer cancel()
+		t.recordOK = s.rec.accept(ctx, raw, t.alert, t.index, t.match, t.item.received) != ""
+		close(t.recorded)
+	}
+}
+
+// recordOf is the name of t's record once it is written, "" if it could
+// not be.
+func (s *server) recordOf(t *task) string {
+	if t.recorded != nil {
+		select {
+		case <-t.recorded:
+		case <-time.After(recordTimeout):
+			return ""
+		}
+	}
+	if !t.recordOK {
 		return ""
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
-	defer cancel()
-	return s.rec.accept(ctx, t.item.raw, t.alert, t.index, t.match, t.item.received)
+	return t.record
 }
 
 // recordTimeout bounds the write of a record: past it the alert is
@@ -296,7 +331,7 @@ func (s *server) done(it *item, outcome string) {
 // resolve records the outcome of one match; the alert is done when all
 // are.
 func (s *server) resolve(t *task, outcome string) {
-	s.rec.finished(context.Background(), t.record, outcome)
+	s.rec.finished(context.Background(), s.recordOf(t), outcome)
 	s.notify(t, outcome)
 	t.item.mu.Lock()
 	t.item.outcomes = append(t.item.outcomes, fmt.Sprintf("%d:%s", t.index, outcome))

@@ -67,9 +67,9 @@ func (s *server) event(t *task, outcome string) (notify.Event, bool) {
 	parts := strings.SplitN(outcome, ":", 4)
 	switch {
 	case parts[0] == "held":
-		ev.Kind, ev.Run = notify.KindHeld, t.record
+		ev.Kind, ev.Run = notify.KindHeld, s.recordOf(t)
 		ev.Held = &notify.Held{Reason: strings.TrimPrefix(outcome, "held:")}
-		s.approveCommands(ev.Held, t.record)
+		s.approveCommands(ev.Held, s.recordOf(t))
 	case parts[0] == "refused":
 		ev.Kind, ev.Run, ev.Reason = notify.KindRefused, strings.TrimPrefix(outcome, "refused:"), "refused: kir never acts on what it guards"
 	case parts[0] == "ran" && len(parts) >= 3 && len(parts) < 4:
@@ -80,12 +80,12 @@ func (s *server) event(t *task, outcome string) (notify.Event, bool) {
 			ev.Kind = notify.KindFinished
 		case playbooks.RunHeld:
 			ev.Kind, ev.Held = notify.KindHeld, &notify.Held{Reason: "a step needs approval"}
-			s.approveCommands(ev.Held, t.record)
+			s.approveCommands(ev.Held, s.recordOf(t))
 		default:
 			ev.Kind, ev.Reason = notify.KindFailed, "run "+parts[1]+" ended "+parts[2]
 		}
 	case parts[0] == "error":
-		ev.Kind, ev.Run, ev.Reason = notify.KindFailed, t.record, strings.TrimPrefix(outcome, "error:")
+		ev.Kind, ev.Run, ev.Reason = notify.KindFailed, s.recordOf(t), strings.TrimPrefix(outcome, "error:")
 	default:
 		return ev, false // duplicate, retry, dry run
 	}

@@ -154,6 +154,9 @@ func (r *recorder) running(ctx context.Context, name, run, incident string) {
 	r.byRun[run] = name
 	r.mu.Unlock()
 	r.update(ctx, name, func(rec *record.Response) error {
+		if record.Finished(rec.Status.Phase) || rec.Status.Phase == record.Held {
+			return record.ErrChanged // it ended, or was held, before this update came
+		}
 		rec.Status.Phase, rec.Status.Run, rec.Status.Incident, rec.Status.Claim = record.Running, run, incident, r.claim(rec.Status.Claim)
 		return nil
 	})

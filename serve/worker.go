@@ -430,7 +430,9 @@ func (s *server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 	env := s.o.Env
 	env.Incident = newIncident(s.o.Now(), t.item.id)
 	env.Log = log
-	s.rec.running(ctx, t.record, id, env.Incident)
+	if s.rec != nil { // off the run's path: the record may still be being written
+		go s.rec.running(ctx, s.recordOf(t), id, env.Incident)
+	}
 	s.o.Metrics.StartLatency.WithLabelValues(m.Playbook).Observe(s.o.Now().Sub(t.item.received).Seconds())
 	var run *playbooks.Run
 	var err error
