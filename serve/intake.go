@@ -74,9 +74,9 @@ type task struct {
 	record   string
 	recorded chan struct{}
 	recordOK bool
-	match  falco.Match
-	uuid   string
-	alert  *falco.Alert
+	match    falco.Match
+	uuid     string
+	alert    *falco.Alert
 	// entered says the key table already took the task in (at intake, or
 	// before a retry).
 	entered bool
