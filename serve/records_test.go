@@ -305,3 +305,33 @@ func authenticates(t *testing.T, token string) bool {
 	}
 	return tr.Status.Authenticated
 }
+
+// TestPauseHoldsEveryRun: kir runs pause holds every new run of kir serve
+// (its record says paused); kir runs unpause lets new ones run, and the
+// one held meanwhile runs once a person approves it.
+func TestPauseHoldsEveryRun(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 2)
+	ns := leaseNamespace(t)
+	kir := kubetest.Kir{Kubeconfig: cluster.Kubeconfig}
+	kir.MustRun(t, "runs", "pause", "--kir-namespace", ns)
+	p := startServe(t, t.TempDir(), "replica-p")
+	if code := p.post(t, alert(t, w.ns, w.pods[0].Name, "uuid-paused")); code != 202 {
+		t.Fatalf("POST: %d", code)
+	}
+	store := record.NewStore(cluster.Client, ns)
+	held := waitRecords(t, store, 1, record.Held)
+	if !strings.Contains(held[0].Status.Message, "paused") {
+		t.Errorf("held record says %q, want that kir is paused", held[0].Status.Message)
+	}
+	if quarantineEvents(t, w.pods[0]) != 0 {
+		t.Error("a run went on while kir was paused")
+	}
+	kir.MustRun(t, "runs", "unpause", "--kir-namespace", ns)
+	if code := p.post(t, alert(t, w.ns, w.pods[1].Name, "uuid-unpaused")); code != 202 {
+		t.Fatalf("POST: %d", code)
+	}
+	waitIsolated(t, w.pods[1], 30*time.Second)
+	kir.MustRun(t, "runs", "approve", held[0].Name, "--kir-namespace", ns)
+	waitIsolated(t, w.pods[0], 30*time.Second)
+}
