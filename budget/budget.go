@@ -56,6 +56,10 @@ type Budget struct {
 
 	// mu serialises this value's changes.
 	mu sync.Mutex
+	// queue holds the Takes waiting for the next write: concurrent Takes
+	// share one read and one write (commit).
+	qmu   sync.Mutex
+	queue []*takeReq
 }
 
 // Slot is what Take counted for a run.
@@ -124,21 +128,66 @@ func (b *Budget) Take(ctx context.Context, kind Kind, run string, keys []string)
 			return Slot{}, fmt.Errorf("taking node slots for run %s: counting Ready nodes: %w", run, err)
 		}
 	}
-	var slot Slot
-	err = b.modify(ctx, func(st *state, now time.Time) (bool, error) {
-		s, write, err := b.take(st, now, kind, run, keys, ready)
-		slot = s
-		return write, err
-	})
-	if over := (*OverBudget)(nil); errors.As(err, &over) {
+	req := &takeReq{kind: kind, run: run, keys: keys, ready: ready, done: make(chan takeRes, 1)}
+	b.qmu.Lock()
+	b.queue = append(b.queue, req)
+	b.qmu.Unlock()
+	// Whoever holds mu next writes every Take queued by then, this one
+	// included: a storm of Takes is a few writes, not one each.
+	b.mu.Lock()
+	b.qmu.Lock()
+	batch := b.queue
+	b.queue = nil
+	b.qmu.Unlock()
+	if len(batch) > 0 {
+		b.commit(ctx, batch)
+	}
+	b.mu.Unlock()
+	res := <-req.done
+	if over := (*OverBudget)(nil); errors.As(res.err, &over) {
 		return Slot{}, over
 	}
-	if err != nil {
-		return Slot{}, fmt.Errorf("taking %s slots for run %s: %w", kind, run, err)
+	if res.err != nil {
+		return Slot{}, fmt.Errorf("taking %s slots for run %s: %w", kind, run, res.err)
 	}
-	return slot, nil
+	return res.slot, nil
 }
 
+// takeReq is a Take waiting for its write, and takeRes its answer.
+type takeReq struct {
+	kind  Kind
+	run   string
+	keys  []string
+	ready int
+	done  chan takeRes
+}
+
+type takeRes struct {
+	slot Slot
+	err  error
+}
+
+// commit takes the slots of a batch of Takes in one compare-and-swap
+// write, each all or none in the order they came, and answers each. A
+// write that fails fails them all.
+func (b *Budget) commit(ctx context.Context, batch []*takeReq) {
+	res := make([]takeRes, len(batch))
+	err := b.modifyLocked(ctx, func(st *state, now time.Time) (bool, error) {
+		write := false
+		for i, r := range batch {
+			s, w, err := b.take(st, now, r.kind, r.run, r.keys, r.ready)
+			res[i] = takeRes{slot: s, err: err}
+			write = write || w
+		}
+		return write, nil
+	})
+	for i, r := range batch {
+		if err != nil {
+			res[i] = takeRes{err: err}
+		}
+		r.done <- res[i]
+	}
+}
 // take changes st to hold run's slots, and says whether to write it.
 func (b *Budget) take(st *state, now time.Time, kind Kind, run string, keys []string, ready int) (Slot, bool, error) {
 	prune(st, now, b.Config.Window)

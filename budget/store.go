@@ -73,6 +73,11 @@ const maxAttempts = 200
 func (b *Budget) modify(ctx context.Context, change func(st *state, now time.Time) (bool, error)) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.modifyLocked(ctx, change)
+}
+
+// modifyLocked is modify, b.mu held.
+func (b *Budget) modifyLocked(ctx context.Context, change func(st *state, now time.Time) (bool, error)) error {
 	cms := b.Client.CoreV1().ConfigMaps(b.namespace())
 	opts := metav1.UpdateOptions{FieldManager: FieldManager}
 	copts := metav1.CreateOptions{FieldManager: FieldManager}
