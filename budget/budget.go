@@ -188,6 +188,7 @@ func (b *Budget) commit(ctx context.Context, batch []*takeReq) {
 		r.done <- res[i]
 	}
 }
+
 // take changes st to hold run's slots, and says whether to write it.
 func (b *Budget) take(st *state, now time.Time, kind Kind, run string, keys []string, ready int) (Slot, bool, error) {
 	prune(st, now, b.Config.Window)
