@@ -115,6 +115,27 @@ func (e *OverBudget) Error() string {
 // count is a compare-and-swap on the object's resourceVersion: of
 // concurrent Takes, on any replicas, at most the limit succeed.
 func (b *Budget) Take(ctx context.Context, kind Kind, run string, keys []string) (Slot, error) {
+	return b.take1(ctx, kind, run, keys, false)
+}
+
+// PausedError is TakeUnlessPaused's answer while kir is paused.
+type PausedError struct {
+	By    string
+	Since time.Time
+}
+
+func (e *PausedError) Error() string {
+	return fmt.Sprintf("kir is paused (by %s since %s): kir runs unpause", e.By, e.Since.UTC().Format(time.RFC3339))
+}
+
+// TakeUnlessPaused is Take that first checks the pause switch, in the same
+// read: while kir is paused it takes nothing and returns a *PausedError.
+// A new run's check costs one shared write (see Take), not a read more.
+func (b *Budget) TakeUnlessPaused(ctx context.Context, kind Kind, run string, keys []string) (Slot, error) {
+	return b.take1(ctx, kind, run, keys, true)
+}
+
+func (b *Budget) take1(ctx context.Context, kind Kind, run string, keys []string, unlessPaused bool) (Slot, error) {
 	if err := b.Config.Validate(); err != nil {
 		return Slot{}, err
 	}
@@ -128,7 +149,7 @@ func (b *Budget) Take(ctx context.Context, kind Kind, run string, keys []string)
 			return Slot{}, fmt.Errorf("taking node slots for run %s: counting Ready nodes: %w", run, err)
 		}
 	}
-	req := &takeReq{kind: kind, run: run, keys: keys, ready: ready, done: make(chan takeRes, 1)}
+	req := &takeReq{kind: kind, run: run, keys: keys, ready: ready, unlessPaused: unlessPaused, done: make(chan takeRes, 1)}
 	b.qmu.Lock()
 	b.queue = append(b.queue, req)
 	b.qmu.Unlock()
@@ -147,6 +168,9 @@ func (b *Budget) Take(ctx context.Context, kind Kind, run string, keys []string)
 	if over := (*OverBudget)(nil); errors.As(res.err, &over) {
 		return Slot{}, over
 	}
+	if paused := (*PausedError)(nil); errors.As(res.err, &paused) {
+		return Slot{}, paused
+	}
 	if res.err != nil {
 		return Slot{}, fmt.Errorf("taking %s slots for run %s: %w", kind, run, res.err)
 	}
@@ -155,11 +179,12 @@ func (b *Budget) Take(ctx context.Context, kind Kind, run string, keys []string)
 
 // takeReq is a Take waiting for its write, and takeRes its answer.
 type takeReq struct {
-	kind  Kind
-	run   string
-	keys  []string
-	ready int
-	done  chan takeRes
+	kind         Kind
+	run          string
+	keys         []string
+	ready        int
+	unlessPaused bool
+	done         chan takeRes
 }
 
 type takeRes struct {
@@ -175,6 +200,10 @@ func (b *Budget) commit(ctx context.Context, batch []*takeReq) {
 	err := b.modifyLocked(ctx, func(st *state, now time.Time) (bool, error) {
 		write := false
 		for i, r := range batch {
+			if r.unlessPaused && st.PausedBy != "" {
+				res[i] = takeRes{err: &PausedError{By: st.PausedBy, Since: st.PausedSince}}
+				continue
+			}
 			s, w, err := b.take(st, now, r.kind, r.run, r.keys, r.ready)
 			res[i] = takeRes{slot: s, err: err}
 			write = write || w

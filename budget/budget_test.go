@@ -237,14 +237,22 @@ func TestPause(t *testing.T) {
 	if err != nil || !s.Paused || s.PausedBy != "alice@example.com" || s.Pods.Used != 1 {
 		t.Errorf("Status while paused: %+v %v", s, err)
 	}
+	// A new run's check refuses while paused, and takes nothing.
+	var pe *budget.PausedError
+	if _, err := other.TakeUnlessPaused(t.Context(), budget.Pod, "r2", []string{"a/p2"}); !errors.As(err, &pe) || pe.By != "alice@example.com" {
+		t.Errorf("TakeUnlessPaused while paused: %v, want a *PausedError naming alice@example.com", err)
+	}
 	if err := other.SetPaused(t.Context(), false, "bob"); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := other.TakeUnlessPaused(t.Context(), budget.Pod, "r2", []string{"a/p2"}); err != nil {
+		t.Errorf("TakeUnlessPaused after resume: %v", err)
 	}
 	if paused, by, _, err := b.Paused(t.Context()); err != nil || paused || by != "" {
 		t.Errorf("Paused after resume: %v %q %v", paused, by, err)
 	}
-	if s, err := b.Status(t.Context()); err != nil || s.Pods.Used != 1 {
-		t.Errorf("slots after pause and resume: %+v %v", s.Pods, err)
+	if s, err := b.Status(t.Context()); err != nil || s.Pods.Used != 2 {
+		t.Errorf("slots after pause and resume: %+v %v; want r1's and r2's (taken once resumed)", s.Pods, err)
 	}
 	if err := b.SetPaused(t.Context(), true, ""); err == nil || !strings.Contains(err.Error(), "identity") {
 		t.Errorf("pause by nobody: %v, want an error naming the identity", err)

@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	"kir.dev/kir/budget"
@@ -22,23 +21,18 @@ func (s *server) overBudget(ctx context.Context, t *task, log *slog.Logger) bool
 		return false
 	}
 	why := ""
-	paused, by, since, err := b.Paused(ctx)
-	switch {
+	slot := t.record // named before it is written
+	if slot == "" {
+		slot = s.runID(t)
+	}
+	_, err := b.TakeUnlessPaused(ctx, budget.Pod, slot, []string{target(t.match.Params)})
+	switch over, paused := (*budget.OverBudget)(nil), (*budget.PausedError)(nil); {
+	case errors.As(err, &over):
+		why = over.Error()
+	case errors.As(err, &paused):
+		why = paused.Error()
 	case err != nil:
-		why = "the budget could not be read: " + err.Error()
-	case paused:
-		why = fmt.Sprintf("kir is paused (by %s since %s)", by, since.Format("2006-01-02 15:04:05Z07:00"))
-	default:
-		slot := t.record // named before it is written
-		if slot == "" {
-			slot = s.runID(t)
-		}
-		_, err := b.Take(ctx, budget.Pod, slot, []string{target(t.match.Params)})
-		if over := (*budget.OverBudget)(nil); errors.As(err, &over) {
-			why = over.Error()
-		} else if err != nil {
-			why = "the budget could not be taken: " + err.Error()
-		}
+		why = "the budget could not be taken: " + err.Error()
 	}
 	if why == "" {
 		return false
