@@ -148,6 +148,10 @@ type Status struct {
 	Finished *metav1.Time `json:"finished,omitempty"`
 	// Decided counts the approvals a replica has acted on.
 	Decided int `json:"decided,omitempty"`
+	// HeldSince is when the record was held; it expires unanswered
+	// ExpiresAt.
+	HeldSince *metav1.Time `json:"heldSince,omitempty"`
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 }
 
 // Claim says which replica runs the record, until when.

@@ -34,7 +34,14 @@ type Records struct {
 	// ClaimFor is how long a claim lasts unrenewed; Check is how often
 	// claims are renewed and expired records looked for.
 	ClaimFor, Check time.Duration
+	// HoldFor is how long a held run waits for a person before it ends
+	// Expired (0: DefaultHoldFor).
+	HoldFor time.Duration
 }
+
+// DefaultHoldFor is how long a held run waits for a decision by default:
+// a night and a working day.
+const DefaultHoldFor = 24 * time.Hour
 
 // recorder is the server's side of its records.
 type recorder struct {
@@ -60,6 +67,9 @@ func newRecorder(o *Records, now func() time.Time) *recorder {
 	}
 	if r.o.Check <= 0 {
 		r.o.Check = r.o.ClaimFor / 3
+	}
+	if r.o.HoldFor <= 0 {
+		r.o.HoldFor = DefaultHoldFor
 	}
 	return r
 }
@@ -205,9 +215,13 @@ func (r *recorder) finished(ctx context.Context, name, outcome string) {
 		if run != "" {
 			rec.Status.Run = run
 		}
+		now := metav1.NewTime(r.now().UTC())
 		if record.Finished(phase) {
-			now := metav1.NewTime(r.now().UTC())
 			rec.Status.Finished = &now
+		}
+		if phase == record.Held {
+			expires := metav1.NewTime(now.Add(r.o.HoldFor))
+			rec.Status.HeldSince, rec.Status.ExpiresAt = &now, &expires
 		}
 		return nil
 	})
@@ -361,7 +375,11 @@ func (r *recorder) decide(ctx context.Context, take func(context.Context, *recor
 	}
 	for i := range list {
 		rec := &list[i]
-		if rec.Status.Phase != record.Held || len(rec.Spec.Approvals) <= rec.Status.Decided {
+		if rec.Status.Phase == record.Held && len(rec.Spec.Approvals) <= rec.Status.Decided {
+			r.expire(ctx, rec)
+			continue
+		}
+		if rec.Status.Phase != record.Held {
 			continue
 		}
 		var approved bool
@@ -477,4 +495,24 @@ func (s *server) resumeHeld(ctx context.Context, rec *record.Response, log *slog
 		s.rec.finished(ctx, rec.Name, outcome)
 	}()
 	return true
+}
+
+// expire ends a held record nobody answered by its ExpiresAt: Expired,
+// and said so (the run stays as it was held: what ran stands).
+func (r *recorder) expire(ctx context.Context, rec *record.Response) {
+	now := r.now()
+	if rec.Status.ExpiresAt == nil || now.Before(rec.Status.ExpiresAt.Time) {
+		return
+	}
+	r.update(ctx, rec.Name, func(cur *record.Response) error {
+		if cur.Status.Phase != record.Held || len(cur.Spec.Approvals) > cur.Status.Decided ||
+			cur.Status.ExpiresAt == nil || now.Before(cur.Status.ExpiresAt.Time) {
+			return record.ErrChanged
+		}
+		at := metav1.NewTime(now.UTC())
+		cur.Status.Phase, cur.Status.Finished = record.Expired, &at
+		cur.Status.Message = truncate(fmt.Sprintf("expired: held since %s, nobody approved or denied it within %s (%s)",
+			cur.Status.HeldSince.UTC().Format(time.RFC3339), r.o.HoldFor, cur.Status.Message), 4096)
+		return nil
+	})
 }

@@ -335,3 +335,28 @@ func TestPauseHoldsEveryRun(t *testing.T) {
 	kir.MustRun(t, "runs", "approve", held[0].Name, "--kir-namespace", ns)
 	waitIsolated(t, w.pods[0], 30*time.Second)
 }
+
+// TestHeldRunExpires: a held run nobody answers ends Expired after
+// --hold-for, and its record says since when it waited.
+func TestHeldRunExpires(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 1)
+	ns := leaseNamespace(t)
+	kubetest.Kir{Kubeconfig: cluster.Kubeconfig}.MustRun(t, "runs", "pause", "--kir-namespace", ns)
+	p := startServe(t, t.TempDir(), "replica-x", "--hold-for", "2s")
+	if code := p.post(t, alert(t, w.ns, w.pods[0].Name, "uuid-expires")); code != 202 {
+		t.Fatalf("POST: %d", code)
+	}
+	store := record.NewStore(cluster.Client, ns)
+	held := waitRecords(t, store, 1, record.Held)
+	if held[0].Status.HeldSince == nil || held[0].Status.ExpiresAt == nil || held[0].Status.ExpiresAt.Sub(held[0].Status.HeldSince.Time) != 2*time.Second {
+		t.Errorf("held record: since %v, expires %v; want 2s apart", held[0].Status.HeldSince, held[0].Status.ExpiresAt)
+	}
+	expired := waitRecords(t, store, 1, record.Expired)
+	if !strings.Contains(expired[0].Status.Message, "expired") || expired[0].Status.Finished == nil {
+		t.Errorf("expired record: %q, finished %v", expired[0].Status.Message, expired[0].Status.Finished)
+	}
+	if quarantineEvents(t, w.pods[0]) != 0 {
+		t.Error("an expired run acted")
+	}
+}

@@ -56,6 +56,7 @@ type serveOptions struct {
 	identity, leaseNamespace string
 	leaseDuration            time.Duration
 	noClaims, noRecords      bool
+	holdFor                  time.Duration
 	// The budget.
 	budget   budget.Config
 	noBudget bool
@@ -100,6 +101,7 @@ func (o *serveOptions) flags() []cli.Flag {
 		&cli.DurationFlag{Name: "budget-window", Value: budget.DefaultConfig().Window, Destination: &o.budget.Window, Usage: "the budget's window"},
 		&cli.Float64Flag{Name: "budget-node-share", Value: budget.DefaultConfig().MaxNodeShare, Destination: &o.budget.MaxNodeShare, Usage: "never cordon more than this share of the Ready nodes (rounded down)"},
 		&cli.BoolFlag{Name: "no-budget", Destination: &o.noBudget, Usage: "no budget: kir contains whatever its routes say, however many (and kir runs pause does not hold it)"},
+		&cli.DurationFlag{Name: "hold-for", Value: serve.DefaultHoldFor, Destination: &o.holdFor, Usage: "how long a held run (over the budget, paused, or at a step that needs approval) waits for kir runs approve or deny before it ends Expired"},
 		&cli.BoolFlag{Name: flagNoRecords, Destination: &o.noRecords, Usage: "keep no response records (responses.kir.dev, in the claims' namespace): an accepted alert then lives in this replica's spool only, and no other replica takes it over"},
 		&cli.DurationFlag{Name: flagShutdownWait, Value: serve.DefaultShutdownTimeout, Destination: &o.shutdownTimeout, Usage: "on SIGTERM, how long running playbooks may finish before kir stops them (the next start resumes them)"},
 	}
@@ -185,7 +187,7 @@ func (o *serveOptions) records(s *session) *serve.Records {
 	if c == nil || o.noRecords {
 		return nil
 	}
-	return &serve.Records{Store: record.NewStore(s.env.Kube, c.Namespace), Identity: c.Identity, ClaimFor: o.leaseDuration}
+	return &serve.Records{Store: record.NewStore(s.env.Kube, c.Namespace), Identity: c.Identity, ClaimFor: o.leaseDuration, HoldFor: o.holdFor}
 }
 
 // budgetOf is the installation's budget, beside the claims (kir's
