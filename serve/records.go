@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"kir.dev/kir/evidence"
 	"kir.dev/kir/falco"
 	"kir.dev/kir/internal/spool"
 	"kir.dev/kir/playbooks"
@@ -479,6 +482,7 @@ func (s *server) resumeHeld(ctx context.Context, rec *record.Response, log *slog
 	if err != nil || run.Status != playbooks.RunHeld {
 		return false
 	}
+	s.recordDecision(rec, run, log)
 	s.active.Add(1)
 	go func() {
 		defer s.active.Done()
@@ -515,4 +519,49 @@ func (r *recorder) expire(ctx context.Context, rec *record.Response) {
 			cur.Status.HeldSince.UTC().Format(time.RFC3339), r.o.HoldFor, cur.Status.Message), 4096)
 		return nil
 	})
+}
+
+// decisionDetail is the custody detail of a person's decision on a held
+// run, as its record holds it.
+type decisionDetail struct {
+	Record   string    `json:"record"`
+	Run      string    `json:"run"`
+	Step     string    `json:"step,omitempty"`
+	Decision string    `json:"decision"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+	Reason   string    `json:"reason,omitempty"`
+	// Verified: the admission policy kir-response-approvals admits a
+	// decision only in the name of the user the API server authenticated
+	// for the request that wrote it.
+	Verified string `json:"verified"`
+}
+
+// recordDecision appends the latest decision on rec to its run's sealed
+// evidence as a custody entry, signed with serve's key when it has one:
+// the auditor reads who let the run go on, and when.
+func (s *server) recordDecision(rec *record.Response, run *playbooks.Run, log *slog.Logger) {
+	if len(rec.Spec.Approvals) == 0 || s.o.Engine.Evidence == "" {
+		return
+	}
+	d := rec.Spec.Approvals[len(rec.Spec.Approvals)-1]
+	bundle := filepath.Join(s.o.Engine.Evidence, run.ID)
+	if _, err := os.Stat(filepath.Join(bundle, evidence.ManifestFile)); err != nil {
+		return // the run sealed no bundle of its own
+	}
+	var signer evidence.Signer
+	if s.o.Key != "" {
+		var err error
+		if signer, err = evidence.LoadSigner(s.o.Key); err != nil {
+			log.Error("loading the evidence key to record a decision", "err", err)
+			return
+		}
+	}
+	e := evidence.Entry{Action: d.Decision, Actor: d.By, Version: s.o.Env.Version, Detail: decisionDetail{
+		Record: rec.Name, Run: run.ID, Step: d.Step, Decision: d.Decision, By: d.By, At: d.At.UTC(), Reason: d.Reason,
+		Verified: "admission policy kir-response-approvals (the writer's authenticated name)",
+	}}
+	if err := evidence.AppendCustody(bundle, e, signer); err != nil {
+		log.Error("recording a decision in the run's evidence", "bundle", bundle, "err", err)
+	}
 }

@@ -202,8 +202,10 @@ func TestRevocationWaitsForAPerson(t *testing.T) {
 	if err := os.WriteFile(routing, []byte(approvalRouting), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	state := t.TempDir()
-	p := startServe(t, state, "replica-a", "--config", routing)
+	state, keys := t.TempDir(), t.TempDir()
+	kubetest.Kir{}.MustRun(t, "evidence", "keygen", "--out", keys)
+	keyFlags := []string{"--config", routing, "--key", filepath.Join(keys, "kir.key")}
+	p := startServe(t, state, "replica-a", keyFlags...)
 	for _, name := range []string{"approved", "denied"} {
 		if code := p.post(t, alert(t, w.ns, name, "uuid-revoke-"+name)); code != 202 {
 			t.Fatalf("POST %s: %d", name, code)
@@ -228,7 +230,7 @@ func TestRevocationWaitsForAPerson(t *testing.T) {
 	}
 
 	p.kill()
-	startServe(t, state, "replica-a", "--config", routing)
+	startServe(t, state, "replica-a", keyFlags...)
 	held = waitRecords(t, store, 2, record.Held)
 	kir := kubetest.Kir{Kubeconfig: cluster.Kubeconfig}
 	for _, r := range held {
@@ -254,6 +256,21 @@ func TestRevocationWaitsForAPerson(t *testing.T) {
 			t.Logf("record %s (%s): %s %s", r.Name, r.Spec.Target, r.Status.Phase, r.Status.Message)
 		}
 		t.Fatalf("want the approved run Succeeded and the denied one Denied: %v", err)
+	}
+	// The approval is in the run's evidence: a signed custody entry naming
+	// the approver, and the bundle still verifies.
+	for _, r := range held {
+		if !strings.HasSuffix(r.Spec.Target, "/approved") {
+			continue
+		}
+		bundle := filepath.Join(state, "evidence", r.Status.Run)
+		custody, err := os.ReadFile(filepath.Join(bundle, "custody.log"))
+		if err != nil || !strings.Contains(string(custody), `"type":"approve"`) || !strings.Contains(string(custody), "kubetest-admin") {
+			t.Errorf("the run's custody log does not record the approval by kubetest-admin (%v):\n%s", err, custody)
+		}
+		if v := kir.Run(t, "evidence", "verify", bundle, "--key", filepath.Join(keys, "kir.pub")); v.Code != 0 {
+			t.Errorf("kir evidence verify of the approved run's bundle: exit %d\n%s%s", v.Code, v.Stdout, v.Stderr)
+		}
 	}
 	err = kubetest.Eventually(ctx, 30*time.Second, func(context.Context) (bool, error) { return !authenticates(t, tokens["approved"]), nil })
 	if err != nil {
