@@ -139,13 +139,19 @@ func TestBudgetHoldsAcrossReplicas(t *testing.T) {
 	for _, pod := range w.pods {
 		waitIsolated(t, pod, 60*time.Second)
 	}
-	err = kubetest.Eventually(t.Context(), 60*time.Second, func(ctx context.Context) (bool, error) {
-		var err error
-		by, err = phases(ctx)
-		return err == nil && len(by[record.Succeeded]) == n, nil
+	var listErr error
+	err = kubetest.Eventually(t.Context(), 90*time.Second, func(ctx context.Context) (bool, error) {
+		got, err := phases(ctx)
+		if err != nil {
+			listErr = err
+			return false, nil
+		}
+		by = got
+		return len(by[record.Succeeded]) == n, nil
 	})
 	if err != nil {
-		t.Errorf("after the approvals, %d of %d records succeeded: %v", len(by[record.Succeeded]), n, err)
+		t.Errorf("after the approvals, %d of %d records succeeded, %d held, %d accepted, %d running, %d failed (last list error: %v): %v",
+			len(by[record.Succeeded]), n, len(by[record.Held]), len(by[record.Accepted]), len(by[record.Running]), len(by[record.Failed]), listErr, err)
 	}
 	for _, pod := range w.pods {
 		if c := quarantineEvents(t, pod); c != 1 {
