@@ -13,8 +13,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/evidence"
 	"kir.dev/kir/falco"
 	"kir.dev/kir/internal/spool"
@@ -32,6 +36,9 @@ import (
 // metrics say so.
 type Records struct {
 	Store *record.Store
+	// Kube renews this replica's heartbeat Lease, beside the records: a
+	// record is taken over only from a replica whose heartbeat lapsed.
+	Kube kubernetes.Interface
 	// Identity names this replica in claims.
 	Identity string
 	// ClaimFor is how long a claim lasts unrenewed; Check is how often
@@ -52,7 +59,6 @@ type recorder struct {
 	now func() time.Time
 
 	mu    sync.Mutex
-	mine  map[string]bool   // the unfinished records this replica works on
 	byRun map[string]string // run id → its record's name
 
 	failures atomic.Int64
@@ -64,7 +70,7 @@ func newRecorder(o *Records, now func() time.Time) *recorder {
 	if o == nil || o.Store == nil {
 		return nil
 	}
-	r := &recorder{o: *o, now: now, mine: map[string]bool{}, byRun: map[string]string{}}
+	r := &recorder{o: *o, now: now, byRun: map[string]string{}}
 	if r.o.ClaimFor <= 0 {
 		r.o.ClaimFor = 30 * time.Second
 	}
@@ -105,9 +111,6 @@ func (r *recorder) accept(ctx context.Context, raw []byte, alert *falco.Alert, i
 		return ""
 	}
 	r.lastErr.Store(nil)
-	r.mu.Lock()
-	r.mine[name] = true
-	r.mu.Unlock()
 	return name
 }
 
@@ -214,6 +217,9 @@ func (r *recorder) finished(ctx context.Context, name, outcome string) {
 		return // to be retried: still this replica's
 	}
 	r.update(ctx, name, func(rec *record.Response) error {
+		if phase == record.Duplicate && record.Finished(rec.Status.Phase) {
+			return record.ErrChanged // another replica's run of it ended it
+		}
 		rec.Status.Phase, rec.Status.Message = phase, truncate(msg, 4096)
 		if run != "" {
 			rec.Status.Run = run
@@ -228,9 +234,6 @@ func (r *recorder) finished(ctx context.Context, name, outcome string) {
 		}
 		return nil
 	})
-	r.mu.Lock()
-	delete(r.mine, name)
-	r.mu.Unlock()
 }
 
 // phaseOf maps a task's outcome (resolve) to a record's phase, its run
@@ -285,7 +288,7 @@ func (r *recorder) watch(ctx context.Context, take func(ctx context.Context, rec
 	t := time.NewTicker(r.o.Check)
 	defer t.Stop()
 	for {
-		r.renew(ctx)
+		r.beat(ctx)
 		r.takeOver(ctx, take)
 		r.decide(ctx, take)
 		select {
@@ -296,32 +299,45 @@ func (r *recorder) watch(ctx context.Context, take func(ctx context.Context, rec
 	}
 }
 
-// renew renews the claims of the unfinished records this replica works on.
-func (r *recorder) renew(ctx context.Context) {
-	r.mu.Lock()
-	names := make([]string, 0, len(r.mine))
-	for n := range r.mine {
-		names = append(names, n)
+// heartbeatName is the Lease by which replica says it is alive.
+func heartbeatName(replica string) string { return "kir-serve-" + identitySuffix(replica) }
+
+// beat renews this replica's heartbeat Lease: one write per period,
+// however many records it holds.
+func (r *recorder) beat(ctx context.Context) {
+	if r.o.Kube == nil {
+		return
 	}
-	r.mu.Unlock()
-	for _, n := range names {
-		r.update(ctx, n, func(rec *record.Response) error {
-			if record.Finished(rec.Status.Phase) {
-				return record.ErrChanged
-			}
-			if c := r.effectiveClaim(rec); c.Holder != r.o.Identity {
-				r.mu.Lock()
-				delete(r.mine, n) // taken over: this replica lost it
-				r.mu.Unlock()
-				return record.ErrChanged
-			}
-			rec.Status.Claim = r.claim(rec.Status.Claim)
-			if rec.Status.Phase == "" {
-				rec.Status.Phase = record.Accepted
-			}
-			return nil
-		})
+	leases := r.o.Kube.CoordinationV1().Leases(r.o.Store.Namespace())
+	name := heartbeatName(r.o.Identity)
+	now := metav1.NewMicroTime(r.now())
+	secs := int32(max(1, r.o.ClaimFor/time.Second))
+	l, err := leases.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{action.LabelManagedBy: action.ManagedByKir}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: &r.o.Identity, RenewTime: &now, LeaseDurationSeconds: &secs}}
+		_, err = leases.Create(ctx, l, metav1.CreateOptions{})
+	case err == nil:
+		l.Spec.HolderIdentity, l.Spec.RenewTime, l.Spec.LeaseDurationSeconds = &r.o.Identity, &now, &secs
+		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
 	}
+	if err != nil && ctx.Err() == nil {
+		r.failed(fmt.Errorf("renewing this replica's heartbeat (Lease %s): %w", name, err))
+	}
+}
+
+// alive reports whether replica renewed its heartbeat within its duration
+// (without a client to read it: as its records' claims say).
+func (r *recorder) alive(ctx context.Context, replica string, now time.Time) bool {
+	if r.o.Kube == nil {
+		return false
+	}
+	l, err := r.o.Kube.CoordinationV1().Leases(r.o.Store.Namespace()).Get(ctx, heartbeatName(replica), metav1.GetOptions{})
+	if err != nil || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
+		return err != nil && !apierrors.IsNotFound(err) // unreadable: assume alive, take nothing
+	}
+	return now.Before(l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second))
 }
 
 // takeOver claims the unfinished records of other replicas whose claims
@@ -333,11 +349,20 @@ func (r *recorder) takeOver(ctx context.Context, take func(context.Context, *rec
 		return
 	}
 	now := r.now()
+	alive := map[string]bool{}
 	for i := range list {
 		rec := &list[i]
 		c := r.effectiveClaim(rec)
 		if record.Finished(rec.Status.Phase) || rec.Status.Phase == record.Held || c.Holder == r.o.Identity || !c.Expired(now) {
 			continue
+		}
+		a, known := alive[c.Holder]
+		if !known {
+			a = r.alive(ctx, c.Holder, now)
+			alive[c.Holder] = a
+		}
+		if a {
+			continue // its holder is alive, however long its run takes
 		}
 		won, err := r.o.Store.UpdateStatus(ctx, rec.Name, func(cur *record.Response) error {
 			cc := r.effectiveClaim(cur)
@@ -358,9 +383,6 @@ func (r *recorder) takeOver(ctx context.Context, take func(context.Context, *rec
 			}
 			continue
 		}
-		r.mu.Lock()
-		r.mine[won.Name] = true
-		r.mu.Unlock()
 		take(ctx, won, false)
 	}
 }
@@ -416,9 +438,6 @@ func (r *recorder) decide(ctx context.Context, take func(context.Context, *recor
 			continue
 		}
 		if approved {
-			r.mu.Lock()
-			r.mine[won.Name] = true
-			r.mu.Unlock()
 			take(ctx, won, true)
 		}
 	}
@@ -463,10 +482,14 @@ func (s *server) takeOver(ctx context.Context, rec *record.Response, approved bo
 			return
 		}
 	}
-	log.Error("spooling an alert taken over; another replica may take it over after this one's claim expires", "err", err)
-	s.rec.mu.Lock()
-	delete(s.rec.mine, rec.Name) // not renewed: its claim lapses
-	s.rec.mu.Unlock()
+	log.Error("spooling an alert taken over; its claim is given up for another replica to take", "err", err)
+	s.rec.update(context.Background(), rec.Name, func(cur *record.Response) error {
+		if cur.Status.Claim == nil || cur.Status.Claim.Holder != s.rec.o.Identity {
+			return record.ErrChanged
+		}
+		cur.Status.Claim.Holder, cur.Status.Claim.RenewTime = "", metav1.NewTime(time.Time{}.Add(time.Second))
+		return nil
+	})
 }
 
 // resumeHeld resumes the held run of an approved record when its journal

@@ -187,7 +187,7 @@ func (o *serveOptions) records(s *session) *serve.Records {
 	if c == nil || o.noRecords {
 		return nil
 	}
-	return &serve.Records{Store: record.NewStore(s.env.Kube, c.Namespace), Identity: c.Identity, ClaimFor: o.leaseDuration, HoldFor: o.holdFor}
+	return &serve.Records{Store: record.NewStore(s.env.Kube, c.Namespace), Kube: s.env.Kube, Identity: c.Identity, ClaimFor: o.leaseDuration, HoldFor: o.holdFor}
 }
 
 // budgetOf is the installation's budget, beside the claims (kir's
