@@ -3,6 +3,7 @@ package record_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -182,4 +183,52 @@ func approver(t *testing.T, ns, name string) *record.Store {
 		t.Fatal(err)
 	}
 	return record.NewStore(kc, ns)
+}
+
+// TestTable: kubectl get shows the records as a table with their phase,
+// playbook, target, run and replica (the CRD's printer columns), as the
+// API server renders it for kubectl.
+func TestTable(t *testing.T) {
+	s := newStore(t)
+	if _, err := s.Create(t.Context(), sample("kir-table-0")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateStatus(t.Context(), "kir-table-0", func(r *record.Response) error {
+		r.Status.Phase, r.Status.Run = record.Succeeded, "alert-7-0.replica-a"
+		r.Status.Claim = &record.Claim{Holder: "replica-a", RenewTime: metav1.Now(), DurationSeconds: 15}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := cluster.Client.Discovery().RESTClient().Get().AbsPath("/apis/kir.dev/v1alpha1/namespaces/"+s.Namespace()+"/responses").
+		SetHeader("Accept", "application/json;as=Table;g=meta.k8s.io;v=v1").Do(t.Context()).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table metav1.Table
+	if err := json.Unmarshal(raw, &table); err != nil {
+		t.Fatal(err)
+	}
+	var cols []string
+	for _, c := range table.ColumnDefinitions {
+		if c.Priority == 0 {
+			cols = append(cols, c.Name)
+		}
+	}
+	if got := strings.Join(cols, " "); got != "Name Phase Playbook Target Run Replica Age" {
+		t.Errorf("kubectl get columns: %s", got)
+	}
+	if len(table.Rows) != 1 {
+		t.Fatalf("kubectl get: %d rows, want 1", len(table.Rows))
+	}
+	row := map[string]string{}
+	for i, c := range table.ColumnDefinitions {
+		row[c.Name] = fmt.Sprint(table.Rows[0].Cells[i])
+	}
+	want := map[string]string{"Phase": "Succeeded", "Playbook": "contain-pod", "Target": "ns/web", "Run": "alert-7-0.replica-a", "Replica": "replica-a", "Rule": "Drop and execute new binary in container"}
+	for col, v := range want {
+		if row[col] != v {
+			t.Errorf("kubectl get column %s = %q, want %q", col, row[col], v)
+		}
+	}
 }
