@@ -51,6 +51,10 @@ type Engine struct {
 	// required) may run; nil holds every run that reaches one (RunHeld):
 	// such a step never runs unasked.
 	Approvals Approvals
+	// Limits, when set, is asked before each step that acts (never in a
+	// dry run) whether a limit defers it (Limits). A deferred step does
+	// not run; the run goes on without it and ends held at it.
+	Limits Limits
 	// Guard, when set, is called once by Start with the playbook and its
 	// bound parameters, before the run is journaled or any step runs, dry
 	// runs included: to refuse runs aimed at what kir must never act on
@@ -198,6 +202,9 @@ type execution struct {
 // resuming it re-runs the step.
 func (x *execution) from(ctx context.Context, start int) error {
 	for i := start; i < len(x.pb.Steps); i++ {
+		if st := x.run.Steps[i].Status; st == StepSucceeded || st == StepSkipped {
+			continue // kept by Resume, past a deferred step
+		}
 		if ctx.Err() != nil {
 			return x.sync() // interrupted: the journal says where to resume
 		}
@@ -219,6 +226,12 @@ func (x *execution) from(ctx context.Context, start int) error {
 		return err // a run of one read-only step
 	}
 	x.run.settle()
+	if i := x.run.deferred(); i >= 0 && x.run.Status != RunDenied {
+		sr := &x.run.Steps[i]
+		x.run.Status, x.run.Error = RunHeld, ""
+		x.run.Held = &Held{Step: sr.Name, Reason: sr.Error, Since: x.env.Now().UTC()}
+		return x.record(recRunHeld, runHeld{Index: i, Name: sr.Name, Reason: sr.Error})
+	}
 	x.run.Finished = x.env.Now().UTC()
 	return x.record(recRunFinished, runFinished{Status: x.run.Status, Error: x.run.Error})
 }
@@ -282,6 +295,11 @@ func (x *execution) step(ctx context.Context, i int) (abort bool, err error) {
 	}
 	if s.Approval == ApprovalRequired {
 		if skip, stop, err := x.approve(ctx, i, sr, log); skip || stop || err != nil {
+			return stop, err
+		}
+	}
+	if !readOnly {
+		if skip, stop, err := x.limit(ctx, i, sr, log); skip || stop || err != nil {
 			return stop, err
 		}
 	}

@@ -93,13 +93,10 @@ func (e *Engine) Resume(ctx context.Context, id string, env action.Env) (*Run, e
 	case RunDenied:
 		return run, ErrDenied
 	}
-	start := 0
-	for start < len(run.Steps) && (run.Steps[start].Status == StepSucceeded || run.Steps[start].Status == StepSkipped) {
-		start++
-	}
+	start, kept := resumeFrom(run.Steps)
 	scope := map[string]any{}
 	for i := range run.Steps {
-		if i < start {
+		if kept[i] {
 			scope[run.Steps[i].Name] = stepScope(&run.Steps[i])
 			continue
 		}
@@ -119,6 +116,27 @@ func (e *Engine) Resume(ctx context.Context, id string, env action.Env) (*Run, e
 		return nil, err
 	}
 	return run, x.from(ctx, start)
+}
+
+// resumeFrom returns the first step a resumed run runs, and which steps
+// it keeps: those that succeeded or were skipped before the first step
+// that did not succeed — past deferred steps, which run again while the
+// steps that ran after them do not.
+func resumeFrom(steps []StepRun) (start int, kept []bool) {
+	kept = make([]bool, len(steps))
+	start = len(steps)
+	for i, s := range steps {
+		switch s.Status {
+		case StepSucceeded, StepSkipped:
+			kept[i] = true
+			continue
+		case StepDeferred:
+			start = min(start, i)
+			continue
+		}
+		return min(start, i), kept
+	}
+	return start, kept
 }
 
 // ErrActed is returned by Discard for a run that started a step that acts.
@@ -257,6 +275,16 @@ func (e *Engine) replay(id string, recs []journal.Record) (*replayed, error) {
 				sr.Condition, sr.Holds = e.condition(pb, d.Index), &holds
 			}
 			run.addWarnings(d.Warnings)
+		case recStepDeferred:
+			var d stepDeferred
+			if err := decodeData(rec, &d); err != nil {
+				return nil, err
+			}
+			sr, err := stepAt(d.Index, d.Name)
+			if err != nil {
+				return nil, err
+			}
+			sr.Status, sr.Error = StepDeferred, d.Reason
 		case recStepApproved, recStepDenied, recRunHeld:
 			if err := replayApproval(rec, run, stepAt); err != nil {
 				return nil, err

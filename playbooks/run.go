@@ -21,8 +21,10 @@ const (
 	// policy denies. Never read as contained.
 	RunNotEnforced = "not-enforced"
 	// RunHeld: the run stopped before a step that needs approval, with no
-	// decision yet (Run.Held says which and why). Nothing after it ran;
-	// resuming it once the step is approved runs it and what follows.
+	// decision yet (Run.Held says which and why): nothing after it ran,
+	// and resuming it once the step is approved runs it and what follows.
+	// Or a limit deferred a step (StepDeferred, Engine.Limits): the run
+	// went on without it, and resuming it runs the deferred steps.
 	RunHeld = "held"
 	// RunDenied: a person denied a step that needs approval. What ran
 	// before it stands (an isolation is kept); it and what follows did

@@ -3,10 +3,12 @@ package serve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"kir.dev/kir/budget"
 	"kir.dev/kir/playbooks"
+	"kir.dev/kir/record"
 )
 
 // overBudget holds a new run when kir is paused or its pod is over the
@@ -57,4 +59,87 @@ func (s *server) guarded(ctx context.Context, t *task) bool {
 	}
 	_, err = s.o.Engine.Guard(ctx, s.o.Env, entry.Playbook, params)
 	return err != nil
+}
+
+// budgetedNodeActions are the actions the node budget counts: their
+// "nodes" parameter names the nodes they cordon.
+var budgetedNodeActions = map[string]bool{"contain.cordon-node": true}
+
+// deferStep is the engine's Limits: a cordon over the node budget is
+// deferred — the pod's isolation and evidence go on, the run ends held at
+// the cordon — until a person approves that step (kir runs approve
+// --step cordon) or the whole run on its record; a person's denial of the
+// step ends the run denied, the isolation kept. A budget that cannot be
+// read defers it too.
+func (s *server) deferStep(ctx context.Context, run *playbooks.Run, step string) (playbooks.Decision, error) {
+	under := playbooks.Decision{Verdict: playbooks.VerdictApproved}
+	sr := run.Step(step)
+	if s.o.Budget == nil || sr == nil || !budgetedNodeActions[sr.Action] {
+		return under, nil
+	}
+	slot, name, how := run.ID+"/"+step, s.rec.recordOfRun(run.ID), ""
+	if name != "" {
+		rec, err := s.rec.o.Store.Get(ctx, name)
+		if err != nil {
+			return playbooks.Decision{}, fmt.Errorf("reading the run's record %s for a decision: %w", name, err)
+		}
+		if d, ok := personsDecision(rec, step); ok {
+			return d, nil
+		}
+		slot, how = name+"/"+step, "; approve it with kir runs approve "+name+" --step "+step
+	}
+	nodes, err := stringList(sr.Params["nodes"])
+	if err != nil {
+		return playbooks.Decision{}, fmt.Errorf("step %s: %w", step, err)
+	}
+	_, err = s.o.Budget.Take(ctx, budget.Node, slot, nodes)
+	var over *budget.OverBudget
+	if errors.As(err, &over) {
+		s.o.Metrics.Runs.WithLabelValues(run.Playbook, "deferred").Inc()
+		return playbooks.Decision{Verdict: playbooks.VerdictPending, Reason: over.Error() + how}, nil
+	}
+	if err != nil {
+		return playbooks.Decision{}, err
+	}
+	return under, nil
+}
+
+// personsDecision returns what a person decided on rec for step: the
+// step's own decision, else an approval of the whole run.
+func personsDecision(rec *record.Response, step string) (playbooks.Decision, bool) {
+	a, ok := rec.Decision(step)
+	if !ok {
+		if a, ok = rec.Decision(""); !ok || a.Decision != record.Approve {
+			return playbooks.Decision{}, false
+		}
+	}
+	return asDecision(rec, a), true
+}
+
+// asDecision is a person's decision a on record rec, as the engine reads it.
+func asDecision(rec *record.Response, a record.Approval) playbooks.Decision {
+	verdict := playbooks.VerdictApproved
+	if a.Decision == record.Deny {
+		verdict = playbooks.VerdictDenied
+	}
+	return playbooks.Decision{Verdict: verdict, By: a.By, Reason: a.Reason, Via: "response record " + rec.Name, At: a.At.Time}
+}
+
+// stringList reads a parameter that is a list of strings.
+func stringList(v any) ([]string, error) {
+	switch l := v.(type) {
+	case []string:
+		return l, nil
+	case []any:
+		out := make([]string, 0, len(l))
+		for _, e := range l {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("nodes: %v is not a node name", e)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("nodes: %T is not a list of node names", v)
 }

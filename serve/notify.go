@@ -69,10 +69,10 @@ func (s *server) event(t *task, outcome string) (notify.Event, bool) {
 	case parts[0] == "held":
 		ev.Kind, ev.Run = notify.KindHeld, s.recordOf(t)
 		ev.Held = &notify.Held{Reason: strings.TrimPrefix(outcome, "held:")}
-		s.approveCommands(ev.Held, s.recordOf(t))
+		s.approveCommands(ev.Held, s.recordOf(t), "")
 	case parts[0] == "refused":
 		ev.Kind, ev.Run, ev.Reason = notify.KindRefused, strings.TrimPrefix(outcome, "refused:"), "refused: kir never acts on what it guards"
-	case parts[0] == "ran" && len(parts) >= 3 && len(parts) < 4:
+	case parts[0] == "ran" && len(parts) >= 3 && (len(parts) < 4 || parts[3] != "retry"):
 		ev.Run = parts[1]
 		ev.Evidence = &notify.Evidence{Replica: s.identity()}
 		switch parts[2] {
@@ -80,7 +80,14 @@ func (s *server) event(t *task, outcome string) (notify.Event, bool) {
 			ev.Kind = notify.KindFinished
 		case playbooks.RunHeld:
 			ev.Kind, ev.Held = notify.KindHeld, &notify.Held{Reason: "a step needs approval"}
-			s.approveCommands(ev.Held, s.recordOf(t))
+			step := ""
+			if len(parts) == 4 {
+				ev.Held.Reason = parts[3]
+				if at, ok := strings.CutPrefix(parts[3], "at step "); ok {
+					step, _, _ = strings.Cut(at, ": ")
+				}
+			}
+			s.approveCommands(ev.Held, s.recordOf(t), step)
 		default:
 			ev.Kind, ev.Reason = notify.KindFailed, "run "+parts[1]+" ended "+parts[2]
 		}
@@ -93,12 +100,16 @@ func (s *server) event(t *task, outcome string) (notify.Event, bool) {
 }
 
 // approveCommands are the commands that answer a held record.
-func (s *server) approveCommands(h *notify.Held, rec string) {
+// A run held at a step is approved step by step.
+func (s *server) approveCommands(h *notify.Held, rec, step string) {
 	if rec == "" || s.rec == nil {
 		return
 	}
 	ns := " --kir-namespace " + s.rec.o.Store.Namespace()
 	h.Approve = "kir runs approve " + rec + ns
+	if step != "" {
+		h.Approve += " --step " + step
+	}
 	h.Deny = "kir runs deny " + rec + ns + " --reason '...'"
 }
 

@@ -67,7 +67,10 @@ func startServe(t testing.TB, state, identity string, extra ...string) *servePro
 	}
 	defer logFile.Close()
 	args := append([]string{"serve", "--listen", addr, "--token-file", tokenFile, "--state-dir", state,
-		"--kubeconfig", cluster.Kubeconfig, "--identity", identity, "--lease-namespace", leaseNamespace(t), "--lease-duration", "3s"}, extra...)
+		"--kubeconfig", cluster.Kubeconfig, "--identity", identity, "--lease-namespace", leaseNamespace(t), "--lease-duration", "3s",
+		// The shared test cluster's Ready nodes come and go with each
+		// test's fixture: the share would defer cordons by chance.
+		"--budget-node-share", "1"}, extra...)
 	bin := kirBinary
 	if bin == "" {
 		bin = kubetest.KirBinary(t)

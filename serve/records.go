@@ -178,6 +178,16 @@ func (r *recorder) running(ctx context.Context, name, run, incident string) {
 	})
 }
 
+// recordOfRun returns the name of the record run started from, or "".
+func (r *recorder) recordOfRun(run string) string {
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byRun[run]
+}
+
 // decideStep answers the engine for a step that needs approval, from the
 // run's record: what a person decided there (kir runs approve --step),
 // or pending. A run with no record (records off, or not written) is held:
@@ -197,13 +207,10 @@ func (r *recorder) decideStep(ctx context.Context, run *playbooks.Run, step stri
 		return playbooks.Decision{}, err
 	}
 	d, ok := rec.Decision(step)
-	switch {
-	case !ok:
+	if !ok {
 		return playbooks.Decision{Verdict: playbooks.VerdictPending, Reason: "waiting for kir runs approve " + name + " --step " + step}, nil
-	case d.Decision == record.Deny:
-		return playbooks.Decision{Verdict: playbooks.VerdictDenied, By: d.By, Reason: d.Reason, Via: "response record " + name, At: d.At.Time}, nil
 	}
-	return playbooks.Decision{Verdict: playbooks.VerdictApproved, By: d.By, Reason: d.Reason, Via: "response record " + name, At: d.At.Time}, nil
+	return asDecision(rec, d), nil
 }
 
 // finished records how the record's match ended, from the outcome the
@@ -245,7 +252,7 @@ func phaseOf(outcome string) (phase, run, msg string) {
 	if why, ok := strings.CutPrefix(outcome, "held:"); ok {
 		return record.Held, "", "held until a person approves it: " + why
 	}
-	parts := strings.Split(outcome, ":")
+	parts := strings.SplitN(outcome, ":", 4)
 	if parts[0] != "ran" || len(parts) < 3 {
 		return record.Failed, "", outcome
 	}
@@ -257,11 +264,28 @@ func phaseOf(outcome string) (phase, run, msg string) {
 	case playbooks.RunSucceeded:
 		return record.Succeeded, run, msg
 	case playbooks.RunHeld:
+		if len(parts) > 3 {
+			msg += ": " + parts[3]
+		}
 		return record.Held, run, msg
 	case playbooks.RunDenied:
 		return record.Denied, run, msg
 	}
 	return record.Failed, run, msg
+}
+
+// ranOutcome is the outcome a task is resolved with when its run ended:
+// a held run's says where and why it waits.
+func ranOutcome(run *playbooks.Run) string {
+	return "ran:" + run.ID + ":" + run.Status + heldWhy(run)
+}
+
+// heldWhy is ":" and where and why run waits, when it is held.
+func heldWhy(run *playbooks.Run) string {
+	if run == nil || run.Status != playbooks.RunHeld || run.Held == nil {
+		return ""
+	}
+	return ":at step " + run.Held.Step + ": " + run.Held.Reason
 }
 
 func (r *recorder) update(ctx context.Context, name string, change func(*record.Response) error) {
@@ -516,7 +540,7 @@ func (s *server) resumeHeld(ctx context.Context, rec *record.Response, log *slog
 		resumed, err := s.resume(ctx, id, env)
 		outcome := "error:" + fmt.Sprint(err)
 		if err == nil {
-			outcome = "ran:" + id + ":" + resumed.Status
+			outcome = ranOutcome(resumed)
 			s.o.Metrics.Runs.WithLabelValues(resumed.Playbook, resumed.Status).Inc()
 		}
 		s.rec.finished(ctx, rec.Name, outcome)

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kir.dev/kir/internal/kubetest"
+	"kir.dev/kir/playbooks"
 	"kir.dev/kir/record"
 )
 
@@ -382,4 +383,81 @@ func TestHeldRunExpires(t *testing.T) {
 	if quarantineEvents(t, w.pods[0]) != 0 {
 		t.Error("an expired run acted")
 	}
+}
+
+// TestNodeBudgetDefersOnlyTheCordon: over the node budget, a run's cordon
+// is deferred while its pod is isolated and the rest of the run goes on;
+// the record is held at the cordon until a person approves that step.
+func TestNodeBudgetDefersOnlyTheCordon(t *testing.T) {
+	t.Parallel()
+	first, second := newWorld(t, 1), newWorld(t, 1)
+	state := t.TempDir()
+	p := startServe(t, state, "replica-n", "--budget-nodes", "1")
+	ns := leaseNamespace(t)
+	store := record.NewStore(cluster.Client, ns)
+	if code := p.post(t, alert(t, first.ns, first.pods[0].Name, "uuid-node-1")); code != 202 {
+		t.Fatalf("POST: %d", code)
+	}
+	waitRecords(t, store, 1, record.Succeeded)
+	if !unschedulable(t, first.node) {
+		t.Fatalf("node %s was not cordoned within the budget", first.node)
+	}
+	if code := p.post(t, alert(t, second.ns, second.pods[0].Name, "uuid-node-2")); code != 202 {
+		t.Fatalf("POST: %d", code)
+	}
+	var held *record.Response
+	err := kubetest.Eventually(t.Context(), 60*time.Second, func(ctx context.Context) (bool, error) {
+		recs, err := store.List(ctx, "")
+		for i := range recs {
+			if recs[i].Spec.Target == second.ns+"/"+second.pods[0].Name && recs[i].Status.Phase == record.Held {
+				held = &recs[i]
+			}
+		}
+		return err == nil && held != nil, nil
+	})
+	if err != nil {
+		t.Fatalf("the second run's record is not held: %v", err)
+	}
+	if !strings.Contains(held.Status.Message, "node budget") {
+		t.Errorf("held record says %q, want the node budget", held.Status.Message)
+	}
+	waitIsolated(t, second.pods[0], 10*time.Second)
+	if unschedulable(t, second.node) {
+		t.Fatalf("node %s was cordoned over the node budget", second.node)
+	}
+	eng := newEngine(t, state)
+	run, err := eng.Load(held.Status.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := run.Step("cordon"); s == nil || s.Status != playbooks.StepDeferred {
+		t.Errorf("cordon step: %+v, want deferred", s)
+	}
+	if s := run.Step("seal"); s == nil || s.Status == playbooks.StepPending {
+		t.Errorf("seal step after the deferred cordon: %+v, want it run (or its condition checked)", s)
+	}
+
+	kubetest.Kir{Kubeconfig: cluster.Kubeconfig}.MustRun(t, "runs", "approve", held.Name, "--step", "cordon", "--kir-namespace", ns)
+	err = kubetest.Eventually(t.Context(), 60*time.Second, func(ctx context.Context) (bool, error) {
+		rec, err := store.Get(ctx, held.Name)
+		return err == nil && rec.Status.Phase == record.Succeeded, nil
+	})
+	if err != nil {
+		t.Fatalf("the approved cordon's record did not end Succeeded: %v", err)
+	}
+	if !unschedulable(t, second.node) {
+		t.Errorf("node %s was not cordoned once a person approved it", second.node)
+	}
+	if n := quarantineEvents(t, second.pods[0]); n != 1 {
+		t.Errorf("the pod was isolated %d times, want once (the resumed run runs the cordon alone)", n)
+	}
+}
+
+func unschedulable(t *testing.T, node string) bool {
+	t.Helper()
+	n, err := cluster.Client.CoreV1().Nodes().Get(t.Context(), node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Spec.Unschedulable
 }

@@ -78,6 +78,9 @@ func newServer(o Options) (*server, error) {
 	// A step that needs approval runs only once a person approved it on
 	// the run's record (kir runs approve --step); without records, never.
 	s.o.Engine.Approvals = playbooks.ApprovalsFunc(s.rec.decideStep)
+	// A cordon over the node budget waits for a person; the rest of its
+	// run does not.
+	s.o.Engine.Limits = playbooks.LimitsFunc(s.deferStep)
 	if err := s.openOutbox(); err != nil {
 		_ = sp.Close()
 		return nil, err

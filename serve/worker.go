@@ -564,13 +564,19 @@ func (s *server) settle(ctx context.Context, t *task, id string, run *playbooks.
 		log.Info("playbook run finished", "status", run.Status, "error", run.Error)
 	}
 	s.o.Metrics.RunLatency.WithLabelValues(t.match.Playbook).Observe(s.o.Now().Sub(t.item.received).Seconds())
-	s.end(ctx, t, ending{run: id, status: status, cause: cause, resumable: err == nil || resumable(run), attempts: attempts}, lease, log)
+	e := ending{run: id, status: status, cause: cause, resumable: err == nil || resumable(run), attempts: attempts}
+	if err == nil {
+		e.why = heldWhy(run)
+	}
+	s.end(ctx, t, e, lease, log)
 }
 
 // ending is how a key's run ended: its status, and what made it fail.
 type ending struct {
 	run, status string
-	cause       error
+	// why is where and why a held run waits (heldWhy).
+	why   string
+	cause error
 	// resumable: the run left a journal to resume.
 	resumable bool
 	// attempts counts the key's earlier transient failures.
@@ -609,7 +615,7 @@ func (s *server) end(ctx context.Context, t *task, e ending, lease *coordination
 		}
 	}
 	s.finishKey(m.Key, "duplicate of "+e.run, m.Window)
-	s.resolve(t, "ran:"+e.run+":"+e.status)
+	s.resolve(t, "ran:"+e.run+":"+e.status+e.why)
 }
 
 // resumable says whether run, which returned an error, left a journal to

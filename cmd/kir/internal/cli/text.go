@@ -87,6 +87,8 @@ func (p *textPrinter) step(r Report, s playbooks.StepRun) {
 		p.line("%s: DENIED: %s", s.Name, s.Error)
 	case playbooks.StepNeedsApproval:
 		p.line("%s: needs approval: not run in a dry run", s.Name)
+	case playbooks.StepDeferred:
+		p.line("%s: DEFERRED: %s; the run went on without it, and is held until a person approves it", s.Name, s.Error)
 	}
 	if s.Decision != nil && s.Decision.Verdict == playbooks.VerdictApproved {
 		p.line("%s: approved by %s (%s) at %s", s.Name, s.Decision.By, s.Decision.Via, s.Decision.At.UTC().Format(time.RFC3339))
