@@ -332,6 +332,7 @@ func (s *server) done(it *item, outcome string) {
 // are.
 func (s *server) resolve(t *task, outcome string) {
 	s.rec.finished(context.Background(), s.recordOf(t), outcome)
+	s.recordRerunDecisions(t, outcome)
 	s.notify(t, outcome)
 	t.item.mu.Lock()
 	t.item.outcomes = append(t.item.outcomes, fmt.Sprintf("%d:%s", t.index, outcome))

@@ -588,10 +588,41 @@ type decisionDetail struct {
 // evidence as a custody entry, signed with serve's key when it has one:
 // the auditor reads who let the run go on, and when.
 func (s *server) recordDecision(rec *record.Response, run *playbooks.Run, log *slog.Logger) {
-	if len(rec.Spec.Approvals) == 0 || s.o.Engine.Evidence == "" {
+	if len(rec.Spec.Approvals) > 0 {
+		s.recordDecisions(rec, run, rec.Spec.Approvals[len(rec.Spec.Approvals)-1:], log)
+	}
+}
+
+// recordRerunDecisions records, in the evidence of a run that ran a
+// record again from the start (its held run's journal was another
+// replica's), every decision the record holds: the run went on because
+// of them.
+func (s *server) recordRerunDecisions(t *task, outcome string) {
+	parts := strings.SplitN(outcome, ":", 4)
+	name := s.recordOf(t)
+	if !t.item.approved || parts[0] != "ran" || len(parts) < 3 || name == "" || s.rec == nil {
 		return
 	}
-	d := rec.Spec.Approvals[len(rec.Spec.Approvals)-1]
+	log := s.o.Log.With("record", name, "run", parts[1])
+	rec, err := s.rec.o.Store.Get(context.Background(), name)
+	if err != nil {
+		log.Error("reading the record to put its decisions in the run's evidence", "err", err)
+		return
+	}
+	run, err := s.o.Engine.Load(parts[1])
+	if err != nil {
+		log.Error("reading the run to put its record's decisions in its evidence", "err", err)
+		return
+	}
+	s.recordDecisions(rec, run, rec.Spec.Approvals, log)
+}
+
+// recordDecisions appends decisions, made on rec, to run's sealed
+// evidence, one custody entry each.
+func (s *server) recordDecisions(rec *record.Response, run *playbooks.Run, decisions []record.Approval, log *slog.Logger) {
+	if len(decisions) == 0 || s.o.Engine.Evidence == "" {
+		return
+	}
 	bundle := filepath.Join(s.o.Engine.Evidence, run.ID)
 	if _, err := os.Stat(filepath.Join(bundle, evidence.ManifestFile)); err != nil {
 		return // the run sealed no bundle of its own
@@ -604,11 +635,14 @@ func (s *server) recordDecision(rec *record.Response, run *playbooks.Run, log *s
 			return
 		}
 	}
-	e := evidence.Entry{Action: d.Decision, Actor: d.By, Version: s.o.Env.Version, Detail: decisionDetail{
-		Record: rec.Name, Run: run.ID, Step: d.Step, Decision: d.Decision, By: d.By, At: d.At.UTC(), Reason: d.Reason,
-		Verified: "admission policy kir-response-approvals (the writer's authenticated name)",
-	}}
-	if err := evidence.AppendCustody(bundle, e, signer); err != nil {
-		log.Error("recording a decision in the run's evidence", "bundle", bundle, "err", err)
+	for _, d := range decisions {
+		e := evidence.Entry{Action: d.Decision, Actor: d.By, Version: s.o.Env.Version, Detail: decisionDetail{
+			Record: rec.Name, Run: run.ID, Step: d.Step, Decision: d.Decision, By: d.By, At: d.At.UTC(), Reason: d.Reason,
+			Verified: "admission policy kir-response-approvals (the writer's authenticated name)",
+		}}
+		if err := evidence.AppendCustody(bundle, e, signer); err != nil {
+			log.Error("recording a decision in the run's evidence", "bundle", bundle, "err", err)
+			return
+		}
 	}
 }

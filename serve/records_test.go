@@ -339,7 +339,8 @@ func TestPauseHoldsEveryRun(t *testing.T) {
 	ns := leaseNamespace(t)
 	kir := kubetest.Kir{Kubeconfig: cluster.Kubeconfig}
 	kir.MustRun(t, "runs", "pause", "--kir-namespace", ns)
-	p := startServe(t, t.TempDir(), "replica-p")
+	state := t.TempDir()
+	p := startServe(t, state, "replica-p")
 	if code := p.post(t, alert(t, w.ns, w.pods[0].Name, "uuid-paused")); code != 202 {
 		t.Fatalf("POST: %d", code)
 	}
@@ -356,8 +357,26 @@ func TestPauseHoldsEveryRun(t *testing.T) {
 		t.Fatalf("POST: %d", code)
 	}
 	waitIsolated(t, w.pods[1], 30*time.Second)
-	kir.MustRun(t, "runs", "approve", held[0].Name, "--kir-namespace", ns)
+	kir.MustRun(t, "runs", "approve", held[0].Name, "--kir-namespace", ns, "--reason", "looked at it")
 	waitIsolated(t, w.pods[0], 30*time.Second)
+	// The run that ran because of the approval has it in its evidence.
+	var rec *record.Response
+	err := kubetest.Eventually(t.Context(), 30*time.Second, func(ctx context.Context) (bool, error) {
+		var err error
+		rec, err = store.Get(ctx, held[0].Name)
+		return err == nil && rec.Status.Phase == record.Succeeded, nil
+	})
+	if err != nil {
+		t.Fatalf("the approved record did not end Succeeded: %v", err)
+	}
+	err = kubetest.Eventually(t.Context(), 10*time.Second, func(context.Context) (bool, error) {
+		custody, err := os.ReadFile(filepath.Join(state, "evidence", rec.Status.Run, "custody.log"))
+		return err == nil && strings.Contains(string(custody), `"type":"approve"`) && strings.Contains(string(custody), "looked at it"), nil
+	})
+	if err != nil {
+		custody, _ := os.ReadFile(filepath.Join(state, "evidence", rec.Status.Run, "custody.log"))
+		t.Errorf("the approved run's custody log does not record the approval:\n%s", custody)
+	}
 }
 
 // TestHeldRunExpires: a held run nobody answers ends Expired after
