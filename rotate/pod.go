@@ -75,6 +75,12 @@ func (s Stores) RotatePodCredentials(ctx context.Context, env action.Env, p PodP
 	if err != nil {
 		return res, err
 	}
+	if len(sas) > 0 {
+		// Before any secret is rotated: not the secrets without the tokens.
+		if err := checkAccess(ctx, env.Kube, string(p.Namespace), serviceAccountRules(false)); err != nil {
+			return res, fmt.Errorf("rotating the credentials of pods in %s: %w", p.Namespace, err)
+		}
+	}
 	var errs []error
 	for _, r := range refs {
 		sp := SecretParams{Ref: r, Rotation: podRotation(p.Rotation, r), EndpointURL: p.EndpointURL, Region: p.Region}

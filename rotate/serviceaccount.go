@@ -210,6 +210,9 @@ func (r *saRotation) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rotating ServiceAccount %s: %w", r.id, err)
 	}
+	if err := checkAccess(ctx, r.env.Kube, r.p.Namespace, serviceAccountRules(r.p.NoRestart)); err != nil {
+		return fmt.Errorf("rotating ServiceAccount %s: %w", r.id, err)
+	}
 	sas := r.env.Kube.CoreV1().ServiceAccounts(r.p.Namespace)
 	sa, err := sas.Get(ctx, r.p.Name, metav1.GetOptions{})
 	var probe string // never logged, returned, noted or put in an error

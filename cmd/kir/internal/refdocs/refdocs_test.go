@@ -8,9 +8,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"kir.dev/kir/action"
+
 	"kir.dev/kir/cmd/kir/internal/catalog"
 	"kir.dev/kir/cmd/kir/internal/cli"
 	"kir.dev/kir/cmd/kir/internal/refdocs"
+	"kir.dev/kir/fence"
 	"kir.dev/kir/playbooks"
 	"kir.dev/kir/rotate"
 )
@@ -32,6 +35,14 @@ func TestGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rotateRoles, err := refdocs.RotateNamespaced(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admission, err := fence.Manifest(action.DefaultKirNamespace, fence.DefaultParams())
+	if err != nil {
+		t.Fatal(err)
+	}
 	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -46,10 +57,12 @@ func TestGenerated(t *testing.T) {
 		}
 	}
 	for file, want := range map[string]string{
-		"docs/actions.md":                  refdocs.Actions(reg),
-		"docs/playbooks.md":                refdocs.Playbooks(lib),
-		"README.md":                        generated,
-		"deploy/components/rbac/rbac.yaml": string(rbac),
+		"docs/actions.md":                                refdocs.Actions(reg),
+		"docs/playbooks.md":                              refdocs.Playbooks(lib),
+		"README.md":                                      generated,
+		"deploy/components/rbac/rbac.yaml":               string(rbac),
+		"deploy/components/admission/fence.yaml":         string(admission),
+		"deploy/components/rotate-namespaced/roles.yaml": rotateRoles,
 	} {
 		path := filepath.Join(root, filepath.FromSlash(file))
 		if *update {
