@@ -2,11 +2,14 @@ package serve
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"time"
 
 	"kir.dev/kir/notify"
 	"kir.dev/kir/playbooks"
+	"kir.dev/kir/record"
 )
 
 // Notifications (the routing config's notifications section, package
@@ -44,14 +47,8 @@ func (s *server) notify(t *task, outcome string) {
 	if s.outbox == nil {
 		return
 	}
-	ev, ok := s.event(t, outcome)
-	if !ok {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.outbox.Enqueue(ctx, ev); err != nil {
-		s.o.Log.Error("queuing a notification", "run", ev.Run, "kind", ev.Kind, "err", err)
+	if ev, ok := s.event(t, outcome); ok {
+		s.enqueue1(ev)
 	}
 }
 
@@ -83,10 +80,9 @@ func (s *server) event(t *task, outcome string) (notify.Event, bool) {
 			step := ""
 			if len(parts) == 4 {
 				ev.Held.Reason = parts[3]
-				if at, ok := strings.CutPrefix(parts[3], "at step "); ok {
-					step, _, _ = strings.Cut(at, ": ")
-				}
+				step = heldStep(parts[3])
 			}
+			ev.Held.Step = step
 			s.approveCommands(ev.Held, s.recordOf(t), step)
 		default:
 			ev.Kind, ev.Reason = notify.KindFailed, "run "+parts[1]+" ended "+parts[2]
@@ -96,7 +92,80 @@ func (s *server) event(t *task, outcome string) (notify.Event, bool) {
 	default:
 		return ev, false // duplicate, retry, dry run
 	}
+	if rec := s.recordOf(t); rec != "" {
+		// Stable, from what the record's status says: a replica that
+		// adopts a held record sends the same id.
+		_, _, msg := phaseOf(outcome)
+		ev.ID = eventID(rec, ev.Kind, truncate(msg, 4096))
+	}
 	return ev, true
+}
+
+// heldStep is the step a held run's reason (heldWhy) names, or "".
+func heldStep(why string) string {
+	at, ok := strings.CutPrefix(strings.TrimLeft(why, ": "), "at step ")
+	if !ok {
+		return ""
+	}
+	step, _, _ := strings.Cut(at, ": ")
+	return step
+}
+
+// eventID names the notification of kind about record rec, whose status
+// message is msg: the same from every replica that sends it.
+func eventID(rec string, kind notify.Kind, msg string) string {
+	sum := sha256.Sum256([]byte(msg))
+	return rec + "-" + string(kind) + "-" + hex.EncodeToString(sum[:6])
+}
+
+// recordEvent is the notification of kind about a record, from what the
+// record holds: for a replica that did not run it.
+func (s *server) recordEvent(rec *record.Response, kind notify.Kind) notify.Event {
+	ev := notify.Event{Kind: kind, Run: rec.Name, Incident: rec.Status.Incident, Playbook: rec.Spec.Playbook,
+		Rule: rec.Spec.RoutingRule, Time: s.o.Now().UTC()}
+	if rec.Spec.AlertRule != "" {
+		ev.Alert = &notify.Alert{Rule: rec.Spec.AlertRule, Priority: rec.Spec.AlertPriority, Time: rec.Spec.Received.UTC()}
+	}
+	if ns, name, ok := strings.Cut(rec.Spec.Target, "/"); ok {
+		ev.Pods = []notify.Pod{{Namespace: ns, Name: name}}
+	} else if rec.Spec.Target != "" {
+		ev.Nodes = []string{rec.Spec.Target}
+	}
+	return ev
+}
+
+// renotifyHeld sends again that a held record, adopted from a replica
+// whose heartbeat lapsed, waits for a person.
+func (s *server) renotifyHeld(rec *record.Response) {
+	ev := s.recordEvent(rec, notify.KindHeld)
+	ev.ID = eventID(rec.Name, notify.KindHeld, rec.Status.Message)
+	_, why, _ := strings.Cut(rec.Status.Message, " held")
+	ev.Held = &notify.Held{Step: heldStep(why), Reason: rec.Status.Message}
+	if rec.Status.ExpiresAt != nil {
+		ev.Held.Expires = rec.Status.ExpiresAt.UTC()
+	}
+	s.approveCommands(ev.Held, rec.Name, ev.Held.Step)
+	s.o.Log.Warn("adopted a held record from a replica whose heartbeat lapsed; telling people again", "record", rec.Name)
+	s.enqueue1(ev)
+}
+
+// notifyExpired says that a held record expired unanswered.
+func (s *server) notifyExpired(rec *record.Response) {
+	ev := s.recordEvent(rec, notify.KindRefused)
+	ev.ID, ev.Reason = rec.Name+"-expired", rec.Status.Message
+	s.enqueue1(ev)
+}
+
+// enqueue1 queues one notification, if there are notifications.
+func (s *server) enqueue1(ev notify.Event) {
+	if s.outbox == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.outbox.Enqueue(ctx, ev); err != nil {
+		s.o.Log.Error("queuing a notification", "run", ev.Run, "kind", ev.Kind, "err", err)
+	}
 }
 
 // approveCommands are the commands that answer a held record.

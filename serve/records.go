@@ -64,6 +64,11 @@ type recorder struct {
 	failures atomic.Int64
 	lastErr  atomic.Pointer[string]
 	onFail   func()
+	// onAdopted is called with a held record this replica adopted from
+	// one whose heartbeat lapsed, onExpired with one it ended Expired:
+	// the server tells people (their notifications were the other
+	// replica's, or are news).
+	onAdopted, onExpired func(*record.Response)
 }
 
 func newRecorder(o *Records, now func() time.Time) *recorder {
@@ -377,7 +382,7 @@ func (r *recorder) takeOver(ctx context.Context, take func(context.Context, *rec
 	for i := range list {
 		rec := &list[i]
 		c := r.effectiveClaim(rec)
-		if record.Finished(rec.Status.Phase) || rec.Status.Phase == record.Held || c.Holder == r.o.Identity || !c.Expired(now) {
+		if record.Finished(rec.Status.Phase) || c.Holder == r.o.Identity || !c.Expired(now) {
 			continue
 		}
 		a, known := alive[c.Holder]
@@ -387,6 +392,10 @@ func (r *recorder) takeOver(ctx context.Context, take func(context.Context, *rec
 		}
 		if a {
 			continue // its holder is alive, however long its run takes
+		}
+		if rec.Status.Phase == record.Held {
+			r.adopt(ctx, rec)
+			continue
 		}
 		won, err := r.o.Store.UpdateStatus(ctx, rec.Name, func(cur *record.Response) error {
 			cc := r.effectiveClaim(cur)
@@ -408,6 +417,29 @@ func (r *recorder) takeOver(ctx context.Context, take func(context.Context, *rec
 			continue
 		}
 		take(ctx, won, false)
+	}
+}
+
+// adopt makes a held record whose replica's heartbeat lapsed this
+// replica's (compare-and-swap on its claim): a held record needs no run,
+// but its held notification was in the lost replica's outbox, and a lost
+// "held" message means nobody approves.
+func (r *recorder) adopt(ctx context.Context, rec *record.Response) {
+	won, err := r.o.Store.UpdateStatus(ctx, rec.Name, func(cur *record.Response) error {
+		cc := r.effectiveClaim(cur)
+		if cur.Status.Phase != record.Held || cc.Holder == r.o.Identity || !cc.Expired(r.now()) {
+			return record.ErrChanged
+		}
+		cur.Status.Claim = r.claim(cc)
+		cur.Status.Claim.Takeovers++
+		return nil
+	})
+	switch {
+	case errors.Is(err, record.ErrChanged):
+	case err != nil:
+		r.failed(err)
+	case r.onAdopted != nil:
+		r.onAdopted(won)
 	}
 }
 
@@ -555,7 +587,7 @@ func (r *recorder) expire(ctx context.Context, rec *record.Response) {
 	if rec.Status.ExpiresAt == nil || now.Before(rec.Status.ExpiresAt.Time) {
 		return
 	}
-	r.update(ctx, rec.Name, func(cur *record.Response) error {
+	won, err := r.o.Store.UpdateStatus(ctx, rec.Name, func(cur *record.Response) error {
 		if cur.Status.Phase != record.Held || len(cur.Spec.Approvals) > cur.Status.Decided ||
 			cur.Status.ExpiresAt == nil || now.Before(cur.Status.ExpiresAt.Time) {
 			return record.ErrChanged
@@ -566,6 +598,13 @@ func (r *recorder) expire(ctx context.Context, rec *record.Response) {
 			cur.Status.HeldSince.UTC().Format(time.RFC3339), r.o.HoldFor, cur.Status.Message), 4096)
 		return nil
 	})
+	switch {
+	case errors.Is(err, record.ErrChanged):
+	case err != nil:
+		r.failed(err)
+	case r.onExpired != nil:
+		r.onExpired(won)
+	}
 }
 
 // decisionDetail is the custody detail of a person's decision on a held

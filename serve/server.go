@@ -74,6 +74,7 @@ func newServer(o Options) (*server, error) {
 	}
 	if s.rec = newRecorder(o.Records, o.Now); s.rec != nil {
 		s.rec.onFail = o.Metrics.RecordFailures.Inc
+		s.rec.onAdopted, s.rec.onExpired = s.renotifyHeld, s.notifyExpired
 	}
 	// A step that needs approval runs only once a person approved it on
 	// the run's record (kir runs approve --step); without records, never.
