@@ -378,7 +378,34 @@ func TestNamespacedRotationCLI(t *testing.T) {
 	}
 	otherNS.unchanged(t, c)
 	out += r.Stdout + r.Stderr
-	tokens := []string{allowedNS.legacy, allowedNS.bound, otherNS.legacy, otherNS.bound}
+
+	// A kubeconfig (TokenRequest) for a ServiceAccount of the bound
+	// namespace is issued; for one of the other, no token and no write.
+	v, vc := vaultServer(t)
+	kir.Env = v.Env()
+	kubeconfigFor := func(ns string) kubetest.Result {
+		return kir.Run(t, "rotate", "kubeconfig", "--for", ns+"/app", "--store", "vault://secret/kube/"+ns, "--ttl", "1h")
+	}
+	if r = kubeconfigFor(allowedNS.ns); r.Code != 0 {
+		t.Errorf("kir rotate kubeconfig --for %s/app: exit %d\n%s", allowedNS.ns, r.Code, r.Stderr)
+	}
+	ver, data := vaultData(t, vc, "secret", "kube/"+allowedNS.ns)
+	issued, _ := data["kubeconfig"].(string)
+	if ver != 1 || !strings.Contains(issued, "token: ") {
+		t.Errorf("Vault holds version %d of kube/%s, want 1 holding a kubeconfig with a token", ver, allowedNS.ns)
+	}
+	out += r.Stdout + r.Stderr
+	r = kubeconfigFor(otherNS.ns)
+	if r.Code == 0 || !strings.Contains(r.Stderr, `cannot create resource "serviceaccounts/token"`) || !strings.Contains(r.Stderr, otherNS.ns) {
+		t.Errorf("kir rotate kubeconfig --for %s/app: exit %d, want refused to mint its token:\n%s", otherNS.ns, r.Code, r.Stderr)
+	}
+	if s, err := vc.KVv2("secret").Get(t.Context(), "kube/"+otherNS.ns); err == nil {
+		t.Errorf("a kubeconfig for %s/app was written to Vault (version %d)", otherNS.ns, s.VersionMetadata.Version)
+	}
+	out += r.Stdout + r.Stderr
+	_, issuedToken, _ := strings.Cut(issued, "token: ")
+	issuedToken, _, _ = strings.Cut(issuedToken, "\n")
+	tokens := []string{allowedNS.legacy, allowedNS.bound, otherNS.legacy, otherNS.bound, issuedToken}
 	noLeak(t, tokens, state)
 	for _, tok := range tokens {
 		if strings.Contains(out, tok) {
