@@ -59,6 +59,7 @@ func TestDeployManifests(t *testing.T) {
 
 	byKind := map[string][]*unstructured.Unstructured{}
 	agentKinds := map[string][]*unstructured.Unstructured{}
+	responderKinds := map[string][]*unstructured.Unstructured{}
 	for _, o := range created {
 		if got := o.GetLabels()[managedBy]; got != "kir" {
 			t.Errorf("%s %s: %s=%q, want kir", o.GetKind(), o.GetName(), managedBy, got)
@@ -68,9 +69,15 @@ func TestDeployManifests(t *testing.T) {
 			agentKinds[o.GetKind()] = append(agentKinds[o.GetKind()], o)
 			continue
 		}
+		// So is the responders' Role.
+		if o.GetLabels()["app.kubernetes.io/component"] == "responders" {
+			responderKinds[o.GetKind()] = append(responderKinds[o.GetKind()], o)
+			continue
+		}
 		byKind[o.GetKind()] = append(byKind[o.GetKind()], o)
 	}
 	checkNodeAgent(t, agentKinds)
+	checkResponders(t, responderKinds)
 
 	d := one[appsv1.Deployment](t, byKind, "kir-serve")
 	if d.Namespace != deployNamespace || d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
@@ -145,7 +152,7 @@ func TestDeployManifests(t *testing.T) {
 		checkSubjects(t, "ClusterRoleBinding "+crb.Name, "", crb.Subjects)
 	}
 	slices.Sort(bound)
-	if diff := cmp.Diff([]string{"kir-collect", "kir-contain"}, bound); diff != "" {
+	if diff := cmp.Diff([]string{"kir-collect", "kir-contain", "kir-serve-budget"}, bound); diff != "" {
 		t.Errorf("ClusterRoles bound (-want +got):\n%s", diff)
 	}
 
@@ -470,4 +477,34 @@ func randomBytes(t *testing.T, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// checkResponders: the responders' Role grants what kir runs approve,
+// deny, pause and unpause use, in kir's namespace, to the group
+// kir:responders and nobody else.
+func checkResponders(t *testing.T, byKind map[string][]*unstructured.Unstructured) {
+	t.Helper()
+	role := one[rbacv1.Role](t, byKind, "kir-responder")
+	binding := one[rbacv1.RoleBinding](t, byKind, "kir-responder")
+	if role.Namespace != deployNamespace || binding.Namespace != deployNamespace {
+		t.Errorf("responders' Role in %q, binding in %q; want %s", role.Namespace, binding.Namespace, deployNamespace)
+	}
+	got := map[string][]string{}
+	for _, r := range role.Rules {
+		for _, res := range r.Resources {
+			got[strings.Join(r.APIGroups, ",")+"/"+res+"/"+strings.Join(r.ResourceNames, ",")] = r.Verbs
+		}
+	}
+	want := map[string][]string{
+		"kir.dev/responses/":     {"get", "list", "watch", "update"},
+		"/configmaps/kir-budget": {"get", "update"},
+		"/configmaps/":           {"create"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("responders' Role rules (-want +got):\n%s", diff)
+	}
+	wantSubjects := []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "Group", Name: "kir:responders"}}
+	if diff := cmp.Diff(wantSubjects, binding.Subjects); diff != "" || binding.RoleRef.Name != role.Name {
+		t.Errorf("responders' binding to %s (-want +got):\n%s", binding.RoleRef.Name, diff)
+	}
 }
