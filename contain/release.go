@@ -134,6 +134,11 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 		}
 	}
 
+	// The mark first, in kir's namespace: the tamper guard reads it before
+	// it restores anything, so it does not undo what follows.
+	if err := markReleasing(ctx, env, j, pod); err != nil {
+		return o, fmt.Errorf("releasing pod %s: %w", id, err)
+	}
 	// Policy first: once it is gone the pod talks again, whatever its labels.
 	o.Policy = action.PolicyName(value)
 	err := j.Do(action.Write{Verb: "delete", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: o.Policy}, func() (any, error) {

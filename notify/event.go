@@ -22,10 +22,14 @@ const (
 	// KindRefused: the run did not start (a guard, a budget or the pause
 	// switch refused it), or a person denied it.
 	KindRefused Kind = "refused"
+	// KindTampered: kir serve's tamper guard found a quarantine lifted,
+	// and restored it, or a policy that re-opens it (package tamper).
+	// Run is the quarantine's incident; Reason says what was found.
+	KindTampered Kind = "tampered"
 )
 
 // Kinds lists every Kind, in the order digests count them.
-var Kinds = []Kind{KindHeld, KindFailed, KindRefused, KindFinished}
+var Kinds = []Kind{KindTampered, KindHeld, KindFailed, KindRefused, KindFinished}
 
 func (k Kind) valid() bool {
 	for _, v := range Kinds {

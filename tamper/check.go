@@ -1,0 +1,281 @@
+package tamper
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	"kir.dev/kir/action"
+	"kir.dev/kir/contain"
+)
+
+// releasePoll is how soon a pod being released is checked again, to
+// forget it once released.
+const releasePoll = time.Second
+
+func labelsKir() labels.Selector {
+	return labels.SelectorFromSet(labels.Set{action.LabelManagedBy: action.ManagedByKir})
+}
+
+func typesUID(s string) types.UID { return types.UID(s) }
+
+// check checks one quarantined pod and restores what was lifted. again,
+// when positive, asks for another check that soon.
+//
+// It reads the policy and the pod first and the release mark last, just
+// before acting: kir release writes its mark before it removes anything,
+// so whatever removal the guard saw is either covered by a mark it then
+// reads, or not release's doing.
+func (g *guard) check(ctx context.Context, k key) (again time.Duration, err error) {
+	pol, err := g.policy(ctx, k)
+	if err != nil {
+		return 0, err
+	}
+	q, known := g.mem.get(k.uid)
+	var problems []string
+	if !known {
+		if pol == nil {
+			return 0, nil // nothing of kir's
+		}
+		if q, problems, err = contain.ReadQuarantine(pol); err != nil {
+			return 0, nil // kir-labelled, but no quarantine policy of a pod
+		}
+	}
+	pod, err := g.o.Kube.CoreV1().Pods(q.Namespace).Get(ctx, q.Name, metav1.GetOptions{})
+	// The label-selected watch says "deleted" for a removed label too:
+	// this GET tells that from a pod truly gone.
+	gone := apierrors.IsNotFound(err) || (err == nil && pod.UID != q.UID)
+	if err != nil && !gone {
+		return 0, fmt.Errorf("reading pod %s/%s: %w", q.Namespace, q.Name, err)
+	}
+	mark, err := g.mark(ctx, k.uid)
+	switch {
+	case err != nil:
+		return 0, err
+	case mark != nil:
+		if !known {
+			return 0, nil // being released: nothing to learn
+		}
+		return g.releasing(ctx, q, pol, mark)
+	case gone:
+		// Its policy goes with it, by its owner reference.
+		if known {
+			g.o.Log.Info("tamper guard: a quarantined pod was deleted; no longer guarded", "namespace", q.Namespace, "pod", q.Name, "uid", q.UID)
+			return 0, g.mem.forget(ctx, q.UID)
+		}
+		return 0, nil
+	case pod.DeletionTimestamp != nil:
+		return 0, nil // going: nothing to restore on it
+	}
+	if !known {
+		if err := g.mem.learn(ctx, q); err != nil {
+			return 0, err
+		}
+		g.o.Log.Info("tamper guard: guarding a quarantine", "namespace", q.Namespace, "pod", q.Name, "uid", q.UID, "incident", q.Record[action.AnnotationIncident])
+	}
+	g.checkLabel(ctx, q, pod)
+	if len(problems) > 0 {
+		g.restorePolicy(ctx, q, pol, PolicyChanged, "differs from what kir writes: "+strings.Join(problems, "; "))
+	} else {
+		g.checkPolicy(ctx, q, pol)
+	}
+	g.checkAdmitting(ctx, q, pod)
+	return 0, nil
+}
+
+// mark is the release mark of uid, if one holds: an expired one is
+// deleted (the release did not finish in time, and is undone).
+func (g *guard) mark(ctx context.Context, uid types.UID) (*coordinationv1.Lease, error) {
+	leases := g.o.Kube.CoordinationV1().Leases(g.o.Namespace)
+	l, err := leases.Get(ctx, contain.ReleasingLease(uid), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading the release mark %s: %w", contain.ReleasingLease(uid), err)
+	}
+	if markLive(l, g.o.Now()) {
+		return l, nil
+	}
+	g.o.Log.Warn("tamper guard: a release mark expired; the quarantine is guarded again", "lease", l.Name, "by", ptrString(l.Spec.HolderIdentity))
+	if err := leases.Delete(ctx, l.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &l.ResourceVersion}}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return nil, fmt.Errorf("deleting the expired release mark %s: %w", l.Name, err)
+	}
+	return nil, nil
+}
+
+// markLive: the mark was written or renewed (by kir release) within its
+// duration: from the time the API server stored it, or the release's own
+// renewal, if later and not in the future.
+func markLive(l *coordinationv1.Lease, now time.Time) bool {
+	at := l.CreationTimestamp.Time
+	if r := l.Spec.RenewTime; r != nil && r.After(at) && !r.After(now) { // a clock ahead renews nothing
+		at = r.Time
+	}
+	d := contain.ReleasingFor
+	if l.Spec.LeaseDurationSeconds != nil && *l.Spec.LeaseDurationSeconds > 0 {
+		d = min(d, time.Duration(*l.Spec.LeaseDurationSeconds)*time.Second)
+	}
+	return now.Before(at.Add(d))
+}
+
+func ptrString(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// releasing stands down for a pod kir release is releasing, and forgets
+// it once its policy is gone: release deletes the policy first, and that
+// is what lifts the isolation; the label it removes next isolates
+// nothing alone.
+func (g *guard) releasing(ctx context.Context, q contain.Quarantine, pol *networkingv1.NetworkPolicy, mark *coordinationv1.Lease) (time.Duration, error) {
+	if pol != nil {
+		return releasePoll, nil
+	}
+	g.o.Log.Info("tamper guard: released by kir release; no longer guarded", "namespace", q.Namespace, "pod", q.Name, "uid", q.UID, "by", ptrString(mark.Spec.HolderIdentity))
+	if err := g.mem.forget(ctx, q.UID); err != nil {
+		return 0, err
+	}
+	err := g.o.Kube.CoordinationV1().Leases(g.o.Namespace).Delete(ctx, mark.Name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return 0, fmt.Errorf("deleting the release mark %s: %w", mark.Name, err)
+	}
+	return 0, nil
+}
+
+// policy reads kir's policy of the pod from the API server (the cache
+// may lag a write the guard itself just made); nil when there is none.
+func (g *guard) policy(ctx context.Context, k key) (*networkingv1.NetworkPolicy, error) {
+	name := action.PolicyName(action.QuarantineValue(k.uid))
+	pol, err := g.o.Kube.NetworkingV1().NetworkPolicies(k.ns).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading NetworkPolicy %s/%s: %w", k.ns, name, err)
+	}
+	return pol, nil
+}
+
+// checkLabel restores the pod's quarantine label when it was removed or
+// changed. A fallback quarantine has no label: nothing to check.
+func (g *guard) checkLabel(ctx context.Context, q contain.Quarantine, pod *corev1.Pod) {
+	v, ok := pod.Labels[action.LabelQuarantine]
+	if !q.Labelled() || v == q.Value() {
+		return
+	}
+	f := g.finding(q, LabelRemoved, "Pod "+q.Namespace+"/"+q.Name, "has no quarantine label "+action.LabelQuarantine)
+	if ok {
+		f.Kind, f.What = LabelChanged, fmt.Sprintf("has quarantine label %s=%q, not the pod's own value", action.LabelQuarantine, truncate(v, 64))
+	}
+	f.Manager = manager(pod.ManagedFields)
+	f.Restored, f.Error = outcome(contain.RestoreLabel(ctx, g.o.Kube, q))
+	g.announce(ctx, f)
+}
+
+// checkPolicy restores kir's policy when it was deleted or changed; a
+// change that only narrows it (kir contain again) is learned instead.
+func (g *guard) checkPolicy(ctx context.Context, q contain.Quarantine, pol *networkingv1.NetworkPolicy) {
+	if pol == nil {
+		g.restorePolicy(ctx, q, nil, PolicyDeleted, "was deleted")
+		return
+	}
+	drift := q.Drift(pol)
+	if len(drift) == 0 {
+		return
+	}
+	if n, problems, err := contain.ReadQuarantine(pol); err == nil && len(problems) == 0 && q.Narrows(n) && sameRecord(q, n) {
+		if err := g.mem.learn(ctx, n); err == nil {
+			g.o.Log.Info("tamper guard: kir's policy was narrowed; guarding it as it is", "namespace", q.Namespace, "pod", q.Name, "policy", pol.Name)
+			return
+		}
+	}
+	g.restorePolicy(ctx, q, pol, PolicyChanged, strings.Join(drift, "; "))
+}
+
+// sameRecord: n keeps q's record (a fallback's reason aside).
+func sameRecord(q, n contain.Quarantine) bool {
+	a, b := maps.Clone(q.Record), maps.Clone(n.Record)
+	delete(a, action.AnnotationFallback)
+	delete(b, action.AnnotationFallback)
+	return maps.Equal(a, b)
+}
+
+func (g *guard) restorePolicy(ctx context.Context, q contain.Quarantine, pol *networkingv1.NetworkPolicy, kind Kind, what string) {
+	f := g.finding(q, kind, "NetworkPolicy "+q.Namespace+"/"+q.PolicyName(), what)
+	f.Manager = noManager
+	if pol != nil {
+		f.Manager = manager(pol.ManagedFields)
+	}
+	f.Restored, f.Error = outcome(contain.RestorePolicy(ctx, g.o.Kube, q, pol))
+	g.announce(ctx, f)
+}
+
+// checkAdmitting reports the other policies that select the pod and
+// allow it traffic, each version once.
+func (g *guard) checkAdmitting(ctx context.Context, q contain.Quarantine, pod *corev1.Pod) {
+	pols, err := g.policies.NetworkPolicies(q.Namespace).List(labels.Everything())
+	if err != nil {
+		g.o.Log.Error("tamper guard: listing NetworkPolicies", "namespace", q.Namespace, "err", err)
+		return
+	}
+	items := make([]networkingv1.NetworkPolicy, len(pols))
+	byName := map[string]*networkingv1.NetworkPolicy{}
+	for i, p := range pols {
+		items[i], byName[p.Name] = *p, p
+	}
+	podLabels := maps.Clone(pod.Labels)
+	if q.Labelled() {
+		if podLabels == nil {
+			podLabels = map[string]string{}
+		}
+		podLabels[action.LabelQuarantine] = q.Value() // as restored
+	}
+	for _, w := range contain.Admitting(items, podLabels, q.PolicyName()) {
+		p := byName[w.Name]
+		id := string(q.UID) + "/" + w.Name
+		g.mu.Lock()
+		seen := g.admitted[id] == p.ResourceVersion
+		g.admitted[id] = p.ResourceVersion
+		g.mu.Unlock()
+		if seen {
+			continue
+		}
+		f := g.finding(q, PolicyAdmits, "NetworkPolicy "+q.Namespace+"/"+w.Name,
+			fmt.Sprintf("selects the quarantined pod and allows %s: NetworkPolicies are additive, so that traffic flows despite kir's policy", strings.Join(w.Allows, " and ")))
+		f.Manager = manager(p.ManagedFields)
+		g.announce(ctx, f)
+	}
+}
+
+func (g *guard) finding(q contain.Quarantine, kind Kind, object, what string) Finding {
+	return Finding{Kind: kind, Namespace: q.Namespace, Pod: q.Name, UID: string(q.UID),
+		Incident: q.Record[action.AnnotationIncident], Object: object, What: what}
+}
+
+// outcome is a restoration's result, as a finding says it.
+func outcome(err error) (restored bool, msg string) {
+	if err != nil {
+		return false, err.Error()
+	}
+	return true, ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

@@ -1,0 +1,46 @@
+// Package tamper is kir serve's guard of the quarantines kir made: it
+// watches the pods kir quarantined (label kir.dev/quarantine), kir's
+// quarantine NetworkPolicies and every other NetworkPolicy, cluster-wide,
+// and re-checks them all on start and every resync. When a pod's
+// quarantine label is removed or changed, or kir's policy deleted or
+// changed, it writes kir's objects back within seconds, with the same
+// builders kir contain writes them with (contain.Quarantine). A policy of
+// anyone else that admits traffic to or from a quarantined pod
+// (NetworkPolicies are additive) is reported loudly and never deleted:
+// it is not kir's to remove.
+//
+// Each finding is an Event on the pod, a log line and, through
+// Options.Report, whatever its caller adds (kir serve: a metric, a
+// notification, a signed custody entry in the incident's evidence).
+//
+// Who did it cannot be known from here: a watch carries no identity, a
+// DELETE leaves nothing behind, and the manager in managedFields is
+// whatever the client said. A finding records that manager as
+// "client-reported manager (unauthenticated)" and judges by comparing the
+// objects with what kir wrote; the API server's audit log, or the
+// admission fence (package fence), says who.
+//
+// Memory. An attacker who removes both the label and the policy leaves
+// nothing in the pod's namespace that says the pod was quarantined. The
+// guard keeps what it learned of each quarantine (contain.Quarantine: the
+// pod, its allow-list, kir's record) in a Lease of its own in kir's
+// namespace (kir-tamper-<pod UID>): the pod's namespace is the attacker's,
+// kir's is not, and serve's Role already writes Leases there. The
+// response records (package record) hold only what serve itself ran,
+// without the pod's UID or allow-list, and the evidence journals live on
+// the disk of whichever machine contained the pod (a responder's laptop):
+// neither knows every quarantine. The guard learns a quarantine when it
+// first sees kir's policy, within seconds of any containment while a
+// guard runs, and at its next start otherwise: a quarantine made and then
+// wholly removed while no guard ran is not known.
+//
+// Release. kir release writes a mark in kir's namespace
+// (contain.ReleasingLease) before it removes anything; the guard reads
+// the mark first and stands down for that pod, forgets the pod once the
+// release is done, and deletes the mark. A mark older than
+// contain.ReleasingFor with the release unfinished no longer holds the
+// guard off.
+//
+// One guard acts across kir serve's replicas: the one that holds the
+// Lease kir-tamper in kir's namespace (client-go leader election).
+package tamper

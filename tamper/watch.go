@@ -1,0 +1,199 @@
+package tamper
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	networkinglisters "k8s.io/client-go/listers/networking/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"kir.dev/kir/action"
+	"kir.dev/kir/contain"
+)
+
+// workers check pods at once; each check is a few requests.
+const workers = 4
+
+// guard is the active guard, while it leads.
+type guard struct {
+	o        Options
+	mem      *memory
+	policies networkinglisters.NetworkPolicyLister
+	queue    workqueue.TypedRateLimitingInterface[key]
+
+	mu sync.Mutex
+	// admitted are the admitting policies reported, by pod UID and
+	// policy name, with the resourceVersion reported: each version is
+	// reported once per leadership.
+	admitted map[string]string
+	// fence is the last fence problem reported.
+	fence string
+}
+
+// key names one quarantined pod: its namespace and UID.
+type key struct {
+	ns  string
+	uid types.UID
+}
+
+func newGuard(o Options) *guard {
+	return &guard{
+		o:   o,
+		mem: &memory{o: o, by: map[types.UID]contain.Quarantine{}},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[key](),
+			workqueue.TypedRateLimitingQueueConfig[key]{Name: "kir-tamper"}),
+		admitted: map[string]string{},
+	}
+}
+
+// run watches and restores until ctx ends.
+func (g *guard) run(ctx context.Context) {
+	defer g.queue.ShutDown()
+	for {
+		err := g.mem.load(ctx)
+		if err == nil {
+			break
+		}
+		g.o.Log.Error("tamper guard: cannot start", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(g.o.RetryPeriod):
+		}
+	}
+	quarantined := informers.NewSharedInformerFactoryWithOptions(g.o.Kube, g.o.Resync, informers.WithNamespace(g.o.Watch),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = action.LabelQuarantine }))
+	all := informers.NewSharedInformerFactoryWithOptions(g.o.Kube, g.o.Resync, informers.WithNamespace(g.o.Watch))
+	pods := quarantined.Core().V1().Pods().Informer()
+	pols := all.Networking().V1().NetworkPolicies()
+	g.policies = pols.Lister()
+	_, _ = pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    g.onPod,
+		UpdateFunc: func(_, obj any) { g.onPod(obj) },
+		DeleteFunc: g.onPod, // a pod whose label was removed is "deleted" from this watch
+	})
+	_, _ = pols.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    g.onPolicy,
+		UpdateFunc: func(_, obj any) { g.onPolicy(obj) },
+		DeleteFunc: g.onPolicy,
+	})
+	quarantined.Start(ctx.Done())
+	all.Start(ctx.Done())
+	defer quarantined.Shutdown()
+	defer all.Shutdown()
+	quarantined.WaitForCacheSync(ctx.Done())
+	all.WaitForCacheSync(ctx.Done())
+
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for g.next(ctx) {
+			}
+		})
+	}
+	g.resync(ctx)
+	tick := time.NewTicker(g.o.Resync)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			g.queue.ShutDown()
+			wg.Wait()
+			return
+		case <-tick.C:
+			g.resync(ctx)
+		}
+	}
+}
+
+// resync queues every known quarantine and every kir policy, and checks
+// the fence.
+func (g *guard) resync(ctx context.Context) {
+	for _, q := range g.mem.all() {
+		g.queue.Add(key{q.Namespace, q.UID})
+	}
+	if pols, err := g.policies.List(labelsKir()); err == nil {
+		for _, p := range pols {
+			g.onPolicy(p)
+		}
+	}
+	g.checkFence(ctx)
+}
+
+func (g *guard) onPod(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	if p, ok := obj.(*corev1.Pod); ok {
+		g.queue.Add(key{p.Namespace, p.UID})
+	}
+}
+
+// onPolicy queues the pod of a kir quarantine policy, and every known
+// quarantine of the namespace of any other (it may admit traffic to one).
+func (g *guard) onPolicy(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	p, ok := obj.(*networkingv1.NetworkPolicy)
+	if !ok {
+		return
+	}
+	if uid, ok := strings.CutPrefix(p.Name, action.PolicyName("")); ok && uid != "" {
+		g.queue.Add(key{p.Namespace, types.UID(uid)})
+	}
+	for _, q := range g.mem.all() {
+		if q.Namespace == p.Namespace {
+			g.queue.Add(key{q.Namespace, q.UID})
+		}
+	}
+}
+
+// next checks one queued pod; false once the queue shut down.
+func (g *guard) next(ctx context.Context) bool {
+	k, quit := g.queue.Get()
+	if quit {
+		return false
+	}
+	defer g.queue.Done(k)
+	again, err := g.check(ctx, k)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		g.o.Log.Error("tamper guard: checking a quarantined pod", "namespace", k.ns, "uid", k.uid, "err", err)
+		g.queue.AddRateLimited(k)
+	case again > 0:
+		g.queue.Forget(k)
+		g.queue.AddAfter(k, again)
+	default:
+		g.queue.Forget(k)
+	}
+	return true
+}
+
+// checkFence reports the fence's problem when it changes.
+func (g *guard) checkFence(ctx context.Context) {
+	if g.o.Fence == nil {
+		return
+	}
+	problem, err := g.o.Fence(ctx)
+	if err != nil {
+		g.o.Log.Error("tamper guard: checking kir's admission policies", "err", err)
+		return
+	}
+	g.mu.Lock()
+	changed := problem != g.fence
+	g.fence = problem
+	g.mu.Unlock()
+	if changed && problem != "" {
+		g.announce(ctx, Finding{Kind: FenceChanged, Object: "ValidatingAdmissionPolicies", What: problem,
+			Manager: "see the API server's audit log: admission policies cannot protect themselves"})
+	}
+}
