@@ -45,6 +45,8 @@ func Actions(reg action.Registry) string {
 	for _, c := range catalog.Capabilities {
 		fmt.Fprintf(&b, "- `kir-%s`: actions `%s*`. %s\n", c.Name, c.Prefix, c.Description)
 	}
+	fmt.Fprintf(&b, "\nThe namespaced rotation option binds `%s` per namespace instead of `kir-rotate` cluster-wide (`deploy/components/rotate-namespaced/roles.yaml`). "+
+		"What each role reaches, and what whoever holds it can do: [rbac.md](rbac.md).\n", catalog.RotateNamespacedRole)
 	return b.String()
 }
 
