@@ -3,6 +3,7 @@ package rotate
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 
 	authzv1 "k8s.io/api/authorization/v1"
@@ -24,6 +25,13 @@ type AccessError struct {
 func (e *AccessError) Error() string {
 	return fmt.Sprintf("kir may not %s in namespace %s, so nothing was changed: bind kir-rotate, or kir-rotate-namespaced with a RoleBinding in %s (docs/rbac.md)",
 		strings.Join(e.Missing, ", "), e.Namespace, e.Namespace)
+}
+
+// Status makes an AccessError a Forbidden API error for
+// apierrors.IsForbidden, so that callers treat it as RBAC's refusal (kir's
+// exit code 4), which it is, only asked before the first write.
+func (e *AccessError) Status() metav1.Status {
+	return metav1.Status{Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: e.Error()}
 }
 
 // clusterScopedRules are resources of rotation's rules that a RoleBinding

@@ -32,6 +32,9 @@ const (
 	kirUser      = "system:serviceaccount:" + kirNamespace + ":" + kirServe
 )
 
+// exitForbidden is kir's exit code for a refusal by RBAC.
+const exitForbidden = 4
+
 var component = filepath.Join("..", "deploy", "components", "rotate-namespaced")
 
 var installOnce struct {
@@ -154,7 +157,7 @@ func TestNamespacedRotation(t *testing.T) {
 	env.Kube = asKir
 	_, err = rotate.ServiceAccountAction().Run(t.Context(), env, action.Params{"namespace": other.ns, "name": "app"})
 	var denied *rotate.AccessError
-	if !errors.As(err, &denied) || denied.Namespace != other.ns {
+	if !errors.As(err, &denied) || denied.Namespace != other.ns || !apierrors.IsForbidden(err) {
 		t.Fatalf("rotating %s/app: got %v, want an AccessError for namespace %s", other.ns, err, other.ns)
 	}
 	for _, want := range []string{"get serviceaccounts", "delete serviceaccounts", "list secrets", "create serviceaccounts/token", "patch deployments.apps"} {
@@ -373,8 +376,8 @@ func TestNamespacedRotationCLI(t *testing.T) {
 	waitRejected(t, c, "TokenRequest", allowedNS.bound)
 
 	r = kir.Run(t, "rotate", "serviceaccount", otherNS.ns+"/app", "--yes", "--confirm-timeout", "30s")
-	if r.Code == 0 || !strings.Contains(r.Stderr, "in namespace "+otherNS.ns) || !strings.Contains(r.Stderr, "list secrets") {
-		t.Errorf("kir rotate serviceaccount %s/app: exit %d, want a failure naming the namespace and list secrets:\n%s", otherNS.ns, r.Code, r.Stderr)
+	if r.Code != exitForbidden || !strings.Contains(r.Stderr, "in namespace "+otherNS.ns) || !strings.Contains(r.Stderr, "list secrets") {
+		t.Errorf("kir rotate serviceaccount %s/app: exit %d, want %d (forbidden) naming the namespace and list secrets:\n%s", otherNS.ns, r.Code, exitForbidden, r.Stderr)
 	}
 	otherNS.unchanged(t, c)
 	out += r.Stdout + r.Stderr
@@ -396,7 +399,7 @@ func TestNamespacedRotationCLI(t *testing.T) {
 	}
 	out += r.Stdout + r.Stderr
 	r = kubeconfigFor(otherNS.ns)
-	if r.Code == 0 || !strings.Contains(r.Stderr, `cannot create resource "serviceaccounts/token"`) || !strings.Contains(r.Stderr, otherNS.ns) {
+	if r.Code != exitForbidden || !strings.Contains(r.Stderr, `cannot create resource "serviceaccounts/token"`) || !strings.Contains(r.Stderr, otherNS.ns) {
 		t.Errorf("kir rotate kubeconfig --for %s/app: exit %d, want refused to mint its token:\n%s", otherNS.ns, r.Code, r.Stderr)
 	}
 	if s, err := vc.KVv2("secret").Get(t.Context(), "kube/"+otherNS.ns); err == nil {
