@@ -35,6 +35,9 @@ type Metrics struct {
 	// Notifications counts, by sink and result (sent, failed, given-up),
 	// the notifications' events and attempts.
 	Notifications *prometheus.CounterVec
+	// Tamper counts the tamper guard's findings by kind and result
+	// (restored, failed, reported): serve/tamper.go.
+	Tamper *prometheus.CounterVec
 }
 
 // NewMetrics registers kir serve's metrics, with the Go runtime's and the
@@ -64,7 +67,8 @@ func NewMetrics() *Metrics {
 		RecordFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "kir_records_failed_total", Help: "Response records that could not be written or updated: the alert then lives in this replica's spool only."}),
 		Takeovers:      prometheus.NewCounter(prometheus.CounterOpts{Name: "kir_records_taken_over_total", Help: "Response records taken over from a replica whose claim expired."}),
 		Notifications:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kir_notifications_total", Help: "Notifications by sink and result: events sent, attempts failed, events given up."}, []string{"sink", "result"}),
+		Tamper:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kir_tamper_findings_total", Help: "Lifted or weakened quarantines the tamper guard found, by kind and result (restored, failed, reported)."}, []string{"kind", "result"}),
 	}
-	r.MustRegister(m.Received, m.Accepted, m.Deduplicated, m.Rejected, m.Unrouted, m.Runs, m.Queue, m.AcceptLatency, m.StartLatency, m.RunLatency, m.RecordFailures, m.Takeovers, m.Notifications)
+	r.MustRegister(m.Received, m.Accepted, m.Deduplicated, m.Rejected, m.Unrouted, m.Runs, m.Queue, m.AcceptLatency, m.StartLatency, m.RunLatency, m.RecordFailures, m.Takeovers, m.Notifications, m.Tamper)
 	return m
 }

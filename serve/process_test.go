@@ -70,7 +70,10 @@ func startServe(t testing.TB, state, identity string, extra ...string) *servePro
 		"--kubeconfig", cluster.Kubeconfig, "--identity", identity, "--lease-namespace", leaseNamespace(t), "--lease-duration", "3s",
 		// The shared test cluster's Ready nodes come and go with each
 		// test's fixture: the share would defer cordons by chance.
-		"--budget-node-share", "1"}, extra...)
+		"--budget-node-share", "1",
+		// Its tamper guard (kir's namespace kir-system, every namespace)
+		// would act on other tests' pods: serve/tamper_test.go runs its own.
+		"--no-tamper"}, extra...)
 	bin := kirBinary
 	if bin == "" {
 		bin = kubetest.KirBinary(t)

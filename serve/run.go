@@ -14,6 +14,7 @@ import (
 	"kir.dev/kir/falco"
 	"kir.dev/kir/guard"
 	"kir.dev/kir/playbooks"
+	"kir.dev/kir/tamper"
 )
 
 // Defaults used when Options leave them zero.
@@ -79,6 +80,11 @@ type Options struct {
 	// NotifyDir is the outbox of the routing's notifications (default:
 	// SpoolDir-notify).
 	NotifyDir string
+	// Tamper, when set, runs the guard that restores lifted quarantines
+	// (package tamper; serve/tamper.go). Unset fields come from the
+	// server's: Kube from Env, Namespace from Env.KirNamespace, Identity,
+	// Log. Its Report is called after serve's own.
+	Tamper *tamper.Options
 	// Budget, when set, holds a new run whose pod is over the
 	// installation's budget, or every new run while kir is paused
 	// (package budget), until a person approves it on its record.

@@ -53,6 +53,7 @@ func (s *server) start(ctx context.Context) {
 			s.outbox.Run(ctx)
 		}()
 	}
+	s.startTamper(ctx)
 }
 
 // dispatch hands each task to a worker: at most Workers tasks are being

@@ -1,0 +1,152 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+
+	"kir.dev/kir/evidence"
+	"kir.dev/kir/notify"
+	"kir.dev/kir/tamper"
+)
+
+// The tamper guard (package tamper) runs inside kir serve: one replica's
+// at a time (a Lease in kir's namespace). Serve adds to each finding what
+// only it has: the metric, the notification (the routing's outbox), and
+// a signed custody entry in every sealed bundle of the quarantine's
+// incident under its evidence directory.
+
+// startTamper starts the guard, when Options.Tamper asks for it, until ctx
+// ends.
+func (s *server) startTamper(ctx context.Context) {
+	if s.o.Tamper == nil {
+		return
+	}
+	o := *s.o.Tamper
+	if o.Kube == nil {
+		o.Kube = s.o.Env.Kube
+	}
+	if o.Namespace == "" {
+		o.Namespace = s.o.Env.KirNamespace
+	}
+	if o.Identity == "" {
+		o.Identity = s.replicaName()
+	}
+	if o.Log == nil {
+		o.Log = s.o.Log
+	}
+	next := o.Report
+	o.Report = func(ctx context.Context, f tamper.Finding) {
+		s.tampered(ctx, f)
+		if next != nil {
+			next(ctx, f)
+		}
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := tamper.Run(ctx, o); err != nil {
+			s.o.Log.Error("the tamper guard stopped: lifted quarantines are not restored", "err", err)
+		}
+	}()
+}
+
+// replicaName names this replica: its claims' or records' identity, or
+// the host's name.
+func (s *server) replicaName() string {
+	if id := s.identity(); id != "" {
+		return id
+	}
+	if s.rec != nil && s.rec.o.Identity != "" {
+		return s.rec.o.Identity
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// tampered counts, notifies and records in the incident's evidence one
+// finding of the guard.
+func (s *server) tampered(ctx context.Context, f tamper.Finding) {
+	result := "reported"
+	switch {
+	case f.Error != "":
+		result = "failed"
+	case f.Restored:
+		result = "restored"
+	}
+	s.o.Metrics.Tamper.WithLabelValues(string(f.Kind), result).Inc()
+	if s.outbox != nil {
+		ev := notify.Event{Kind: notify.KindTampered, Run: f.Incident, Incident: f.Incident, Reason: f.Line(), Time: f.At}
+		if ev.Run == "" {
+			ev.Run = "tamper"
+		}
+		if f.Pod != "" {
+			ev.Pods = []notify.Pod{{Namespace: f.Namespace, Name: f.Pod}}
+		}
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := s.outbox.Enqueue(nctx, ev); err != nil {
+			s.o.Log.Error("queuing a tamper notification", "kind", f.Kind, "err", err)
+		}
+		cancel()
+	}
+	s.custodyOfTamper(f)
+}
+
+// custodyOfTamper appends f, signed with serve's key when it has one, to
+// the custody log of every sealed bundle of f's incident: the auditor of
+// the incident's evidence reads that the quarantine was lifted, when, and
+// what kir did. A quarantine contained elsewhere (a responder's laptop)
+// has no bundle here, and the log line says so.
+func (s *server) custodyOfTamper(f tamper.Finding) {
+	if f.Incident == "" || s.o.Engine.Evidence == "" {
+		return
+	}
+	bundles := incidentBundles(s.o.Engine.Evidence, f.Incident)
+	if len(bundles) == 0 {
+		s.o.Log.Warn("no sealed evidence of the incident here to record a tamper finding in", "incident", f.Incident, "evidence", s.o.Engine.Evidence)
+		return
+	}
+	var signer evidence.Signer
+	if s.o.Key != "" {
+		var err error
+		if signer, err = evidence.LoadSigner(s.o.Key); err != nil {
+			s.o.Log.Error("loading the evidence key to record a tamper finding", "err", err)
+			return
+		}
+	}
+	e := evidence.Entry{Action: "tamper-" + string(f.Kind), Actor: s.o.Env.Actor, Version: s.o.Env.Version, Detail: f}
+	for _, b := range bundles {
+		if err := evidence.AppendCustody(b, e, signer); err != nil {
+			s.o.Log.Error("recording a tamper finding in the incident's evidence", "bundle", b, "err", err)
+		}
+	}
+}
+
+// incidentBundles are the sealed bundles directly under dir whose
+// manifest names incident.
+func incidentBundles(dir, incident string) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		b := filepath.Join(dir, e.Name())
+		raw, err := os.ReadFile(filepath.Join(b, evidence.ManifestFile))
+		if err != nil {
+			continue
+		}
+		var m struct {
+			Incident string `json:"incident"`
+		}
+		if json.Unmarshal(raw, &m) == nil && m.Incident == incident {
+			out = append(out, b)
+		}
+	}
+	return out
+}
