@@ -35,6 +35,11 @@ type Options struct {
 	// garbage collection or CSR signing. Namespace then creates the
 	// default ServiceAccount itself.
 	NoControllerManager bool
+	// ControllerIdentities runs each controller of kube-controller-manager
+	// as its own ServiceAccount (kube-system:generic-garbage-collector,
+	// kube-system:namespace-controller, …), as real clusters do, rather
+	// than as the admin: for admission policies that exempt them by name.
+	ControllerIdentities bool
 	// NoScheduler skips kube-scheduler: pods stay Pending unless they set
 	// spec.nodeName.
 	NoScheduler bool
@@ -213,7 +218,11 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	if !opts.NoControllerManager {
-		if err := run(controllerManagerName, controllerManagerArgs(p, k, c.Kubeconfig)); err != nil {
+		args := controllerManagerArgs(p, k, c.Kubeconfig)
+		if opts.ControllerIdentities {
+			args = append(args, "--use-service-account-credentials=true") // the last one wins
+		}
+		if err := run(controllerManagerName, args); err != nil {
 			return nil, err
 		}
 		checks[controllerManagerName] = p.controllerManager
