@@ -15,6 +15,7 @@ import (
 	"kir.dev/kir/action"
 	"kir.dev/kir/agent"
 	"kir.dev/kir/contain"
+	"kir.dev/kir/fence"
 	"kir.dev/kir/internal/kube"
 )
 
@@ -32,6 +33,11 @@ type Diagnosis struct {
 	NodesError string `json:"nodesError,omitempty"`
 	// Canary is the enforcement probe --probe-node ran, if asked.
 	Canary *contain.Confirmation `json:"canary,omitempty"`
+	// Fence is the state of the admission fence's objects
+	// (deploy/components/admission); FenceError says why it could not be
+	// read.
+	Fence      fence.Report `json:"fence,omitempty"`
+	FenceError string       `json:"fenceError,omitempty"`
 }
 
 // NodeAgent says whether a node's agent answers.
@@ -92,6 +98,9 @@ func (o *doctorOptions) run(c *cli.Context) error {
 	}
 	if d.Nodes, err = nodeAgents(c.Context, kc.Interface, o.guard.namespace); err != nil {
 		d.NodesError = err.Error()
+	}
+	if d.Fence, err = fence.Check(c.Context, kc.Interface, o.guard.namespace); err != nil {
+		d.FenceError = err.Error()
 	}
 	var probeErr error
 	if o.probe != "" {
@@ -249,6 +258,7 @@ func printDiagnosis(w io.Writer, format string, d Diagnosis) error {
 			p.line("  NONE     %s: no agent: isolations there are not confirmed and open sessions are not cut", n.Node)
 		}
 	}
+	printFence(p, d)
 	if d.Canary != nil {
 		p.line("enforcement probe on %s:", d.Canary.Node)
 		for _, l := range (contain.ConfirmOutput{Pods: []contain.Confirmation{*d.Canary}}).Text() {
@@ -256,4 +266,23 @@ func printDiagnosis(w io.Writer, format string, d Diagnosis) error {
 		}
 	}
 	return p.err
+}
+
+// printFence says, per object, whether the admission fence is installed
+// as this kir generates it. The fence is optional: doctor only reports.
+func printFence(p *textPrinter, d Diagnosis) {
+	p.line("admission fence (deploy/components/admission):")
+	if d.FenceError != "" {
+		p.line("  UNKNOWN  %s", d.FenceError)
+	}
+	for _, s := range d.Fence {
+		switch s.State {
+		case fence.Installed:
+			p.line("  ok       %s %s", s.Kind, s.Name)
+		case fence.Missing:
+			p.line("  MISSING  %s %s", s.Kind, s.Name)
+		default:
+			p.line("  CHANGED  %s %s: %s", s.Kind, s.Name, s.Detail)
+		}
+	}
 }
