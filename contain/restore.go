@@ -305,16 +305,24 @@ func Admitting(policies []networkingv1.NetworkPolicy, podLabels map[string]strin
 // may patch the pod, or its policies, cannot write it there.
 func ReleasingLease(uid types.UID) string { return "kir-releasing-" + string(uid) }
 
-// ReleasingFor is how long a release mark holds the guard off: a release
-// that has not finished by then is undone (the quarantine restored, and
-// said so).
+// ReleasingFor is how long a release mark holds the guard off while the
+// quarantine policy is still there: a release that never deleted the
+// policy (it failed) is guarded again after that.
 const ReleasingFor = 5 * time.Minute
 
+// GuardLease is the Lease in kir's namespace by which one tamper guard
+// leads (package tamper, which cannot be imported here).
+const GuardLease = "kir-tamper"
+
 // markReleasing writes the release mark of pod before Release removes
-// anything. A cluster without kir's namespace runs no guard: nothing to
-// mark.
+// anything, where a tamper guard runs or ran: with no guard's Lease in
+// kir's namespace (or no such namespace) there is none to tell, and a
+// responder who may not write there still releases.
 func markReleasing(ctx context.Context, env action.Env, j *action.WriteLog, pod *corev1.Pod) error {
 	name, ns := ReleasingLease(pod.UID), env.KirNamespace
+	if _, err := env.Kube.CoordinationV1().Leases(ns).Get(ctx, GuardLease, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		return nil
+	}
 	now := metav1.NewMicroTime(env.Now().UTC())
 	apply := coordinationv1ac.Lease(name, ns).
 		WithLabels(map[string]string{action.LabelManagedBy: action.ManagedByKir}).
@@ -329,7 +337,7 @@ func markReleasing(ctx context.Context, env action.Env, j *action.WriteLog, pod 
 		return l, err
 	})
 	if err != nil {
-		return fmt.Errorf("marking the release in kir's namespace (Lease %s/%s), which tells kir serve's tamper guard not to restore the quarantine (the Role kir-release grants it to the responders): %w", ns, name, err)
+		return fmt.Errorf("marking the release in kir's namespace (Lease %s/%s: get, create and patch leases there, as the Role kir-responder grants), without which kir serve's tamper guard would restore the quarantine: %w", ns, name, err)
 	}
 	return nil
 }

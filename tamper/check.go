@@ -59,9 +59,18 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 		return 0, fmt.Errorf("reading pod %s/%s: %w", q.Namespace, q.Name, err)
 	}
 	mark, err := g.mark(ctx, k.uid)
-	switch {
-	case err != nil:
+	if err != nil {
 		return 0, err
+	}
+	if mark != nil {
+		if why := stale(mark, pol, g.o.Now()); why != "" {
+			if err := g.dropMark(ctx, mark, why); err != nil {
+				return 0, err
+			}
+			mark = nil
+		}
+	}
+	switch {
 	case mark != nil:
 		if !known {
 			return 0, nil // being released: nothing to learn
@@ -93,40 +102,33 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 	return 0, nil
 }
 
-// mark is the release mark of uid, if one holds: an expired one is
-// deleted (the release did not finish in time, and is undone).
+// mark is the release mark of uid, if kir release left one.
 func (g *guard) mark(ctx context.Context, uid types.UID) (*coordinationv1.Lease, error) {
-	leases := g.o.Kube.CoordinationV1().Leases(g.o.Namespace)
-	l, err := leases.Get(ctx, contain.ReleasingLease(uid), metav1.GetOptions{})
+	l, err := g.o.Kube.CoordinationV1().Leases(g.o.Namespace).Get(ctx, contain.ReleasingLease(uid), metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("reading the release mark %s: %w", contain.ReleasingLease(uid), err)
 	}
-	if markLive(l, g.o.Now()) {
-		return l, nil
-	}
-	g.o.Log.Warn("tamper guard: a release mark expired; the quarantine is guarded again", "lease", l.Name, "by", ptrString(l.Spec.HolderIdentity))
-	if err := leases.Delete(ctx, l.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &l.ResourceVersion}}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return nil, fmt.Errorf("deleting the expired release mark %s: %w", l.Name, err)
-	}
-	return nil, nil
+	return l, nil
 }
 
-// markLive: the mark was written or renewed (by kir release) within its
-// duration: from the time the API server stored it, or the release's own
-// renewal, if later and not in the future.
-func markLive(l *coordinationv1.Lease, now time.Time) bool {
-	at := l.CreationTimestamp.Time
-	if r := l.Spec.RenewTime; r != nil && r.After(at) && !r.After(now) { // a clock ahead renews nothing
-		at = r.Time
+// stale says why a release mark no longer holds for a quarantine whose
+// policy is there ("" when it holds): the policy was made after the mark
+// (contained again since), or the mark is older than ReleasingFor (the
+// release failed before it deleted the policy). Either way the pod is
+// still isolated: guarding it again undoes no release.
+func stale(mark *coordinationv1.Lease, pol *networkingv1.NetworkPolicy, now time.Time) string {
+	switch {
+	case pol == nil:
+		return ""
+	case pol.CreationTimestamp.After(mark.CreationTimestamp.Time):
+		return "the pod was contained again after it"
+	case !now.Before(mark.CreationTimestamp.Add(contain.ReleasingFor)):
+		return fmt.Sprintf("older than %s and the policy is still there (the release did not finish)", contain.ReleasingFor)
 	}
-	d := contain.ReleasingFor
-	if l.Spec.LeaseDurationSeconds != nil && *l.Spec.LeaseDurationSeconds > 0 {
-		d = min(d, time.Duration(*l.Spec.LeaseDurationSeconds)*time.Second)
-	}
-	return now.Before(at.Add(d))
+	return ""
 }
 
 func ptrString(p *string) string {
@@ -148,11 +150,20 @@ func (g *guard) releasing(ctx context.Context, q contain.Quarantine, pol *networ
 	if err := g.mem.forget(ctx, q.UID); err != nil {
 		return 0, err
 	}
-	err := g.o.Kube.CoordinationV1().Leases(g.o.Namespace).Delete(ctx, mark.Name, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return 0, fmt.Errorf("deleting the release mark %s: %w", mark.Name, err)
+	return 0, g.dropMark(ctx, mark, "")
+}
+
+// dropMark deletes a release mark: done with, or stale (why).
+func (g *guard) dropMark(ctx context.Context, mark *coordinationv1.Lease, why string) error {
+	if why != "" {
+		g.o.Log.Warn("tamper guard: a release mark no longer holds; the quarantine is guarded again", "lease", mark.Name, "by", ptrString(mark.Spec.HolderIdentity), "why", why)
 	}
-	return 0, nil
+	uid := mark.UID
+	err := g.o.Kube.CoordinationV1().Leases(g.o.Namespace).Delete(ctx, mark.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("deleting the release mark %s: %w", mark.Name, err)
+	}
+	return nil
 }
 
 // policy reads kir's policy of the pod from the API server (the cache

@@ -35,11 +35,15 @@
 // wholly removed while no guard ran is not known.
 //
 // Release. kir release writes a mark in kir's namespace
-// (contain.ReleasingLease) before it removes anything; the guard reads
-// the mark first and stands down for that pod, forgets the pod once the
-// release is done, and deletes the mark. A mark older than
-// contain.ReleasingFor with the release unfinished no longer holds the
-// guard off.
+// (contain.ReleasingLease) before it removes anything, wherever a guard
+// runs or ran (the Lease kir-tamper exists); the guard reads it after it
+// read the pod and the policy and before it acts, so whatever removal it
+// saw is either covered by the mark or not release's. It stands down for
+// that pod, and once the policy is gone (release deletes it first)
+// forgets the pod and deletes the mark. A mark no longer holds while the
+// policy is still there if the policy is newer (contained again since) or
+// the mark older than contain.ReleasingFor (the release failed): the pod
+// is then still isolated, and guarding it again undoes no release.
 //
 // One guard acts across kir serve's replicas: the one that holds the
 // Lease kir-tamper in kir's namespace (client-go leader election).

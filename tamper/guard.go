@@ -13,11 +13,12 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"kir.dev/kir/action"
+	"kir.dev/kir/contain"
 )
 
 // LeaseName is the Lease in kir's namespace whose holder is the one
-// active guard.
-const LeaseName = "kir-tamper"
+// active guard; kir release marks a release only where it exists.
+const LeaseName = contain.GuardLease
 
 // Defaults used when Options leave them zero.
 const (

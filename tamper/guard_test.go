@@ -219,3 +219,41 @@ func TestGuardRemembers(t *testing.T) {
 		t.Errorf("findings about a deleted pod: %+v", got)
 	}
 }
+
+// TestGuardReleasedWhileDown: a pod released while no guard runs (its
+// memory still in kir's namespace) stays released when a guard starts:
+// release marked it, since a guard had run there.
+func TestGuardReleasedWhileDown(t *testing.T) {
+	t.Parallel()
+	kir := cluster.NewFixture(t, "tamper-kir", 0)
+	app := cluster.NewFixture(t, "tamper-app", 1)
+	pod := app.Pods[0]
+	isolate(t, kir.Namespace, pod)
+	f := &findings{}
+	stop := startGuard(t, kir.Namespace, app.Namespace, "before", f)
+	waitGuarded(t, kir.Namespace, pod)
+	stop()
+	if _, err := contain.Release(t.Context(), env(kir.Namespace), contain.ReleaseParams{Namespace: action.Namespace(pod.Namespace), Name: action.PodName(pod.Name)}); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	startGuard(t, kir.Namespace, app.Namespace, "after", f)
+	err := kubetest.Eventually(t.Context(), 15*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := cluster.Client.CoordinationV1().Leases(kir.Namespace).Get(ctx, tamper.MemoryName(pod.UID), metav1.GetOptions{})
+		return err != nil, nil
+	})
+	if err != nil {
+		t.Errorf("the guard still remembers the released pod")
+	}
+	deadline := time.Now().Add(3 * reaction)
+	for time.Now().Before(deadline) {
+		ok, err := labelled(t.Context(), pod)
+		p, perr := policyOf(t.Context(), pod)
+		if err != nil || perr != nil || ok || p != nil {
+			t.Fatalf("a released pod was contained again: labelled %v, policy %v (%v, %v)", ok, p != nil, err, perr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := f.about(pod.UID); len(got) > 0 {
+		t.Errorf("findings about a released pod: %+v", got)
+	}
+}

@@ -32,6 +32,8 @@ func (o *releasePodOptions) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "delete", Usage: "delete the pod once released", Destination: &o.delete},
 		&cli.StringFlag{Name: "evidence", Usage: "the containment's sealed evidence bundle (a directory): the release is appended, signed, to its custody log", Destination: &o.evidence},
 		signingKeyFlag(&o.key, "private key the bundle was sealed with"),
+		// Where release marks the pod as releasing, for kir serve's tamper guard.
+		o.playbook.guard.namespaceFlag(),
 	})
 }
 

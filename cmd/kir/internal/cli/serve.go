@@ -16,6 +16,7 @@ import (
 	"kir.dev/kir/playbooks"
 	"kir.dev/kir/record"
 	"kir.dev/kir/serve"
+	"kir.dev/kir/tamper"
 )
 
 // Flags of kir serve.
@@ -56,6 +57,7 @@ type serveOptions struct {
 	identity, leaseNamespace string
 	leaseDuration            time.Duration
 	noClaims, noRecords      bool
+	noTamper                 bool
 	holdFor                  time.Duration
 	// The budget.
 	budget   budget.Config
@@ -103,6 +105,7 @@ func (o *serveOptions) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-budget", Destination: &o.noBudget, Usage: "no budget: kir contains whatever its routes say, however many (and kir runs pause does not hold it)"},
 		&cli.DurationFlag{Name: "hold-for", Value: serve.DefaultHoldFor, Destination: &o.holdFor, Usage: "how long a held run (over the budget, paused, or at a step that needs approval) waits for kir runs approve or deny before it ends Expired"},
 		&cli.BoolFlag{Name: flagNoRecords, Destination: &o.noRecords, Usage: "keep no response records (responses.kir.dev, in the claims' namespace): an accepted alert then lives in this replica's spool only, and no other replica takes it over"},
+		&cli.BoolFlag{Name: "no-tamper", Destination: &o.noTamper, Usage: "run no tamper guard: a quarantine label removed, or kir's policy deleted or opened, stays so (the guard restores them within seconds, one replica at a time, by the Lease kir-tamper in kir's namespace)"},
 		&cli.DurationFlag{Name: flagShutdownWait, Value: serve.DefaultShutdownTimeout, Destination: &o.shutdownTimeout, Usage: "on SIGTERM, how long running playbooks may finish before kir stops them (the next start resumes them)"},
 	}
 }
@@ -154,8 +157,17 @@ func (o *serveOptions) options(c *cli.Context) (serve.Options, error) {
 		Engine: *eng, Env: env, SpoolDir: filepath.Join(state, "spool"), Claims: o.claims(s), Records: o.records(s), Budget: o.budgetOf(s), Guard: o.playbook.guard.guard(),
 		Workers: o.workers, Queue: o.queue, Collectors: o.collectors, BodyLimit: o.bodyLimit,
 		ShutdownTimeout: o.shutdownTimeout, MemoryLimit: serveMemoryLimit(),
-		Log: slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil)),
+		Tamper: o.tamper(), Log: slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil)),
 	}, nil
+}
+
+// tamper is the guard of kir's quarantines, in kir's namespace; nil with
+// --no-tamper.
+func (o *serveOptions) tamper() *tamper.Options {
+	if o.noTamper {
+		return nil
+	}
+	return &tamper.Options{Namespace: o.playbook.guard.namespace, Identity: o.identity}
 }
 
 // serveMemoryLimit is serve.DefaultMemoryLimit, unless GOMEMLIMIT gives
