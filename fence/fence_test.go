@@ -162,22 +162,11 @@ func TestResponderCanRelease(t *testing.T) {
 	f := cluster.NewFixture(t, "responder", 1)
 	ctx, ns := t.Context(), f.Namespace
 	pod := isolate(t, kirEnv(t), ns, f.Pods[0].Name, false)
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "responders-" + ns},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "kir-contain"},
-		Subjects:   []rbacv1.Subject{{Kind: "Group", Name: "kir:responders", APIGroup: "rbac.authorization.k8s.io"}},
-	}
-	if _, err := cluster.Client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cluster.Client.RbacV1().ClusterRoleBindings().Delete(context.WithoutCancel(ctx), crb.Name, metav1.DeleteOptions{})
-	})
+	bindContain(t, ns, rbacv1.Subject{Kind: "Group", Name: "kir:responders", APIGroup: "rbac.authorization.k8s.io"},
+		rbacv1.Subject{Kind: "Group", Name: "kir:outsiders", APIGroup: "rbac.authorization.k8s.io"})
 	// Another user with the same roles is no responder.
 	outsider := impersonate(t, "mallory", "kir:outsiders")
-	if err := removeLabel(ctx, outsider, ns, pod.Name); !apierrors.IsForbidden(err) {
-		t.Errorf("a user outside kir:responders removing the label: %v, want 403", err)
-	}
+	refusedBy(t, "a user with kir-contain outside kir:responders removing the label", removeLabel(ctx, outsider, ns, pod.Name), fence.PolicyQuarantine)
 	alice := impersonate(t, "alice", "kir:responders")
 	env := action.Env{Kube: alice, Incident: "fence-test", Actor: "alice"}
 	if _, err := contain.Release(ctx, env, contain.ReleaseParams{Namespace: action.Namespace(ns), Name: action.PodName(pod.Name)}); err != nil {
@@ -185,6 +174,60 @@ func TestResponderCanRelease(t *testing.T) {
 	}
 	if got := f.Pod(t, pod.Name); got.Labels[action.LabelQuarantine] != "" {
 		t.Errorf("label still there after the responder's release: %v", got.Labels)
+	}
+}
+
+// bindContain binds kir-contain to subjects in namespace ns.
+func bindContain(t *testing.T, ns string, subjects ...rbacv1.Subject) {
+	t.Helper()
+	ctx := t.Context()
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "contain", Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "kir-contain"},
+		Subjects:   subjects,
+	}
+	if _, err := cluster.Client.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With protectDeletion, only a responder deletes a quarantined pod; the
+// garbage collector then deletes kir's policy, which the pod owns.
+func TestProtectDeletion(t *testing.T) {
+	installed(t)
+	f := cluster.NewFixture(t, "evidence", 1)
+	ctx, ns, c := t.Context(), f.Namespace, cluster.Client
+	pod := isolate(t, kirEnv(t), ns, f.Pods[0].Name, false)
+	bad := attacker(t, ns)
+	setProtectDeletion(t, "true")
+	t.Cleanup(func() { setProtectDeletion(t, "false") })
+	dry := metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}
+	var err error
+	if err := kubetest.Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		err = bad.CoreV1().Pods(ns).Delete(ctx, pod.Name, dry)
+		return err != nil, nil
+	}); err != nil {
+		t.Fatal("protectDeletion never took effect")
+	}
+	refusedBy(t, "the attacker deleting the quarantined pod", err, fence.PolicyQuarantine)
+	refusedBy(t, "kir deleting the quarantined pod", kirEnv(t).Kube.CoreV1().Pods(ns).Delete(ctx, pod.Name, dry), fence.PolicyQuarantine)
+	bindContain(t, ns, rbacv1.Subject{Kind: "Group", Name: "kir:responders", APIGroup: "rbac.authorization.k8s.io"})
+	if err := impersonate(t, "alice", "kir:responders").CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("a responder deleting the quarantined pod: %v", err)
+	}
+	err = kubetest.Eventually(ctx, 60*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := c.NetworkingV1().NetworkPolicies(ns).Get(ctx, action.PolicyName(string(pod.UID)), metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Errorf("the garbage collector did not delete kir's policy of the deleted pod: %v", err)
+	}
+}
+
+func setProtectDeletion(t *testing.T, v string) {
+	patch := []byte(`{"data":{"` + fence.KeyProtectDeletion + `":"` + v + `"}}`)
+	if _, err := cluster.Client.CoreV1().ConfigMaps(kirNS).Patch(context.WithoutCancel(t.Context()), fence.ParamsName, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -275,7 +318,41 @@ func TestCheckAndDoctorReportTheFence(t *testing.T) {
 	if diff := cmp.Diff(want, states(t)); diff != "" {
 		t.Fatalf("as installed (-want +got):\n%s", diff)
 	}
+	// kir serve (the tamper guard) reads it with the shipped kir-fence-check.
+	if rep, err := fence.Check(ctx, kirEnv(t).Kube, kirNS); err != nil || !rep.Intact() {
+		t.Errorf("Check as kir-serve: %v, %v", rep, err)
+	}
 
+	tamperWithFence(t)
+	want["ValidatingAdmissionPolicy/"+fence.PolicyQuarantine] = fence.Changed
+	want["ValidatingAdmissionPolicyBinding/"+fence.PolicyPolicies] = fence.Changed
+	want["ValidatingAdmissionPolicyBinding/"+fence.PolicyKir] = fence.Missing
+	want["ConfigMap/"+kirNS+"/"+fence.ParamsName] = fence.Missing
+	if diff := cmp.Diff(want, states(t)); diff != "" {
+		t.Errorf("tampered (-want +got):\n%s", diff)
+	}
+
+	// Put it back as shipped.
+	if err := c.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, fence.PolicyQuarantine, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, fence.PolicyPolicies, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Create(ctx, "../deploy/components/admission/fence.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := fence.Check(ctx, c, kirNS); err != nil || !rep.Intact() {
+		t.Errorf("reinstalled: %v %v", rep, err)
+	}
+}
+
+// tamperWithFence weakens PolicyQuarantine, narrows PolicyPolicies'
+// binding to no namespace, and deletes PolicyKir's binding and the
+// parameters.
+func tamperWithFence(t *testing.T) {
+	t.Helper()
+	ctx, c := t.Context(), cluster.Client
 	vaps, bindings := c.AdmissionregistrationV1().ValidatingAdmissionPolicies(), c.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings()
 	pol, err := vaps.Get(ctx, fence.PolicyQuarantine, metav1.GetOptions{})
 	if err != nil {
@@ -298,28 +375,5 @@ func TestCheckAndDoctorReportTheFence(t *testing.T) {
 	}
 	if err := c.CoreV1().ConfigMaps(kirNS).Delete(ctx, fence.ParamsName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
-	}
-	want["ValidatingAdmissionPolicy/"+fence.PolicyQuarantine] = fence.Changed
-	want["ValidatingAdmissionPolicyBinding/"+fence.PolicyPolicies] = fence.Changed
-	want["ValidatingAdmissionPolicyBinding/"+fence.PolicyKir] = fence.Missing
-	want["ConfigMap/"+kirNS+"/"+fence.ParamsName] = fence.Missing
-	if diff := cmp.Diff(want, states(t)); diff != "" {
-		t.Errorf("tampered (-want +got):\n%s", diff)
-	}
-
-	// Put it back as shipped.
-	for _, name := range []string{fence.PolicyQuarantine} {
-		if err := vaps.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := bindings.Delete(ctx, fence.PolicyPolicies, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cluster.Create(ctx, "../deploy/components/admission/fence.yaml"); err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := fence.Check(ctx, c, kirNS); err != nil || !rep.Intact() {
-		t.Errorf("reinstalled: %v %v", rep, err)
 	}
 }
