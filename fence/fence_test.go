@@ -13,10 +13,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"kir.dev/kir/action"
@@ -134,6 +136,7 @@ func TestKirIsFencedAndStillWorks(t *testing.T) {
 	if _, ok := pod.Labels["app"]; ok {
 		t.Fatalf("--detach left the selector label: %v", pod.Labels)
 	}
+	kirPolicies(t, env, ns, pod)
 	if _, err := contain.Cordon(ctx, env, contain.CordonParams{Nodes: []string{f.Node}}); err != nil {
 		t.Fatalf("cordon as kir: %v", err)
 	}
@@ -376,4 +379,33 @@ func tamperWithFence(t *testing.T) {
 	if err := c.CoreV1().ConfigMaps(kirNS).Delete(ctx, fence.ParamsName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// kirPolicies: kir writes its own policy's annotations (kir-collect's
+// capture key, as collect/node.go applies it), and no other policy.
+func kirPolicies(t *testing.T, env action.Env, ns string, pod *corev1.Pod) {
+	t.Helper()
+	ctx, pols := t.Context(), env.Kube.NetworkingV1().NetworkPolicies(ns)
+	name := action.PolicyName(string(pod.UID))
+	apply := networkingv1ac.NetworkPolicy(name, ns).WithAnnotations(map[string]string{action.AnnotationCaptureKey: "00"})
+	if _, err := pols.Apply(ctx, apply, metav1.ApplyOptions{FieldManager: action.FieldManagerCapture, Force: true}); err != nil {
+		t.Errorf("kir annotating its policy with the capture key: %v", err)
+	}
+	other := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "theirs", Namespace: ns},
+		Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}},
+	}
+	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(ns).Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	refusedBy(t, "kir deleting another's policy", pols.Delete(ctx, other.Name, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}), fence.PolicyKir)
+	open := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "kir-quarantine-open", Namespace: ns, Labels: map[string]string{action.LabelManagedBy: action.ManagedByKir}},
+		Spec: networkingv1.NetworkPolicySpec{
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
+		},
+	}
+	_, err := pols.Create(ctx, open, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	refusedBy(t, "kir creating an allow-all policy labelled as its own", err, fence.PolicyKir)
 }
