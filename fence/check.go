@@ -55,9 +55,11 @@ func (r Report) Intact() bool {
 // Check reads the fence's policies, bindings and parameters (in
 // kirNamespace) and compares each with what this kir generates, ignoring
 // what the API server defaults. It needs get on each (the RBAC in
-// CheckRBAC); an error other than NotFound is returned as such, never as
-// Missing. The parameters are the site's to edit: they are Changed only
-// when unreadable.
+// CheckRBAC); an error other than NotFound is returned as such (wrapped:
+// apierrors.IsForbidden tells), never as Missing. kir-serve's read access
+// ships with the fence's component, so for kir-serve a Forbidden means the
+// component is not installed, or its RBAC was removed. The parameters are
+// the site's to edit: they are Changed only when unreadable.
 func Check(ctx context.Context, c kubernetes.Interface, kirNamespace string) (Report, error) {
 	var r Report
 	for _, want := range Policies() {
