@@ -3,11 +3,16 @@ package serve
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	"kir.dev/kir/action"
 	"kir.dev/kir/evidence"
+	"kir.dev/kir/fence"
 	"kir.dev/kir/notify"
 	"kir.dev/kir/tamper"
 )
@@ -36,6 +41,9 @@ func (s *server) startTamper(ctx context.Context) {
 	}
 	if o.Log == nil {
 		o.Log = s.o.Log
+	}
+	if o.Fence == nil {
+		o.Fence = fenceCheck(o.Kube, o.Namespace)
 	}
 	next := o.Report
 	o.Report = func(ctx context.Context, f tamper.Finding) {
@@ -149,4 +157,26 @@ func incidentBundles(dir, incident string) []string {
 		}
 	}
 	return out
+}
+
+// fenceCheck is the guard's check of kir's admission fence (package
+// fence): "" when every policy, binding and the parameters are installed
+// as this kir generates them, else what is missing or changed.
+func fenceCheck(kube kubernetes.Interface, ns string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		if ns == "" {
+			ns = action.DefaultKirNamespace
+		}
+		r, err := fence.Check(ctx, kube, ns)
+		if err != nil || r.Intact() {
+			return "", err
+		}
+		var out []string
+		for _, st := range r {
+			if st.State != fence.Installed {
+				out = append(out, strings.TrimSpace(fmt.Sprintf("%s %s %s %s", st.Kind, st.Name, st.State, st.Detail)))
+			}
+		}
+		return "kir's admission fence is not as installed: " + strings.Join(out, "; "), nil
+	}
 }

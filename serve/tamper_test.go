@@ -93,15 +93,20 @@ func TestServeRestoresLiftedQuarantines(t *testing.T) {
 			t.Errorf("kir_tamper_findings_total{kind=%s,result=%s} = %v, want 1", kind, result, n)
 		}
 	}
+	// This cluster has no admission fence (package fence): the guard says
+	// so, once.
+	if n := counterValue(t, metrics.Tamper.WithLabelValues(string(tamper.FenceChanged), "reported")); n != 1 {
+		t.Errorf("kir_tamper_findings_total{kind=fence-changed} = %v, want 1 (no fence installed here)", n)
+	}
 	for reason, n := range map[string]int{"QuarantineTampered": 2, "QuarantineWeakened": 1} {
 		if got := eventsWithReason(t, pod, reason); got != n {
 			t.Errorf("%d %s Events on the pod, want %d", got, reason, n)
 		}
 	}
 	checkTamperCustody(t, bundle, keys, "tamper-label-removed", "tamper-policy-deleted", "tamper-policy-admits")
-	err = kubetest.Eventually(ctx, 30*time.Second, func(context.Context) (bool, error) { return recv.kinds()[notify.KindTampered] >= 3, nil })
+	err = kubetest.Eventually(ctx, 30*time.Second, func(context.Context) (bool, error) { return recv.kinds()[notify.KindTampered] >= 4, nil })
 	if err != nil {
-		t.Errorf("tampered notifications: %v, want 3", recv.kinds())
+		t.Errorf("tampered notifications: %v, want 4 (label, policy, allow-all, fence)", recv.kinds())
 	}
 
 	// Lifted while serve is down: restored at its start.
