@@ -69,6 +69,9 @@ func (g *guard) run(ctx context.Context) {
 		case <-time.After(g.o.RetryPeriod):
 		}
 	}
+	if p, err := Missing(ctx, g.o); err != nil || p != "" {
+		g.o.Log.Error("tamper guard: "+p, "err", err) // it tries all the same: a watch denied is retried
+	}
 	quarantined := informers.NewSharedInformerFactoryWithOptions(g.o.Kube, g.o.Resync, informers.WithNamespace(g.o.Watch),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = action.LabelQuarantine }))
 	all := informers.NewSharedInformerFactoryWithOptions(g.o.Kube, g.o.Resync, informers.WithNamespace(g.o.Watch))
