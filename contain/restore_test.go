@@ -41,7 +41,9 @@ func TestReadQuarantineAndDrift(t *testing.T) {
 		{name: "a selector matching nothing", change: func(p *networkingv1.NetworkPolicy) {
 			p.Spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"nobody": "here"}}
 		}, problem: "pod selector", drift: "spec changed", narrower: true},
-		{name: "egress only", change: func(p *networkingv1.NetworkPolicy) { p.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress} },
+		{name: "egress only", change: func(p *networkingv1.NetworkPolicy) {
+			p.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
+		},
 			problem: "policy types", drift: "spec changed", narrower: true},
 		{name: "sessions kept, forged", change: func(p *networkingv1.NetworkPolicy) { p.Annotations[action.AnnotationSessions] = action.SessionsKeep },
 			drift: "annotation kir.dev/sessions", narrower: true},
