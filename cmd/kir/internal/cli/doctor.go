@@ -38,6 +38,9 @@ type Diagnosis struct {
 	// read.
 	Fence      fence.Report `json:"fence,omitempty"`
 	FenceError string       `json:"fenceError,omitempty"`
+	// Records says whether kir serve's response records and their
+	// approvals policy are installed (deploy/components/records).
+	Records RecordsCheck `json:"records"`
 }
 
 // NodeAgent says whether a node's agent answers.
@@ -99,6 +102,7 @@ func (o *doctorOptions) run(c *cli.Context) error {
 	if d.Nodes, err = nodeAgents(c.Context, kc.Interface, o.guard.namespace); err != nil {
 		d.NodesError = err.Error()
 	}
+	d.Records = checkRecords(c.Context, kc.Interface)
 	if d.Fence, err = fence.Check(c.Context, kc.Interface, o.guard.namespace); err != nil {
 		d.FenceError = err.Error()
 	}
@@ -258,6 +262,7 @@ func printDiagnosis(w io.Writer, format string, d Diagnosis) error {
 			p.line("  NONE     %s: no agent: isolations there are not confirmed and open sessions are not cut", n.Node)
 		}
 	}
+	printRecords(p, d.Records)
 	printFence(p, d)
 	if d.Canary != nil {
 		p.line("enforcement probe on %s:", d.Canary.Node)
