@@ -62,11 +62,15 @@ type Params struct {
 }
 
 // DefaultParams are kir serve's and the node agent's ServiceAccounts and
-// the group kir:responders; deletion is not protected.
+// the groups kir:responders and system:masters; deletion is not
+// protected. system:masters is the cluster's own break-glass: it bypasses
+// RBAC and may delete the fence itself, so leaving it out would protect
+// nothing, and would leave a responder holding only the cluster-admin
+// kubeconfig unable to release a pod at 3 a.m.
 func DefaultParams() Params {
 	return Params{
 		ServiceAccounts: []string{action.DefaultKirNamespace + ":kir-serve", "kir-node:kir-node-agent"},
-		ResponderGroups: []string{"kir:responders"},
+		ResponderGroups: []string{"kir:responders", "system:masters"},
 	}
 }
 
