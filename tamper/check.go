@@ -37,6 +37,10 @@ func typesUID(s string) types.UID { return types.UID(s) }
 // so whatever removal the guard saw is either covered by a mark it then
 // reads, or not release's doing.
 func (g *guard) check(ctx context.Context, k key) (again time.Duration, err error) {
+	if q, pod, ok := g.intact(k); ok {
+		g.checkAdmitting(ctx, q, pod)
+		return 0, nil
+	}
 	pol, err := g.policy(ctx, k)
 	if err != nil {
 		return 0, err
@@ -58,17 +62,9 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 	if err != nil && !gone {
 		return 0, fmt.Errorf("reading pod %s/%s: %w", q.Namespace, q.Name, err)
 	}
-	mark, err := g.mark(ctx, k.uid)
+	mark, err := g.holdingMark(ctx, k.uid, pol)
 	if err != nil {
 		return 0, err
-	}
-	if mark != nil {
-		if why := stale(mark, pol, g.o.Now()); why != "" {
-			if err := g.dropMark(ctx, mark, why); err != nil {
-				return 0, err
-			}
-			mark = nil
-		}
 	}
 	switch {
 	case mark != nil:
@@ -92,6 +88,14 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 		}
 		g.o.Log.Info("tamper guard: guarding a quarantine", "namespace", q.Namespace, "pod", q.Name, "uid", q.UID, "incident", q.Record[action.AnnotationIncident])
 	}
+	g.restore(ctx, q, pod, pol, problems)
+	return 0, nil
+}
+
+// restore writes back what was lifted of q (problems: where its policy,
+// first seen, differs from what kir writes), and reports the policies that
+// re-open it.
+func (g *guard) restore(ctx context.Context, q contain.Quarantine, pod *corev1.Pod, pol *networkingv1.NetworkPolicy, problems []string) {
 	g.checkLabel(ctx, q, pod)
 	if len(problems) > 0 {
 		g.restorePolicy(ctx, q, pol, PolicyChanged, "differs from what kir writes: "+strings.Join(problems, "; "))
@@ -99,7 +103,29 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 		g.checkPolicy(ctx, q, pol)
 	}
 	g.checkAdmitting(ctx, q, pod)
-	return 0, nil
+}
+
+// intact says, from the watches' caches alone, whether a known
+// quarantine is as kir wrote it and has no release mark: the resync of a
+// healthy quarantine costs no request. Anything else is read from the API
+// server (and a stale release mark dropped there).
+func (g *guard) intact(k key) (contain.Quarantine, *corev1.Pod, bool) {
+	q, known := g.mem.get(k.uid)
+	g.mu.Lock()
+	marked := g.marked[k.uid]
+	g.mu.Unlock()
+	if !known || !q.Labelled() || marked {
+		return q, nil, false
+	}
+	pol, err := g.policies.NetworkPolicies(k.ns).Get(q.PolicyName())
+	if err != nil || len(q.Drift(pol)) > 0 {
+		return q, nil, false
+	}
+	pod, err := g.pods.Pods(k.ns).Get(q.Name)
+	if err != nil || pod.UID != q.UID || pod.DeletionTimestamp != nil || pod.Labels[action.LabelQuarantine] != q.Value() {
+		return q, nil, false
+	}
+	return q, pod, true
 }
 
 // mark is the release mark of uid, if kir release left one.
@@ -112,6 +138,19 @@ func (g *guard) mark(ctx context.Context, uid types.UID) (*coordinationv1.Lease,
 		return nil, fmt.Errorf("reading the release mark %s: %w", contain.ReleasingLease(uid), err)
 	}
 	return l, nil
+}
+
+// holdingMark is the release mark of uid that holds for the quarantine
+// whose policy is pol; a stale one is deleted.
+func (g *guard) holdingMark(ctx context.Context, uid types.UID, pol *networkingv1.NetworkPolicy) (*coordinationv1.Lease, error) {
+	mark, err := g.mark(ctx, uid)
+	if err != nil || mark == nil {
+		return nil, err
+	}
+	if why := stale(mark, pol, g.o.Now()); why != "" {
+		return nil, g.dropMark(ctx, mark, why)
+	}
+	return mark, nil
 }
 
 // stale says why a release mark no longer holds for a quarantine whose

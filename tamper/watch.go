@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	networkinglisters "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -27,7 +28,9 @@ type guard struct {
 	o        Options
 	mem      *memory
 	policies networkinglisters.NetworkPolicyLister
-	queue    workqueue.TypedRateLimitingInterface[key]
+	// pods are the labelled pods, as the watch last saw them.
+	pods  corelisters.PodLister
+	queue workqueue.TypedRateLimitingInterface[key]
 
 	mu sync.Mutex
 	// admitted are the admitting policies reported, by pod UID and
@@ -36,6 +39,9 @@ type guard struct {
 	admitted map[string]string
 	// fence is the last fence problem reported.
 	fence string
+	// marked are the pods with a release mark at the last resync: never
+	// taken as intact from the caches alone.
+	marked map[types.UID]bool
 }
 
 // key names one quarantined pod: its namespace and UID.
@@ -72,28 +78,8 @@ func (g *guard) run(ctx context.Context) {
 	if p, err := Missing(ctx, g.o); err != nil || p != "" {
 		g.o.Log.Error("tamper guard: "+p, "err", err) // it tries all the same: a watch denied is retried
 	}
-	quarantined := informers.NewSharedInformerFactoryWithOptions(g.o.Kube, g.o.Resync, informers.WithNamespace(g.o.Watch),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = action.LabelQuarantine }))
-	all := informers.NewSharedInformerFactoryWithOptions(g.o.Kube, g.o.Resync, informers.WithNamespace(g.o.Watch))
-	pods := quarantined.Core().V1().Pods().Informer()
-	pols := all.Networking().V1().NetworkPolicies()
-	g.policies = pols.Lister()
-	_, _ = pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    g.onPod,
-		UpdateFunc: func(_, obj any) { g.onPod(obj) },
-		DeleteFunc: g.onPod, // a pod whose label was removed is "deleted" from this watch
-	})
-	_, _ = pols.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    g.onPolicy,
-		UpdateFunc: func(_, obj any) { g.onPolicy(obj) },
-		DeleteFunc: g.onPolicy,
-	})
-	quarantined.Start(ctx.Done())
-	all.Start(ctx.Done())
-	defer quarantined.Shutdown()
-	defer all.Shutdown()
-	quarantined.WaitForCacheSync(ctx.Done())
-	all.WaitForCacheSync(ctx.Done())
+	stopWatching := g.watch(ctx)
+	defer stopWatching()
 
 	var wg sync.WaitGroup
 	for range workers {
@@ -117,9 +103,38 @@ func (g *guard) run(ctx context.Context) {
 	}
 }
 
+// watch starts the watches of the labelled pods and of every
+// NetworkPolicy, and returns once their caches are filled; the returned
+// func stops them.
+func (g *guard) watch(ctx context.Context) (stop func()) {
+	quarantined := informers.NewSharedInformerFactoryWithOptions(g.o.Kube, g.o.Resync, informers.WithNamespace(g.o.Watch),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = action.LabelQuarantine }))
+	all := informers.NewSharedInformerFactoryWithOptions(g.o.Kube, g.o.Resync, informers.WithNamespace(g.o.Watch))
+	pods := quarantined.Core().V1().Pods().Informer()
+	g.pods = quarantined.Core().V1().Pods().Lister()
+	pols := all.Networking().V1().NetworkPolicies()
+	g.policies = pols.Lister()
+	_, _ = pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    g.onPod,
+		UpdateFunc: func(_, obj any) { g.onPod(obj) },
+		DeleteFunc: g.onPod, // a pod whose label was removed is "deleted" from this watch
+	})
+	_, _ = pols.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    g.onPolicy,
+		UpdateFunc: func(_, obj any) { g.onPolicy(obj) },
+		DeleteFunc: g.onPolicy,
+	})
+	quarantined.Start(ctx.Done())
+	all.Start(ctx.Done())
+	quarantined.WaitForCacheSync(ctx.Done())
+	all.WaitForCacheSync(ctx.Done())
+	return func() { quarantined.Shutdown(); all.Shutdown() }
+}
+
 // resync queues every known quarantine and every kir policy, and checks
 // the fence.
 func (g *guard) resync(ctx context.Context) {
+	g.listMarks(ctx)
 	for _, q := range g.mem.all() {
 		g.queue.Add(key{q.Namespace, q.UID})
 	}
@@ -199,4 +214,22 @@ func (g *guard) checkFence(ctx context.Context) {
 		g.announce(ctx, Finding{Kind: FenceChanged, Object: "ValidatingAdmissionPolicies", What: problem,
 			Manager: "see the API server's audit log: admission policies cannot protect themselves"})
 	}
+}
+
+// listMarks notes which pods have a release mark, in one request.
+func (g *guard) listMarks(ctx context.Context) {
+	list, err := g.o.Kube.CoordinationV1().Leases(g.o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labelsKir().String()})
+	if err != nil {
+		g.o.Log.Error("tamper guard: listing the release marks", "namespace", g.o.Namespace, "err", err)
+		return
+	}
+	marked := map[types.UID]bool{}
+	for _, l := range list.Items {
+		if uid, ok := strings.CutPrefix(l.Name, contain.ReleasingLease("")); ok {
+			marked[types.UID(uid)] = true
+		}
+	}
+	g.mu.Lock()
+	g.marked = marked
+	g.mu.Unlock()
 }
