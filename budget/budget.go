@@ -110,7 +110,8 @@ func (e *OverBudget) Error() string {
 
 // Take counts keys (pods or nodes, per kind) for run, all or none: the
 // keys run already holds within the window are not counted again (a
-// resumed run takes what it took again and succeeds), the others must fit
+// resumed run takes what it took again and succeeds), nor are nodes any
+// run took within the window (a node counts once), the others must fit
 // in the limit, or Take returns an *OverBudget and counts nothing. The
 // count is a compare-and-swap on the object's resourceVersion: of
 // concurrent Takes, on any replicas, at most the limit succeed.
@@ -225,7 +226,11 @@ func (b *Budget) take(st *state, now time.Time, kind Kind, run string, keys []st
 	slot := Slot{Kind: kind, Run: run, Limit: limit, At: now}
 	live := ofKind(st.Slots, kind)
 	for _, k := range keys {
-		if slices.ContainsFunc(live, func(r Record) bool { return r.Run == run && r.Key == k }) {
+		// A key this run took within the window is not counted again; nor
+		// is a node another run took: the budget counts nodes cordoned,
+		// and twenty pods of one node are one node. (The same pod
+		// contained by another run is another containment, and counts.)
+		if slices.ContainsFunc(live, func(r Record) bool { return r.Key == k && (r.Run == run || kind == Node) }) {
 			slot.Held = append(slot.Held, k)
 		} else {
 			slot.Taken = append(slot.Taken, k)

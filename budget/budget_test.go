@@ -347,3 +347,20 @@ func TestTakeValidation(t *testing.T) {
 		t.Errorf("refused Takes wrote the object: %v", err)
 	}
 }
+
+// A node counts once per window, whichever runs cordon it: twenty pods of
+// one node are one node of the budget.
+func TestNodeCountsOnce(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t)
+	cfg := budget.DefaultConfig()
+	cfg.Nodes, cfg.MaxNodeShare = 1, 1
+	b := &budget.Budget{Client: cluster.Client, Namespace: ns, Config: cfg, ReadyNodes: func(context.Context) (int, error) { return 10, nil }}
+	mustTake(t, b, budget.Node, "r1", "node-a")
+	if again := mustTake(t, b, budget.Node, "r2", "node-a"); again.Used != 1 || len(again.Taken) != 0 {
+		t.Errorf("another run's cordon of node-a: %+v, want it held, 1 used", again)
+	}
+	if _, err := b.Take(t.Context(), budget.Node, "r3", []string{"node-b"}); !errors.As(err, new(*budget.OverBudget)) {
+		t.Errorf("a second node over a budget of one: %v, want OverBudget", err)
+	}
+}

@@ -32,6 +32,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"kir.dev/kir/tamper"
 )
 
 const (
@@ -101,7 +103,7 @@ func TestDeployManifests(t *testing.T) {
 		t.Error("deploy/ has no Role for the claims' Leases")
 	}
 	want := map[string][]string{ // group/resource → the verbs serve.Claims and serve.Records use
-		"coordination.k8s.io/leases": {"get", "list", "create", "update", "delete"},
+		"coordination.k8s.io/leases": {"get", "list", "create", "update", "patch", "delete"},
 		"kir.dev/responses":          {"get", "list", "create"},
 		"kir.dev/responses/status":   {"update"},
 		"/configmaps/kir-budget":     {"get", "update"},
@@ -152,8 +154,14 @@ func TestDeployManifests(t *testing.T) {
 		checkSubjects(t, "ClusterRoleBinding "+crb.Name, "", crb.Subjects)
 	}
 	slices.Sort(bound)
-	if diff := cmp.Diff([]string{"kir-collect", "kir-contain", "kir-serve-budget"}, bound); diff != "" {
+	if diff := cmp.Diff([]string{"kir-collect", "kir-contain", "kir-serve-budget", "kir-serve-tamper"}, bound); diff != "" {
 		t.Errorf("ClusterRoles bound (-want +got):\n%s", diff)
+	}
+
+	// The tamper guard gets exactly what it says it needs.
+	tamperRole := one[rbacv1.ClusterRole](t, byKind, "kir-serve-tamper")
+	if diff := cmp.Diff(tamper.ClusterRules(), tamperRole.Rules); diff != "" {
+		t.Errorf("ClusterRole kir-serve-tamper is not tamper.ClusterRules() (-want +got):\n%s", diff)
 	}
 
 	np := one[networkingv1.NetworkPolicy](t, byKind, "kir-serve-ingress")
@@ -496,9 +504,10 @@ func checkResponders(t *testing.T, byKind map[string][]*unstructured.Unstructure
 		}
 	}
 	want := map[string][]string{
-		"kir.dev/responses/":     {"get", "list", "watch", "update"},
-		"/configmaps/kir-budget": {"get", "update"},
-		"/configmaps/":           {"create"},
+		"kir.dev/responses/":          {"get", "list", "watch", "update"},
+		"/configmaps/kir-budget":      {"get", "update"},
+		"/configmaps/":                {"create"},
+		"coordination.k8s.io/leases/": {"get", "create", "patch"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("responders' Role rules (-want +got):\n%s", diff)
