@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -191,6 +192,26 @@ func bindContain(t *testing.T, ns string, subjects ...rbacv1.Subject) {
 	}
 	if _, err := cluster.Client.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	// The authorizer learns bindings from a watch: wait until it has.
+	for _, s := range subjects {
+		spec := authorizationv1.SubjectAccessReviewSpec{
+			User:               s.Name,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "patch", Resource: "pods"},
+		}
+		switch s.Kind {
+		case "Group":
+			spec.User, spec.Groups = "probe", []string{s.Name}
+		case "ServiceAccount":
+			spec.User = "system:serviceaccount:" + s.Namespace + ":" + s.Name
+		}
+		err := kubetest.Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+			r, err := cluster.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
+			return err == nil && r.Status.Allowed, nil
+		})
+		if err != nil {
+			t.Fatalf("the binding of kir-contain to %s %s never took effect: %v", s.Kind, s.Name, err)
+		}
 	}
 }
 
