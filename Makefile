@@ -38,7 +38,7 @@ fuzz: ## fuzz the playbook loader, the Falco alert decoder and its JSON check ag
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZDECODE) -fuzzminimizetime 200x ./falco/
 	$(GO) test -run '^$$' -fuzz '^FuzzValid$$' -fuzztime $(FUZZVALID) -fuzzminimizetime 200x ./falco/
 
-docs: ## regenerate every generated file: docs/actions.md, docs/playbooks.md, the README's environment and exit-code tables, deploy/components/rbac/rbac.yaml (a test fails when one drifts)
+docs: ## regenerate every generated file: docs/actions.md, docs/playbooks.md, the README's environment and exit-code tables, deploy/components/rbac/rbac.yaml, deploy/components/admission/fence.yaml and deploy/components/rotate-namespaced/roles.yaml (a test fails when one drifts)
 	$(GO) test ./cmd/kir/internal/refdocs -run TestGenerated -count=1 -update
 
 demo: build ## contain one replica of a demo app on a local control plane (evidence signed and verified), then release it
