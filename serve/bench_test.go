@@ -455,9 +455,10 @@ func pacedPair(b *testing.B, n int, start func(i int) *serveProc) [2][]time.Dura
 // durability and notifications cost on the alert-to-policy path: kir
 // serve without response records (--no-records) against kir serve with
 // them (each accepted alert written to the API server before its 202);
-// and kir serve with no notifications against one whose webhook receiver
-// (on 127.0.0.1) never answers. Reports each side's percentiles and the
-// p50 ratios.
+// kir serve with no notifications against one whose webhook receiver
+// (on 127.0.0.1) never answers; and, issue 23's, kir serve without its
+// tamper guard against one with it. Reports each side's percentiles and
+// the p50 ratios.
 func BenchmarkRecordsAndNotify(b *testing.B) {
 	const n = 40
 	buildKir(b)
@@ -519,8 +520,21 @@ rules:
 		})
 		reportPercentiles(b, "no-notify", ntf[0])
 		reportPercentiles(b, "hanging-notify", ntf[1])
+		// The tamper guard (issue 23), on as deployed: it learns each new
+		// quarantine from its watches and remembers it in a Lease.
+		kirNS := cluster.NewFixture(b, "bench-kir", 0).Namespace
+		tmp := pacedPair(b, n, func(i int) *serveProc {
+			flags := benchFlags
+			if i == 1 {
+				flags = append(slices.Clone(flags), "--no-tamper=false", "--kir-namespace", kirNS)
+			}
+			return startServe(b, b.TempDir(), fmt.Sprintf("tamper-%d", i), flags...)
+		})
+		reportPercentiles(b, "no-tamper", tmp[0])
+		reportPercentiles(b, "tamper", tmp[1])
 		p50 := func(d []time.Duration) float64 { p, _, _ := percentiles(d); return ms(p) }
 		b.ReportMetric(p50(rec[1])/p50(rec[0]), "records/no-records-p50")
 		b.ReportMetric(p50(ntf[1])/p50(ntf[0]), "hanging/no-notify-p50")
+		b.ReportMetric(p50(tmp[1])/p50(tmp[0]), "tamper/no-tamper-p50")
 	}
 }
