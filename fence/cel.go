@@ -43,7 +43,7 @@ params.?data.?responderGroups.orValue('') + ') may delete it; ' + request.userIn
 	celPolicyKept = `variables.kir || variables.responder || variables.system`
 
 	celPolicyMessage = `'only kir, the responders (groups ' + params.?data.?responderGroups.orValue('') +
-'), the garbage collector and the namespace controller may change or delete kir\'s NetworkPolicies; ' +
+'), the garbage collector and the namespace controller may create, change or delete NetworkPolicies labelled as kir\'s; ' +
 request.userInfo.username + ' may not'`
 )
 

@@ -18,10 +18,15 @@
 //     DELETE the policy sees (the Eviction carries no pod): RBAC on
 //     pods/eviction is a right to delete.
 //   - PolicyPolicies, on NetworkPolicies labelled
-//     app.kubernetes.io/managed-by=kir (UPDATE and DELETE, judged on
-//     oldObject for a DELETE): nobody but kir, the responders, the garbage
-//     collector (kir's policy is owned by its pod) and the namespace
-//     controller may change or delete them.
+//     app.kubernetes.io/managed-by=kir (CREATE, UPDATE and DELETE, judged
+//     on oldObject for a DELETE): nobody but kir, the responders, the
+//     garbage collector (kir's policy is owned by its pod) and the
+//     namespace controller may create, change or delete them. CREATE too:
+//     a policy labelled as kir's that anyone could create would be one
+//     nobody else could then remove (an allow-all beside a quarantine),
+//     and one the tamper guard takes for kir's (a forged
+//     kir-quarantine-<uid> of a neighbour's pod: the guard would label
+//     and isolate that pod, and record the forged incident's findings).
 //   - PolicyKir, on kir's ServiceAccounts only (a matchCondition): on a
 //     pod, only kir.dev/ labels and annotations change, except the labels
 //     --detach removes and release --reattach puts back, which must be

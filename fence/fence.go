@@ -273,7 +273,7 @@ func quarantinePolicy() admissionregistrationv1.ValidatingAdmissionPolicy {
 
 func policiesPolicy() admissionregistrationv1.ValidatingAdmissionPolicy {
 	p := policy(PolicyPolicies,
-		[]admissionregistrationv1.NamedRuleWithOperations{rule("networking.k8s.io", "v1", []string{"networkpolicies"}, update, del)},
+		[]admissionregistrationv1.NamedRuleWithOperations{rule("networking.k8s.io", "v1", []string{"networkpolicies"}, create, update, del)},
 		&metav1.LabelSelector{MatchLabels: map[string]string{labelManagedBy: managedByKir}})
 	p.Spec.Variables = append(identities(), admissionregistrationv1.Variable{Name: "system", Expression: celSystem})
 	p.Spec.Validations = []admissionregistrationv1.Validation{

@@ -1,0 +1,109 @@
+package fence_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"kir.dev/kir/action"
+	"kir.dev/kir/contain"
+	"kir.dev/kir/fence"
+	"kir.dev/kir/internal/kubetest"
+)
+
+// TestAttackerCannotForgeKirPolicies: a workload's token that may create
+// NetworkPolicies in its namespace cannot create one labelled as kir's —
+// neither an allow-all beside a quarantine (which nobody but the
+// responders could then delete), nor a forged kir-quarantine-<uid> of a
+// neighbour's pod (which the tamper guard would take for kir's, and
+// label, isolate and guard that pod) — and cannot delete kir's policy
+// with a DELETE of the collection. Policies not labelled as kir's (an odd
+// casing of the value is not kir's label) stay the namespace's business.
+func TestAttackerCannotForgeKirPolicies(t *testing.T) {
+	installed(t)
+	f := cluster.NewFixture(t, "forge", 2)
+	ctx, ns := t.Context(), f.Namespace
+	pod := isolate(t, kirEnv(t), ns, f.Pods[0].Name, false)
+	neighbour := f.Pods[1]
+	bad := forger(t, ns)
+	pols := bad.NetworkingV1().NetworkPolicies(ns)
+
+	allowAll := func(name, managedBy string, sel map[string]string) *networkingv1.NetworkPolicy {
+		return &networkingv1.NetworkPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{action.LabelManagedBy: managedBy},
+				Annotations: map[string]string{action.AnnotationIncident: "someone-elses-incident", action.AnnotationPod: ns + "/" + neighbour.Name}},
+			Spec: networkingv1.NetworkPolicySpec{
+				PodSelector: metav1.LabelSelector{MatchLabels: sel},
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+				Ingress:     []networkingv1.NetworkPolicyIngressRule{{}}, Egress: []networkingv1.NetworkPolicyEgressRule{{}},
+			},
+		}
+	}
+	// The fence may be being put back by another test: wait until it
+	// answers (a dry run), at most 30 s.
+	open := allowAll("allow-all", action.ManagedByKir, map[string]string{action.LabelQuarantine: string(pod.UID)})
+	var err error
+	_ = kubetest.Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		_, err = pols.Create(ctx, open, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err != nil, nil
+	})
+	refusedBy(t, "the attacker creating an allow-all policy labelled as kir's (dry run)", err, fence.PolicyPolicies)
+	_, err = pols.Create(ctx, open, metav1.CreateOptions{})
+	refusedBy(t, "the attacker creating an allow-all policy labelled as kir's", err, fence.PolicyPolicies)
+	forged := allowAll(action.PolicyName(string(neighbour.UID)), action.ManagedByKir, map[string]string{"app": "web"})
+	_, err = pols.Create(ctx, forged, metav1.CreateOptions{})
+	refusedBy(t, "the attacker forging kir's quarantine policy of a neighbour's pod", err, fence.PolicyPolicies)
+	err = pols.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+	refusedBy(t, "the attacker deleting every policy of the namespace at once", err, fence.PolicyPolicies)
+	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(ns).Get(ctx, action.PolicyName(string(pod.UID)), metav1.GetOptions{}); err != nil {
+		t.Errorf("kir's policy after the attack: %v", err)
+	}
+
+	// Not kir's label: allowed, and no quarantine of kir's to the guard.
+	odd := allowAll(action.PolicyName(string(neighbour.UID)), "Kir", map[string]string{"app": "web"})
+	got, err := pols.Create(ctx, odd, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		t.Fatalf("a policy labelled %s=Kir: %v, want allowed (not kir's)", action.LabelManagedBy, err)
+	}
+	if _, _, err := contain.ReadQuarantine(got); err == nil {
+		t.Errorf("a policy labelled %s=Kir reads as kir's quarantine", action.LabelManagedBy)
+	}
+	if _, err := pols.Create(ctx, allowAll("theirs", "someone", nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("the namespace's own policy: %v, want allowed (the fence is not RBAC)", err)
+	}
+}
+
+// forger is a ServiceAccount of ns that may create, change and delete
+// NetworkPolicies there.
+func forger(t *testing.T, ns string) kubernetes.Interface {
+	t.Helper()
+	ctx, c := t.Context(), cluster.Client
+	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "forger"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "forger"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "create", "patch", "update", "delete", "deletecollection"}},
+	}}
+	if _, err := c.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "forger"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "forger"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "forger", Namespace: ns}},
+	}
+	if _, err := c.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kc, err := saClient(ctx, ns, "forger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kc
+}
