@@ -71,7 +71,10 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 		if !known {
 			return 0, nil // being released: nothing to learn
 		}
-		return g.releasing(ctx, q, pol, mark)
+		if gone {
+			pod = nil
+		}
+		return g.releasing(ctx, q, pod, pol, mark)
 	case gone:
 		// Its policy goes with it, by its owner reference.
 		if known {
@@ -181,8 +184,9 @@ func ptrString(p *string) string {
 // it once its policy is gone: release deletes the policy first, and that
 // is what lifts the isolation; the label it removes next isolates
 // nothing alone.
-func (g *guard) releasing(ctx context.Context, q contain.Quarantine, pol *networkingv1.NetworkPolicy, mark *coordinationv1.Lease) (time.Duration, error) {
+func (g *guard) releasing(ctx context.Context, q contain.Quarantine, pod *corev1.Pod, pol *networkingv1.NetworkPolicy, mark *coordinationv1.Lease) (time.Duration, error) {
 	if pol != nil {
+		g.liftedWhileMarked(ctx, q, pod)
 		return releasePoll, nil
 	}
 	g.o.Log.Info("tamper guard: released by kir release; no longer guarded", "namespace", q.Namespace, "pod", q.Name, "uid", q.UID, "by", ptrString(mark.Spec.HolderIdentity))
@@ -190,6 +194,27 @@ func (g *guard) releasing(ctx context.Context, q contain.Quarantine, pol *networ
 		return 0, err
 	}
 	return 0, g.dropMark(ctx, mark, "")
+}
+
+// liftedWhileMarked restores the label of a pod whose release is marked
+// but whose policy still stands. Release deletes the policy before it
+// touches the label, so a label removed or changed while the policy
+// stands is not release's doing; and a release that failed leaves its
+// mark for ReleasingFor, a window in which the label would otherwise be
+// anyone's to remove (the policy selects the pod by it). The policy is
+// read again after the pod: the one read before may have been deleted
+// by release since, and the label with it. (A release that starts again
+// between that read and the restore may leave the label on its released
+// pod: it isolates nothing without the policy.)
+func (g *guard) liftedWhileMarked(ctx context.Context, q contain.Quarantine, pod *corev1.Pod) {
+	if pod == nil || !q.Labelled() || pod.DeletionTimestamp != nil || pod.Labels[action.LabelQuarantine] == q.Value() {
+		return
+	}
+	pol, err := g.policy(ctx, key{q.Namespace, q.UID})
+	if err != nil || pol == nil || pol.DeletionTimestamp != nil {
+		return
+	}
+	g.checkLabel(ctx, q, pod)
 }
 
 // dropMark deletes a release mark: done with, or stale (why).
@@ -274,7 +299,11 @@ func (g *guard) restorePolicy(ctx context.Context, q contain.Quarantine, pol *ne
 }
 
 // checkAdmitting reports the other policies that select the pod and
-// allow it traffic, each version once.
+// allow it traffic: each policy object once for each kind of traffic it
+// allows, whatever else changes in it. Not once per resourceVersion: an
+// attacker who rewrites an annotation of an allow-all policy in a loop
+// would otherwise make each write an Event, a notification and a custody
+// entry in the incident's evidence.
 func (g *guard) checkAdmitting(ctx context.Context, q contain.Quarantine, pod *corev1.Pod) {
 	pols, err := g.policies.NetworkPolicies(q.Namespace).List(labels.Everything())
 	if err != nil {
@@ -295,10 +324,10 @@ func (g *guard) checkAdmitting(ctx context.Context, q contain.Quarantine, pod *c
 	}
 	for _, w := range contain.Admitting(items, podLabels, q.PolicyName()) {
 		p := byName[w.Name]
-		id := string(q.UID) + "/" + w.Name
+		id := string(q.UID) + "/" + w.Name + "/" + string(p.UID) + "/" + strings.Join(w.Allows, "+")
 		g.mu.Lock()
-		seen := g.admitted[id] == p.ResourceVersion
-		g.admitted[id] = p.ResourceVersion
+		seen := g.admitted[id]
+		g.admitted[id] = true
 		g.mu.Unlock()
 		if seen {
 			continue

@@ -33,10 +33,10 @@ type guard struct {
 	queue workqueue.TypedRateLimitingInterface[key]
 
 	mu sync.Mutex
-	// admitted are the admitting policies reported, by pod UID and
-	// policy name, with the resourceVersion reported: each version is
-	// reported once per leadership.
-	admitted map[string]string
+	// admitted are the admitting policies reported, by pod UID, policy
+	// name and UID and the traffic allowed: each is reported once per
+	// leadership.
+	admitted map[string]bool
 	// fence is the last fence problem reported.
 	fence string
 	// marked are the pods with a release mark at the last resync: never
@@ -56,7 +56,7 @@ func newGuard(o Options) *guard {
 		mem: &memory{o: o, by: map[types.UID]contain.Quarantine{}},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[key](),
 			workqueue.TypedRateLimitingQueueConfig[key]{Name: "kir-tamper"}),
-		admitted: map[string]string{},
+		admitted: map[string]bool{},
 	}
 }
 

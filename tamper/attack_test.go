@@ -1,0 +1,131 @@
+package tamper_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"kir.dev/kir/action"
+	"kir.dev/kir/contain"
+	"kir.dev/kir/internal/kubetest"
+	"kir.dev/kir/tamper"
+)
+
+// TestGuardRestoresLabelWhileReleaseMarked: a release that failed after
+// it marked the pod (here, its mark written as release writes it, and
+// nothing else) leaves the policy and the mark for ReleasingFor. The
+// attacker then removes the label, which is what the policy selects the
+// pod by: release deletes the policy before it touches the label, so
+// that removal is not release's, and the guard restores it within the
+// reaction time, not once the mark is stale minutes later. A release
+// that then runs to the end is not undone.
+func TestGuardRestoresLabelWhileReleaseMarked(t *testing.T) {
+	t.Parallel()
+	kir := cluster.NewFixture(t, "tamper-kir", 0)
+	app := cluster.NewFixture(t, "tamper-app", 1)
+	pod := app.Pods[0]
+	isolate(t, kir.Namespace, pod)
+	orig, err := policyOf(t.Context(), pod)
+	if err != nil || orig == nil {
+		t.Fatalf("kir's policy: %v", err)
+	}
+	f := &findings{}
+	startGuard(t, kir.Namespace, app.Namespace, "guard", f)
+	waitGuarded(t, kir.Namespace, pod)
+
+	now := metav1.NewMicroTime(time.Now())
+	mark := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: contain.ReleasingLease(pod.UID), Namespace: kir.Namespace,
+			Labels:      map[string]string{action.LabelManagedBy: action.ManagedByKir},
+			Annotations: map[string]string{action.AnnotationPod: pod.Namespace + "/" + pod.Name}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("responder@example.com"), AcquireTime: &now, RenewTime: &now,
+			LeaseDurationSeconds: ptr.To(int32(contain.ReleasingFor / time.Second))},
+	}
+	if _, err := cluster.Client.CoordinationV1().Leases(kir.Namespace).Create(t.Context(), mark, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // a resync (2 s) sees the mark
+	removeLabel(t, attacker(t, app.Namespace), pod)
+	took := waitContained(t, pod, orig, reaction)
+	t.Logf("label restored in %s despite the release mark", took)
+	expectFinding(t, f, tamper.LabelRemoved, pod.UID, "unauthenticated")
+
+	if _, err := contain.Release(t.Context(), env(kir.Namespace), contain.ReleaseParams{Namespace: action.Namespace(pod.Namespace), Name: action.PodName(pod.Name)}); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	deadline := time.Now().Add(3 * reaction)
+	for time.Now().Before(deadline) {
+		ok, err := labelled(t.Context(), pod)
+		p, perr := policyOf(t.Context(), pod)
+		if err != nil || perr != nil || ok || p != nil {
+			t.Fatalf("after release: labelled %v, policy %v (%v, %v)", ok, p != nil, err, perr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestGuardReportsAdmittingPolicyOnce: the attacker's allow-all policy
+// is reported once, however often its annotations are rewritten (each
+// report is an Event, a notification and a custody entry: a rewrite loop
+// would flood them all), and again when it allows more.
+func TestGuardReportsAdmittingPolicyOnce(t *testing.T) {
+	t.Parallel()
+	kir := cluster.NewFixture(t, "tamper-kir", 0)
+	app := cluster.NewFixture(t, "tamper-app", 1)
+	pod := app.Pods[0]
+	isolate(t, kir.Namespace, pod)
+	f := &findings{}
+	startGuard(t, kir.Namespace, app.Namespace, "guard", f)
+	waitGuarded(t, kir.Namespace, pod)
+	kc := attacker(t, app.Namespace)
+	pols := kc.NetworkingV1().NetworkPolicies(app.Namespace)
+
+	open := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "allow-in"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
+		},
+	}
+	if _, err := pols.Create(t.Context(), open, metav1.CreateOptions{FieldManager: attackerManager}); err != nil {
+		t.Fatal(err)
+	}
+	admits := func(n int) {
+		t.Helper()
+		err := kubetest.Eventually(t.Context(), reaction, func(context.Context) (bool, error) {
+			return len(f.of(tamper.PolicyAdmits, pod.UID)) >= n, nil
+		})
+		if err != nil {
+			t.Fatalf("%d policy-admits findings, want %d", len(f.of(tamper.PolicyAdmits, pod.UID)), n)
+		}
+	}
+	admits(1)
+	for i := range 20 {
+		patch := fmt.Appendf(nil, `{"metadata":{"annotations":{"noise":"%d"}}}`, i)
+		if _, err := pols.Patch(t.Context(), open.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: attackerManager}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // a resync after the last write
+	if n := len(f.of(tamper.PolicyAdmits, pod.UID)); n != 1 {
+		t.Errorf("%d policy-admits findings after 20 rewrites of the policy's annotations, want 1", n)
+	}
+	// Opening egress too is new: reported.
+	patch := []byte(`{"spec":{"policyTypes":["Ingress","Egress"],"egress":[{}]}}`)
+	if _, err := pols.Patch(t.Context(), open.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: attackerManager}); err != nil {
+		t.Fatal(err)
+	}
+	admits(2)
+	if n := podEvents(t, pod, "QuarantineWeakened"); n != 2 {
+		t.Errorf("%d QuarantineWeakened Events on the pod, want 2", n)
+	}
+}
