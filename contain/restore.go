@@ -228,18 +228,10 @@ func truncate(s string, n int) string {
 // not kir's to keep, and an apply would leave them), then kir's apply,
 // which puts back its labels, record and owner reference.
 func RestorePolicy(ctx context.Context, kube kubernetes.Interface, q Quarantine, pol *networkingv1.NetworkPolicy) error {
-	want := q.Policy()
 	policies := kube.NetworkingV1().NetworkPolicies(q.Namespace)
-	if pol != nil && !apiequality.Semantic.DeepEqual(want.Spec, pol.Spec) {
-		patch, err := json.Marshal([]map[string]any{
-			{"op": "test", "path": "/metadata/uid", "value": pol.UID},
-			{"op": "replace", "path": "/spec", "value": want.Spec},
-		})
-		if err != nil {
+	if pol != nil {
+		if err := RestorePolicySpec(ctx, kube, q, pol); err != nil && !apierrors.IsNotFound(err) {
 			return err
-		}
-		if _, err := policies.Patch(ctx, pol.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: action.FieldManagerQuarantinePolicy}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("replacing the spec of NetworkPolicy %s/%s: %w", q.Namespace, pol.Name, err)
 		}
 	}
 	apply := QuarantinePolicy(q.pod(), q.Allow, q.Record)
@@ -248,6 +240,27 @@ func RestorePolicy(ctx context.Context, kube kubernetes.Interface, q Quarantine,
 	}
 	if _, err := policies.Apply(ctx, apply, metav1.ApplyOptions{FieldManager: action.FieldManagerQuarantinePolicy, Force: true}); err != nil {
 		return fmt.Errorf("applying NetworkPolicy %s/%s: %w", q.Namespace, *apply.Name, err)
+	}
+	return nil
+}
+
+// RestorePolicySpec replaces pol's spec with q's when it differs, on the
+// object pol only (its UID): a policy deleted meanwhile is not created
+// again (a NotFound error), which a release under way relies on.
+func RestorePolicySpec(ctx context.Context, kube kubernetes.Interface, q Quarantine, pol *networkingv1.NetworkPolicy) error {
+	want := q.Policy()
+	if apiequality.Semantic.DeepEqual(want.Spec, pol.Spec) {
+		return nil
+	}
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/metadata/uid", "value": pol.UID},
+		{"op": "replace", "path": "/spec", "value": want.Spec},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := kube.NetworkingV1().NetworkPolicies(q.Namespace).Patch(ctx, pol.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: action.FieldManagerQuarantinePolicy}); err != nil {
+		return fmt.Errorf("replacing the spec of NetworkPolicy %s/%s: %w", q.Namespace, pol.Name, err)
 	}
 	return nil
 }

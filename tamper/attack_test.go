@@ -24,8 +24,9 @@ import (
 // attacker then removes the label, which is what the policy selects the
 // pod by: release deletes the policy before it touches the label, so
 // that removal is not release's, and the guard restores it within the
-// reaction time, not once the mark is stale minutes later. A release
-// that then runs to the end is not undone.
+// reaction time, not once the mark is stale minutes later; likewise an
+// ingress rule added to kir's policy. A release that then runs to the
+// end is not undone.
 func TestGuardRestoresLabelWhileReleaseMarked(t *testing.T) {
 	t.Parallel()
 	kir := cluster.NewFixture(t, "tamper-kir", 0)
@@ -52,10 +53,19 @@ func TestGuardRestoresLabelWhileReleaseMarked(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second) // a resync (2 s) sees the mark
-	removeLabel(t, attacker(t, app.Namespace), pod)
+	kc := attacker(t, app.Namespace)
+	removeLabel(t, kc, pod)
 	took := waitContained(t, pod, orig, reaction)
 	t.Logf("label restored in %s despite the release mark", took)
 	expectFinding(t, f, tamper.LabelRemoved, pod.UID, "unauthenticated")
+	// Release never changes the policy: opening it is not release's either.
+	open := []byte(`{"spec":{"ingress":[{}]}}`)
+	if _, err := kc.NetworkingV1().NetworkPolicies(pod.Namespace).Patch(t.Context(), orig.Name, types.MergePatchType, open, metav1.PatchOptions{FieldManager: attackerManager}); err != nil {
+		t.Fatal(err)
+	}
+	took = waitContained(t, pod, orig, reaction)
+	t.Logf("policy spec restored in %s despite the release mark", took)
+	expectFinding(t, f, tamper.PolicyChanged, pod.UID, attackerManager)
 
 	if _, err := contain.Release(t.Context(), env(kir.Namespace), contain.ReleaseParams{Namespace: action.Namespace(pod.Namespace), Name: action.PodName(pod.Name)}); err != nil {
 		t.Fatalf("release: %v", err)

@@ -10,6 +10,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -196,18 +197,21 @@ func (g *guard) releasing(ctx context.Context, q contain.Quarantine, pod *corev1
 	return 0, g.dropMark(ctx, mark, "")
 }
 
-// liftedWhileMarked restores the label of a pod whose release is marked
-// but whose policy still stands. Release deletes the policy before it
-// touches the label, so a label removed or changed while the policy
-// stands is not release's doing; and a release that failed leaves its
-// mark for ReleasingFor, a window in which the label would otherwise be
-// anyone's to remove (the policy selects the pod by it). The policy is
-// read again after the pod: the one read before may have been deleted
-// by release since, and the label with it. (A release that starts again
-// between that read and the restore may leave the label on its released
-// pod: it isolates nothing without the policy.)
+// liftedWhileMarked guards a pod whose release is marked but whose
+// policy still stands. Release deletes the policy before it touches the
+// label, and never changes the policy, so a label removed or changed, or
+// a policy's spec changed, while the policy stands is not release's
+// doing; and a release that failed leaves its mark for ReleasingFor, a
+// window in which both would otherwise be anyone's to lift (the policy
+// selects the pod by the label). The policy is read again after the pod:
+// the one read before may have been deleted by release since, and the
+// label with it. Its spec is restored on that object only (never created
+// again), and policies that admit traffic are reported as ever. (A
+// release that starts again between that read and the label's restore
+// may leave the label on its released pod: it isolates nothing without
+// the policy.)
 func (g *guard) liftedWhileMarked(ctx context.Context, q contain.Quarantine, pod *corev1.Pod) {
-	if pod == nil || !q.Labelled() || pod.DeletionTimestamp != nil || pod.Labels[action.LabelQuarantine] == q.Value() {
+	if pod == nil || pod.DeletionTimestamp != nil {
 		return
 	}
 	pol, err := g.policy(ctx, key{q.Namespace, q.UID})
@@ -215,6 +219,13 @@ func (g *guard) liftedWhileMarked(ctx context.Context, q contain.Quarantine, pod
 		return
 	}
 	g.checkLabel(ctx, q, pod)
+	if !apiequality.Semantic.DeepEqual(q.Policy().Spec, pol.Spec) {
+		f := g.finding(q, PolicyChanged, "NetworkPolicy "+q.Namespace+"/"+q.PolicyName(), strings.Join(q.Drift(pol), "; "))
+		f.Manager = manager(pol.ManagedFields)
+		f.Restored, f.Error = outcome(contain.RestorePolicySpec(ctx, g.o.Kube, q, pol))
+		g.announce(ctx, f)
+	}
+	g.checkAdmitting(ctx, q, pod)
 }
 
 // dropMark deletes a release mark: done with, or stale (why).
