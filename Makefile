@@ -63,7 +63,7 @@ bench: testbin ## print the timing figures: contain (one pod, with evidence, 1,0
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./contain/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./evidence/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./collect/ | grep -E '^(Benchmark|ok|FAIL)'
-	$(GO) test -run '^$$' -bench 'AlertToPolicy|AlertStorm|RecordsAndNotify' -benchtime 1x -count 1 -timeout 20m ./serve/ | grep -E '^(Benchmark|ok|FAIL)'
+	$(GO) test -run '^$$' -bench 'AlertToPolicy|AlertStorm|RecordsAndNotify|APIRequests' -benchtime 1x -count 1 -timeout 20m ./serve/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench Intake -benchtime 20000x -benchmem -count 1 ./serve/ | grep -E '^(Benchmark|ok|FAIL)'
 
 # Paced POST-to-policy latency of kir built at REF (A) and of this tree (B),

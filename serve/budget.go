@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/budget"
 	"kir.dev/kir/playbooks"
 	"kir.dev/kir/record"
@@ -17,10 +18,18 @@ import (
 // (kir runs approve) runs it regardless. A run already approved, or
 // resumed, is not counted again. A budget that cannot be read holds the
 // run too: it fails closed.
-func (s *server) overBudget(ctx context.Context, t *task, log *slog.Logger) bool {
+//
+// The guard's answer, asked here so that a refused run counts against no
+// budget, is handed to the run in the context it returns: the run does
+// not ask again (guardedContext).
+func (s *server) overBudget(ctx context.Context, t *task, log *slog.Logger) (context.Context, bool) {
 	b := s.o.Budget
-	if b == nil || t.item.approved || s.guarded(ctx, t) {
-		return false
+	if b == nil || t.item.approved {
+		return ctx, false
+	}
+	ctx, refused := s.guarded(ctx, t)
+	if refused {
+		return ctx, false
 	}
 	why := ""
 	slot := t.record // named before it is written
@@ -37,28 +46,48 @@ func (s *server) overBudget(ctx context.Context, t *task, log *slog.Logger) bool
 		why = "the budget could not be taken: " + err.Error()
 	}
 	if why == "" {
-		return false
+		return ctx, false
 	}
 	log.Warn("run held: a person must approve it", "reason", why, "record", s.recordOf(t))
 	s.o.Metrics.Runs.WithLabelValues(t.match.Playbook, "held").Inc()
 	s.finishKey(t.match.Key, "held", 0)
 	s.resolve(t, "held:"+why)
-	return true
+	return ctx, true
 }
 
-// guarded reports whether the run's guard refuses it: it is refused when
-// it starts, and counts against no budget.
-func (s *server) guarded(ctx context.Context, t *task) bool {
+// guarded asks the run's guard now, and reports whether it refuses the
+// run (it is then refused when it starts, and counts against no budget).
+// The context it returns carries the answer to the run's start.
+func (s *server) guarded(ctx context.Context, t *task) (context.Context, bool) {
 	entry, ok := s.o.Library.Get(t.match.Playbook)
-	if !ok || s.o.Engine.Guard == nil {
-		return false
+	if !ok || s.guard == nil {
+		return ctx, false
 	}
 	params, err := playbooks.Bind(entry.Playbook, WithKey(entry.Playbook, t.match.Params, s.o.Key))
 	if err != nil {
-		return false
+		return ctx, false
 	}
-	_, err = s.o.Engine.Guard(ctx, s.o.Env, entry.Playbook, params)
-	return err != nil
+	forced, err := s.guard(ctx, s.o.Env, entry.Playbook, params)
+	return context.WithValue(ctx, guardedKey{}, &guarded{playbook: entry.Playbook, forced: forced, err: err}), err != nil
+}
+
+// guarded is the guard's answer for a run, asked before the budget.
+type guarded struct {
+	playbook *playbooks.Playbook
+	forced   []string
+	err      error
+}
+
+type guardedKey struct{}
+
+// guardedContext is the engine's Guard: the answer overBudget already
+// had for this run, else the guard's. A storm's run reads the protect
+// list once, not twice.
+func (s *server) guardedContext(ctx context.Context, env action.Env, pb *playbooks.Playbook, params map[string]any) ([]string, error) {
+	if g, ok := ctx.Value(guardedKey{}).(*guarded); ok && g.playbook == pb {
+		return g.forced, g.err
+	}
+	return s.guard(ctx, env, pb, params)
 }
 
 // budgetedNodeActions are the actions the node budget counts: their

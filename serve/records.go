@@ -47,7 +47,15 @@ type Records struct {
 	// HoldFor is how long a held run waits for a person before it ends
 	// Expired (0: DefaultHoldFor).
 	HoldFor time.Duration
+	// RunningAfter is how long a run runs before its record says
+	// Running (0: DefaultRunningAfter). A run that ends sooner has its
+	// record written once, when it ends: in a storm, one write per run
+	// fewer on the API server while the storm's pods are being isolated.
+	RunningAfter time.Duration
 }
+
+// DefaultRunningAfter is Records.RunningAfter's default.
+const DefaultRunningAfter = 2 * time.Second
 
 // DefaultHoldFor is how long a held run waits for a decision by default:
 // a night and a working day.
@@ -60,6 +68,9 @@ type recorder struct {
 
 	mu    sync.Mutex
 	byRun map[string]string // run id → its record's name
+	// runs are the records whose runs started here and have not ended:
+	// their incident, and what running waits on before it writes.
+	runs map[string]*started
 
 	failures atomic.Int64
 	lastErr  atomic.Pointer[string]
@@ -75,7 +86,10 @@ func newRecorder(o *Records, now func() time.Time) *recorder {
 	if o == nil || o.Store == nil {
 		return nil
 	}
-	r := &recorder{o: *o, now: now, byRun: map[string]string{}}
+	r := &recorder{o: *o, now: now, byRun: map[string]string{}, runs: map[string]*started{}}
+	if r.o.RunningAfter <= 0 {
+		r.o.RunningAfter = DefaultRunningAfter
+	}
 	if r.o.ClaimFor <= 0 {
 		r.o.ClaimFor = 30 * time.Second
 	}
@@ -166,14 +180,41 @@ func (r *recorder) claim(old *record.Claim) *record.Claim {
 	return c
 }
 
-// running records that the run id of incident started on this replica.
+// started is a run of a record under way on this replica.
+type started struct {
+	incident string
+	ended    chan struct{}
+}
+
+// running records that the run id of incident started on this replica:
+// at once, for the run's own lookups (recordOfRun); on the record, off
+// the run's path, once it has run for RunningAfter (one that ends sooner
+// is recorded by finished alone).
 func (r *recorder) running(ctx context.Context, name, run, incident string) {
 	if r == nil || name == "" {
 		return
 	}
+	st := &started{incident: incident, ended: make(chan struct{})}
 	r.mu.Lock()
 	r.byRun[run] = name
+	r.runs[name] = st
 	r.mu.Unlock()
+	go r.markRunning(ctx, name, run, st)
+}
+
+// markRunning writes that run of record name is running, unless it ends
+// within RunningAfter.
+func (r *recorder) markRunning(ctx context.Context, name, run string, st *started) {
+	t := time.NewTimer(r.o.RunningAfter)
+	defer t.Stop()
+	select {
+	case <-st.ended:
+		return
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	incident := st.incident
 	r.update(ctx, name, func(rec *record.Response) error {
 		if record.Finished(rec.Status.Phase) || rec.Status.Phase == record.Held {
 			return record.ErrChanged // it ended, or was held, before this update came
@@ -228,6 +269,7 @@ func (r *recorder) finished(ctx context.Context, name, outcome string) {
 	if phase == "" {
 		return // to be retried: still this replica's
 	}
+	incident := r.ended(name)
 	r.update(ctx, name, func(rec *record.Response) error {
 		if phase == record.Duplicate && record.Finished(rec.Status.Phase) {
 			return record.ErrChanged // another replica's run of it ended it
@@ -235,6 +277,9 @@ func (r *recorder) finished(ctx context.Context, name, outcome string) {
 		rec.Status.Phase, rec.Status.Message = phase, truncate(msg, 4096)
 		if run != "" {
 			rec.Status.Run = run
+		}
+		if rec.Status.Incident == "" {
+			rec.Status.Incident = incident
 		}
 		now := metav1.NewTime(r.now().UTC())
 		if record.Finished(phase) {
@@ -246,6 +291,20 @@ func (r *recorder) finished(ctx context.Context, name, outcome string) {
 		}
 		return nil
 	})
+}
+
+// ended ends the run under way of record name, if any, and returns its
+// incident: its running write, not yet made, is not.
+func (r *recorder) ended(name string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.runs[name]
+	if st == nil {
+		return ""
+	}
+	delete(r.runs, name)
+	close(st.ended)
+	return st.incident
 }
 
 // phaseOf maps a task's outcome (resolve) to a record's phase, its run

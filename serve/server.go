@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"kir.dev/kir/action"
 	"kir.dev/kir/internal/kube"
 	"kir.dev/kir/internal/spool"
 	"kir.dev/kir/notify"
@@ -24,7 +25,10 @@ import (
 // them, and runs their playbooks with a bounded pool of workers. Run is
 // its lifecycle: newServer, start, serve the handler, drain, wait, close.
 type server struct {
-	o       Options
+	o Options
+	// guard is the runs' guard (Options.Guard, never forced); the
+	// engine's Guard is guardedContext.
+	guard   func(context.Context, action.Env, *playbooks.Playbook, map[string]any) ([]string, error)
 	spool   *spool.Spool
 	pending []spool.Item // what the spool kept, until start resumes it
 	tasks   chan *task
@@ -87,7 +91,8 @@ func newServer(o Options) (*server, error) {
 		return nil, err
 	}
 	// o is a copy, and so is its Engine: the caller's is left as it was.
-	s.o.Engine.Guard = s.o.guardHook()
+	s.guard = s.o.guardHook()
+	s.o.Engine.Guard = s.guardedContext
 	if s.o.Engine.Gate == nil {
 		s.o.Engine.Gate = s.collectGate(o.Collectors)
 	}

@@ -223,8 +223,11 @@ func (s *server) handle(ctx context.Context, t *task) {
 			return // waits for the key's run
 		}
 	}
-	if run == nil && t.resume == "" && s.overBudget(ctx, t, log) {
-		return
+	if run == nil && t.resume == "" {
+		var held bool
+		if ctx, held = s.overBudget(ctx, t, log); held {
+			return
+		}
 	}
 	s.claimAndRun(ctx, t, run, log)
 }
@@ -431,9 +434,7 @@ func (s *server) run(ctx context.Context, t *task, pb *playbooks.Playbook, exist
 	env := s.o.Env
 	env.Incident = newIncident(s.o.Now(), t.item.id)
 	env.Log = log
-	if s.rec != nil { // off the run's path: the record may still be being written
-		go s.rec.running(ctx, s.recordOf(t), id, env.Incident)
-	}
+	s.rec.running(ctx, s.recordOf(t), id, env.Incident) // its write is off the run's path
 	s.o.Metrics.StartLatency.WithLabelValues(m.Playbook).Observe(s.o.Now().Sub(t.item.received).Seconds())
 	var run *playbooks.Run
 	var err error
