@@ -47,6 +47,14 @@ params.?data.?responderGroups.orValue('') + ') may delete it; ' + request.userIn
 request.userInfo.username + ' may not'`
 )
 
+// The names of kir's quarantine policies (policy PolicyNames).
+const (
+	celQuarantineName = `object.metadata.name.startsWith('kir-quarantine-')`
+	celNameReserved   = `variables.kir || variables.responder`
+	celNameMessage    = `'NetworkPolicies named kir-quarantine-* are kir\'s: only kir and the responders (groups ' +
+params.?data.?responderGroups.orValue('') + ') may create them; ' + request.userInfo.username + ' may not'`
+)
+
 // What kir's own ServiceAccounts may do (policy PolicyKir).
 const (
 	celIsNodes     = `request.resource.resource == 'nodes'`

@@ -27,6 +27,13 @@
 //     and one the tamper guard takes for kir's (a forged
 //     kir-quarantine-<uid> of a neighbour's pod: the guard would label
 //     and isolate that pod, and record the forged incident's findings).
+//   - PolicyNames, on NetworkPolicies created with a name
+//     kir-quarantine-* (a matchCondition), labelled as kir's or not:
+//     nobody but kir and the responders may create one. A workload
+//     knows its own UID; a policy squatting its quarantine policy's name
+//     before kir contains it would make kir serve's apply an update of a
+//     policy not kir's, which PolicyKir refuses, or, applied by a
+//     responder, keep the squatter's ingress rules in kir's policy.
 //   - PolicyKir, on kir's ServiceAccounts only (a matchCondition): on a
 //     pod, only kir.dev/ labels and annotations change, except the labels
 //     --detach removes and release --reattach puts back, which must be
@@ -53,7 +60,9 @@
 // restored); Allow for
 // PolicyKir, which matches every pod, node and NetworkPolicy write in the
 // cluster, where Deny would refuse them all, kubelets' and controllers'
-// included. So deleting the ConfigMap lifts the limits on kir (not the
+// included, and for PolicyNames, which matches every NetworkPolicy
+// created (a missing ConfigMap lets anyone squat a quarantine policy's
+// name again). So deleting the ConfigMap lifts the limits on kir (not the
 // quarantine's protection); kir's roles cannot delete or change it (and
 // can create it only while it is missing), and Check reports it missing.
 //

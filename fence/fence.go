@@ -23,6 +23,8 @@ const (
 	PolicyPolicies = "kir-fence-policies"
 	// PolicyKir fences kir's own ServiceAccounts.
 	PolicyKir = "kir-fence-kir"
+	// PolicyNames reserves the names of kir's quarantine policies.
+	PolicyNames = "kir-fence-names"
 	// ParamsName is the ConfigMap, in kir's namespace, of the parameters.
 	ParamsName = "kir-fence"
 	// CheckRole is the ClusterRole (and Role, in kir's namespace) that lets
@@ -145,7 +147,7 @@ func meta(name, ns string) metav1.ObjectMeta {
 // the API server would default set, so that a policy read back compares
 // equal to its generated one.
 func Policies() []admissionregistrationv1.ValidatingAdmissionPolicy {
-	return []admissionregistrationv1.ValidatingAdmissionPolicy{quarantinePolicy(), policiesPolicy(), kirPolicy()}
+	return []admissionregistrationv1.ValidatingAdmissionPolicy{quarantinePolicy(), policiesPolicy(), kirPolicy(), namesPolicy()}
 }
 
 // Bindings bind each policy, with its parameters from ConfigMap
@@ -157,13 +159,15 @@ func Policies() []admissionregistrationv1.ValidatingAdmissionPolicy {
 // NetworkPolicy write, and the API server resolves parameters before
 // matchConditions: Deny would refuse every such write of everyone's
 // cluster-wide, so it is Allow, and a missing ConfigMap lifts the limits
-// on kir (Check reports it missing).
+// on kir (Check reports it missing). PolicyNames, which matches every
+// NetworkPolicy created, is Allow for the same reason.
 func Bindings(kirNamespace string) []admissionregistrationv1.ValidatingAdmissionPolicyBinding {
 	deny, allow := admissionregistrationv1.DenyAction, admissionregistrationv1.AllowAction
 	return []admissionregistrationv1.ValidatingAdmissionPolicyBinding{
 		binding(PolicyQuarantine, kirNamespace, deny),
 		binding(PolicyPolicies, kirNamespace, deny),
 		binding(PolicyKir, kirNamespace, allow),
+		binding(PolicyNames, kirNamespace, allow),
 	}
 }
 
@@ -184,7 +188,7 @@ func binding(name, ns string, notFound admissionregistrationv1.ParameterNotFound
 // CheckRBAC lets kir-serve (in kirNamespace) read the fence, for Check:
 // a ClusterRole and Role named CheckRole and their bindings.
 func CheckRBAC(kirNamespace string) (*rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding, *rbacv1.Role, *rbacv1.RoleBinding) {
-	names := []string{PolicyQuarantine, PolicyPolicies, PolicyKir}
+	names := []string{PolicyQuarantine, PolicyPolicies, PolicyKir, PolicyNames}
 	subjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "kir-serve", Namespace: kirNamespace}}
 	cr := &rbacv1.ClusterRole{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
@@ -312,6 +316,26 @@ func kirPolicy() admissionregistrationv1.ValidatingAdmissionPolicy {
 		forbid(celNodeSpec, "kir's ServiceAccounts may change only spec.unschedulable and kir's taint in a node's spec"),
 		forbid(celPolicyOwned, "kir's ServiceAccounts may write only NetworkPolicies labelled "+labelManagedBy+"="+managedByKir),
 		forbid(celPolicyShape, "kir's ServiceAccounts may write only quarantine policies: named kir-quarantine-*, declaring Ingress, with no ingress rule"),
+	}
+	return p
+}
+
+// namesPolicy reserves the names of kir's quarantine policies
+// (kir-quarantine-<pod UID>) to kir and the responders, labelled as kir's
+// or not. A workload knows its own UID (the downward API, a GET of its
+// pod): a policy of that name created before kir contains it, not
+// labelled as kir's, would make kir's apply an update of a policy that is
+// not kir's, which PolicyKir refuses (kir serve could never isolate the
+// pod), and, applied by a responder, would keep the squatter's ingress
+// rules in kir's policy (server-side apply leaves fields it does not
+// name to their owner).
+func namesPolicy() admissionregistrationv1.ValidatingAdmissionPolicy {
+	p := policy(PolicyNames,
+		[]admissionregistrationv1.NamedRuleWithOperations{rule("networking.k8s.io", "v1", []string{"networkpolicies"}, create)}, nil)
+	p.Spec.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "quarantine-name", Expression: celQuarantineName}}
+	p.Spec.Variables = identities()
+	p.Spec.Validations = []admissionregistrationv1.Validation{
+		{Expression: celNameReserved, MessageExpression: celNameMessage, Reason: ptr.To(metav1.StatusReasonForbidden)},
 	}
 	return p
 }

@@ -2,6 +2,7 @@ package fence_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,7 +59,13 @@ func TestAttackerCannotForgeKirPolicies(t *testing.T) {
 	refusedBy(t, "the attacker creating an allow-all policy labelled as kir's", err, fence.PolicyPolicies)
 	forged := allowAll(action.PolicyName(string(neighbour.UID)), action.ManagedByKir, map[string]string{"app": "web"})
 	_, err = pols.Create(ctx, forged, metav1.CreateOptions{})
-	refusedBy(t, "the attacker forging kir's quarantine policy of a neighbour's pod", err, fence.PolicyPolicies)
+	// Both kir-fence-policies (labelled as kir's) and kir-fence-names
+	// (named as kir's) refuse it; the 403 names the first.
+	policy := fence.PolicyPolicies
+	if err != nil && strings.Contains(err.Error(), fence.PolicyNames) {
+		policy = fence.PolicyNames
+	}
+	refusedBy(t, "the attacker forging kir's quarantine policy of a neighbour's pod", err, policy)
 	err = pols.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
 	refusedBy(t, "the attacker deleting every policy of the namespace at once", err, fence.PolicyPolicies)
 	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(ns).Get(ctx, action.PolicyName(string(pod.UID)), metav1.GetOptions{}); err != nil {
@@ -66,11 +73,12 @@ func TestAttackerCannotForgeKirPolicies(t *testing.T) {
 	}
 
 	// Not kir's label: allowed, and no quarantine of kir's to the guard.
-	odd := allowAll(action.PolicyName(string(neighbour.UID)), "Kir", map[string]string{"app": "web"})
+	odd := allowAll("allow-odd", "Kir", map[string]string{"app": "web"})
 	got, err := pols.Create(ctx, odd, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if err != nil {
 		t.Fatalf("a policy labelled %s=Kir: %v, want allowed (not kir's)", action.LabelManagedBy, err)
 	}
+	got.Name = action.PolicyName(string(neighbour.UID)) // as if it could have that name
 	if _, _, err := contain.ReadQuarantine(got); err == nil {
 		t.Errorf("a policy labelled %s=Kir reads as kir's quarantine", action.LabelManagedBy)
 	}
@@ -106,4 +114,40 @@ func forger(t *testing.T, ns string) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return kc
+}
+
+// TestAttackerCannotSquatKirsPolicyName: a workload that knows its own
+// UID cannot create, before kir contains it, a policy named as kir's
+// quarantine policy of it (not labelled as kir's, with an allow-all
+// ingress rule): kir serve's apply would then be an update of a policy
+// not kir's, which kir-fence-kir refuses. Refused by kir-fence-names; kir
+// then contains the pod.
+func TestAttackerCannotSquatKirsPolicyName(t *testing.T) {
+	installed(t)
+	f := cluster.NewFixture(t, "squat", 1)
+	ctx, ns := t.Context(), f.Namespace
+	pod := f.Pods[0]
+	squat := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: action.PolicyName(string(pod.UID)), Namespace: ns},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"nothing": "x"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
+		},
+	}
+	pols := forger(t, ns).NetworkingV1().NetworkPolicies(ns)
+	var err error
+	_ = kubetest.Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		_, err = pols.Create(ctx, squat, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err != nil, nil
+	})
+	refusedBy(t, "the workload squatting its own quarantine policy's name (dry run)", err, fence.PolicyNames)
+	_, err = pols.Create(ctx, squat, metav1.CreateOptions{})
+	refusedBy(t, "the workload squatting its own quarantine policy's name", err, fence.PolicyNames)
+	isolate(t, kirEnv(t), ns, pod.Name, false)
+	// Another name is the namespace's business.
+	squat.Name = "kir-quarantine"
+	if _, err := pols.Create(ctx, squat, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("a policy named %s: %v, want allowed", squat.Name, err)
+	}
 }
