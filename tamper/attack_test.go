@@ -139,3 +139,48 @@ func TestGuardReportsAdmittingPolicyOnce(t *testing.T) {
 		t.Errorf("%d QuarantineWeakened Events on the pod, want 2", n)
 	}
 }
+
+// TestGuardReportsLabelThatOpensPod: the namespace already has a policy
+// that admits traffic to pods labelled role=open, which the quarantined
+// pod is not. The attacker writes no policy: it adds role=open to the
+// pod (the fence allows any label but kir's), and NetworkPolicies being
+// additive, traffic to it flows again. The guard reports that policy
+// within the reaction time, from the pod's new labels.
+func TestGuardReportsLabelThatOpensPod(t *testing.T) {
+	t.Parallel()
+	kir := cluster.NewFixture(t, "tamper-kir", 0)
+	app := cluster.NewFixture(t, "tamper-app", 1)
+	pod := app.Pods[0]
+	existing := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "allow-open"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "open"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
+		},
+	}
+	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(app.Namespace).Create(t.Context(), existing, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	isolate(t, kir.Namespace, pod)
+	f := &findings{}
+	startGuard(t, kir.Namespace, app.Namespace, "guard", f)
+	waitGuarded(t, kir.Namespace, pod)
+	time.Sleep(3 * time.Second) // a resync: nothing admits the pod yet
+	if got := f.of(tamper.PolicyAdmits, pod.UID); len(got) > 0 {
+		t.Fatalf("reported before the label: %+v", got)
+	}
+	kc := attacker(t, app.Namespace)
+	if _, err := kc.CoreV1().Pods(pod.Namespace).Patch(t.Context(), pod.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"role":"open"}}}`), metav1.PatchOptions{FieldManager: attackerManager}); err != nil {
+		t.Fatal(err)
+	}
+	err := kubetest.Eventually(t.Context(), reaction, func(context.Context) (bool, error) {
+		return len(f.of(tamper.PolicyAdmits, pod.UID)) > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("the policy the new label opens was not reported within %s", reaction)
+	}
+	if a := f.of(tamper.PolicyAdmits, pod.UID)[0]; a.Object != "NetworkPolicy "+app.Namespace+"/allow-open" || a.Restored {
+		t.Errorf("finding: %+v", a)
+	}
+}
