@@ -7,9 +7,12 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"kir.dev/kir/action"
@@ -41,17 +44,7 @@ func TestGuardRestoresLabelWhileReleaseMarked(t *testing.T) {
 	startGuard(t, kir.Namespace, app.Namespace, "guard", f)
 	waitGuarded(t, kir.Namespace, pod)
 
-	now := metav1.NewMicroTime(time.Now())
-	mark := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: contain.ReleasingLease(pod.UID), Namespace: kir.Namespace,
-			Labels:      map[string]string{action.LabelManagedBy: action.ManagedByKir},
-			Annotations: map[string]string{action.AnnotationPod: pod.Namespace + "/" + pod.Name}},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("responder@example.com"), AcquireTime: &now, RenewTime: &now,
-			LeaseDurationSeconds: ptr.To(int32(contain.ReleasingFor / time.Second))},
-	}
-	if _, err := cluster.Client.CoordinationV1().Leases(kir.Namespace).Create(t.Context(), mark, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	markReleasing(t, kir.Namespace, pod)
 	time.Sleep(3 * time.Second) // a resync (2 s) sees the mark
 	kc := attacker(t, app.Namespace)
 	removeLabel(t, kc, pod)
@@ -183,4 +176,92 @@ func TestGuardReportsLabelThatOpensPod(t *testing.T) {
 	if a := f.of(tamper.PolicyAdmits, pod.UID)[0]; a.Object != "NetworkPolicy "+app.Namespace+"/allow-open" || a.Restored {
 		t.Errorf("finding: %+v", a)
 	}
+}
+
+// TestGuardAnnouncesAFailedRestoreOnce: under a release mark the guard
+// polls the pod every second; a restore it may not make (here, a guard
+// whose identity may not patch pods) is announced once per state of the
+// pod and policy, not every second.
+func TestGuardAnnouncesAFailedRestoreOnce(t *testing.T) {
+	t.Parallel()
+	kir := cluster.NewFixture(t, "tamper-kir", 0)
+	app := cluster.NewFixture(t, "tamper-app", 1)
+	pod := app.Pods[0]
+	isolate(t, kir.Namespace, pod)
+	weak := weakGuardClient(t, kir.Namespace, app.Namespace)
+	f := &findings{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- tamper.Run(ctx, tamper.Options{
+			Kube: weak, Namespace: kir.Namespace, Watch: app.Namespace, Identity: "weak", Resync: 2 * time.Second,
+			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond, Report: f.add,
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	waitGuarded(t, kir.Namespace, pod)
+	markReleasing(t, kir.Namespace, pod)
+	time.Sleep(3 * time.Second) // a resync sees the mark
+	removeLabel(t, attacker(t, app.Namespace), pod)
+	err := kubetest.Eventually(t.Context(), reaction, func(context.Context) (bool, error) {
+		return len(f.of(tamper.LabelRemoved, pod.UID)) > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("no label-removed finding: %+v", f.about(pod.UID))
+	}
+	time.Sleep(4 * time.Second)
+	got := f.of(tamper.LabelRemoved, pod.UID)
+	if len(got) != 1 || got[0].Restored || got[0].Error == "" {
+		t.Errorf("%d label-removed findings in 4 s of polling, want 1, not restored, with its error: %+v", len(got), got)
+	}
+}
+
+// markReleasing writes pod's release mark as kir release writes it.
+func markReleasing(t *testing.T, kirNS string, pod corev1.Pod) {
+	t.Helper()
+	now := metav1.NewMicroTime(time.Now())
+	mark := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: contain.ReleasingLease(pod.UID), Namespace: kirNS,
+			Labels:      map[string]string{action.LabelManagedBy: action.ManagedByKir},
+			Annotations: map[string]string{action.AnnotationPod: pod.Namespace + "/" + pod.Name}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("responder@example.com"), AcquireTime: &now, RenewTime: &now,
+			LeaseDurationSeconds: ptr.To(int32(contain.ReleasingFor / time.Second))},
+	}
+	if _, err := cluster.Client.CoordinationV1().Leases(kirNS).Create(t.Context(), mark, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// weakGuardClient is a ServiceAccount of kirNS with the guard's rules,
+// but no patch of pods, in namespace app.
+func weakGuardClient(t *testing.T, kirNS, app string) kubernetes.Interface {
+	t.Helper()
+	ctx, c := t.Context(), cluster.Client
+	if _, err := c.CoreV1().ServiceAccounts(kirNS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "weak-guard"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sa := rbacv1.Subject{Kind: "ServiceAccount", Name: "weak-guard", Namespace: kirNS}
+	for ns, rules := range map[string][]rbacv1.PolicyRule{
+		kirNS: tamper.NamespaceRules(),
+		app: {
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "watch", "create", "patch"}},
+			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
+		},
+	} {
+		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "weak-guard"}, Rules: rules}
+		if _, err := c.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "weak-guard"},
+			RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "weak-guard"}, Subjects: []rbacv1.Subject{sa}}
+		if _, err := c.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := cluster.ServiceAccountConfig(ctx, kirNS, "weak-guard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(cfg)
 }

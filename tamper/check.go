@@ -190,6 +190,9 @@ func (g *guard) releasing(ctx context.Context, q contain.Quarantine, pod *corev1
 		g.liftedWhileMarked(ctx, q, pod)
 		return releasePoll, nil
 	}
+	g.mu.Lock()
+	delete(g.markState, q.UID)
+	g.mu.Unlock()
 	g.o.Log.Info("tamper guard: released by kir release; no longer guarded", "namespace", q.Namespace, "pod", q.Name, "uid", q.UID, "by", ptrString(mark.Spec.HolderIdentity))
 	if err := g.mem.forget(ctx, q.UID); err != nil {
 		return 0, err
@@ -218,6 +221,18 @@ func (g *guard) liftedWhileMarked(ctx context.Context, q contain.Quarantine, pod
 	if err != nil || pol == nil || pol.DeletionTimestamp != nil {
 		return
 	}
+	g.checkAdmitting(ctx, q, pod) // each admitting policy once
+	// Polled every releasePoll: act once on each state of the pod and
+	// the policy, so that a restore that fails is not announced again
+	// every second.
+	state := pod.ResourceVersion + "/" + pol.ResourceVersion
+	g.mu.Lock()
+	seen := g.markState[q.UID] == state
+	g.markState[q.UID] = state
+	g.mu.Unlock()
+	if seen {
+		return
+	}
 	g.checkLabel(ctx, q, pod)
 	if !apiequality.Semantic.DeepEqual(q.Policy().Spec, pol.Spec) {
 		f := g.finding(q, PolicyChanged, "NetworkPolicy "+q.Namespace+"/"+q.PolicyName(), strings.Join(q.Drift(pol), "; "))
@@ -225,7 +240,6 @@ func (g *guard) liftedWhileMarked(ctx context.Context, q contain.Quarantine, pod
 		f.Restored, f.Error = outcome(contain.RestorePolicySpec(ctx, g.o.Kube, q, pol))
 		g.announce(ctx, f)
 	}
-	g.checkAdmitting(ctx, q, pod)
 }
 
 // dropMark deletes a release mark: done with, or stale (why).

@@ -37,6 +37,9 @@ type guard struct {
 	// name and UID and the traffic allowed: each is reported once per
 	// leadership.
 	admitted map[string]bool
+	// markState is, for a pod whose release is marked while its policy
+	// stands, the resourceVersions of pod and policy last acted on.
+	markState map[types.UID]string
 	// fence is the last fence problem reported.
 	fence string
 	// marked are the pods with a release mark at the last resync: never
@@ -56,7 +59,7 @@ func newGuard(o Options) *guard {
 		mem: &memory{o: o, by: map[types.UID]contain.Quarantine{}},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[key](),
 			workqueue.TypedRateLimitingQueueConfig[key]{Name: "kir-tamper"}),
-		admitted: map[string]bool{},
+		admitted: map[string]bool{}, markState: map[types.UID]string{},
 	}
 }
 
