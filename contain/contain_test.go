@@ -389,3 +389,35 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// The workload knows its own UID, and so its quarantine policy's name: a
+// policy of that name created before kir contains the pod, admitting all
+// ingress, must not survive kir's apply with its rule (without the fence,
+// nothing stops the create).
+func TestIsolateOverASquattedPolicyDeniesAll(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	target := f.Pods[0]
+	squat := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: action.PolicyName(action.QuarantineValue(target.UID)), Namespace: f.Namespace},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
+		},
+	}
+	if _, err := cluster.Client.NetworkingV1().NetworkPolicies(f.Namespace).Create(t.Context(), squat, metav1.CreateOptions{FieldManager: "squatter"}); err != nil {
+		t.Fatal(err)
+	}
+	isolate(t, f.env(), contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(target.Name)})
+	p, err := cluster.Client.NetworkingV1().NetworkPolicies(f.Namespace).Get(t.Context(), squat.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Spec.Ingress) != 0 || len(p.Spec.Egress) != 0 {
+		t.Errorf("kir's policy over a squatted one has rules (ingress %v, egress %v), want deny-all", p.Spec.Ingress, p.Spec.Egress)
+	}
+	if diff := cmp.Diff(map[string]string{action.LabelQuarantine: action.QuarantineValue(target.UID)}, p.Spec.PodSelector.MatchLabels); diff != "" {
+		t.Errorf("podSelector (-want +got):\n%s", diff)
+	}
+}

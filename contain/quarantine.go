@@ -2,16 +2,20 @@ package contain
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
@@ -111,12 +115,45 @@ func (iso *isolator) label(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, e
 	return stored, err
 }
 
-// applyPolicy applies pod's quarantine policy (or its fallback).
+// applyPolicy applies pod's quarantine policy (or its fallback). A policy
+// of that name someone else created first (the workload knows its own
+// UID, and so the name) keeps, through the apply, the rules kir's apply
+// does not set: its ingress rules. Such a policy's spec is then replaced
+// whole, on that object only, so that what kir stored is what kir says.
 func (iso *isolator) applyPolicy(ctx context.Context, pod *corev1.Pod, policy *networkingv1ac.NetworkPolicyApplyConfiguration) error {
 	defer iso.policySent()
-	return iso.j.Do(action.Write{Verb: "apply", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: *policy.Name, Body: policy}, func() (any, error) {
-		return iso.env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Apply(ctx, policy, applyOpts(iso.env, action.FieldManagerQuarantinePolicy))
+	var stored *networkingv1.NetworkPolicy
+	err := iso.j.Do(action.Write{Verb: "apply", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: *policy.Name, Body: policy}, func() (any, error) {
+		var err error
+		stored, err = iso.env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Apply(ctx, policy, applyOpts(iso.env, action.FieldManagerQuarantinePolicy))
+		return stored, err
 	})
+	if err != nil || stored == nil || !squatted(stored.Spec, policy.Spec) {
+		return err
+	}
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/metadata/uid", "value": stored.UID},
+		{"op": "replace", "path": "/spec", "value": policy.Spec},
+	})
+	if err != nil {
+		return err
+	}
+	return iso.j.Do(action.Write{Verb: "patch", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: *policy.Name, Body: json.RawMessage(patch)}, func() (any, error) {
+		opts := metav1.PatchOptions{FieldManager: action.FieldManagerQuarantinePolicy, DryRun: iso.env.DryRun.Opts()}
+		return iso.env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Patch(ctx, *policy.Name, types.JSONPatchType, patch, opts)
+	})
+}
+
+// squatted reports whether a stored quarantine policy admits more than
+// kir applied: ingress rules (kir's have none), more egress rules, or
+// another selector.
+func squatted(stored networkingv1.NetworkPolicySpec, applied *networkingv1ac.NetworkPolicySpecApplyConfiguration) bool {
+	if applied == nil {
+		return false
+	}
+	sel := applied.PodSelector
+	return len(stored.Ingress) > len(applied.Ingress) || len(stored.Egress) > len(applied.Egress) ||
+		sel == nil || !maps.Equal(stored.PodSelector.MatchLabels, sel.MatchLabels) || len(stored.PodSelector.MatchExpressions) > 0
 }
 
 // refused tells a label write the cluster will not take (denied by
