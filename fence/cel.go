@@ -50,6 +50,11 @@ request.userInfo.username + ' may not'`
 // The names of kir's quarantine policies (policy PolicyNames).
 const (
 	celQuarantineName = `object.metadata.name.startsWith('kir-quarantine-')`
+	// celKirPolicyName: the object a request on a NetworkPolicy concerns
+	// (oldObject on DELETE) is named as kir's quarantine policies are.
+	// kir's other NetworkPolicies (kir serve's own ingress policy, applied
+	// by whoever installs kir) are not the fence's.
+	celKirPolicyName = `(request.operation == 'DELETE' ? oldObject : object).metadata.name.startsWith('kir-quarantine-')`
 	celNameReserved   = `variables.kir || variables.responder`
 	celNameMessage    = `'NetworkPolicies named kir-quarantine-* are kir\'s: only kir and the responders (groups ' +
 params.?data.?responderGroups.orValue('') + ') may create them; ' + request.userInfo.username + ' may not'`

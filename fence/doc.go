@@ -18,15 +18,17 @@
 //     DELETE the policy sees (the Eviction carries no pod): RBAC on
 //     pods/eviction is a right to delete.
 //   - PolicyPolicies, on NetworkPolicies labelled
-//     app.kubernetes.io/managed-by=kir (CREATE, UPDATE and DELETE, judged
-//     on oldObject for a DELETE): nobody but kir, the responders, the
-//     garbage collector (kir's policy is owned by its pod) and the
-//     namespace controller may create, change or delete them. CREATE too:
-//     a policy labelled as kir's that anyone could create would be one
-//     nobody else could then remove (an allow-all beside a quarantine),
-//     and one the tamper guard takes for kir's (a forged
-//     kir-quarantine-<uid> of a neighbour's pod: the guard would label
-//     and isolate that pod, and record the forged incident's findings).
+//     app.kubernetes.io/managed-by=kir and named kir-quarantine-* (a
+//     matchCondition; CREATE, UPDATE and DELETE, judged on oldObject for
+//     a DELETE): nobody but kir, the responders, the garbage collector
+//     (kir's policy is owned by its pod) and the namespace controller may
+//     create, change or delete them. CREATE too: one the tamper guard
+//     takes for kir's could be forged (a kir-quarantine-<uid> of a
+//     neighbour's pod: the guard would label and isolate that pod, and
+//     record the forged incident's findings). kir's other policies, such
+//     as kir serve's own ingress policy that whoever installs kir applies,
+//     are not the fence's; nor is a policy labelled as kir's under another
+//     name, which the guard reads as anyone's.
 //   - PolicyNames, on NetworkPolicies created with a name
 //     kir-quarantine-* (a matchCondition), labelled as kir's or not:
 //     nobody but kir and the responders may create one. A workload

@@ -279,6 +279,7 @@ func policiesPolicy() admissionregistrationv1.ValidatingAdmissionPolicy {
 	p := policy(PolicyPolicies,
 		[]admissionregistrationv1.NamedRuleWithOperations{rule("networking.k8s.io", "v1", []string{"networkpolicies"}, create, update, del)},
 		&metav1.LabelSelector{MatchLabels: map[string]string{labelManagedBy: managedByKir}})
+	p.Spec.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "quarantine-name", Expression: celKirPolicyName}}
 	p.Spec.Variables = append(identities(), admissionregistrationv1.Variable{Name: "system", Expression: celSystem})
 	p.Spec.Validations = []admissionregistrationv1.Validation{
 		{Expression: celPolicyKept, MessageExpression: celPolicyMessage, Reason: ptr.To(metav1.StatusReasonForbidden)},
