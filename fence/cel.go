@@ -55,8 +55,8 @@ const (
 	// kir's other NetworkPolicies (kir serve's own ingress policy, applied
 	// by whoever installs kir) are not the fence's.
 	celKirPolicyName = `(request.operation == 'DELETE' ? oldObject : object).metadata.name.startsWith('kir-quarantine-')`
-	celNameReserved   = `variables.kir || variables.responder`
-	celNameMessage    = `'NetworkPolicies named kir-quarantine-* are kir\'s: only kir and the responders (groups ' +
+	celNameReserved  = `variables.kir || variables.responder`
+	celNameMessage   = `'NetworkPolicies named kir-quarantine-* are kir\'s: only kir and the responders (groups ' +
 params.?data.?responderGroups.orValue('') + ') may create them; ' + request.userInfo.username + ' may not'`
 )
 
