@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"kir.dev/kir/action"
+	"kir.dev/kir/collect"
 	"kir.dev/kir/evidence"
 	"kir.dev/kir/fence"
 	"kir.dev/kir/notify"
@@ -111,7 +113,7 @@ func (s *server) custodyOfTamper(f tamper.Finding) {
 	if f.Incident == "" || s.o.Engine.Evidence == "" {
 		return
 	}
-	bundles := incidentBundles(s.o.Engine.Evidence, f.Incident)
+	bundles := incidentBundles(s.o.Engine.Evidence, f.Incident, collect.PodDir(f.Namespace, f.Pod))
 	if len(bundles) == 0 {
 		s.o.Log.Warn("no sealed evidence of the incident here to record a tamper finding in", "incident", f.Incident, "evidence", s.o.Engine.Evidence)
 		return
@@ -133,8 +135,12 @@ func (s *server) custodyOfTamper(f tamper.Finding) {
 }
 
 // incidentBundles are the sealed bundles directly under dir whose
-// manifest names incident.
-func incidentBundles(dir, incident string) []string {
+// manifest names incident and holds evidence of the pod whose directory
+// in a bundle is podDir. The incident on a quarantine policy is what its
+// writer said: without the fence, whoever may create NetworkPolicies can
+// forge one naming another incident, whose evidence must not take the
+// forger's findings.
+func incidentBundles(dir, incident, podDir string) []string {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
@@ -150,9 +156,11 @@ func incidentBundles(dir, incident string) []string {
 			continue
 		}
 		var m struct {
-			Incident string `json:"incident"`
+			Incident string          `json:"incident"`
+			Files    []evidence.File `json:"files"`
 		}
-		if json.Unmarshal(raw, &m) == nil && m.Incident == incident {
+		if json.Unmarshal(raw, &m) == nil && m.Incident == incident &&
+			slices.ContainsFunc(m.Files, func(f evidence.File) bool { return strings.HasPrefix(f.Path, podDir+"/") }) {
 			out = append(out, b)
 		}
 	}

@@ -1,0 +1,45 @@
+package serve
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"kir.dev/kir/evidence"
+)
+
+// A tamper finding goes only to the bundles of its incident that hold
+// evidence of its pod: the incident on a policy is what its writer said,
+// and a forged one must not put findings into another incident's
+// evidence.
+func TestIncidentBundlesHoldThePod(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, incident string, paths ...string) {
+		var m evidence.Manifest
+		m.Incident = incident
+		for _, p := range paths {
+			m.Files = append(m.Files, evidence.File{Path: p})
+		}
+		raw, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, evidence.ManifestFile), raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ours", "INC-1", "pods/web/api-0/pod.yaml", "report.html")
+	write("neighbour", "INC-1", "pods/web/api-1/pod.yaml")
+	write("prefix", "INC-1", "pods/web/api-00/pod.yaml")
+	write("other-incident", "INC-2", "pods/web/api-0/pod.yaml")
+	got := incidentBundles(dir, "INC-1", "pods/web/api-0")
+	if want := []string{filepath.Join(dir, "ours")}; !slices.Equal(got, want) {
+		t.Errorf("bundles = %v, want %v", got, want)
+	}
+}
