@@ -28,11 +28,13 @@ type server struct {
 	o Options
 	// guard is the runs' guard (Options.Guard, never forced); the
 	// engine's Guard is guardedContext.
-	guard   func(context.Context, action.Env, *playbooks.Playbook, map[string]any) ([]string, error)
-	spool   *spool.Spool
-	pending []spool.Item // what the spool kept, until start resumes it
-	tasks   chan *task
-	queued  atomic.Int64 // tasks accepted and not yet taken by a worker
+	guard func(context.Context, action.Env, *playbooks.Playbook, map[string]any) ([]string, error)
+	// tamperLimit bounds the tamper guard's findings in the evidence.
+	tamperLimit tamperLimiter
+	spool       *spool.Spool
+	pending     []spool.Item // what the spool kept, until start resumes it
+	tasks       chan *task
+	queued      atomic.Int64 // tasks accepted and not yet taken by a worker
 	// workers holds a token per run holding a worker (see dispatch);
 	// receiving counts the alerts being received; lastAlert is when the
 	// last one came (Unix ns). Evidence collection waits for all three to

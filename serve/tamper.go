@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -101,7 +102,49 @@ func (s *server) tampered(ctx context.Context, f tamper.Finding) {
 		}
 		cancel()
 	}
-	s.custodyOfTamper(f)
+	if n, ok := s.tamperLimit.allow(f, s.o.Now()); ok {
+		s.custodyOfTamper(tamperEntry{Finding: f, Suppressed: n})
+	}
+}
+
+// tamperEvery is how often one pod's findings of one kind go into its
+// evidence: an attacker who lifts the label in a loop makes a finding
+// each time; the custody log records one per period, and how many were
+// left out since (the log line and the metric count every one).
+const tamperEvery = 10 * time.Second
+
+// tamperLimiter lets one finding per pod and kind through per
+// tamperEvery, and counts the others.
+type tamperLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	held map[string]int
+}
+
+// allow reports whether f goes into the evidence now, and how many of its
+// pod's and kind's findings did not since the last that did.
+func (l *tamperLimiter) allow(f tamper.Finding, now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil {
+		l.last, l.held = map[string]time.Time{}, map[string]int{}
+	}
+	key := f.UID + "/" + string(f.Kind)
+	if last, ok := l.last[key]; ok && now.Sub(last) < tamperEvery {
+		l.held[key]++
+		return 0, false
+	}
+	n := l.held[key]
+	l.last[key], l.held[key] = now, 0
+	return n, true
+}
+
+// tamperEntry is a finding as the custody log holds it.
+type tamperEntry struct {
+	tamper.Finding
+	// Suppressed counts the findings of the same pod and kind left out of
+	// the log since the last one in it (tamperEvery).
+	Suppressed int `json:"suppressed,omitempty"`
 }
 
 // custodyOfTamper appends f, signed with serve's key when it has one, to
@@ -109,7 +152,7 @@ func (s *server) tampered(ctx context.Context, f tamper.Finding) {
 // the incident's evidence reads that the quarantine was lifted, when, and
 // what kir did. A quarantine contained elsewhere (a responder's laptop)
 // has no bundle here, and the log line says so.
-func (s *server) custodyOfTamper(f tamper.Finding) {
+func (s *server) custodyOfTamper(f tamperEntry) {
 	if f.Incident == "" || s.o.Engine.Evidence == "" {
 		return
 	}

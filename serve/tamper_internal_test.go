@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"kir.dev/kir/evidence"
+	"kir.dev/kir/tamper"
 )
 
 // A tamper finding goes only to the bundles of its incident that hold
@@ -41,5 +43,29 @@ func TestIncidentBundlesHoldThePod(t *testing.T) {
 	got := incidentBundles(dir, "INC-1", "pods/web/api-0")
 	if want := []string{filepath.Join(dir, "ours")}; !slices.Equal(got, want) {
 		t.Errorf("bundles = %v, want %v", got, want)
+	}
+}
+
+// A pod's findings of one kind go into its evidence once per tamperEvery,
+// the next saying how many were left out; other pods and kinds are not
+// held back.
+func TestTamperLimiter(t *testing.T) {
+	t.Parallel()
+	var l tamperLimiter
+	at := time.Unix(1000, 0)
+	lifted := tamper.Finding{UID: "u1", Kind: tamper.LabelRemoved}
+	if n, ok := l.allow(lifted, at); !ok || n != 0 {
+		t.Fatalf("first finding: %d, %v", n, ok)
+	}
+	for i := range 5 {
+		if _, ok := l.allow(lifted, at.Add(time.Duration(i+1)*time.Second)); ok {
+			t.Fatalf("finding %d within %s let through", i+2, tamperEvery)
+		}
+	}
+	if _, ok := l.allow(tamper.Finding{UID: "u2", Kind: tamper.LabelRemoved}, at.Add(time.Second)); !ok {
+		t.Error("another pod's finding held back")
+	}
+	if n, ok := l.allow(lifted, at.Add(tamperEvery+time.Second)); !ok || n != 5 {
+		t.Errorf("after %s: %d suppressed, %v; want 5, let through", tamperEvery, n, ok)
 	}
 }
