@@ -63,15 +63,17 @@ type Params struct {
 	ProtectDeletion bool
 }
 
-// DefaultParams are kir serve's and the node agent's ServiceAccounts and
-// the groups kir:responders and system:masters; deletion is not
-// protected. system:masters is the cluster's own break-glass: it bypasses
+// DefaultParams are kir serve's ServiceAccount and the groups
+// kir:responders and system:masters; deletion is not protected. The node
+// agent's ServiceAccount is not among kir's: it writes no pod, node or
+// NetworkPolicy (its Leases and Events only), and listing it would let
+// whoever holds its token, on any node, lift a quarantine. system:masters is the cluster's own break-glass: it bypasses
 // RBAC and may delete the fence itself, so leaving it out would protect
 // nothing, and would leave a responder holding only the cluster-admin
 // kubeconfig unable to release a pod at 3 a.m.
 func DefaultParams() Params {
 	return Params{
-		ServiceAccounts: []string{action.DefaultKirNamespace + ":kir-serve", "kir-node:kir-node-agent"},
+		ServiceAccounts: []string{action.DefaultKirNamespace + ":kir-serve"},
 		ResponderGroups: []string{"kir:responders", "system:masters"},
 	}
 }
