@@ -46,15 +46,17 @@ func TestAttackerCannotForgeKirPolicies(t *testing.T) {
 			},
 		}
 	}
-	// The fence may be being put back by another test: wait until it
-	// answers (a dry run of the forgery), at most 30 s.
+	// The fence may be being put back by another test: wait until both
+	// policies answer (dry runs: the forgery, and a delete of kir's
+	// policy), at most 30 s.
 	forged := allowAll(action.PolicyName(string(neighbour.UID)), action.ManagedByKir, map[string]string{"app": "web"})
-	var err error
+	dry := []string{metav1.DryRunAll}
 	_ = kubetest.Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
-		_, err = pols.Create(ctx, forged, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		return err != nil, nil
+		_, cerr := pols.Create(ctx, forged, metav1.CreateOptions{DryRun: dry})
+		derr := pols.Delete(ctx, action.PolicyName(string(pod.UID)), metav1.DeleteOptions{DryRun: dry})
+		return cerr != nil && derr != nil && strings.Contains(derr.Error(), fence.PolicyPolicies), nil
 	})
-	_, err = pols.Create(ctx, forged, metav1.CreateOptions{})
+	_, err := pols.Create(ctx, forged, metav1.CreateOptions{})
 	// Both kir-fence-policies (labelled as kir's) and kir-fence-names
 	// (named as kir's) refuse it; the 403 names the first.
 	policy := fence.PolicyPolicies
