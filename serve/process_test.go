@@ -23,14 +23,18 @@ import (
 // the one make build makes.
 var kirBinary string
 
-// buildKir builds cmd/kir once into a temporary directory, with make build,
-// and makes startServe run it.
+// buildKir builds cmd/kir once, with make build, and makes startServe run
+// it. The path is fixed, per user: every benchmark run overwrites the one
+// binary rather than leaving one behind.
 func buildKir(b *testing.B) {
 	b.Helper()
 	if kirBinary != "" {
 		return
 	}
-	out := filepath.Join(os.TempDir(), fmt.Sprintf("kir-bench-%d", os.Getpid()))
+	out := filepath.Join(os.TempDir(), fmt.Sprintf("kir-bench-%d", os.Getuid()), "kir")
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		b.Fatal(err)
+	}
 	// The binary as released: make build's flags are its memory.
 	if msg, err := exec.Command("make", "-s", "-C", "..", "build", "BIN="+out).CombinedOutput(); err != nil {
 		b.Fatalf("building kir: %v\n%s", err, msg)

@@ -40,7 +40,8 @@ func Eventually(ctx context.Context, timeout time.Duration, f func(ctx context.C
 }
 
 // WaitRunningPods waits until exactly n pods match sel in ns, all Running
-// and none being deleted, and returns them.
+// and none being deleted, and returns them. A pod that has ended (Failed or
+// Succeeded: evicted, say) will not run: it returns at once, saying why.
 func WaitRunningPods(ctx context.Context, client kubernetes.Interface, ns, sel string, n int) ([]corev1.Pod, error) {
 	var pods []corev1.Pod
 	err := Eventually(ctx, 60*time.Second, func(ctx context.Context) (bool, error) {
@@ -50,6 +51,9 @@ func WaitRunningPods(ctx context.Context, client kubernetes.Interface, ns, sel s
 		}
 		pods = pods[:0]
 		for _, p := range list.Items {
+			if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
+				return false, fmt.Errorf("pod %s ended %s: %s: %s", p.Name, p.Status.Phase, p.Status.Reason, p.Status.Message)
+			}
 			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
 				pods = append(pods, p)
 			}

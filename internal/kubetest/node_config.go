@@ -64,7 +64,10 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 // logs, exec), and a test node holds nothing to protect. Image garbage
 // collection is off: the node's images cannot be pulled again. Container
 // logs rotate past 64 MiB (kubelet's default is 10 MiB), so that a test's
-// 30 MiB log is served whole, as one stream.
+// 30 MiB log is served whole, as one stream. Eviction thresholds are
+// absolute and small: the node shares the machine's disk, and a percentage
+// of a large, crowded disk (kubelet's default 10%, or even 1% of 250 GB)
+// evicted every test pod as it started, for want of space no test uses.
 func kubeletConfig(certFile, keyFile string) []byte {
 	return fmt.Appendf(nil, `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -95,9 +98,10 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:
   memory.available: 50Mi
-  nodefs.available: "1%%"
-  imagefs.available: "1%%"
+  nodefs.available: 256Mi
+  imagefs.available: 256Mi
   nodefs.inodesFree: "1%%"
+  imagefs.inodesFree: "1%%"
 serializeImagePulls: false
 containerLogMaxSize: 64Mi
 `, nodeIP, KubeletPort, kubeletHealthzPort, certFile, keyFile, containerdSocket, RealNodeTaintKey)

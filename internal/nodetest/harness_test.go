@@ -186,7 +186,7 @@ func describePod(t *testing.T, c *kubetest.Cluster, ns, name string) string {
 	if err != nil {
 		return err.Error()
 	}
-	return fmt.Sprintf("phase %s, conditions %+v, container statuses %+v", p.Status.Phase, p.Status.Conditions, p.Status.ContainerStatuses)
+	return fmt.Sprintf("phase %s (%s: %s), conditions %+v, container statuses %+v", p.Status.Phase, p.Status.Reason, p.Status.Message, p.Status.Conditions, p.Status.ContainerStatuses)
 }
 
 // podLogs reads a pod's log through the API server; tail < 0 reads it all.
