@@ -12,7 +12,7 @@ func Actions() []action.Action {
 	return []action.Action{
 		action.Func[IsolateParams, IsolateOutput]{
 			Name:    "contain.isolate-pod",
-			Summary: "Cut a pod (or every pod a selector matches) off the network with a quarantine NetworkPolicy that selects only that pod; optionally detach it from its controller and Services.",
+			Summary: "Cut a pod (or every pod a selector matches) off the network with a quarantine NetworkPolicy that selects only that pod; optionally detach it from its controller and Services. Where kir has a namespace, it remembers the quarantine there (a Lease kir-tamper-<pod UID>) for kir serve's tamper guard.",
 			Rules: []rbacv1.PolicyRule{
 				rule("", []string{"pods"}, "get", "list", "patch"),
 				// Server-side apply creates the policy when it does not exist;
@@ -56,7 +56,7 @@ func Actions() []action.Action {
 		},
 		action.Func[ReleaseParams, ReleaseOutput]{
 			Name:    "contain.release-pod",
-			Summary: "Undo contain.isolate-pod: delete the quarantine policy and remove kir's label and annotations; optionally reattach or delete the pod.",
+			Summary: "Undo contain.isolate-pod: delete the quarantine policy, remove kir's label and annotations and the memory of the quarantine in kir's namespace; optionally reattach or delete the pod.",
 			Rules: []rbacv1.PolicyRule{
 				rule("", []string{"pods"}, "get", "list", "patch", "delete"),
 				// A pod whose label never landed may still have a policy.

@@ -224,6 +224,12 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 		return out, nil, changed, nil, fmt.Errorf("isolating pod %s: applying NetworkPolicy %s: %w", id, out.Policy, err)
 	}
 
+	// The memory, once the policy stands: a guard that learned of the
+	// quarantine before would find nothing to guard yet.
+	if w := remember(ctx, env, iso.j, iso.quarantine(pod, record, nil)); w != "" {
+		warnings = append(warnings, w)
+	}
+
 	podLabels = merged(pod.Labels, map[string]string{action.LabelQuarantine: value})
 	if iso.detacher != nil {
 		removed, ch, err := iso.detacher.detach(ctx, env, iso.j, stored)
@@ -247,6 +253,13 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 		warnings = append(warnings, fmt.Sprintf("pod %s uses the host network: no NetworkPolicy isolates it; contain its node", id))
 	}
 	return out, podLabels, changed, warnings, nil
+}
+
+// quarantine is the Quarantine the policy of pod holds: what the tamper
+// guard remembers and restores. selector is a fallback policy's.
+func (iso *isolator) quarantine(pod *corev1.Pod, record, selector map[string]string) Quarantine {
+	return Quarantine{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, Allow: iso.p.allow(),
+		Record: subset(record, restoredKeys), Selector: selector}
 }
 
 func applyOpts(env action.Env, manager string) metav1.ApplyOptions {

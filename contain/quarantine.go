@@ -194,6 +194,9 @@ func (iso *isolator) fallback(ctx context.Context, pod *corev1.Pod, out PodOutco
 	}
 	out.Fallback = fb
 	var warnings []string
+	if w := remember(ctx, iso.env, iso.j, iso.quarantine(pod, record, sel)); w != "" {
+		warnings = append(warnings, w)
+	}
 	if iso.detacher != nil {
 		warnings = append(warnings, fmt.Sprintf("pod %s was not detached: its fallback isolation rests on the labels detaching removes", id))
 	}

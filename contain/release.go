@@ -152,6 +152,9 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 		return o, fmt.Errorf("releasing pod %s: deleting NetworkPolicy %s: %w", id, o.Policy, err)
 	}
 	if !labelled && len(record) == 0 {
+		if err := forgetMemory(ctx, env, j, pod); err != nil {
+			return o, fmt.Errorf("releasing pod %s: %w", id, err)
+		}
 		return releaseDelete(ctx, env, j, p, pod, o)
 	}
 
@@ -183,6 +186,9 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 	})
 	if err != nil {
 		return o, fmt.Errorf("releasing pod %s: removing kir's label and annotations: %w", id, err)
+	}
+	if err := forgetMemory(ctx, env, j, pod); err != nil {
+		return o, fmt.Errorf("releasing pod %s: %w", id, err)
 	}
 
 	return releaseDelete(ctx, env, j, p, pod, o)

@@ -103,7 +103,7 @@ func TestDeployManifests(t *testing.T) {
 		t.Error("deploy/ has no Role for the claims' Leases")
 	}
 	want := map[string][]string{ // group/resource → the verbs serve.Claims and serve.Records use
-		"coordination.k8s.io/leases": {"get", "list", "create", "update", "patch", "delete"},
+		"coordination.k8s.io/leases": {"get", "list", "watch", "create", "update", "patch", "delete"},
 		"kir.dev/responses":          {"get", "list", "create"},
 		"kir.dev/responses/status":   {"update"},
 		"/configmaps/kir-budget":     {"get", "update"},
@@ -507,7 +507,7 @@ func checkResponders(t *testing.T, byKind map[string][]*unstructured.Unstructure
 		"kir.dev/responses/":          {"get", "list", "watch", "update"},
 		"/configmaps/kir-budget":      {"get", "update"},
 		"/configmaps/":                {"create"},
-		"coordination.k8s.io/leases/": {"get", "create", "patch"},
+		"coordination.k8s.io/leases/": {"get", "create", "patch", "delete"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("responders' Role rules (-want +got):\n%s", diff)

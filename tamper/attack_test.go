@@ -265,3 +265,50 @@ func weakGuardClient(t *testing.T, kirNS, app string) kubernetes.Interface {
 	}
 	return kubernetes.NewForConfigOrDie(cfg)
 }
+
+// TestGuardIgnoresAForgedQuarantinePolicy: the attacker may create
+// NetworkPolicies in its namespace, and so one labelled as kir's and
+// named after a neighbour pod, exactly as kir would write it. The guard
+// learns quarantines only from kir's memory in kir's namespace, so it
+// neither labels nor isolates the neighbour, nor reports on it, while it
+// still restores a real quarantine in the same namespace.
+func TestGuardIgnoresAForgedQuarantinePolicy(t *testing.T) {
+	t.Parallel()
+	kir := cluster.NewFixture(t, "tamper-kir", 0)
+	app := cluster.NewFixture(t, "tamper-app", 2)
+	pod, neighbour := app.Pods[0], app.Pods[1]
+	f := &findings{}
+	startGuard(t, kir.Namespace, app.Namespace, "guard", f)
+	kc := attacker(t, app.Namespace)
+
+	forged := contain.Quarantine{Namespace: neighbour.Namespace, Name: neighbour.Name, UID: neighbour.UID,
+		Record: map[string]string{action.AnnotationIncident: "inc-forged", action.AnnotationPod: neighbour.Namespace + "/" + neighbour.Name}}.Policy()
+	forged.OwnerReferences = nil // an owner reference to a pod may be refused; the annotation names it too
+	if _, err := kc.NetworkingV1().NetworkPolicies(app.Namespace).Create(t.Context(), forged, metav1.CreateOptions{FieldManager: attackerManager}); err != nil {
+		t.Fatalf("the attacker forging kir's policy: %v", err)
+	}
+	if _, problems, err := contain.ReadQuarantine(forged); err != nil || len(problems) > 0 {
+		t.Fatalf("the forgery is not as kir writes it: %v %v", err, problems)
+	}
+
+	// The guard is live in that namespace: a real quarantine lifted after
+	// the forgery is restored.
+	isolate(t, kir.Namespace, pod)
+	orig, err := policyOf(t.Context(), pod)
+	if err != nil || orig == nil {
+		t.Fatalf("kir's policy: %v", err)
+	}
+	removeLabel(t, kc, pod)
+	t.Logf("the real quarantine restored in %s", waitContained(t, pod, orig, reaction))
+	time.Sleep(3 * time.Second) // and a resync (2 s), which checks every kir-labelled policy again
+
+	if ok, err := labelled(t.Context(), neighbour); err != nil || ok {
+		t.Fatalf("the guard labelled the neighbour its attacker named (%v): it is cut off", err)
+	}
+	if got := f.about(neighbour.UID); len(got) > 0 {
+		t.Errorf("findings about the neighbour: %+v", got)
+	}
+	if _, err := cluster.Client.CoordinationV1().Leases(kir.Namespace).Get(t.Context(), tamper.MemoryName(neighbour.UID), metav1.GetOptions{}); err == nil {
+		t.Error("the guard remembered the forged quarantine")
+	}
+}

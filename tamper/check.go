@@ -47,14 +47,16 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 		return 0, err
 	}
 	q, known := g.mem.get(k.uid)
-	var problems []string
 	if !known {
-		if pol == nil {
-			return 0, nil // nothing of kir's
+		// A policy labelled as kir's and named after a pod, with no memory
+		// of kir's: anyone who may create policies in that namespace could
+		// have written it, and guarding it would label and isolate a pod
+		// kir never contained. Its memory, once its containment writes
+		// it, queues the pod again.
+		if pol != nil {
+			g.unremembered(pol)
 		}
-		if q, problems, err = contain.ReadQuarantine(pol); err != nil {
-			return 0, nil // kir-labelled, but no quarantine policy of a pod
-		}
+		return 0, nil
 	}
 	pod, err := g.o.Kube.CoreV1().Pods(q.Namespace).Get(ctx, q.Name, metav1.GetOptions{})
 	// The label-selected watch says "deleted" for a removed label too:
@@ -69,43 +71,49 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 	}
 	switch {
 	case mark != nil:
-		if !known {
-			return 0, nil // being released: nothing to learn
-		}
 		if gone {
 			pod = nil
 		}
 		return g.releasing(ctx, q, pod, pol, mark)
 	case gone:
 		// Its policy goes with it, by its owner reference.
-		if known {
-			g.o.Log.Info("tamper guard: a quarantined pod was deleted; no longer guarded", "namespace", q.Namespace, "pod", q.Name, "uid", q.UID)
-			return 0, g.mem.forget(ctx, q.UID)
-		}
-		return 0, nil
+		g.o.Log.Info("tamper guard: a quarantined pod was deleted; no longer guarded", "namespace", q.Namespace, "pod", q.Name, "uid", q.UID)
+		return 0, g.mem.forget(ctx, q.UID)
 	case pod.DeletionTimestamp != nil:
 		return 0, nil // going: nothing to restore on it
 	}
-	if !known {
-		if err := g.mem.learn(ctx, q); err != nil {
-			return 0, err
-		}
-		g.o.Log.Info("tamper guard: guarding a quarantine", "namespace", q.Namespace, "pod", q.Name, "uid", q.UID, "incident", q.Record[action.AnnotationIncident])
-	}
-	g.restore(ctx, q, pod, pol, problems)
+	g.restore(ctx, q, pod, pol)
 	return 0, nil
 }
 
-// restore writes back what was lifted of q (problems: where its policy,
-// first seen, differs from what kir writes), and reports the policies that
-// re-open it.
-func (g *guard) restore(ctx context.Context, q contain.Quarantine, pod *corev1.Pod, pol *networkingv1.NetworkPolicy, problems []string) {
-	g.checkLabel(ctx, q, pod)
-	if len(problems) > 0 {
-		g.restorePolicy(ctx, q, pol, PolicyChanged, "differs from what kir writes: "+strings.Join(problems, "; "))
-	} else {
-		g.checkPolicy(ctx, q, pol)
+// maxUnremembered bounds the policies unremembered logs once each.
+const maxUnremembered = 1024
+
+// unremembered logs, once per policy, a kir quarantine policy the guard
+// has no memory of: a forgery, or a containment whose memory is not
+// written yet or could not be (its kir said so in a warning).
+func (g *guard) unremembered(pol *networkingv1.NetworkPolicy) {
+	if _, _, err := contain.ReadQuarantine(pol); err != nil {
+		return // kir-labelled, but no quarantine policy of a pod
 	}
+	g.mu.Lock()
+	if len(g.unknown) >= maxUnremembered {
+		clear(g.unknown)
+	}
+	seen := g.unknown[pol.UID]
+	g.unknown[pol.UID] = true
+	g.mu.Unlock()
+	if !seen {
+		g.o.Log.Info("tamper guard: a NetworkPolicy labelled as kir's quarantine has no memory of kir's in its namespace; not guarded",
+			"namespace", pol.Namespace, "policy", pol.Name, "memory", g.o.Namespace+"/"+MemoryName(typesUID(strings.TrimPrefix(pol.Name, action.PolicyName("")))))
+	}
+}
+
+// restore writes back what was lifted of q, and reports the policies that
+// re-open it.
+func (g *guard) restore(ctx context.Context, q contain.Quarantine, pod *corev1.Pod, pol *networkingv1.NetworkPolicy) {
+	g.checkLabel(ctx, q, pod)
+	g.checkPolicy(ctx, q, pol)
 	g.checkAdmitting(ctx, q, pod)
 }
 

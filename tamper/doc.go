@@ -21,19 +21,23 @@
 // admission fence (package fence), says who.
 //
 // Memory. An attacker who removes both the label and the policy leaves
-// nothing in the pod's namespace that says the pod was quarantined. The
-// guard keeps what it learned of each quarantine (contain.Quarantine: the
-// pod, its allow-list, kir's record) in a Lease of its own in kir's
-// namespace (kir-tamper-<pod UID>): the pod's namespace is the attacker's,
-// kir's is not, and serve's Role already writes Leases there. The
-// response records (package record) hold only what serve itself ran,
-// without the pod's UID or allow-list, and the evidence journals live on
-// the disk of whichever machine contained the pod (a responder's laptop):
-// neither knows every quarantine. The guard learns a quarantine when it
-// first sees kir's policy, within seconds of any containment while a
-// guard runs, and at its next start otherwise: a quarantine made and then
-// wholly removed while no guard ran is not known.
-//
+// nothing in the pod's namespace that says the pod was quarantined, and
+// anyone who may create NetworkPolicies there can create one labelled as
+// kir's and named after a neighbour pod. So the guard learns a quarantine
+// only from its memory in kir's namespace: a Lease kir-tamper-<pod UID>
+// holding the contain.Quarantine (the pod, its allow-list, kir's record),
+// which kir contain writes once the pod's policy stands (contain.MemoryLease)
+// and kir release deletes last. The pod's namespace is the attacker's,
+// kir's is not. A kir quarantine policy without memory is logged and left
+// alone. The response records (package record) hold only what serve
+// itself ran, without the pod's UID or allow-list, and the evidence
+// journals live on the disk of whichever machine contained the pod (a
+// responder's laptop): neither knows every quarantine. A kir that may not
+// write the memory (a responder without the Role kir-responder) still
+// isolates the pod, and warns that the guard will not restore it. The
+// guard writes the memory itself only when a containment again narrowed
+// the policy.
+
 // Release. kir release writes a mark in kir's namespace
 // (contain.ReleasingLease) before it removes anything, wherever a guard
 // runs or ran (the Lease kir-tamper exists); the guard reads it after it

@@ -118,12 +118,19 @@ func env(kirNS string) action.Env {
 	return action.Env{Kube: cluster.Client, Incident: "inc-tamper", Actor: "responder@example.com", KirNamespace: kirNS}
 }
 
-// waitGuarded waits until a guard remembers pod's quarantine.
+// waitGuarded waits until pod's quarantine is remembered in kir's
+// namespace (contain writes the memory) and a guard leads there (it
+// learns the memory as it takes the lead; release marks pods only where
+// a guard runs or ran).
 func waitGuarded(t *testing.T, kirNS string, pod corev1.Pod) {
 	t.Helper()
 	err := kubetest.Eventually(t.Context(), 30*time.Second, func(ctx context.Context) (bool, error) {
-		_, err := cluster.Client.CoordinationV1().Leases(kirNS).Get(ctx, tamper.MemoryName(pod.UID), metav1.GetOptions{})
-		return err == nil, nil
+		leases := cluster.Client.CoordinationV1().Leases(kirNS)
+		if _, err := leases.Get(ctx, tamper.MemoryName(pod.UID), metav1.GetOptions{}); err != nil {
+			return false, nil
+		}
+		l, err := leases.Get(ctx, tamper.LeaseName, metav1.GetOptions{})
+		return err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "", nil
 	})
 	if err != nil {
 		t.Fatalf("the guard did not learn the quarantine of %s: %v", pod.Name, err)

@@ -2,7 +2,6 @@ package tamper
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -15,21 +14,19 @@ import (
 	"kir.dev/kir/contain"
 )
 
-// The guard's memory of the quarantines it learned: a Lease per pod in
-// kir's namespace (see the package doc for why there), its annotation
-// annotationMemory holding the contain.Quarantine as JSON.
+// The guard's memory of the quarantines it guards: a Lease per pod in
+// kir's namespace, written by the kir that contained the pod (see
+// contain.MemoryLease and the package doc for why there).
 const (
-	// LabelComponent marks the guard's memory Leases.
-	LabelComponent = "app.kubernetes.io/component"
+	// LabelComponent marks the memory Leases.
+	LabelComponent = contain.LabelComponent
 	// ComponentMemory is LabelComponent's value on them.
-	ComponentMemory = "kir-tamper-memory"
-	// annotationMemory holds the quarantine.
-	annotationMemory = "kir.dev/quarantine"
+	ComponentMemory = contain.ComponentMemory
 )
 
-// MemoryName is the Lease in which the guard remembers the quarantine of
-// the pod with this UID.
-func MemoryName(uid types.UID) string { return "kir-tamper-" + string(uid) }
+// MemoryName is the Lease that remembers the quarantine of the pod with
+// this UID.
+func MemoryName(uid types.UID) string { return contain.MemoryLease(uid) }
 
 func metaOf(name, ns string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: ns} }
 
@@ -49,12 +46,7 @@ func (m *memory) load(ctx context.Context) error {
 	}
 	by := map[types.UID]contain.Quarantine{}
 	for _, l := range list.Items {
-		var q contain.Quarantine
-		if err := json.Unmarshal([]byte(l.Annotations[annotationMemory]), &q); err != nil || q.UID == "" || l.Name != MemoryName(q.UID) {
-			m.o.Log.Error("tamper guard: a memory Lease cannot be read; ignored", "lease", l.Name, "err", err)
-			continue
-		}
-		if m.o.Watch == "" || q.Namespace == m.o.Watch {
+		if q, ok := m.read(&l); ok {
 			by[q.UID] = q
 		}
 	}
@@ -62,6 +54,24 @@ func (m *memory) load(ctx context.Context) error {
 	m.by = by
 	m.mu.Unlock()
 	return nil
+}
+
+// read reads a memory Lease: false if it cannot be read, or is of a pod
+// outside the namespace watched.
+func (m *memory) read(l *coordinationv1.Lease) (contain.Quarantine, bool) {
+	q, err := contain.ReadMemory(l.Name, l.Annotations)
+	if err != nil {
+		m.o.Log.Error("tamper guard: a memory Lease cannot be read; ignored", "lease", l.Name, "err", err)
+		return q, false
+	}
+	return q, m.o.Watch == "" || q.Namespace == m.o.Watch
+}
+
+// set remembers q as its memory Lease says, in memory only.
+func (m *memory) set(q contain.Quarantine) {
+	m.mu.Lock()
+	m.by[q.UID] = q
+	m.mu.Unlock()
 }
 
 func (m *memory) get(uid types.UID) (contain.Quarantine, bool) {
@@ -81,34 +91,17 @@ func (m *memory) all() []contain.Quarantine {
 	return out
 }
 
-// learn remembers q, durably first.
+// learn remembers q, durably first: a quarantine narrowed by kir contain
+// again.
 func (m *memory) learn(ctx context.Context, q contain.Quarantine) error {
-	b, err := json.Marshal(q)
+	apply, err := contain.MemoryApply(m.o.Namespace, m.o.Identity, q, m.o.Now())
 	if err != nil {
 		return err
 	}
-	now := metav1.NewMicroTime(m.o.Now())
-	l := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: MemoryName(q.UID), Namespace: m.o.Namespace,
-			Labels:      map[string]string{action.LabelManagedBy: action.ManagedByKir, LabelComponent: ComponentMemory},
-			Annotations: map[string]string{annotationMemory: string(b), action.AnnotationPod: q.Namespace + "/" + q.Name}},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: &m.o.Identity, AcquireTime: &now, RenewTime: &now},
+	if _, err := m.o.Kube.CoordinationV1().Leases(m.o.Namespace).Apply(ctx, apply, metav1.ApplyOptions{FieldManager: action.FieldManager, Force: true}); err != nil {
+		return fmt.Errorf("remembering the quarantine of pod %s/%s (Lease %s/%s): %w", q.Namespace, q.Name, m.o.Namespace, *apply.Name, err)
 	}
-	leases := m.o.Kube.CoordinationV1().Leases(m.o.Namespace)
-	_, err = leases.Create(ctx, l, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		var cur *coordinationv1.Lease
-		if cur, err = leases.Get(ctx, l.Name, metav1.GetOptions{}); err == nil {
-			cur.Labels, cur.Annotations, cur.Spec = l.Labels, l.Annotations, l.Spec
-			_, err = leases.Update(ctx, cur, metav1.UpdateOptions{})
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("remembering the quarantine of pod %s/%s (Lease %s/%s): %w", q.Namespace, q.Name, m.o.Namespace, l.Name, err)
-	}
-	m.mu.Lock()
-	m.by[q.UID] = q
-	m.mu.Unlock()
+	m.set(q)
 	return nil
 }
 

@@ -22,11 +22,11 @@ func ClusterRules() []rbacv1.PolicyRule {
 }
 
 // NamespaceRules are what the guard needs in kir's namespace: its Lease,
-// its memory and the release marks (kir serve's Role kir-serve-claims
-// grants them).
+// the memory it watches and the release marks (kir serve's Role
+// kir-serve-claims grants them).
 func NamespaceRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "create", "update", "delete"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,6 +41,8 @@ type guard struct {
 	// markState is, for a pod whose release is marked while its policy
 	// stands, the resourceVersions of pod and policy last acted on.
 	markState map[types.UID]string
+	// unknown are the kir quarantine policies without memory, logged.
+	unknown map[types.UID]bool
 	// fence is the last fence problem reported.
 	fence string
 	// marked are the pods with a release mark at the last resync: never
@@ -59,7 +62,7 @@ func newGuard(o Options) *guard {
 		mem: &memory{o: o, by: map[types.UID]contain.Quarantine{}},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[key](),
 			workqueue.TypedRateLimitingQueueConfig[key]{Name: "kir-tamper"}),
-		admitted: map[string]bool{}, markState: map[types.UID]string{},
+		admitted: map[string]bool{}, markState: map[types.UID]string{}, unknown: map[types.UID]bool{},
 	}
 }
 
@@ -127,11 +130,36 @@ func (g *guard) watch(ctx context.Context) (stop func()) {
 		UpdateFunc: func(_, obj any) { g.onPolicy(obj) },
 		DeleteFunc: g.onPolicy,
 	})
-	quarantined.Start(ctx.Done())
-	all.Start(ctx.Done())
-	quarantined.WaitForCacheSync(ctx.Done())
-	all.WaitForCacheSync(ctx.Done())
-	return func() { quarantined.Shutdown(); all.Shutdown() }
+	// The memory Leases, in kir's namespace: the guard learns a quarantine
+	// from them alone (see the package doc).
+	memories := informers.NewSharedInformerFactoryWithOptions(g.o.Kube, g.o.Resync, informers.WithNamespace(g.o.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelComponent + "=" + ComponentMemory }))
+	_, _ = memories.Coordination().V1().Leases().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    g.onMemory,
+		UpdateFunc: func(_, obj any) { g.onMemory(obj) },
+		// A deleted memory changes nothing while the guard runs: release
+		// deletes it after its mark (which the guard heeds), and the
+		// guard forgets a pod only by the mark or the pod's end.
+	})
+	for _, f := range []informers.SharedInformerFactory{quarantined, all, memories} {
+		f.Start(ctx.Done())
+	}
+	for _, f := range []informers.SharedInformerFactory{quarantined, all, memories} {
+		f.WaitForCacheSync(ctx.Done())
+	}
+	return func() { quarantined.Shutdown(); all.Shutdown(); memories.Shutdown() }
+}
+
+// onMemory learns the quarantine a memory Lease holds, and queues its pod.
+func (g *guard) onMemory(obj any) {
+	l, ok := obj.(*coordinationv1.Lease)
+	if !ok {
+		return
+	}
+	if q, ok := g.mem.read(l); ok {
+		g.mem.set(q)
+		g.queue.Add(key{q.Namespace, q.UID})
+	}
 }
 
 // resync queues every known quarantine and every kir policy, and checks
