@@ -399,7 +399,10 @@ func TestIsolateOverASquattedPolicyDeniesAll(t *testing.T) {
 	f := newFixture(t, 1)
 	target := f.Pods[0]
 	squat := &networkingv1.NetworkPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: action.PolicyName(action.QuarantineValue(target.UID)), Namespace: f.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: action.PolicyName(action.QuarantineValue(target.UID)), Namespace: f.Namespace,
+			// Kept by kir's apply, the node agent would keep the
+			// attacker's open sessions; a contained-by of its choosing.
+			Annotations: map[string]string{action.AnnotationSessions: action.SessionsKeep, action.AnnotationContainedBy: "nobody"}},
 		Spec: networkingv1.NetworkPolicySpec{
 			PodSelector: metav1.LabelSelector{},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
@@ -419,5 +422,11 @@ func TestIsolateOverASquattedPolicyDeniesAll(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]string{action.LabelQuarantine: action.QuarantineValue(target.UID)}, p.Spec.PodSelector.MatchLabels); diff != "" {
 		t.Errorf("podSelector (-want +got):\n%s", diff)
+	}
+	if v, ok := p.Annotations[action.AnnotationSessions]; ok {
+		t.Errorf("the squatter's %s: %q survived: the node agent would keep the attacker's sessions", action.AnnotationSessions, v)
+	}
+	if got := p.Annotations[action.AnnotationContainedBy]; got != f.env().Actor {
+		t.Errorf("contained-by %q, want kir's actor %q", got, f.env().Actor)
 	}
 }

@@ -191,15 +191,20 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 
 	record := iso.record(pod)
 	stored := pod // the object as the server holds it after this step
+	rememberFirst := false
 	if out.AlreadyContained {
 		// What an earlier containment recorded wins: containing again must
 		// not rewrite when, by whom or for which incident the pod was
 		// contained. The record is on the policy, kir's own object.
-		var same bool
-		if same, err = iso.keepRecord(ctx, pod, record, false); err != nil {
+		var (
+			same bool
+			old  *networkingv1.NetworkPolicy
+		)
+		if old, same, err = iso.keepRecord(ctx, pod, record, false); err != nil {
 			return out, nil, false, nil, fmt.Errorf("isolating pod %s: %w", id, err)
 		}
 		changed = !same
+		rememberFirst = iso.wider(old, pod, record)
 	} else {
 		// The label first, alone: the smallest write that makes the policy
 		// select the pod, so nothing the pod carries can make it too
@@ -218,16 +223,26 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 		changed = true
 	}
 
+	// The memory of the quarantine for kir serve's tamper guard, which
+	// leaves a policy tighter than its memory as it is: once the policy
+	// stands (a new containment: before, there would be nothing to guard
+	// yet, and the guard would write the policy too), but before a policy
+	// wider than the one in place (containing again with more allowed),
+	// lest the guard narrow it back.
+	if rememberFirst {
+		if w := remember(ctx, env, iso.j, iso.quarantine(pod, record, nil)); w != "" {
+			warnings = append(warnings, w)
+		}
+	}
 	policy := QuarantinePolicy(pod, iso.p.allow(), record)
 	err = iso.applyPolicy(ctx, pod, policy)
 	if err != nil {
-		return out, nil, changed, nil, fmt.Errorf("isolating pod %s: applying NetworkPolicy %s: %w", id, out.Policy, err)
+		return out, nil, changed, warnings, fmt.Errorf("isolating pod %s: applying NetworkPolicy %s: %w", id, out.Policy, err)
 	}
-
-	// The memory, once the policy stands: a guard that learned of the
-	// quarantine before would find nothing to guard yet.
-	if w := remember(ctx, env, iso.j, iso.quarantine(pod, record, nil)); w != "" {
-		warnings = append(warnings, w)
+	if !rememberFirst {
+		if w := remember(ctx, env, iso.j, iso.quarantine(pod, record, nil)); w != "" {
+			warnings = append(warnings, w)
+		}
 	}
 
 	podLabels = merged(pod.Labels, map[string]string{action.LabelQuarantine: value})
@@ -253,6 +268,19 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 		warnings = append(warnings, fmt.Sprintf("pod %s uses the host network: no NetworkPolicy isolates it; contain its node", id))
 	}
 	return out, podLabels, changed, warnings, nil
+}
+
+// wider reports whether the quarantine about to be written for pod
+// (labelled, with record) allows more than old, kir's policy in place.
+func (iso *isolator) wider(old *networkingv1.NetworkPolicy, pod *corev1.Pod, record map[string]string) bool {
+	if old == nil {
+		return false
+	}
+	was, _, err := ReadQuarantine(old)
+	if err != nil {
+		return false
+	}
+	return !was.Narrows(iso.quarantine(pod, record, nil), map[string]string{action.LabelQuarantine: action.QuarantineValue(pod.UID)})
 }
 
 // quarantine is the Quarantine the policy of pod holds: what the tamper

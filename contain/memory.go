@@ -79,14 +79,14 @@ func remember(ctx context.Context, env action.Env, j *action.WriteLog, q Quarant
 		return l, err
 	})
 	if err != nil {
-		return fmt.Sprintf("pod %s/%s is isolated, but kir serve's tamper guard will not restore it if it is lifted: writing its memory (Lease %s/%s: get, create and patch leases there, as the Role kir-responder grants): %v", q.Namespace, q.Name, ns, *apply.Name, err)
+		return fmt.Sprintf("pod %s/%s is isolated, but if kir serve runs in this cluster, its tamper guard will not restore it if it is lifted: writing its memory (Lease %s/%s: get, create, patch and delete leases there, as the Role kir-responder grants): %v", q.Namespace, q.Name, ns, *apply.Name, err)
 	}
 	return ""
 }
 
-// forgetMemory deletes the memory of pod, if there is one, once Release
-// removed its quarantine: a guard that started later would otherwise
-// restore it. It reads first (kir-contain may get Leases anywhere), so
+// forgetMemory deletes the memory of pod, if there is one, before Release
+// lifts the quarantine (after its mark): a guard that started later would
+// otherwise restore it. It reads first (kir-contain may get Leases anywhere), so
 // that a responder who may not write in kir's namespace still releases a
 // pod whose containment could not write its memory either.
 func forgetMemory(ctx context.Context, env action.Env, j *action.WriteLog, pod *corev1.Pod) error {

@@ -175,7 +175,7 @@ func TestIsolateWithoutTheMemoryWarns(t *testing.T) {
 	}
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "responder"}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "patch"}},
-		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "create", "patch"}},
+		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "create", "patch", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
 	}}
 	if _, err := c.RbacV1().Roles(f.Namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
@@ -183,6 +183,19 @@ func TestIsolateWithoutTheMemoryWarns(t *testing.T) {
 	}
 	if _, err := c.RbacV1().RoleBindings(f.Namespace).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "responder"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "responder"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "responder", Namespace: f.Namespace}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// kir-contain's cluster-wide read of Leases (the node agents'), here
+	// in kir's namespace only.
+	readLeases := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "read-leases"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get"}},
+	}}
+	if _, err := c.RbacV1().Roles(kirNS).Create(ctx, readLeases, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RbacV1().RoleBindings(kirNS).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "read-leases"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "read-leases"},
 		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "responder", Namespace: f.Namespace}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -220,4 +233,24 @@ func TestIsolateWithoutTheMemoryWarns(t *testing.T) {
 	if _, ok := memoryOf(t, kirNS, pod); ok {
 		t.Error("a memory was written without the right to")
 	}
+
+	// Another responder's containment wrote a memory: this one may not
+	// delete it, so it releases nothing (a guard started later would put
+	// the quarantine back from it).
+	admin := f.env()
+	admin.KirNamespace = kirNS
+	if _, err := contain.Isolate(ctx, admin, contain.IsolateParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(pod.Name)}); err != nil {
+		t.Fatal(err)
+	}
+	checkMemoryIsThePolicy(t, kirNS, pod)
+	_, err = contain.Release(ctx, env, contain.ReleaseParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(pod.Name)})
+	if err == nil || !strings.Contains(err.Error(), contain.MemoryLease(pod.UID)) {
+		t.Fatalf("release without the right to delete the memory: %v, want an error naming it", err)
+	}
+	if got := f.Pod(t, pod.Name); got.Labels[action.LabelQuarantine] == "" || len(selectingPolicies(t, got)) != 1 {
+		t.Errorf("a release that stopped lifted the quarantine: labels %v", got.Labels)
+	}
+	checkMemoryIsThePolicy(t, kirNS, pod)
+	// Whoever may (here, the admin) releases it.
+	release(t, admin, contain.ReleaseParams{Namespace: action.Namespace(f.Namespace), Name: action.PodName(pod.Name)})
 }

@@ -75,17 +75,17 @@ func (iso *isolator) record(pod *corev1.Pod) map[string]string {
 // keepRecord reads pod's quarantine policy, if it exists, and copies into
 // record what an earlier containment recorded there. same is true when the
 // policy exists and isolates the pod the way asked (fallback or not), so
-// that applying it again changes nothing.
-func (iso *isolator) keepRecord(ctx context.Context, pod *corev1.Pod, record map[string]string, fallback bool) (same bool, err error) {
+// that applying it again changes nothing; pol is the policy, if kir's.
+func (iso *isolator) keepRecord(ctx context.Context, pod *corev1.Pod, record map[string]string, fallback bool) (pol *networkingv1.NetworkPolicy, same bool, err error) {
 	name := action.PolicyName(action.QuarantineValue(pod.UID))
-	pol, err := iso.env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+	pol, err = iso.env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return false, nil
+		return nil, false, nil
 	case err != nil:
-		return false, fmt.Errorf("reading NetworkPolicy %s: %w", name, err)
+		return nil, false, fmt.Errorf("reading NetworkPolicy %s: %w", name, err)
 	case pol.Labels[action.LabelManagedBy] != action.ManagedByKir:
-		return false, nil // not kir's: its annotations are no record
+		return nil, false, nil // not kir's: its annotations are no record
 	}
 	for _, k := range recordKeys {
 		if v := pol.Annotations[k]; v != "" {
@@ -93,7 +93,7 @@ func (iso *isolator) keepRecord(ctx context.Context, pod *corev1.Pod, record map
 		}
 	}
 	_, isFallback := pol.Annotations[action.AnnotationFallback]
-	return isFallback == fallback, nil
+	return pol, isFallback == fallback, nil
 }
 
 // label applies pod's quarantine label, alone, under a field manager of its
@@ -117,9 +117,12 @@ func (iso *isolator) label(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, e
 
 // applyPolicy applies pod's quarantine policy (or its fallback). A policy
 // of that name someone else created first (the workload knows its own
-// UID, and so the name) keeps, through the apply, the rules kir's apply
-// does not set: its ingress rules. Such a policy's spec is then replaced
-// whole, on that object only, so that what kir stored is what kir says.
+// UID, and so the name) keeps, through the apply, what kir's apply does
+// not set: its ingress rules, and its own values under kir's record keys
+// (kir.dev/sessions: keep would have the node agent keep the attacker's
+// sessions open). Such a policy's spec is then replaced whole, and those
+// annotations set or removed, on that object only, so that what kir
+// stored is what kir says.
 func (iso *isolator) applyPolicy(ctx context.Context, pod *corev1.Pod, policy *networkingv1ac.NetworkPolicyApplyConfiguration) error {
 	defer iso.policySent()
 	var stored *networkingv1.NetworkPolicy
@@ -128,13 +131,17 @@ func (iso *isolator) applyPolicy(ctx context.Context, pod *corev1.Pod, policy *n
 		stored, err = iso.env.Kube.NetworkingV1().NetworkPolicies(pod.Namespace).Apply(ctx, policy, applyOpts(iso.env, action.FieldManagerQuarantinePolicy))
 		return stored, err
 	})
-	if err != nil || stored == nil || !squatted(stored.Spec, policy.Spec) {
+	if err != nil || stored == nil {
 		return err
 	}
-	patch, err := json.Marshal([]map[string]any{
-		{"op": "test", "path": "/metadata/uid", "value": stored.UID},
-		{"op": "replace", "path": "/spec", "value": policy.Spec},
-	})
+	ops := annotationOps(stored.Annotations, policy.Annotations)
+	if squatted(stored.Spec, policy.Spec) {
+		ops = append(ops, map[string]any{"op": "replace", "path": "/spec", "value": policy.Spec})
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	patch, err := json.Marshal(append([]map[string]any{{"op": "test", "path": "/metadata/uid", "value": stored.UID}}, ops...))
 	if err != nil {
 		return err
 	}
@@ -177,7 +184,7 @@ func (iso *isolator) fallback(ctx context.Context, pod *corev1.Pod, out PodOutco
 	if len(sel) == 0 {
 		return out, nil, false, nil, fmt.Errorf("isolating pod %s: its quarantine label was refused (%s), and it has no label of its own: a policy on its labels would cut off every pod of namespace %s, so none was applied", id, reason, pod.Namespace)
 	}
-	same, err := iso.keepRecord(ctx, pod, record, true)
+	_, same, err := iso.keepRecord(ctx, pod, record, true)
 	if err != nil {
 		return out, nil, false, nil, fmt.Errorf("isolating pod %s: its quarantine label was refused (%s); %w", id, reason, err)
 	}

@@ -123,6 +123,11 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 			return o, fmt.Errorf("releasing pod %s: %w", id, err)
 		}
 		if !has {
+			// Label and policy may both have been lifted while no guard
+			// ran: its memory would have the next guard put them back.
+			if err := forgetMemory(ctx, env, j, pod); err != nil {
+				return o, fmt.Errorf("releasing pod %s: %w", id, err)
+			}
 			o.NotContained = true
 			return o, nil
 		}
@@ -139,6 +144,13 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 	if err := markReleasing(ctx, env, j, pod); err != nil {
 		return o, fmt.Errorf("releasing pod %s: %w", id, err)
 	}
+	// Then the memory, before anything is lifted: a release that cannot
+	// delete it stops with nothing changed, rather than leave a memory
+	// from which a guard started later would put the quarantine back. A
+	// guard that runs already heeds the mark.
+	if err := forgetMemory(ctx, env, j, pod); err != nil {
+		return o, fmt.Errorf("releasing pod %s: %w", id, err)
+	}
 	// Policy first: once it is gone the pod talks again, whatever its labels.
 	o.Policy = action.PolicyName(value)
 	err := j.Do(action.Write{Verb: "delete", Kind: "NetworkPolicy", Namespace: pod.Namespace, Name: o.Policy}, func() (any, error) {
@@ -152,9 +164,6 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 		return o, fmt.Errorf("releasing pod %s: deleting NetworkPolicy %s: %w", id, o.Policy, err)
 	}
 	if !labelled && len(record) == 0 {
-		if err := forgetMemory(ctx, env, j, pod); err != nil {
-			return o, fmt.Errorf("releasing pod %s: %w", id, err)
-		}
 		return releaseDelete(ctx, env, j, p, pod, o)
 	}
 
@@ -186,9 +195,6 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 	})
 	if err != nil {
 		return o, fmt.Errorf("releasing pod %s: removing kir's label and annotations: %w", id, err)
-	}
-	if err := forgetMemory(ctx, env, j, pod); err != nil {
-		return o, fmt.Errorf("releasing pod %s: %w", id, err)
 	}
 
 	return releaseDelete(ctx, env, j, p, pod, o)

@@ -200,12 +200,20 @@ func (q Quarantine) Drift(pol *networkingv1.NetworkPolicy) []string {
 	return out
 }
 
-// Narrows reports whether n isolates the same pod at least as tightly as
-// q: the same selector, or the pod's label where q fell back, and no more
+// Narrows reports whether n isolates the same pod, whose labels are
+// podLabels, at least as tightly as q: the same selector, or the pod's
+// quarantine label where q fell back and the pod carries it; and no more
 // allowed. Containing a pod again may do that (a fallback narrowed once
-// its label lands); anything else that changes the policy is undone.
-func (q Quarantine) Narrows(n Quarantine) bool {
-	if n.UID != q.UID || (!n.Labelled() && !maps.Equal(n.Selector, q.Selector)) || (n.Allow.DNS && !q.Allow.DNS) {
+// its label lands); anything else that changes the policy is undone. A
+// quarantine label the pod does not carry selects nothing: never tighter.
+func (q Quarantine) Narrows(n Quarantine, podLabels map[string]string) bool {
+	if n.UID != q.UID || (n.Allow.DNS && !q.Allow.DNS) {
+		return false
+	}
+	switch {
+	case n.Labelled() && podLabels[action.LabelQuarantine] != n.Value():
+		return false
+	case !n.Labelled() && !maps.Equal(n.Selector, q.Selector):
 		return false
 	}
 	for _, c := range n.Allow.EgressCIDRs {
@@ -244,18 +252,21 @@ func RestorePolicy(ctx context.Context, kube kubernetes.Interface, q Quarantine,
 	return nil
 }
 
-// RestorePolicySpec replaces pol's spec with q's when it differs, on the
-// object pol only (its UID): a policy deleted meanwhile is not created
-// again (a NotFound error), which a release under way relies on.
+// RestorePolicySpec replaces pol's spec with q's when it differs, and
+// sets its record annotations to q's (another manager's value under one
+// of kir's keys survives kir's apply), on the object pol only (its UID):
+// a policy deleted meanwhile is not created again (a NotFound error),
+// which a release under way relies on.
 func RestorePolicySpec(ctx context.Context, kube kubernetes.Interface, q Quarantine, pol *networkingv1.NetworkPolicy) error {
 	want := q.Policy()
-	if apiequality.Semantic.DeepEqual(want.Spec, pol.Spec) {
+	ops := annotationOps(pol.Annotations, want.Annotations)
+	if !apiequality.Semantic.DeepEqual(want.Spec, pol.Spec) {
+		ops = append(ops, map[string]any{"op": "replace", "path": "/spec", "value": want.Spec})
+	}
+	if len(ops) == 0 {
 		return nil
 	}
-	patch, err := json.Marshal([]map[string]any{
-		{"op": "test", "path": "/metadata/uid", "value": pol.UID},
-		{"op": "replace", "path": "/spec", "value": want.Spec},
-	})
+	patch, err := json.Marshal(append([]map[string]any{{"op": "test", "path": "/metadata/uid", "value": pol.UID}}, ops...))
 	if err != nil {
 		return err
 	}
@@ -263,6 +274,28 @@ func RestorePolicySpec(ctx context.Context, kube kubernetes.Interface, q Quarant
 		return fmt.Errorf("replacing the spec of NetworkPolicy %s/%s: %w", q.Namespace, pol.Name, err)
 	}
 	return nil
+}
+
+// annotationOps are the JSON patch operations that make stored's
+// annotations under kir's record keys (restoredKeys) want's.
+func annotationOps(stored, want map[string]string) []map[string]any {
+	var ops []map[string]any
+	escape := strings.NewReplacer("~", "~0", "/", "~1")
+	for _, k := range restoredKeys {
+		v, ok := want[k]
+		cur, had := stored[k]
+		path := "/metadata/annotations/" + escape.Replace(k)
+		switch {
+		case ok && (!had || cur != v):
+			ops = append(ops, map[string]any{"op": "add", "path": path, "value": v})
+		case !ok && had:
+			ops = append(ops, map[string]any{"op": "remove", "path": path})
+		}
+	}
+	if len(ops) > 0 && stored == nil {
+		ops = append([]map[string]any{{"op": "add", "path": "/metadata/annotations", "value": map[string]string{}}}, ops...)
+	}
+	return ops
 }
 
 // RestoreLabel applies the pod's quarantine label again, alone, under
@@ -350,7 +383,7 @@ func markReleasing(ctx context.Context, env action.Env, j *action.WriteLog, pod 
 		return l, err
 	})
 	if err != nil {
-		return fmt.Errorf("marking the release in kir's namespace (Lease %s/%s: get, create and patch leases there, as the Role kir-responder grants), without which kir serve's tamper guard would restore the quarantine: %w", ns, name, err)
+		return fmt.Errorf("marking the release in kir's namespace (Lease %s/%s: get, create, patch and delete leases there, as the Role kir-responder grants), without which kir serve's tamper guard would restore the quarantine: %w", ns, name, err)
 	}
 	return nil
 }

@@ -66,13 +66,39 @@ func TestReadQuarantineAndDrift(t *testing.T) {
 			if all := strings.Join(q.Drift(p), "; "); (tc.drift == "") != (all == "") || !strings.Contains(all, tc.drift) {
 				t.Errorf("drift %q, want %q", all, tc.drift)
 			}
-			if n := q.Narrows(got); n != tc.narrower {
+			if n := q.Narrows(got, map[string]string{action.LabelQuarantine: q.Value()}); n != tc.narrower {
 				t.Errorf("Narrows(%+v) = %v, want %v", got.Allow, n, tc.narrower)
 			}
 			if d := q.Drift(got.Policy()); len(problems) == 0 && tc.drift == "" && len(d) > 0 {
 				t.Errorf("the read-back writes a different policy: %v", d)
 			}
 		})
+	}
+}
+
+// TestNarrowsNeedsThePodSelected: a policy on the pod's quarantine label
+// is tighter than a fallback only while the pod carries that label (an
+// attacker may move a fallback's selector to a label the pod cannot have,
+// which selects nothing).
+func TestNarrowsNeedsThePodSelected(t *testing.T) {
+	t.Parallel()
+	own := map[string]string{"app": "web"}
+	fallback := contain.Quarantine{Namespace: "shop", Name: "web-1", UID: "0b5f8a1e-1111-2222-3333-444455556666", Selector: own}
+	labelled := fallback
+	labelled.Selector = nil
+	if !fallback.Narrows(labelled, map[string]string{"app": "web", action.LabelQuarantine: labelled.Value()}) {
+		t.Error("the pod's own label, once it carries it, is not tighter than its fallback")
+	}
+	if fallback.Narrows(labelled, own) {
+		t.Error("a quarantine label the pod does not carry counts as tighter than its fallback")
+	}
+	if labelled.Narrows(labelled, own) {
+		t.Error("a quarantine label the pod does not carry counts as tight")
+	}
+	other := fallback
+	other.Selector = map[string]string{"app": "elsewhere"}
+	if fallback.Narrows(other, own) {
+		t.Error("another fallback selector counts as tighter")
 	}
 }
 

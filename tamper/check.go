@@ -42,21 +42,22 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 		g.checkAdmitting(ctx, q, pod)
 		return 0, nil
 	}
-	pol, err := g.policy(ctx, k)
-	if err != nil {
-		return 0, err
-	}
 	q, known := g.mem.get(k.uid)
 	if !known {
 		// A policy labelled as kir's and named after a pod, with no memory
 		// of kir's: anyone who may create policies in that namespace could
 		// have written it, and guarding it would label and isolate a pod
 		// kir never contained. Its memory, once its containment writes
-		// it, queues the pod again.
-		if pol != nil {
+		// it, queues the pod again. Read from the cache: a forger's
+		// policies cost no request.
+		if pol, err := g.policies.NetworkPolicies(k.ns).Get(action.PolicyName(action.QuarantineValue(k.uid))); err == nil {
 			g.unremembered(pol)
 		}
 		return 0, nil
+	}
+	pol, err := g.policy(ctx, k)
+	if err != nil {
+		return 0, err
 	}
 	pod, err := g.o.Kube.CoreV1().Pods(q.Namespace).Get(ctx, q.Name, metav1.GetOptions{})
 	// The label-selected watch says "deleted" for a removed label too:
@@ -104,7 +105,7 @@ func (g *guard) unremembered(pol *networkingv1.NetworkPolicy) {
 	g.unknown[pol.UID] = true
 	g.mu.Unlock()
 	if !seen {
-		g.o.Log.Info("tamper guard: a NetworkPolicy labelled as kir's quarantine has no memory of kir's in its namespace; not guarded",
+		g.o.Log.Info("tamper guard: a NetworkPolicy labelled as kir's quarantine has no memory in kir's namespace (no kir contain wrote one): not guarded",
 			"namespace", pol.Namespace, "policy", pol.Name, "memory", g.o.Namespace+"/"+MemoryName(typesUID(strings.TrimPrefix(pol.Name, action.PolicyName("")))))
 	}
 }
@@ -113,7 +114,7 @@ func (g *guard) unremembered(pol *networkingv1.NetworkPolicy) {
 // re-open it.
 func (g *guard) restore(ctx context.Context, q contain.Quarantine, pod *corev1.Pod, pol *networkingv1.NetworkPolicy) {
 	g.checkLabel(ctx, q, pod)
-	g.checkPolicy(ctx, q, pol)
+	g.checkPolicy(ctx, q, pod, pol)
 	g.checkAdmitting(ctx, q, pod)
 }
 
@@ -293,9 +294,13 @@ func (g *guard) checkLabel(ctx context.Context, q contain.Quarantine, pod *corev
 	g.announce(ctx, f)
 }
 
-// checkPolicy restores kir's policy when it was deleted or changed; a
-// change that only narrows it (kir contain again) is learned instead.
-func (g *guard) checkPolicy(ctx context.Context, q contain.Quarantine, pol *networkingv1.NetworkPolicy) {
+// checkPolicy restores kir's policy when it was deleted or changed. A
+// policy that isolates the pod at least as tightly as the memory says
+// (kir contain again, which writes a narrower policy before its memory
+// and a wider memory before its policy) is left as it is: nothing was
+// lifted. The guard learns nothing from it: only kir contain writes the
+// memory.
+func (g *guard) checkPolicy(ctx context.Context, q contain.Quarantine, pod *corev1.Pod, pol *networkingv1.NetworkPolicy) {
 	if pol == nil {
 		g.restorePolicy(ctx, q, nil, PolicyDeleted, "was deleted")
 		return
@@ -304,11 +309,8 @@ func (g *guard) checkPolicy(ctx context.Context, q contain.Quarantine, pol *netw
 	if len(drift) == 0 {
 		return
 	}
-	if n, problems, err := contain.ReadQuarantine(pol); err == nil && len(problems) == 0 && q.Narrows(n) && sameRecord(q, n) {
-		if err := g.mem.learn(ctx, n); err == nil {
-			g.o.Log.Info("tamper guard: kir's policy was narrowed; guarding it as it is", "namespace", q.Namespace, "pod", q.Name, "policy", pol.Name)
-			return
-		}
+	if n, problems, err := contain.ReadQuarantine(pol); err == nil && len(problems) == 0 && q.Narrows(n, pod.Labels) && sameRecord(q, n) {
+		return
 	}
 	g.restorePolicy(ctx, q, pol, PolicyChanged, strings.Join(drift, "; "))
 }

@@ -35,8 +35,9 @@
 // responder's laptop): neither knows every quarantine. A kir that may not
 // write the memory (a responder without the Role kir-responder) still
 // isolates the pod, and warns that the guard will not restore it. The
-// guard writes the memory itself only when a containment again narrowed
-// the policy.
+// guard never writes a memory: a policy that isolates the pod at least as
+// tightly as its memory (kir contain again, between its two writes) is
+// left as it is, and one that does not is restored.
 
 // Release. kir release writes a mark in kir's namespace
 // (contain.ReleasingLease) before it removes anything, wherever a guard

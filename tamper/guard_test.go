@@ -257,3 +257,42 @@ func TestGuardReleasedWhileDown(t *testing.T) {
 		t.Errorf("findings about a released pod: %+v", got)
 	}
 }
+
+// TestGuardKeepsAWiderContainAgain: a responder contains the pod again
+// with more allowed (a CIDR); the guard, which remembered the narrower
+// quarantine, neither narrows the policy back nor reports a change, and
+// the memory is what contain wrote.
+func TestGuardKeepsAWiderContainAgain(t *testing.T) {
+	t.Parallel()
+	kir := cluster.NewFixture(t, "tamper-kir", 0)
+	app := cluster.NewFixture(t, "tamper-app", 1)
+	pod := app.Pods[0]
+	f := &findings{}
+	startGuard(t, kir.Namespace, app.Namespace, "guard", f)
+	isolate(t, kir.Namespace, pod)
+	waitGuarded(t, kir.Namespace, pod)
+	time.Sleep(time.Second) // the guard has seen the first quarantine
+	wider := contain.IsolateParams{Namespace: action.Namespace(pod.Namespace), Name: action.PodName(pod.Name), AllowDNS: true, AllowEgressCIDRs: []string{"10.0.0.0/8"}}
+	if _, err := contain.Isolate(t.Context(), env(kir.Namespace), wider); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // a resync (2 s)
+	p, err := policyOf(t.Context(), pod)
+	if err != nil || p == nil {
+		t.Fatalf("kir's policy: %v", err)
+	}
+	q, problems, err := contain.ReadQuarantine(p)
+	if err != nil || len(problems) > 0 || len(q.Allow.EgressCIDRs) != 1 {
+		t.Errorf("the policy after containing again allows %+v (%v %v), want the CIDR", q.Allow, err, problems)
+	}
+	l, err := cluster.Client.CoordinationV1().Leases(kir.Namespace).Get(t.Context(), tamper.MemoryName(pod.UID), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := contain.ReadMemory(l.Name, l.Annotations); err != nil || len(m.Allow.EgressCIDRs) != 1 {
+		t.Errorf("the memory after containing again: %+v (%v), want the CIDR", m.Allow, err)
+	}
+	if got := f.about(pod.UID); len(got) > 0 {
+		t.Errorf("findings about a pod a responder contained again: %+v", got)
+	}
+}

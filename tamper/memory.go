@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"kir.dev/kir/action"
 	"kir.dev/kir/contain"
 )
 
@@ -89,20 +88,6 @@ func (m *memory) all() []contain.Quarantine {
 		out = append(out, q)
 	}
 	return out
-}
-
-// learn remembers q, durably first: a quarantine narrowed by kir contain
-// again.
-func (m *memory) learn(ctx context.Context, q contain.Quarantine) error {
-	apply, err := contain.MemoryApply(m.o.Namespace, m.o.Identity, q, m.o.Now())
-	if err != nil {
-		return err
-	}
-	if _, err := m.o.Kube.CoordinationV1().Leases(m.o.Namespace).Apply(ctx, apply, metav1.ApplyOptions{FieldManager: action.FieldManager, Force: true}); err != nil {
-		return fmt.Errorf("remembering the quarantine of pod %s/%s (Lease %s/%s): %w", q.Namespace, q.Name, m.o.Namespace, *apply.Name, err)
-	}
-	m.set(q)
-	return nil
 }
 
 // forget drops the quarantine of uid (released, or its pod deleted).
