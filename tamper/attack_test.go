@@ -3,6 +3,7 @@ package tamper_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -270,8 +271,9 @@ func weakGuardClient(t *testing.T, kirNS, app string) kubernetes.Interface {
 // NetworkPolicies in its namespace, and so one labelled as kir's and
 // named after a neighbour pod, exactly as kir would write it. The guard
 // learns quarantines only from kir's memory in kir's namespace, so it
-// neither labels nor isolates the neighbour, nor reports on it, while it
-// still restores a real quarantine in the same namespace.
+// neither labels nor isolates the neighbour, while it still restores a
+// real quarantine in the same namespace; it reports the forgery once,
+// with no incident (the forger wrote the record).
 func TestGuardIgnoresAForgedQuarantinePolicy(t *testing.T) {
 	t.Parallel()
 	kir := cluster.NewFixture(t, "tamper-kir", 0)
@@ -305,8 +307,15 @@ func TestGuardIgnoresAForgedQuarantinePolicy(t *testing.T) {
 	if ok, err := labelled(t.Context(), neighbour); err != nil || ok {
 		t.Fatalf("the guard labelled the neighbour its attacker named (%v): it is cut off", err)
 	}
-	if got := f.about(neighbour.UID); len(got) > 0 {
-		t.Errorf("findings about the neighbour: %+v", got)
+	got := f.about(neighbour.UID)
+	if len(got) != 1 || got[0].Kind != tamper.PolicyUnremembered || got[0].Restored || got[0].Incident != "" || !strings.Contains(got[0].Manager, attackerManager) {
+		t.Errorf("findings about the neighbour: %+v, want one %s, its writer's manager, no incident", got, tamper.PolicyUnremembered)
+	}
+	if n := podEvents(t, neighbour, "QuarantineTampered"); n != 1 {
+		t.Errorf("%d QuarantineTampered Events on the neighbour, want 1", n)
+	}
+	if got := f.of(tamper.PolicyUnremembered, pod.UID); len(got) > 0 {
+		t.Errorf("the real quarantine, remembered, reported as unremembered: %+v", got)
 	}
 	if _, err := cluster.Client.CoordinationV1().Leases(kir.Namespace).Get(t.Context(), tamper.MemoryName(neighbour.UID), metav1.GetOptions{}); err == nil {
 		t.Error("the guard remembered the forged quarantine")

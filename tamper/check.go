@@ -51,7 +51,7 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 		// it, queues the pod again. Read from the cache: a forger's
 		// policies cost no request.
 		if pol, err := g.policies.NetworkPolicies(k.ns).Get(action.PolicyName(action.QuarantineValue(k.uid))); err == nil {
-			g.unremembered(pol)
+			return g.unremembered(ctx, pol), nil
 		}
 		return 0, nil
 	}
@@ -87,27 +87,47 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 	return 0, nil
 }
 
-// maxUnremembered bounds the policies unremembered logs once each.
+// maxUnremembered bounds the policies unremembered keeps track of.
 const maxUnremembered = 1024
 
-// unremembered logs, once per policy, a kir quarantine policy the guard
-// has no memory of: a forgery, or a containment whose memory is not
-// written yet or could not be (its kir said so in a warning).
-func (g *guard) unremembered(pol *networkingv1.NetworkPolicy) {
-	if _, _, err := contain.ReadQuarantine(pol); err != nil {
-		return // kir-labelled, but no quarantine policy of a pod
+// unremembered reports, once, a kir quarantine policy that has stood for
+// Options.Unremembered with no memory: a forgery, or a containment that
+// could not write its memory. Until then it asks to be checked again. The
+// finding names the pod the policy names, and no incident: the policy's
+// record is whoever wrote it.
+func (g *guard) unremembered(ctx context.Context, pol *networkingv1.NetworkPolicy) (again time.Duration) {
+	q, _, err := contain.ReadQuarantine(pol)
+	if err != nil {
+		return 0 // kir-labelled, but no quarantine policy of a pod
 	}
+	now := g.o.Now()
 	g.mu.Lock()
 	if len(g.unknown) >= maxUnremembered {
 		clear(g.unknown)
 	}
-	seen := g.unknown[pol.UID]
-	g.unknown[pol.UID] = true
-	g.mu.Unlock()
+	u, seen := g.unknown[pol.UID]
 	if !seen {
-		g.o.Log.Info("tamper guard: a NetworkPolicy labelled as kir's quarantine has no memory in kir's namespace (no kir contain wrote one): not guarded",
-			"namespace", pol.Namespace, "policy", pol.Name, "memory", g.o.Namespace+"/"+MemoryName(typesUID(strings.TrimPrefix(pol.Name, action.PolicyName("")))))
+		u = unknownPolicy{first: now}
+		g.unknown[pol.UID] = u
 	}
+	wait := u.first.Add(g.o.Unremembered).Sub(now)
+	report := !u.reported && wait <= 0
+	if report {
+		u.reported = true
+		g.unknown[pol.UID] = u
+	}
+	g.mu.Unlock()
+	switch {
+	case report:
+		f := Finding{Kind: PolicyUnremembered, Namespace: q.Namespace, Pod: q.Name, UID: string(q.UID),
+			Object: "NetworkPolicy " + pol.Namespace + "/" + pol.Name, Manager: manager(pol.ManagedFields),
+			What: fmt.Sprintf("is labelled as kir's quarantine, and kir's namespace holds no memory of it (Lease %s/%s) %s after the guard first saw it", g.o.Namespace, MemoryName(q.UID), g.o.Unremembered)}
+		g.announce(ctx, f)
+		return 0
+	case wait > 0:
+		return wait
+	}
+	return 0
 }
 
 // restore writes back what was lifted of q, and reports the policies that

@@ -28,8 +28,9 @@
 // holding the contain.Quarantine (the pod, its allow-list, kir's record),
 // which kir contain writes once the pod's policy stands (contain.MemoryLease)
 // and kir release deletes last. The pod's namespace is the attacker's,
-// kir's is not. A kir quarantine policy without memory is logged and left
-// alone. The response records (package record) hold only what serve
+// kir's is not. A kir quarantine policy still without memory
+// Options.Unremembered after the guard first saw it is reported once
+// (PolicyUnremembered) and left alone. The response records (package record) hold only what serve
 // itself ran, without the pod's UID or allow-list, and the evidence
 // journals live on the disk of whichever machine contained the pod (a
 // responder's laptop): neither knows every quarantine. A kir that may not

@@ -32,10 +32,16 @@ const (
 	// FenceChanged: kir's admission policies are missing or changed
 	// (Options.Fence).
 	FenceChanged Kind = "fence-changed"
+	// PolicyUnremembered: a policy labelled as kir's quarantine of a pod
+	// has stood for Options.Unremembered with no memory in kir's
+	// namespace: a forgery (anyone who may create policies there can
+	// write one), or a containment that could not write its memory (its
+	// kir warned). Reported, not guarded, not changed.
+	PolicyUnremembered Kind = "policy-unremembered"
 )
 
 // Kinds lists every Kind.
-var Kinds = []Kind{LabelRemoved, LabelChanged, PolicyDeleted, PolicyChanged, PolicyAdmits, FenceChanged}
+var Kinds = []Kind{LabelRemoved, LabelChanged, PolicyDeleted, PolicyChanged, PolicyAdmits, FenceChanged, PolicyUnremembered}
 
 // Finding is one thing the guard found, and what it did about it.
 type Finding struct {
@@ -64,7 +70,10 @@ type Finding struct {
 func (f Finding) Line() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s %s", f.Kind, f.Object, f.What)
-	if f.Namespace != "" {
+	switch {
+	case f.Kind == PolicyUnremembered:
+		fmt.Fprintf(&b, " (it names pod %s/%s)", f.Namespace, f.Pod)
+	case f.Namespace != "":
 		fmt.Fprintf(&b, " (quarantined pod %s/%s, incident %s)", f.Namespace, f.Pod, f.Incident)
 	}
 	fmt.Fprintf(&b, "; %s", f.Manager)
@@ -75,6 +84,8 @@ func (f Finding) Line() string {
 		b.WriteString("; kir restored it")
 	case f.Kind == PolicyAdmits:
 		b.WriteString("; not deleted: it is not kir's; remove it or release the pod")
+	case f.Kind == PolicyUnremembered:
+		b.WriteString("; not guarded and not changed: if kir contained that pod, contain it again with leave to write in kir's namespace; otherwise find who wrote it")
 	}
 	return b.String()
 }

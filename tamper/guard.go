@@ -26,6 +26,10 @@ const (
 	DefaultLeaseDuration = 15 * time.Second
 	DefaultRenewDeadline = 10 * time.Second
 	DefaultRetryPeriod   = 2 * time.Second
+	// DefaultUnremembered is how long a kir quarantine policy may stand
+	// without its memory before the guard reports it: kir contain writes
+	// the memory right after the policy.
+	DefaultUnremembered = 10 * time.Second
 )
 
 // Options configure Run.
@@ -43,6 +47,10 @@ type Options struct {
 	// Resync is how often everything is checked again, whatever the
 	// watches said (0: DefaultResync).
 	Resync time.Duration
+	// Unremembered is how long a policy labelled as kir's quarantine may
+	// stand without its memory before it is reported (0:
+	// DefaultUnremembered).
+	Unremembered time.Duration
 	// LeaseDuration, RenewDeadline and RetryPeriod are the leader
 	// election's (0: the defaults above).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
@@ -68,6 +76,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Resync <= 0 {
 		o.Resync = DefaultResync
+	}
+	if o.Unremembered <= 0 {
+		o.Unremembered = DefaultUnremembered
 	}
 	if o.LeaseDuration <= 0 {
 		o.LeaseDuration = DefaultLeaseDuration

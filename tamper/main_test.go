@@ -85,7 +85,7 @@ func startGuard(t *testing.T, kirNS, watch, identity string, f *findings) (stop 
 	done := make(chan error, 1)
 	go func() {
 		done <- tamper.Run(ctx, tamper.Options{
-			Kube: cluster.Client, Namespace: kirNS, Watch: watch, Identity: identity, Resync: 2 * time.Second,
+			Kube: cluster.Client, Namespace: kirNS, Watch: watch, Identity: identity, Resync: 2 * time.Second, Unremembered: 2 * time.Second,
 			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond,
 			Report: f.add, Log: slog.New(slog.NewTextHandler(testLog(), nil)).With("guard", identity),
 		})

@@ -41,13 +41,20 @@ type guard struct {
 	// markState is, for a pod whose release is marked while its policy
 	// stands, the resourceVersions of pod and policy last acted on.
 	markState map[types.UID]string
-	// unknown are the kir quarantine policies without memory, logged.
-	unknown map[types.UID]bool
+	// unknown are the kir quarantine policies without memory, by policy
+	// UID: when first seen, and whether reported.
+	unknown map[types.UID]unknownPolicy
 	// fence is the last fence problem reported.
 	fence string
 	// marked are the pods with a release mark at the last resync: never
 	// taken as intact from the caches alone.
 	marked map[types.UID]bool
+}
+
+// unknownPolicy is a kir quarantine policy the guard has no memory of.
+type unknownPolicy struct {
+	first    time.Time
+	reported bool
 }
 
 // key names one quarantined pod: its namespace and UID.
@@ -59,10 +66,10 @@ type key struct {
 func newGuard(o Options) *guard {
 	return &guard{
 		o:   o,
-		mem: &memory{o: o, by: map[types.UID]contain.Quarantine{}},
+		mem: &memory{o: o, by: map[types.UID]remembered{}},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[key](),
 			workqueue.TypedRateLimitingQueueConfig[key]{Name: "kir-tamper"}),
-		admitted: map[string]bool{}, markState: map[types.UID]string{}, unknown: map[types.UID]bool{},
+		admitted: map[string]bool{}, markState: map[types.UID]string{}, unknown: map[types.UID]unknownPolicy{},
 	}
 }
 
@@ -157,7 +164,7 @@ func (g *guard) onMemory(obj any) {
 		return
 	}
 	if q, ok := g.mem.read(l); ok {
-		g.mem.set(q)
+		g.mem.set(q, l)
 		g.queue.Add(key{q.Namespace, q.UID})
 	}
 }
