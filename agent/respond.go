@@ -110,6 +110,7 @@ func (a *Agent) confirmAndCut(ctx context.Context, pod *corev1.Pod, pol *network
 	}
 	if r.State != StateNotEnforced {
 		a.publish(ctx, pod, r) // kir waits for this much; the cut follows
+		pol = a.current(ctx, pol)
 		r.Cut = a.cut(ctx, pod, ns, pol.Annotations[action.AnnotationSessions] == action.SessionsKeep)
 	}
 	return t, true
@@ -128,7 +129,7 @@ type volatileTaken struct {
 func (a *Agent) takeVolatile(ctx context.Context, pod *corev1.Pod, pol *networkingv1.NetworkPolicy, ns podNS) volatileTaken {
 	var v volatileTaken
 	v.t, v.rec = a.captureVolatile(ctx, pod, ns)
-	if freezeAsked(pol) {
+	if freezeAsked(a.current(ctx, pol)) {
 		v.frozen = a.freeze(ctx, pod)
 	}
 	return v
@@ -195,6 +196,22 @@ func (a *Agent) policy(ctx context.Context, pod *corev1.Pod) (*networkingv1.Netw
 		return true, nil
 	})
 	return pol, err
+}
+
+// current reads pol again, for the decisions that rest on kir's record
+// on it (cut the sessions, freeze): the agent first read it as soon as
+// the label appeared, and a policy someone created first under kir's name
+// carries their annotations until kir's own apply and patch land, right
+// after. The first read stands if this one fails or finds another object.
+func (a *Agent) current(ctx context.Context, pol *networkingv1.NetworkPolicy) *networkingv1.NetworkPolicy {
+	if pol == nil {
+		return nil
+	}
+	got, err := a.cfg.Kube.NetworkingV1().NetworkPolicies(pol.Namespace).Get(ctx, pol.Name, metav1.GetOptions{})
+	if err != nil || got.UID != pol.UID || got.Labels[action.LabelManagedBy] != action.ManagedByKir {
+		return pol
+	}
+	return got
 }
 
 // confirmRounds is how many rounds in a row must see the pod blocked

@@ -89,7 +89,10 @@ func remember(ctx context.Context, env action.Env, j *action.WriteLog, q Quarant
 // otherwise restore it. It reads first (kir-contain may get Leases anywhere), so
 // that a responder who may not write in kir's namespace still releases a
 // pod whose containment could not write its memory either.
-func forgetMemory(ctx context.Context, env action.Env, j *action.WriteLog, pod *corev1.Pod) error {
+//
+// first, when there is a memory, runs before it is deleted (the release
+// mark, where Release has not written it yet).
+func forgetMemory(ctx context.Context, env action.Env, j *action.WriteLog, pod *corev1.Pod, first func() error) error {
 	ns, name := env.KirNamespace, MemoryLease(pod.UID)
 	_, err := env.Kube.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
 	switch {
@@ -97,6 +100,11 @@ func forgetMemory(ctx context.Context, env action.Env, j *action.WriteLog, pod *
 		return nil
 	case err != nil:
 		return fmt.Errorf("reading the memory of its quarantine in kir's namespace (Lease %s/%s): %w", ns, name, err)
+	}
+	if first != nil {
+		if err := first(); err != nil {
+			return err
+		}
 	}
 	err = j.Do(action.Write{Verb: "delete", Kind: "Lease", Namespace: ns, Name: name}, func() (any, error) {
 		err := env.Kube.CoordinationV1().Leases(ns).Delete(ctx, name, metav1.DeleteOptions{DryRun: env.DryRun.Opts()})

@@ -124,8 +124,9 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 		}
 		if !has {
 			// Label and policy may both have been lifted while no guard
-			// ran: its memory would have the next guard put them back.
-			if err := forgetMemory(ctx, env, j, pod); err != nil {
+			// ran: its memory would have the next guard put them back, and
+			// a guard that runs would, but for the mark.
+			if err := forgetMemory(ctx, env, j, pod, func() error { return markReleasing(ctx, env, j, pod) }); err != nil {
 				return o, fmt.Errorf("releasing pod %s: %w", id, err)
 			}
 			o.NotContained = true
@@ -148,7 +149,7 @@ func releasePod(ctx context.Context, env action.Env, j *action.WriteLog, p Relea
 	// delete it stops with nothing changed, rather than leave a memory
 	// from which a guard started later would put the quarantine back. A
 	// guard that runs already heeds the mark.
-	if err := forgetMemory(ctx, env, j, pod); err != nil {
+	if err := forgetMemory(ctx, env, j, pod, nil); err != nil {
 		return o, fmt.Errorf("releasing pod %s: %w", id, err)
 	}
 	// Policy first: once it is gone the pod talks again, whatever its labels.

@@ -184,14 +184,21 @@ func (q Quarantine) Drift(pol *networkingv1.NetworkPolicy) []string {
 		got, _ := json.Marshal(pol.Spec)
 		out = append(out, "its spec changed: "+truncate(string(got), 512))
 	}
-	for k, v := range want.Labels {
-		if pol.Labels[k] != v {
-			out = append(out, fmt.Sprintf("label %s is %q, not %q", k, pol.Labels[k], v))
-		}
-	}
 	for _, k := range restoredKeys {
 		if pol.Annotations[k] != want.Annotations[k] {
 			out = append(out, fmt.Sprintf("annotation %s is %q, not %q", k, truncate(pol.Annotations[k], 128), want.Annotations[k]))
+		}
+	}
+	return append(out, q.MetaDrift(pol)...)
+}
+
+// MetaDrift says how pol's labels and owner reference differ from those
+// Isolate writes for q.
+func (q Quarantine) MetaDrift(pol *networkingv1.NetworkPolicy) []string {
+	var out []string
+	for k, v := range q.Policy().Labels {
+		if pol.Labels[k] != v {
+			out = append(out, fmt.Sprintf("label %s is %q, not %q", k, pol.Labels[k], v))
 		}
 	}
 	if !slices.ContainsFunc(pol.OwnerReferences, func(o metav1.OwnerReference) bool { return o.UID == q.UID && o.Kind == "Pod" }) {
@@ -202,12 +209,14 @@ func (q Quarantine) Drift(pol *networkingv1.NetworkPolicy) []string {
 
 // Narrows reports whether n isolates the same pod, whose labels are
 // podLabels, at least as tightly as q: the same selector, or the pod's
-// quarantine label where q fell back and the pod carries it; and no more
-// allowed. Containing a pod again may do that (a fallback narrowed once
-// its label lands); anything else that changes the policy is undone. A
-// quarantine label the pod does not carry selects nothing: never tighter.
+// quarantine label where q fell back and the pod carries it; no more
+// allowed; and the same record, but that n may cut sessions q keeps and
+// freeze what q does not. Containing a pod again may do that (a fallback
+// narrowed once its label lands); anything else that changes the policy
+// is undone. A quarantine label the pod does not carry selects nothing:
+// never tighter.
 func (q Quarantine) Narrows(n Quarantine, podLabels map[string]string) bool {
-	if n.UID != q.UID || (n.Allow.DNS && !q.Allow.DNS) {
+	if n.UID != q.UID || (n.Allow.DNS && !q.Allow.DNS) || !recordNarrows(q, n) {
 		return false
 	}
 	switch {
@@ -274,6 +283,25 @@ func RestorePolicySpec(ctx context.Context, kube kubernetes.Interface, q Quarant
 		return fmt.Errorf("replacing the spec of NetworkPolicy %s/%s: %w", q.Namespace, pol.Name, err)
 	}
 	return nil
+}
+
+// recordNarrows reports whether n's record is q's, but that n may cut the
+// sessions q keeps and freeze what q does not (a fallback's reason
+// aside).
+func recordNarrows(q, n Quarantine) bool {
+	a, b := maps.Clone(q.Record), maps.Clone(n.Record)
+	for _, m := range []map[string]string{a, b} {
+		delete(m, action.AnnotationFallback)
+	}
+	if a[action.AnnotationSessions] == action.SessionsKeep {
+		delete(a, action.AnnotationSessions)
+		delete(b, action.AnnotationSessions)
+	}
+	if b[action.AnnotationFreeze] == action.FreezeYes {
+		delete(a, action.AnnotationFreeze)
+		delete(b, action.AnnotationFreeze)
+	}
+	return maps.Equal(a, b)
 }
 
 // annotationOps are the JSON patch operations that make stored's

@@ -46,7 +46,11 @@ func TestReadQuarantineAndDrift(t *testing.T) {
 		},
 			problem: "policy types", drift: "spec changed", narrower: true},
 		{name: "sessions kept, forged", change: func(p *networkingv1.NetworkPolicy) { p.Annotations[action.AnnotationSessions] = action.SessionsKeep },
-			drift: "annotation kir.dev/sessions", narrower: true},
+			drift: "annotation kir.dev/sessions"},
+		{name: "frozen", change: func(p *networkingv1.NetworkPolicy) { p.Annotations[action.AnnotationFreeze] = action.FreezeYes },
+			drift: "annotation kir.dev/freeze", narrower: true},
+		{name: "another incident", change: func(p *networkingv1.NetworkPolicy) { p.Annotations[action.AnnotationIncident] = "inc-2" },
+			drift: "annotation kir.dev/incident"},
 		{name: "owner reference gone", change: func(p *networkingv1.NetworkPolicy) { p.OwnerReferences = nil }, drift: "owner reference", narrower: true},
 	}
 	for _, tc := range tests {

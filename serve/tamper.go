@@ -113,6 +113,10 @@ func (s *server) tampered(ctx context.Context, f tamper.Finding) {
 // left out since (the log line and the metric count every one).
 const tamperEvery = 10 * time.Second
 
+// maxTamperKeys is how many pods and kinds tamperLimiter remembers before
+// it forgets those quiet for tamperEvery.
+const maxTamperKeys = 4096
+
 // tamperLimiter lets one finding per pod and kind through per
 // tamperEvery, and counts the others.
 type tamperLimiter struct {
@@ -130,6 +134,16 @@ func (l *tamperLimiter) allow(f tamper.Finding, now time.Time) (int, bool) {
 		l.last, l.held = map[string]time.Time{}, map[string]int{}
 	}
 	key := f.UID + "/" + string(f.Kind)
+	if len(l.last) >= maxTamperKeys {
+		// Pods named in forged policies need not exist: forget the
+		// quiet ones rather than grow without bound.
+		for k, t := range l.last {
+			if now.Sub(t) >= tamperEvery && l.held[k] == 0 {
+				delete(l.last, k)
+				delete(l.held, k)
+			}
+		}
+	}
 	if last, ok := l.last[key]; ok && now.Sub(last) < tamperEvery {
 		l.held[key]++
 		return 0, false

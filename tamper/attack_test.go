@@ -2,6 +2,7 @@ package tamper_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -302,6 +303,13 @@ func TestGuardIgnoresAForgedQuarantinePolicy(t *testing.T) {
 	}
 	removeLabel(t, kc, pod)
 	t.Logf("the real quarantine restored in %s", waitContained(t, pod, orig, reaction))
+	// The forgery is reported once it stood for Options.Unremembered.
+	err = kubetest.Eventually(t.Context(), 3*unremembered, func(context.Context) (bool, error) {
+		return len(f.of(tamper.PolicyUnremembered, neighbour.UID)) > 0, nil
+	})
+	if err != nil {
+		t.Errorf("the forged policy was not reported: %v", err)
+	}
 	time.Sleep(3 * time.Second) // and a resync (2 s), which checks every kir-labelled policy again
 
 	if ok, err := labelled(t.Context(), neighbour); err != nil || ok {
@@ -320,4 +328,99 @@ func TestGuardIgnoresAForgedQuarantinePolicy(t *testing.T) {
 	if _, err := cluster.Client.CoordinationV1().Leases(kir.Namespace).Get(t.Context(), tamper.MemoryName(neighbour.UID), metav1.GetOptions{}); err == nil {
 		t.Error("the guard remembered the forged quarantine")
 	}
+}
+
+// TestGuardIgnoresAPolicyNamedAfterAPodOfAnotherNamespace: the quarantined
+// pod's label says its UID; an attacker who may write policies in another
+// namespace names one after it there, and deletes it, in a loop. Those are
+// not the pod's quarantine: no finding about it, and its policy is
+// untouched. Not parallel: its guard watches the whole cluster, as kir
+// serve's does, and would report the other tests' quarantines.
+func TestGuardIgnoresAPolicyNamedAfterAPodOfAnotherNamespace(t *testing.T) {
+	kir := cluster.NewFixture(t, "tamper-kir", 0)
+	app := cluster.NewFixture(t, "tamper-app", 1)
+	other := cluster.NewFixture(t, "tamper-other", 0)
+	pod := app.Pods[0]
+	f := &findings{}
+	defer startGuard(t, kir.Namespace, "", "guard", f)()
+	isolate(t, kir.Namespace, pod)
+	waitGuarded(t, kir.Namespace, pod)
+	orig, err := policyOf(t.Context(), pod)
+	if err != nil || orig == nil {
+		t.Fatalf("kir's policy: %v", err)
+	}
+	kc := attacker(t, other.Namespace)
+	for range 3 {
+		forged := orig.DeepCopy()
+		forged.ObjectMeta = metav1.ObjectMeta{Name: orig.Name, Labels: orig.Labels, Annotations: orig.Annotations}
+		if _, err := kc.NetworkingV1().NetworkPolicies(other.Namespace).Create(t.Context(), forged, metav1.CreateOptions{FieldManager: attackerManager}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if err := kc.NetworkingV1().NetworkPolicies(other.Namespace).Delete(t.Context(), orig.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // a resync
+	for _, x := range f.about(pod.UID) {
+		if x.Kind != tamper.PolicyUnremembered {
+			t.Errorf("finding about the quarantined pod from policies in another namespace: %+v", x)
+		}
+	}
+	if n := podEvents(t, pod, "QuarantineTampered"); n != 0 {
+		t.Errorf("%d QuarantineTampered Events on the quarantined pod", n)
+	}
+	now, err := policyOf(t.Context(), pod)
+	if err != nil || now == nil || now.ResourceVersion != orig.ResourceVersion {
+		t.Errorf("the pod's own policy was rewritten (%v)", err)
+	}
+}
+
+// TestGuardRestoresThePolicysLabelsAndOwner: stripping kir's policy of
+// its labels but kir's and of its owner reference leaves it as tight, but
+// the node agent finds kir's policies by those labels, and the owner
+// reference takes the policy with the pod: both are put back.
+func TestGuardRestoresThePolicysLabelsAndOwner(t *testing.T) {
+	t.Parallel()
+	kir := cluster.NewFixture(t, "tamper-kir", 0)
+	app := cluster.NewFixture(t, "tamper-app", 1)
+	pod := app.Pods[0]
+	isolate(t, kir.Namespace, pod)
+	orig, err := policyOf(t.Context(), pod)
+	if err != nil || orig == nil {
+		t.Fatalf("kir's policy: %v", err)
+	}
+	f := &findings{}
+	startGuard(t, kir.Namespace, app.Namespace, "guard", f)
+	waitGuarded(t, kir.Namespace, pod)
+	kc := attacker(t, app.Namespace)
+	var strip []map[string]any
+	for k := range orig.Labels {
+		if k != action.LabelManagedBy {
+			strip = append(strip, map[string]any{"op": "remove", "path": "/metadata/labels/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(k)})
+		}
+	}
+	strip = append(strip, map[string]any{"op": "remove", "path": "/metadata/ownerReferences"})
+	patch, err := json.Marshal(strip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.NetworkingV1().NetworkPolicies(pod.Namespace).Patch(t.Context(), orig.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: attackerManager}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = kubetest.Eventually(t.Context(), reaction, func(ctx context.Context) (bool, error) {
+		p, err := policyOf(ctx, pod)
+		if err != nil || p == nil {
+			return false, err
+		}
+		q, _, err := contain.ReadQuarantine(p)
+		return err == nil && len(q.MetaDrift(p)) == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("the policy's labels and owner reference were not restored within %s: %v", reaction, err)
+	}
+	t.Logf("labels and owner reference restored in %s", time.Since(start))
+	expectFinding(t, f, tamper.PolicyChanged, pod.UID, "unauthenticated")
 }

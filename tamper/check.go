@@ -43,13 +43,15 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 		return 0, nil
 	}
 	q, known := g.mem.get(k.uid)
-	if !known {
+	if !known || q.Namespace != k.ns {
 		// A policy labelled as kir's and named after a pod, with no memory
 		// of kir's: anyone who may create policies in that namespace could
 		// have written it, and guarding it would label and isolate a pod
 		// kir never contained. Its memory, once its containment writes
-		// it, queues the pod again. Read from the cache: a forger's
-		// policies cost no request.
+		// it, queues the pod again. Likewise a policy named after a
+		// quarantined pod in another namespace than the pod's (the pod's
+		// label says its UID): it is not the pod's quarantine. Read from
+		// the cache: a forger's policies cost no request.
 		if pol, err := g.policies.NetworkPolicies(k.ns).Get(action.PolicyName(action.QuarantineValue(k.uid))); err == nil {
 			return g.unremembered(ctx, pol), nil
 		}
@@ -87,8 +89,12 @@ func (g *guard) check(ctx context.Context, k key) (again time.Duration, err erro
 	return 0, nil
 }
 
-// maxUnremembered bounds the policies unremembered keeps track of.
-const maxUnremembered = 1024
+// maxUnremembered bounds the policies and namespaces unremembered keeps
+// track of; unrememberedEvery is how often it reports one per namespace.
+const (
+	maxUnremembered   = 1024
+	unrememberedEvery = time.Minute
+)
 
 // unremembered reports, once, a kir quarantine policy that has stood for
 // Options.Unremembered with no memory: a forgery, or a containment that
@@ -112,11 +118,27 @@ func (g *guard) unremembered(ctx context.Context, pol *networkingv1.NetworkPolic
 	}
 	wait := u.first.Add(g.o.Unremembered).Sub(now)
 	report := !u.reported && wait <= 0
+	quiet := false
 	if report {
 		u.reported = true
 		g.unknown[pol.UID] = u
+		// One report per namespace every unrememberedEvery: a forger
+		// recreating policies under new names or UIDs makes no more.
+		if last, ok := g.unknownNS[pol.Namespace]; ok && now.Sub(last) < unrememberedEvery {
+			quiet = true
+		} else {
+			if len(g.unknownNS) >= maxUnremembered {
+				clear(g.unknownNS)
+			}
+			g.unknownNS[pol.Namespace] = now
+		}
 	}
 	g.mu.Unlock()
+	if quiet {
+		g.o.Log.Info("tamper guard: another NetworkPolicy labelled as kir's quarantine without memory in the same namespace; reported once a minute",
+			"namespace", pol.Namespace, "policy", pol.Name)
+		return 0
+	}
 	switch {
 	case report:
 		f := Finding{Kind: PolicyUnremembered, Namespace: q.Namespace, Pod: q.Name, UID: string(q.UID),
@@ -329,18 +351,13 @@ func (g *guard) checkPolicy(ctx context.Context, q contain.Quarantine, pod *core
 	if len(drift) == 0 {
 		return
 	}
-	if n, problems, err := contain.ReadQuarantine(pol); err == nil && len(problems) == 0 && q.Narrows(n, pod.Labels) && sameRecord(q, n) {
+	// Tighter, and still kir's by its labels and owner: the node agent
+	// finds kir's policies by those labels, and the owner reference takes
+	// the policy with the pod.
+	if n, problems, err := contain.ReadQuarantine(pol); err == nil && len(problems) == 0 && q.Narrows(n, pod.Labels) && len(q.MetaDrift(pol)) == 0 {
 		return
 	}
 	g.restorePolicy(ctx, q, pol, PolicyChanged, strings.Join(drift, "; "))
-}
-
-// sameRecord: n keeps q's record (a fallback's reason aside).
-func sameRecord(q, n contain.Quarantine) bool {
-	a, b := maps.Clone(q.Record), maps.Clone(n.Record)
-	delete(a, action.AnnotationFallback)
-	delete(b, action.AnnotationFallback)
-	return maps.Equal(a, b)
 }
 
 func (g *guard) restorePolicy(ctx context.Context, q contain.Quarantine, pol *networkingv1.NetworkPolicy, kind Kind, what string) {

@@ -259,9 +259,9 @@ func TestGuardReleasedWhileDown(t *testing.T) {
 }
 
 // TestGuardKeepsAWiderContainAgain: a responder contains the pod again
-// with more allowed (a CIDR); the guard, which remembered the narrower
-// quarantine, neither narrows the policy back nor reports a change, and
-// the memory is what contain wrote.
+// with more allowed (a CIDR), then keeping its sessions, then not; the
+// guard, which remembered the narrower quarantine, neither puts the
+// policy back nor reports a change, and the memory is what contain wrote.
 func TestGuardKeepsAWiderContainAgain(t *testing.T) {
 	t.Parallel()
 	kir := cluster.NewFixture(t, "tamper-kir", 0)
@@ -291,6 +291,17 @@ func TestGuardKeepsAWiderContainAgain(t *testing.T) {
 	}
 	if m, err := contain.ReadMemory(l.Name, l.Annotations); err != nil || len(m.Allow.EgressCIDRs) != 1 {
 		t.Errorf("the memory after containing again: %+v (%v), want the CIDR", m.Allow, err)
+	}
+	for _, keep := range []bool{true, false, true, false} {
+		again := wider
+		again.KeepSessions = keep
+		if _, err := contain.Isolate(t.Context(), env(kir.Namespace), again); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(3 * time.Second)
+	if p, err := policyOf(t.Context(), pod); err != nil || p == nil || p.Annotations[action.AnnotationSessions] != "" {
+		t.Errorf("contained again without keeping sessions, the policy says %v (%v)", p.Annotations, err)
 	}
 	if got := f.about(pod.UID); len(got) > 0 {
 		t.Errorf("findings about a pod a responder contained again: %+v", got)

@@ -44,6 +44,8 @@ type guard struct {
 	// unknown are the kir quarantine policies without memory, by policy
 	// UID: when first seen, and whether reported.
 	unknown map[types.UID]unknownPolicy
+	// unknownNS are when such a policy was last reported, by namespace.
+	unknownNS map[string]time.Time
 	// fence is the last fence problem reported.
 	fence string
 	// marked are the pods with a release mark at the last resync: never
@@ -69,7 +71,7 @@ func newGuard(o Options) *guard {
 		mem: &memory{o: o, by: map[types.UID]remembered{}},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[key](),
 			workqueue.TypedRateLimitingQueueConfig[key]{Name: "kir-tamper"}),
-		admitted: map[string]bool{}, markState: map[types.UID]string{}, unknown: map[types.UID]unknownPolicy{},
+		admitted: map[string]bool{}, markState: map[types.UID]string{}, unknown: map[types.UID]unknownPolicy{}, unknownNS: map[string]time.Time{},
 	}
 }
 
