@@ -34,10 +34,7 @@ import (
 // end is not undone.
 func TestGuardRestoresLabelWhileReleaseMarked(t *testing.T) {
 	t.Parallel()
-	kir := cluster.NewFixture(t, "tamper-kir", 0)
-	app := cluster.NewFixture(t, "tamper-app", 1)
-	pod := app.Pods[0]
-	isolate(t, kir.Namespace, pod)
+	kir, app, pod := quarantined(t)
 	orig, err := policyOf(t.Context(), pod)
 	if err != nil || orig == nil {
 		t.Fatalf("kir's policy: %v", err)
@@ -82,10 +79,7 @@ func TestGuardRestoresLabelWhileReleaseMarked(t *testing.T) {
 // would flood them all), and again when it allows more.
 func TestGuardReportsAdmittingPolicyOnce(t *testing.T) {
 	t.Parallel()
-	kir := cluster.NewFixture(t, "tamper-kir", 0)
-	app := cluster.NewFixture(t, "tamper-app", 1)
-	pod := app.Pods[0]
-	isolate(t, kir.Namespace, pod)
+	kir, app, pod := quarantined(t)
 	f := &findings{}
 	startGuard(t, kir.Namespace, app.Namespace, "guard", f)
 	waitGuarded(t, kir.Namespace, pod)
@@ -186,10 +180,7 @@ func TestGuardReportsLabelThatOpensPod(t *testing.T) {
 // pod and policy, not every second.
 func TestGuardAnnouncesAFailedRestoreOnce(t *testing.T) {
 	t.Parallel()
-	kir := cluster.NewFixture(t, "tamper-kir", 0)
-	app := cluster.NewFixture(t, "tamper-app", 1)
-	pod := app.Pods[0]
-	isolate(t, kir.Namespace, pod)
+	kir, app, pod := quarantined(t)
 	weak := weakGuardClient(t, kir.Namespace, app.Namespace)
 	f := &findings{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -383,10 +374,7 @@ func TestGuardIgnoresAPolicyNamedAfterAPodOfAnotherNamespace(t *testing.T) {
 // reference takes the policy with the pod: both are put back.
 func TestGuardRestoresThePolicysLabelsAndOwner(t *testing.T) {
 	t.Parallel()
-	kir := cluster.NewFixture(t, "tamper-kir", 0)
-	app := cluster.NewFixture(t, "tamper-app", 1)
-	pod := app.Pods[0]
-	isolate(t, kir.Namespace, pod)
+	kir, app, pod := quarantined(t)
 	orig, err := policyOf(t.Context(), pod)
 	if err != nil || orig == nil {
 		t.Fatalf("kir's policy: %v", err)

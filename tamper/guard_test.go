@@ -133,10 +133,7 @@ func expectFinding(t *testing.T, f *findings, kind tamper.Kind, uid types.UID, m
 // is gone.
 func TestGuardStandsDownForRelease(t *testing.T) {
 	t.Parallel()
-	kir := cluster.NewFixture(t, "tamper-kir", 0)
-	app := cluster.NewFixture(t, "tamper-app", 1)
-	pod := app.Pods[0]
-	isolate(t, kir.Namespace, pod)
+	kir, app, pod := quarantined(t)
 	f := &findings{}
 	startGuard(t, kir.Namespace, app.Namespace, "guard", f)
 	waitGuarded(t, kir.Namespace, pod)
@@ -225,10 +222,7 @@ func TestGuardRemembers(t *testing.T) {
 // release marked it, since a guard had run there.
 func TestGuardReleasedWhileDown(t *testing.T) {
 	t.Parallel()
-	kir := cluster.NewFixture(t, "tamper-kir", 0)
-	app := cluster.NewFixture(t, "tamper-app", 1)
-	pod := app.Pods[0]
-	isolate(t, kir.Namespace, pod)
+	kir, app, pod := quarantined(t)
 	f := &findings{}
 	stop := startGuard(t, kir.Namespace, app.Namespace, "before", f)
 	waitGuarded(t, kir.Namespace, pod)

@@ -108,6 +108,18 @@ func startGuard(t *testing.T, kirNS, watch, identity string, f *findings) (stop 
 	return stop
 }
 
+// quarantined makes a test's world: a namespace standing for kir's, an
+// app's namespace with one pod, and that pod isolated as a responder
+// would.
+func quarantined(t *testing.T) (kir, app *kubetest.Fixture, pod corev1.Pod) {
+	t.Helper()
+	kir = cluster.NewFixture(t, "tamper-kir", 0)
+	app = cluster.NewFixture(t, "tamper-app", 1)
+	pod = app.Pods[0]
+	isolate(t, kir.Namespace, pod)
+	return kir, app, pod
+}
+
 // isolate contains pod as a responder would, kir's namespace kirNS.
 func isolate(t *testing.T, kirNS string, pod corev1.Pod) {
 	t.Helper()
