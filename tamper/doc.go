@@ -24,21 +24,24 @@
 // nothing in the pod's namespace that says the pod was quarantined, and
 // anyone who may create NetworkPolicies there can create one labelled as
 // kir's and named after a neighbour pod. So the guard learns a quarantine
-// only from its memory in kir's namespace: a Lease kir-tamper-<pod UID>
-// holding the contain.Quarantine (the pod, its allow-list, kir's record),
-// which kir contain writes once the pod's policy stands (contain.MemoryLease)
-// and kir release deletes last. The pod's namespace is the attacker's,
-// kir's is not. A kir quarantine policy still without memory
-// Options.Unremembered after the guard first saw it is reported once
-// (PolicyUnremembered) and left alone. The response records (package record) hold only what serve
-// itself ran, without the pod's UID or allow-list, and the evidence
-// journals live on the disk of whichever machine contained the pod (a
-// responder's laptop): neither knows every quarantine. A kir that may not
-// write the memory (a responder without the Role kir-responder) still
-// isolates the pod, and warns that the guard will not restore it. The
-// guard never writes a memory: a policy that isolates the pod at least as
-// tightly as its memory (kir contain again, between its two writes) is
-// left as it is, and one that does not is restored.
+// only from its memory in kir's namespace, where the pod's owner cannot
+// write: a Lease kir-tamper-<pod UID> (contain.MemoryLease) holding the
+// contain.Quarantine (the pod, its allow-list, kir's record). kir contain
+// writes it once the pod's policy stands (before a wider policy, when it
+// contains the pod again), and kir release deletes it right after its
+// mark, before it lifts anything. A kir quarantine policy still without
+// memory Options.Unremembered after the guard first saw it, or standing in
+// another namespace than its pod's, is reported (PolicyUnremembered, once
+// per namespace a minute) and left alone. A kir that may not write the
+// memory (a responder without the Role kir-responder) still isolates the
+// pod, and warns that the guard will not restore it. The guard never
+// writes a memory: a policy that isolates the pod at least as tightly as
+// its memory (kir contain again, between its two writes) and is still
+// labelled and owned as kir's is left as it is; any other is restored.
+// The response records (package record) hold only what serve itself ran,
+// without the pod's UID or allow-list, and the evidence journals live on
+// the disk of whichever machine contained the pod (a responder's laptop):
+// neither knows every quarantine.
 
 // Release. kir release writes a mark in kir's namespace
 // (contain.ReleasingLease) before it removes anything, wherever a guard
