@@ -227,8 +227,9 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 	// leaves a policy tighter than its memory as it is: once the policy
 	// stands (a new containment: before, there would be nothing to guard
 	// yet, and the guard would write the policy too), but before a policy
-	// wider than the one in place (containing again with more allowed),
-	// lest the guard narrow it back.
+	// that is not tighter than the one in place (containing again with
+	// more allowed, or keeping sessions), lest the guard put the old one
+	// back.
 	if rememberFirst {
 		if w := remember(ctx, env, iso.j, iso.quarantine(pod, record, nil)); w != "" {
 			warnings = append(warnings, w)
@@ -271,7 +272,8 @@ func (iso *isolator) pod(ctx context.Context, pod *corev1.Pod) (out PodOutcome, 
 }
 
 // wider reports whether the quarantine about to be written for pod
-// (labelled, with record) allows more than old, kir's policy in place.
+// (labelled, with record) is not at least as tight as old, kir's policy
+// in place: more allowed, sessions kept, no freeze, another record.
 func (iso *isolator) wider(old *networkingv1.NetworkPolicy, pod *corev1.Pod, record map[string]string) bool {
 	if old == nil {
 		return false
